@@ -1,0 +1,285 @@
+"""The ``ordersync`` command line. Errors print one clear line and exit non-zero; no stack traces."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ordersync import __version__
+from ordersync.config import Settings, load_settings
+from ordersync.domain.errors import ConfigError, NotFound, OrdersyncError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="ordersync: the B2B order hub.")
+dlq = typer.Typer(no_args_is_help=True, help="Inspect and replay dead letters.")
+app.add_typer(dlq, name="dlq")
+console = Console(stderr=True)
+out = Console()
+
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data directory (default ./.ordersync).")]
+Store = Annotated[str | None, typer.Option("--store", help="Store URL, e.g. postgresql://host/db.")]
+ConfigFile = Annotated[Path | None, typer.Option("--config", help="Config file (TOML).")]
+
+
+def _settings(data_dir: Path | None, store: str | None, config: Path | None) -> Settings:
+    return load_settings(config_file=config, data_dir=data_dir, store=store)
+
+
+def _hub(data_dir: Path | None, store: str | None, config: Path | None):  # type: ignore[no-untyped-def]
+    from ordersync.bootstrap import build_hub
+
+    return build_hub(_settings(data_dir, store, config))
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+@app.command()
+def version() -> None:
+    """Print the ordersync version and the canonical schema versions it speaks."""
+    from ordersync.canonical.export import VERSIONS
+
+    out.print(f"ordersync {__version__} (canonical model v{', v'.join(map(str, VERSIONS))})")
+
+
+@app.command()
+def init(data_dir: DataDir = None, store: Store = None, config: ConfigFile = None) -> None:
+    """Create the store, or upgrade it to the newest schema."""
+    from ordersync.store.db import Database
+
+    settings = _settings(data_dir, store, config)
+    db = Database(settings.store_url)
+    before = db.current_revision()
+    after = db.migrate()
+    where = db.engine.url.render_as_string(hide_password=True)
+    if before == after:
+        console.print(f"store {where} is up to date (revision {after})")
+    else:
+        console.print(f"store {where} upgraded from {before or 'empty'} to revision {after}")
+    db.dispose()
+
+
+@app.command()
+def worker(
+    data_dir: DataDir = None,
+    store: Store = None,
+    config: ConfigFile = None,
+    drain: Annotated[bool, typer.Option("--drain", help="Process what is due, then exit.")] = False,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
+) -> None:
+    """Run the outbox relay and every consumer until stopped (Ctrl-C or SIGTERM)."""
+    _setup_logging(verbose)
+    hub = _hub(data_dir, store, config)
+    if drain:
+        done = hub.worker.drain()
+        console.print(f"drained: {done} deliveries and publications; {hub.dead_letters.count()} dead letters")
+        return
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    run_worker_with_status(hub, stop)
+
+
+def run_worker_with_status(hub: Any, stop: threading.Event, label: str = "worker") -> None:
+    """Run the worker, printing a status line every few seconds while it has work."""
+    last = [time.monotonic(), 0]
+
+    def on_round(_n: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 5 and hub.worker.processed != last[1]:
+            console.print(
+                f"{label}: {hub.worker.processed} deliveries handled, "
+                f"outbox backlog {hub.relay.backlog()}, queued {hub.transport.pending()}, "
+                f"dead letters {hub.dead_letters.count()}"
+            )
+            last[0], last[1] = now, hub.worker.processed
+
+    console.print(f"{label}: running on {hub.db!r}; Ctrl-C stops")
+    hub.worker.recover(sole_worker=hub.db.is_sqlite)
+    hub.worker.run_forever(stop, on_round)
+    console.print(f"{label}: stopped after {hub.worker.processed} deliveries")
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    def handler(_signum: int, _frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+# -- dead letters -----------------------------------------------------------------------------------
+
+_DURATION = re.compile(r"^(\d+)([smhd])$")
+
+
+def parse_when(value: str | None, now: dt.datetime | None = None) -> dt.datetime | None:
+    """ISO 8601 time, or a duration ago like ``30m``, ``2h``, ``7d``."""
+    if value is None:
+        return None
+    now = now or dt.datetime.now(dt.UTC)
+    m = _DURATION.match(value.strip())
+    if m:
+        unit = {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+        return now - dt.timedelta(seconds=int(m.group(1)) * unit)
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{value!r}: use ISO 8601 (2026-11-27T10:00) or a duration like 2h") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def _filter(ids: list[str] | None, consumer: str | None, type_: str | None, reason: str | None,
+            error: str | None, order: str | None, since: str | None, until: str | None,
+            status: str) -> Any:
+    from ordersync.messaging.deadletters import DeadLetterFilter
+
+    return DeadLetterFilter(
+        status=None if status == "any" else status, consumer=consumer, type=type_, reason=reason,
+        error=error, correlation_id=order, since=parse_when(since), until=parse_when(until),
+        ids=tuple(ids or ()),
+    )
+
+
+Consumer = Annotated[str | None, typer.Option("--consumer", help="Only this consumer.")]
+TypeOpt = Annotated[str | None, typer.Option("--type", help="Only this message type.")]
+Reason = Annotated[str | None, typer.Option("--reason", help="malformed, unknown_type, schema_violation, "
+                                                             "exhausted, rejected, not_retryable")]
+ErrorOpt = Annotated[str | None, typer.Option("--error", help="Error text contains this.")]
+OrderOpt = Annotated[str | None, typer.Option("--order", help="Only letters about this order id.")]
+Since = Annotated[str | None, typer.Option("--since", help="Dead since (ISO time or 30m, 2h, 7d ago).")]
+Until = Annotated[str | None, typer.Option("--until", help="Dead before (ISO time or duration ago).")]
+Status = Annotated[str, typer.Option("--status", help="dead, replayed or any.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+@dlq.command("list")
+def dlq_list(
+    data_dir: DataDir = None, store: Store = None, config: ConfigFile = None,
+    consumer: Consumer = None, type_: TypeOpt = None, reason: Reason = None, error: ErrorOpt = None,
+    order: OrderOpt = None, since: Since = None, until: Until = None, status: Status = "dead",
+    limit: Annotated[int, typer.Option("--limit")] = 50, as_json: AsJson = False,
+) -> None:
+    """List dead letters, newest first."""
+    hub = _hub(data_dir, store, config)
+    flt = _filter(None, consumer, type_, reason, error, order, since, until, status)
+    letters = hub.dead_letters.list(flt, limit=limit)
+    total = hub.dead_letters.count(flt)
+    if as_json:
+        out.print_json(json.dumps([_letter_json(x, body=False) for x in letters], default=str))
+        return
+    if not letters:
+        console.print("no dead letters match")
+        return
+    table = Table(title=f"dead letters ({len(letters)} of {total})")
+    for col in ("id", "dead at", "consumer", "type", "order", "reason", "attempts", "error"):
+        table.add_column(col, overflow="fold")
+    for x in letters:
+        table.add_row(x.id, x.dead_at.strftime("%Y-%m-%d %H:%M:%S"), x.consumer, x.type or "?",
+                      x.correlation_id or "", x.reason, str(x.attempts), x.error[:80])
+    out.print(table)
+
+
+@dlq.command("show")
+def dlq_show(letter_id: str, data_dir: DataDir = None, store: Store = None, config: ConfigFile = None,
+             as_json: AsJson = False) -> None:
+    """Show one dead letter: error, attempt history and the message as received."""
+    hub = _hub(data_dir, store, config)
+    letter = hub.dead_letters.get(letter_id)
+    if as_json:
+        out.print_json(json.dumps(_letter_json(letter, body=True), default=str))
+        return
+    out.print(f"[bold]{letter.id}[/bold]  {letter.status}  consumer {letter.consumer}")
+    out.print(f"type {letter.type}  message {letter.message_id}  order {letter.correlation_id}")
+    out.print(f"reason {letter.reason}: {letter.error}")
+    out.print(f"dead at {letter.dead_at.isoformat()} after {letter.attempts} attempt(s); "
+              f"replayed {letter.replay_count} time(s)")
+    for h in letter.history:
+        out.print(f"  attempt {h.get('attempt')} at {h.get('at')}: {h.get('error')}  [{h.get('where', '')}]")
+    out.print("message:")
+    try:
+        out.print_json(letter.body)
+    except Exception:
+        out.print(repr(letter.body))
+
+
+@dlq.command("replay")
+def dlq_replay(
+    ids: Annotated[list[str] | None, typer.Argument(help="Dead letter ids; or use filters / --all.")] = None,
+    data_dir: DataDir = None, store: Store = None, config: ConfigFile = None,
+    consumer: Consumer = None, type_: TypeOpt = None, reason: Reason = None, error: ErrorOpt = None,
+    order: OrderOpt = None, since: Since = None, until: Until = None,
+    all_: Annotated[bool, typer.Option("--all", help="Replay every dead letter matching the filters.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would run; change nothing.")] = False,
+    as_json: AsJson = False,
+) -> None:
+    """Put dead letters back on their consumer's queue (one by one by id, or in bulk by filter)."""
+    if not ids and not all_ and not any((consumer, type_, reason, error, order, since, until)):
+        raise typer.BadParameter("name dead letter ids, give a filter, or pass --all")
+    hub = _hub(data_dir, store, config)
+    flt = _filter(ids, consumer, type_, reason, error, order, since, until, "dead")
+    if ids:
+        for letter_id in ids:
+            hub.dead_letters.get(letter_id)  # NotFound -> clear message
+    report = hub.dead_letters.replay(flt, dry_run=dry_run)
+    if as_json:
+        out.print_json(json.dumps({"dry_run": dry_run, "count": report.count,
+                                   "items": [vars(i) for i in report.items]}))
+        return
+    verb = "would replay" if dry_run else "replayed"
+    for item in report.items:
+        out.print(f"{verb} {item.id}  {item.consumer}  {item.type}  order {item.correlation_id}: {item.outlook}")
+    console.print(f"{verb} {report.count} dead letter(s)" + ("; nothing was changed" if dry_run else
+                  "; run `ordersync worker` (or the demo) to process them"))
+
+
+def _letter_json(letter: Any, body: bool) -> dict[str, Any]:
+    data = {k: v for k, v in vars(letter).items() if body or k != "body"}
+    return data
+
+
+@app.command()
+def demo(
+    data_dir: DataDir = None,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
+) -> None:
+    """Run the hub on the embedded default (SQLite store, in-process bus) until Ctrl-C."""
+    _setup_logging(verbose)
+    hub = _hub(data_dir, None, None)
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    run_worker_with_status(hub, stop, label="demo")
+
+
+def main() -> None:
+    try:
+        app()
+    except ConfigError as exc:
+        console.print(f"[red]configuration error:[/red] {exc}")
+        raise SystemExit(2) from None
+    except NotFound as exc:
+        console.print(f"[red]not found:[/red] {exc}")
+        raise SystemExit(1) from None
+    except OrdersyncError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""The outbox relay: publishes committed outbox rows, in order, through the transport.
+
+The outbox is the log of record. A row is marked published only after the transport took it; if the
+process dies in between, the row is published again and the consumers' inboxes absorb the duplicate.
+With the embedded transport both steps share one transaction, so even that duplicate cannot happen.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, Select, func, select, text, update
+
+from ordersync.domain.clock import Clock
+from ordersync.messaging.transport import OutboxMessage, Transport
+from ordersync.store.db import Database
+from ordersync.store.schema import outbox
+
+
+class Relay:
+    def __init__(self, db: Database, transport: Transport, clock: Clock, *, batch_size: int = 1000) -> None:
+        self.db = db
+        self.transport = transport
+        self.clock = clock
+        self.batch_size = batch_size
+
+    def pump(self) -> int:
+        """Publish one batch of unpublished rows; returns how many were published."""
+        with self.db.read() as conn:  # cheap check first: an idle relay never takes the write lock
+            if conn.execute(self._unpublished().limit(1)).first() is None:
+                return 0
+        if self.transport.publishes_in_transaction:
+            with self.db.write() as conn:
+                messages = self._load(conn)
+                if messages:
+                    self.transport.publish(messages, conn)
+                    self._mark(conn, messages)
+            return len(messages)
+        with self.db.read() as conn:
+            messages = self._load(conn)
+        if messages:
+            self.transport.publish(messages, None)
+            with self.db.write() as conn:
+                self._mark(conn, messages)
+        return len(messages)
+
+    def backlog(self) -> int:
+        with self.db.read() as conn:
+            return int(
+                conn.execute(select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None)))
+                .scalar_one()
+            )
+
+    def _unpublished(self) -> Select[tuple[int]]:
+        return select(outbox.c.seq).where(outbox.c.published_at.is_(None)).order_by(outbox.c.seq)
+
+    def _load(self, conn: Connection) -> list[OutboxMessage]:
+        query = (
+            select(outbox.c.seq, outbox.c.message_id, outbox.c.type, outbox.c.correlation_id, outbox.c.body)
+            .where(outbox.c.published_at.is_(None))
+            .order_by(outbox.c.seq)
+            .limit(self.batch_size)
+        )
+        if conn.dialect.name == "postgresql":
+            # One relay at a time per store: publishing stays in outbox order across worker processes.
+            conn.execute(text("SELECT pg_advisory_xact_lock(7243001)"))
+        return [OutboxMessage(*row) for row in conn.execute(query)]
+
+    def _mark(self, conn: Connection, messages: list[OutboxMessage]) -> None:
+        conn.execute(
+            update(outbox)
+            .where(outbox.c.seq.in_([m.seq for m in messages]))
+            .values(published_at=self.clock.now())
+        )

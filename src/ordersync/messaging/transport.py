@@ -1,0 +1,86 @@
+"""The transport port: how published messages travel from the outbox relay to consumers.
+
+Two implementations are planned: :mod:`ordersync.messaging.sqlqueue` (embedded, in-process, on the
+store) and a NATS JetStream transport. Handlers never see the transport; the consumer runner does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy import Connection
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    """A row of the outbox as the relay hands it to a transport."""
+
+    seq: int
+    message_id: str
+    type: str
+    correlation_id: str | None
+    body: str
+
+
+@dataclass
+class Delivery:
+    """One delivery of one message to one consumer. ``body`` is the raw text as it travelled."""
+
+    consumer: str
+    body: str
+    message_id: str | None
+    correlation_id: str | None
+    seq: int | None
+    attempts: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+    token: Any = None
+
+
+class Transport(Protocol):
+    """Moves messages from the relay to consumers and keeps their delivery bookkeeping."""
+
+    #: True when :meth:`publish` writes in the relay's own database transaction (embedded transport).
+    publishes_in_transaction: bool
+
+    def subscribe(self, consumer: str, types: frozenset[str] | None, ordered: bool) -> None:
+        """Declare a consumer and the message types it takes (None = every type)."""
+        ...
+
+    def publish(self, messages: list[OutboxMessage], conn: Connection | None) -> None:
+        """Publish messages, in outbox order. Redelivery of the same message id must be harmless."""
+        ...
+
+    def fetch(self, consumer: str, limit: int, now: dt.datetime) -> list[Delivery]:
+        """Claim up to ``limit`` deliveries that are due for ``consumer``."""
+        ...
+
+    def extend(self, deliveries: list[Delivery], now: dt.datetime) -> None:
+        """Keep claimed deliveries hidden from other workers a while longer (work in progress)."""
+        ...
+
+    def release_leases(self) -> int:
+        """Make every claimed delivery claimable again (a lone worker recovering from a crash)."""
+        ...
+
+    def settle(self, conn: Connection, deliveries: list[Delivery]) -> None:
+        """Mark deliveries done inside the transaction that recorded their effects."""
+        ...
+
+    def after_commit(self, deliveries: list[Delivery]) -> None:
+        """Called once the effects are committed (a broker acks here)."""
+        ...
+
+    def retry_later(self, delivery: Delivery, at: dt.datetime) -> None:
+        """Schedule another attempt (``delivery.attempts`` and ``history`` are already updated)."""
+        ...
+
+    def redeliver(self, conn: Connection, consumer: str, body: str, message_id: str | None,
+                  correlation_id: str | None, seq: int | None, now: dt.datetime) -> None:
+        """Queue a message again for one consumer (dead-letter replay, gap repair)."""
+        ...
+
+    def pending(self, consumer: str | None = None) -> int:
+        """How many deliveries wait (due or not); for drain loops and health."""
+        ...

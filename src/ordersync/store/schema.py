@@ -1,0 +1,165 @@
+"""Table definitions (SQLAlchemy Core). Alembic migrations create exactly these; a test compares them.
+
+Naming: ``*_at`` columns are UTC timestamps; ``body`` columns hold JSON text exactly as received or
+produced (dead letters keep malformed input verbatim).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UtcDateTime(TypeDecorator[dt.datetime]):
+    """Stores naive UTC, returns aware UTC, refuses naive input (a naive time is a bug)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: ordersync stores UTC-aware times only")
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):  # SQLite returns text for some expressions (e.g. MIN())
+            value = dt.datetime.fromisoformat(value)
+        result: dt.datetime = value.replace(tzinfo=dt.UTC)
+        return result
+
+
+Id = String(64)
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("channel", String(64), nullable=False),
+    Column("external_order_number", String(120), nullable=False),
+    Column("account_id", String(120), nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("held_from", String(32)),
+    Column("version", Integer, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("data", Text, nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("channel", "external_order_number", name="uq_orders_business_key"),
+    Index("ix_orders_account_state", "account_id", "state"),
+    Index("ix_orders_state_updated", "state", "updated_at"),
+)
+
+order_transitions = Table(
+    "order_transitions",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("order_id", Id, ForeignKey("orders.id"), nullable=False),
+    Column("from_state", String(32)),
+    Column("to_state", String(32), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("cause", Text, nullable=False),
+    Index("ix_order_transitions_order", "order_id", "id"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("message_id", Id, nullable=False, unique=True),
+    Column("type", String(120), nullable=False),
+    Column("correlation_id", Id),
+    Column("occurred_at", UtcDateTime, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("published_at", UtcDateTime),
+    Index(
+        "ix_outbox_unpublished",
+        "seq",
+        sqlite_where=Column("published_at").is_(None),
+        postgresql_where=Column("published_at").is_(None),
+    ),
+    Index("ix_outbox_correlation", "correlation_id", "seq"),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("consumer", String(120), nullable=False),
+    Column("message_id", Id, nullable=False),
+    Column("correlation_id", Id),
+    Column("seq", BigInteger),
+    Column("body", Text, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UtcDateTime, nullable=False),
+    Column("lease_until", UtcDateTime),
+    Column("history", Text, nullable=False, default="[]"),
+    Index("ix_deliveries_due", "consumer", "next_attempt_at", "id"),
+    Index("ix_deliveries_key", "consumer", "correlation_id", "id"),
+)
+
+inbox = Table(
+    "inbox",
+    metadata,
+    Column("consumer", String(120), primary_key=True),
+    Column("message_id", Id, primary_key=True),
+    Column("seq", BigInteger),
+    Column("processed_at", UtcDateTime, nullable=False),
+)
+
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("consumer", String(120), nullable=False),
+    Column("message_id", Id),
+    Column("type", String(120)),
+    Column("correlation_id", Id),
+    Column("seq", BigInteger),
+    Column("body", Text, nullable=False),
+    Column("reason", String(32), nullable=False),
+    Column("error", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("history", Text, nullable=False),
+    Column("dead_at", UtcDateTime, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("replay_count", Integer, nullable=False, default=0),
+    Column("replayed_at", UtcDateTime),
+    Index("ix_dead_letters_status_dead_at", "status", "dead_at"),
+    Index("ix_dead_letters_correlation", "correlation_id"),
+)
+
+order_counters = Table(
+    "order_counters",
+    metadata,
+    Column("name", String(120), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)

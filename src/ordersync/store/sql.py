@@ -1,0 +1,65 @@
+"""Small SQL helpers that work on both SQLite and PostgreSQL.
+
+Statements are built once per (dialect, table, shape) and cached: building SQLAlchemy constructs per
+call costs more than executing them on SQLite, and these run on every message.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Table, bindparam
+from sqlalchemy.dialects import postgresql, sqlite
+
+
+def _dialect_module(name: str) -> Any:
+    if name == "postgresql":
+        return postgresql
+    if name == "sqlite":
+        return sqlite
+    raise NotImplementedError(name)  # pragma: no cover - only the two supported stores exist
+
+
+@functools.lru_cache(maxsize=256)
+def _insert_ignore_stmt(dialect: str, table: Table, conflict: tuple[str, ...]) -> Any:
+    module = _dialect_module(dialect)
+    # RETURNING rather than rowcount: drivers disagree on rowcount for INSERT .. ON CONFLICT.
+    return module.insert(table).on_conflict_do_nothing(index_elements=list(conflict)).returning(
+        table.c[conflict[0]]
+    )
+
+
+def insert_ignore(conn: Connection, table: Table, values: dict[str, Any], conflict: Sequence[str]) -> bool:
+    """INSERT ... ON CONFLICT (conflict) DO NOTHING. Returns True when the row was inserted.
+
+    Race-safe: under concurrent arrival exactly one transaction inserts; the others wait for it to
+    finish (PostgreSQL) or for the write lock (SQLite) and then insert nothing.
+    """
+    stmt = _insert_ignore_stmt(conn.dialect.name, table, tuple(conflict))
+    return conn.execute(stmt, values).first() is not None
+
+
+@functools.lru_cache(maxsize=256)
+def _upsert_add_stmt(dialect: str, table: Table, key_col: str, value_col: str) -> Any:
+    module = _dialect_module(dialect)
+    ins = module.insert(table).values({key_col: bindparam("k"), value_col: bindparam("v")})
+    return ins.on_conflict_do_update(
+        index_elements=[key_col], set_={value_col: table.c[value_col] + ins.excluded[value_col]}
+    )
+
+
+def upsert_add(conn: Connection, table: Table, key_col: str, key: str, value_col: str, amount: int) -> None:
+    """Add ``amount`` to a counter row, creating it if needed (INSERT ... ON CONFLICT DO UPDATE)."""
+    conn.execute(_upsert_add_stmt(conn.dialect.name, table, key_col, value_col), {"k": key, "v": amount})
+
+
+def upsert_add_many(conn: Connection, table: Table, key_col: str, value_col: str,
+                    amounts: dict[str, int]) -> None:
+    """Several counter increments in one round trip (executemany)."""
+    if amounts:
+        conn.execute(
+            _upsert_add_stmt(conn.dialect.name, table, key_col, value_col),
+            [{"k": k, "v": v} for k, v in amounts.items()],
+        )

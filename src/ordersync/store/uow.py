@@ -1,0 +1,91 @@
+"""Unit of work: one database transaction in which state changes and the events they cause are
+written together (transactional outbox). Either both are committed or neither."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Connection
+
+from ordersync.canonical.envelope import Envelope
+from ordersync.domain.clock import Clock
+from ordersync.domain.events import Message
+from ordersync.domain.order import OrderRecord
+from ordersync.store.db import Database
+from ordersync.store.orders import OrderRepository
+from ordersync.store.schema import outbox
+
+_INSERT_OUTBOX = outbox.insert()
+
+
+class UnitOfWork:
+    """Repositories bound to one transaction, plus the outbox writer.
+
+    ``causation_id`` is set by the consumer runner to the message being handled, so every event written
+    here names its cause without handlers having to pass it along.
+    """
+
+    def __init__(self, conn: Connection, clock: Clock, causation_id: str | None = None) -> None:
+        self.conn = conn
+        self.clock = clock
+        self.causation_id = causation_id
+        self.orders = OrderRepository(conn)
+        self.emitted: list[Envelope] = []
+
+    def now(self) -> dt.datetime:
+        return self.clock.now()
+
+    def envelope(self, message: Message, correlation_id: str | None) -> Envelope:
+        return Envelope(
+            type=message.TYPE,
+            schema_version=message.VERSION,
+            correlation_id=correlation_id,
+            causation_id=self.causation_id,
+            occurred_at=self.clock.now(),
+            payload=message.payload(),
+        )
+
+    def emit(self, message: Message, correlation_id: str | None) -> Envelope:
+        """Write ``message`` to the outbox in this transaction and return its envelope."""
+        envelope = self.envelope(message, correlation_id)
+        self.write_envelopes([envelope])
+        return envelope
+
+    def write_envelopes(self, envelopes: list[Envelope]) -> None:
+        rows = [
+            {
+                "message_id": e.message_id,
+                "type": e.type,
+                "correlation_id": e.correlation_id,
+                "occurred_at": e.occurred_at,
+                "body": e.to_json(),
+            }
+            for e in envelopes
+        ]
+        if rows:
+            self.conn.execute(_INSERT_OUTBOX, rows)
+            self.emitted.extend(envelopes)
+
+    def add_order(self, record: OrderRecord) -> tuple[OrderRecord, bool]:
+        """Store a new order (or find the existing one with the same business key) and its events."""
+        stored, created = self.orders.add_if_absent(record, self.now())
+        if created:
+            self._flush_events(record)
+        return stored, created
+
+    def save_order(self, record: OrderRecord) -> None:
+        """Persist the order's state and its pending events in this transaction."""
+        self.orders.save(record, self.now())
+        self._flush_events(record)
+
+    def _flush_events(self, record: OrderRecord) -> None:
+        self.write_envelopes([self.envelope(e, correlation_id=record.id) for e in record.pending_events])
+        record.pending_events.clear()
+
+
+@contextmanager
+def unit_of_work(db: Database, clock: Clock, causation_id: str | None = None) -> Iterator[UnitOfWork]:
+    with db.write() as conn:
+        yield UnitOfWork(conn, clock, causation_id)

@@ -1,0 +1,239 @@
+"""Outbox -> relay -> idempotent consumer, retries, dead letters and replay, on SQLite and PostgreSQL.
+
+No test sleeps: a fake clock decides when a retry is due, and ``drain()`` runs the worker until idle.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, update
+
+from ordersync.canonical.envelope import Envelope
+from ordersync.domain.clock import FakeClock
+from ordersync.domain.errors import ValidationFailed
+from ordersync.flows.intake import receive_order
+from ordersync.messaging.deadletters import DeadLetterFilter
+from ordersync.store.schema import deliveries, inbox, outbox
+from tests.support.messages import Flaky, Ping, counters, ping_registry
+from tests.support.orders import make_order
+
+
+def emit_pings(hub: Any, *ns: int, key: str = "k") -> None:
+    with hub.uow() as uow:
+        for n in ns:
+            uow.emit(Ping(n=n, key=key), correlation_id=f"order-{key}")
+
+
+def inbox_count(hub: Any) -> int:
+    with hub.db.read() as conn:
+        return int(conn.execute(select(func.count()).select_from(inbox)).scalar_one())
+
+
+def inject_raw(hub: Any, body: str, consumer: str = "test.pings") -> None:
+    with hub.db.write() as conn:
+        hub.transport.redeliver(conn, consumer, body, None, None, None, hub.clock.now())
+
+
+def test_events_flow_through_relay_to_the_consumer_once(make_hub: Any, store_url: str) -> None:
+    handler = Flaky()
+    hub = make_hub(store_url, ping_registry(handler))
+    emit_pings(hub, *range(50))
+    hub.worker.drain()
+    c = counters(hub.db)
+    assert c["ping"] == 50 and all(c[f"ping:{n}"] == 1 for n in range(50))
+    assert hub.transport.pending() == 0 and hub.relay.backlog() == 0
+
+
+def test_order_events_update_the_counters_projection(make_hub: Any, store_url: str) -> None:
+    hub = make_hub(store_url)
+    for i in range(5):
+        with hub.uow() as uow:
+            receive_order(uow, make_order(f"PO-{i}"))
+    with hub.uow() as uow:  # a duplicate changes no counter
+        receive_order(uow, make_order("PO-0"))
+    hub.worker.drain()
+    c = counters(hub.db)
+    assert c["state:received"] == 5 and c["transitions"] == 5
+
+
+def test_a_republished_outbox_is_absorbed_by_the_inbox(make_hub: Any, store_url: str) -> None:
+    """A relay that died after publishing but before marking rows published publishes them again."""
+    handler = Flaky()
+    hub = make_hub(store_url, ping_registry(handler))
+    emit_pings(hub, 1, 2, 3)
+    hub.worker.drain()
+    with hub.db.write() as conn:
+        conn.execute(update(outbox).values(published_at=None))
+    hub.worker.drain()
+    assert counters(hub.db)["ping"] == 3
+    assert sorted(handler.calls) == [1, 2, 3]
+    assert inbox_count(hub) == 3 and hub.transport.pending() == 0
+
+
+def test_duplicate_deliveries_in_one_batch_apply_once(make_hub: Any, store_url: str) -> None:
+    handler = Flaky()
+    hub = make_hub(store_url, ping_registry(handler))
+    body = Envelope(type=Ping.TYPE, occurred_at=hub.clock.now(), payload={"n": 7}).to_json()
+    for _ in range(3):
+        inject_raw(hub, body)
+    hub.worker.drain()
+    assert counters(hub.db)["ping:7"] == 1 and hub.transport.pending() == 0
+
+
+def test_a_delivery_claimed_by_a_crashed_worker_comes_back_after_its_lease(
+    make_hub: Any, store_url: str, clock: FakeClock
+) -> None:
+    handler = Flaky()
+    hub = make_hub(store_url, ping_registry(handler))
+    emit_pings(hub, 1)
+    hub.relay.pump()
+    claimed = hub.transport.fetch("test.pings", 10, clock.now())  # ... and the worker dies here
+    assert len(claimed) == 1
+    assert hub.worker.drain() == 0, "a leased delivery stays hidden"
+    clock.advance(hub.settings.worker.lease_seconds + 1)
+    hub.worker.drain()
+    assert counters(hub.db)["ping:1"] == 1 and hub.transport.pending() == 0
+
+
+def test_failures_are_retried_with_backoff_then_succeed(make_hub: Any, store_url: str, clock: FakeClock) -> None:
+    handler = Flaky(failures={2: 2})
+    # batch_size=1: a failed batch is re-run one by one at once, which would give an extra early call
+    hub = make_hub(store_url, ping_registry(handler, batch_size=1))
+    emit_pings(hub, 1, 2, 3)
+    hub.worker.drain()
+    c = counters(hub.db)
+    assert c.get("ping:1") == 1 and c.get("ping:3") == 1 and "ping:2" not in c  # failed attempt rolled back
+    assert hub.worker.drain() == 0, "the retry is not due before its backoff"
+    clock.advance(10)  # first backoff is at most 10 s
+    hub.worker.drain()
+    assert "ping:2" not in counters(hub.db)
+    clock.advance(20)
+    hub.worker.drain()
+    assert counters(hub.db)["ping:2"] == 1
+    assert handler.calls.count(2) == 3
+    assert hub.dead_letters.count() == 0
+
+
+def test_a_message_that_keeps_failing_is_dead_lettered_with_its_history(
+    make_hub: Any, store_url: str, clock: FakeClock
+) -> None:
+    handler = Flaky(always={5})
+    hub = make_hub(store_url, ping_registry(handler, max_attempts=4, batch_size=1))
+    emit_pings(hub, 4, 5, 6, key="A-17")
+    for _ in range(6):
+        hub.worker.drain()
+        clock.advance(600)
+    assert handler.calls.count(5) == 4
+    [letter] = hub.dead_letters.list()
+    assert letter.reason == "exhausted" and letter.attempts == 4
+    assert letter.type == Ping.TYPE and letter.correlation_id == "order-A-17"
+    assert "ERP timeout on ping 5" in letter.error
+    assert [h["attempt"] for h in letter.history] == [1, 2, 3, 4]
+    assert json.loads(letter.body)["payload"] == {"n": 5, "key": "A-17"}
+    assert counters(hub.db)["ping"] == 2 and hub.transport.pending() == 0
+
+
+def test_a_business_rule_failure_is_dead_lettered_at_once(make_hub: Any, store_url: str) -> None:
+    handler = Flaky(always={9}, error=lambda n: ValidationFailed([f"ping {n} is not allowed"]))
+    hub = make_hub(store_url, ping_registry(handler))
+    emit_pings(hub, 9)
+    hub.worker.drain()
+    [letter] = hub.dead_letters.list()
+    assert letter.reason == "rejected" and letter.attempts == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "reason", "detail"),
+    [
+        ("{not json", "malformed", "not JSON"),
+        ('["a", "list"]', "malformed", "envelope does not fit"),
+        (json.dumps({"type": "test.ping", "payload": {"n": 1}}), "malformed", "occurred_at"),
+        (json.dumps({"type": "no.such.type", "occurred_at": "2026-01-01T00:00:00Z", "payload": {}}),
+         "unknown_type", "no.such.type"),
+        (json.dumps({"type": "test.ping", "occurred_at": "2026-01-01T00:00:00Z", "payload": {"n": "seven"}}),
+         "schema_violation", "n:"),
+        (json.dumps({"type": "test.ping", "schema_version": 9, "occurred_at": "2026-01-01T00:00:00Z",
+                     "payload": {"n": 1}}), "schema_violation", "newer"),
+    ],
+)
+def test_malformed_messages_are_dead_lettered_with_a_reason_and_never_stop_the_worker(
+    make_hub: Any, store_url: str, body: str, reason: str, detail: str
+) -> None:
+    handler = Flaky()
+    hub = make_hub(store_url, ping_registry(handler))
+    inject_raw(hub, body)
+    emit_pings(hub, 1)
+    hub.worker.drain()
+    [letter] = hub.dead_letters.list()
+    assert letter.reason == reason and detail in letter.error
+    assert letter.body == body, "the message is kept verbatim"
+    assert counters(hub.db)["ping:1"] == 1
+
+
+def test_replay_dry_run_changes_nothing_then_replay_processes_once(
+    make_hub: Any, store_url: str, clock: FakeClock
+) -> None:
+    handler = Flaky(always={1, 2, 3})
+    hub = make_hub(store_url, ping_registry(handler, max_attempts=1))
+    emit_pings(hub, 1, 2, 3)
+    inject_raw(hub, "{broken")
+    hub.worker.drain()
+    assert hub.dead_letters.count() == 4
+
+    preview = hub.dead_letters.replay(DeadLetterFilter(type=Ping.TYPE), dry_run=True)
+    assert preview.count == 3 and {i.outlook for i in preview.items} == {"will run"}
+    assert hub.dead_letters.count() == 4 and hub.transport.pending() == 0
+    broken = hub.dead_letters.replay(DeadLetterFilter(reason="malformed"), dry_run=True)
+    assert broken.items[0].outlook.startswith("would fail again")
+
+    handler.always.clear()  # the cause is fixed
+    [first] = [x for x in hub.dead_letters.list() if x.type and json.loads(x.body)["payload"]["n"] == 1]
+    hub.dead_letters.replay(DeadLetterFilter(ids=(first.id,)), dry_run=False)
+    hub.worker.drain()
+    assert counters(hub.db).get("ping:1") == 1 and hub.dead_letters.count() == 3
+    assert hub.dead_letters.get(first.id).status == "replayed"
+
+    report = hub.dead_letters.replay(DeadLetterFilter(type=Ping.TYPE, error="ERP timeout"), dry_run=False)
+    assert report.count == 2
+    hub.worker.drain()
+    c = counters(hub.db)
+    assert c["ping:2"] == 1 and c["ping:3"] == 1
+    assert hub.dead_letters.count() == 1  # only the malformed one is left
+
+
+def test_replay_filters_by_time(make_hub: Any, store_url: str, clock: FakeClock) -> None:
+    handler = Flaky(always={1, 2})
+    hub = make_hub(store_url, ping_registry(handler, max_attempts=1))
+    emit_pings(hub, 1)
+    hub.worker.drain()
+    cutoff = clock.now()
+    clock.advance(3600)
+    emit_pings(hub, 2)
+    hub.worker.drain()
+    report = hub.dead_letters.replay(DeadLetterFilter(since=cutoff.replace(microsecond=1)), dry_run=True)
+    assert report.count == 1
+    [item] = report.items
+    assert json.loads(hub.dead_letters.get(item.id).body)["payload"]["n"] == 2
+    assert hub.dead_letters.replay(DeadLetterFilter(until=cutoff.replace(microsecond=1)), dry_run=True).count == 1
+
+
+def test_io_handlers_commit_effects_with_the_inbox(make_hub: Any, store_url: str) -> None:
+    seen: list[int] = []
+
+    def io_handler(msg: Ping, ctx: Any) -> None:
+        seen.append(msg.n)  # a remote call would happen here, outside any transaction
+        with ctx.transaction() as uow:
+            Flaky()(msg, uow)
+
+    hub = make_hub(store_url, ping_registry(io_handler, mode="io"))  # type: ignore[arg-type]
+    emit_pings(hub, 1, 2)
+    hub.worker.drain()
+    with hub.db.write() as conn:
+        conn.execute(update(outbox).values(published_at=None))
+    hub.worker.drain()
+    assert counters(hub.db)["ping"] == 2 and seen == [1, 2], "the inbox stops the second remote call too"
+    with hub.db.read() as conn:
+        assert conn.execute(select(func.count()).select_from(deliveries)).scalar_one() == 0
