@@ -24,6 +24,8 @@ from ordersync.domain.errors import ConfigError, NotFound, OrdersyncError
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="ordersync: the B2B order hub.")
 dlq = typer.Typer(no_args_is_help=True, help="Inspect and replay dead letters.")
 app.add_typer(dlq, name="dlq")
+schemas = typer.Typer(no_args_is_help=True, help="Export and check the canonical JSON Schemas.")
+app.add_typer(schemas, name="schemas")
 console = Console(stderr=True)
 out = Console()
 
@@ -57,6 +59,49 @@ def version() -> None:
     from ordersync.canonical.export import VERSIONS
 
     out.print(f"ordersync {__version__} (canonical model v{', v'.join(map(str, VERSIONS))})")
+
+
+SchemaDir = Annotated[Path, typer.Option("--dir", help="Folder holding v<N>/ schema folders.")]
+
+
+@schemas.command("export")
+def schemas_export(
+    directory: SchemaDir = Path("schemas"),
+    version: Annotated[int | None, typer.Option("--version", help="Only this version.")] = None,
+) -> None:
+    """Write the JSON Schema of every published model to <dir>/v<N>/<Model>.json."""
+    from ordersync.canonical.compat import breaking_changes
+    from ordersync.canonical.export import VERSIONS, current_schemas, export, load_published
+
+    for v in [version] if version else list(VERSIONS):
+        published = load_published(directory, v) if (directory / f"v{v}").exists() else {}
+        current = current_schemas(v)
+        problems = {n: breaking_changes(published[n], current[n]) for n in published if n in current}
+        problems = {n: p for n, p in problems.items() if p}
+        if problems:
+            for name, items in problems.items():
+                console.print(f"[red]{name}[/red]: " + "; ".join(items))
+            raise OrdersyncError(f"v{v} would change incompatibly; publish a new version instead")
+        files = export(directory, v)
+        console.print(f"v{v}: wrote {len(files)} schemas to {directory / f'v{v}'}")
+
+
+@schemas.command("check")
+def schemas_check(directory: SchemaDir = Path("schemas")) -> None:
+    """Fail if the code breaks a published schema version."""
+    from ordersync.canonical.compat import breaking_changes
+    from ordersync.canonical.export import VERSIONS, current_schemas, load_published
+
+    failed = False
+    for v in VERSIONS:
+        current = current_schemas(v)
+        for name, schema in load_published(directory, v).items():
+            for problem in breaking_changes(schema, current[name]) if name in current else ["model removed"]:
+                failed = True
+                console.print(f"v{v} {name}: {problem}")
+    if failed:
+        raise OrdersyncError("published schemas would break")
+    console.print("published schemas are compatible with the code")
 
 
 @app.command()

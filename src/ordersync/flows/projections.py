@@ -7,6 +7,8 @@ inbox is what makes them exactly-once (the crash tests rely on that).
 
 from __future__ import annotations
 
+from collections import Counter
+
 from ordersync.domain.events import OrderStateChanged
 from ordersync.messaging.registry import Registry
 from ordersync.store.schema import order_counters
@@ -16,14 +18,18 @@ from ordersync.store.uow import UnitOfWork
 COUNTERS = "projection.order_counters"
 
 
-def count_transition(event: OrderStateChanged, uow: UnitOfWork) -> None:
-    amounts = {f"state:{event.to_state.value}": 1, "transitions": 1}
-    if event.from_state is not None:
-        amounts[f"state:{event.from_state.value}"] = -1
-    else:
-        amounts[f"received:{event.at.date().isoformat()}"] = 1
-    upsert_add_many(uow.conn, order_counters, "name", "value", amounts)
+def count_transitions(events: list[OrderStateChanged], uow: UnitOfWork) -> None:
+    """Batched: one write per counter touched by the whole batch."""
+    amounts: Counter[str] = Counter()
+    for event in events:
+        amounts[f"state:{event.to_state.value}"] += 1
+        amounts["transitions"] += 1
+        if event.from_state is not None:
+            amounts[f"state:{event.from_state.value}"] -= 1
+        else:
+            amounts[f"received:{event.at.date().isoformat()}"] += 1
+    upsert_add_many(uow.conn, order_counters, "name", "value", dict(amounts))
 
 
 def register(registry: Registry) -> None:
-    registry.on(COUNTERS, OrderStateChanged)(count_transition)
+    registry.on(COUNTERS, OrderStateChanged, batched=True)(count_transitions)

@@ -21,7 +21,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from ordersync.canonical.envelope import Envelope, new_id
 from ordersync.domain.clock import Clock
@@ -31,7 +31,7 @@ from ordersync.messaging.registry import DecodeError, HandlerContext, Registry, 
 from ordersync.messaging.transport import Delivery, Transport
 from ordersync.store.db import Database
 from ordersync.store.schema import dead_letters, inbox
-from ordersync.store.sql import insert_ignore
+from ordersync.store.sql import bulk_insert, driver_time, insert_ignore
 from ordersync.store.uow import UnitOfWork
 
 log = logging.getLogger("ordersync.consumer")
@@ -41,6 +41,15 @@ DeadLetterHook = Callable[[UnitOfWork, dict[str, Any]], None]
 
 class _AlreadyProcessed(Exception):
     """Raised inside an I/O handler's transaction when the inbox shows the message was processed."""
+
+
+class _BatchFailed(Exception):
+    """A handler failed inside a batch; the batch's transaction was rolled back."""
+
+    def __init__(self, items: list[tuple[Delivery, Envelope, Message]], error: Exception) -> None:
+        super().__init__(str(error))
+        self.items = items
+        self.error = error
 
 
 class ConsumerRunner:
@@ -63,12 +72,21 @@ class ConsumerRunner:
         self.clock = clock
         self.rng = rng or random.Random()
         self.dead_letter_hooks: list[DeadLetterHook] = []
+        self._idle: dict[str, bool] = {}
         for sub in registry:
             transport.subscribe(sub.consumer, sub.types, sub.ordered)
 
     def run_once(self, consumer: str) -> int:
         """Handle one batch of due deliveries for ``consumer``; returns how many were handled."""
         sub = self.registry[consumer]
+        if sub.mode == "tx" and self.transport.claims_in_transaction:
+            try:
+                return self._tx_claim_batch(sub)
+            except _BatchFailed as failed:
+                if len(failed.items) == 1:  # nothing to isolate: that was the attempt
+                    self._fail(sub, failed.items[0][0], failed.error)
+                    return 1
+                log.debug("batch of %s failed, isolating: %s", consumer, failed.error)
         batch = self.transport.fetch(consumer, sub.batch_size, self.clock.now())
         if not batch:
             return 0
@@ -81,12 +99,6 @@ class ConsumerRunner:
                 continue
             items.append((delivery, envelope, message))
         if sub.mode == "tx":
-            if len(items) > 1:
-                try:
-                    self._tx_batch(sub, items)
-                    return len(batch)
-                except Exception:  # one handler failed: redo one by one to isolate it
-                    log.debug("batch of %s failed, isolating", consumer, exc_info=True)
             for item in items:
                 self._tx_single(sub, *item)
         else:
@@ -100,36 +112,67 @@ class ConsumerRunner:
 
     # -- processing -------------------------------------------------------------------------------
 
-    def _tx_batch(self, sub: Subscription, items: list[tuple[Delivery, Envelope, Message]]) -> None:
+    def _tx_claim_batch(self, sub: Subscription) -> int:
+        """Fast path: claim, decode, deduplicate, handle, record and settle a whole batch in ONE
+        transaction. Any handler error rolls it all back; the caller then isolates the culprit."""
         now = self.clock.now()
+        if self._idle.get(sub.consumer) and not self.transport.has_due(sub.consumer, now):
+            return 0
         with self.db.write() as conn:
-            ids = list({env.message_id for _, env, _ in items})
-            seen = set(
-                conn.execute(
-                    select(inbox.c.message_id).where(inbox.c.consumer == sub.consumer, inbox.c.message_id.in_(ids))
-                ).scalars()
-            )
-            uow = UnitOfWork(conn, self.clock)
-            fresh = []
-            for delivery, envelope, message in items:
-                if envelope.message_id in seen:
+            batch = self.transport.claim(conn, sub.consumer, sub.batch_size, now)
+            self._idle[sub.consumer] = not batch
+            if not batch:
+                return 0
+            items: list[tuple[Delivery, Envelope, Message]] = []
+            for delivery in batch:
+                try:
+                    envelope, message = decode(delivery.body)
+                except DecodeError as exc:
+                    self._note_failure(delivery, exc, now)
+                    self._insert_dead(conn, sub, delivery, exc.reason, str(exc))
                     continue
-                seen.add(envelope.message_id)
+                items.append((delivery, envelope, message))
+            try:
+                self._handle_items(conn, sub, items, now)
+            except Exception as exc:
+                raise _BatchFailed(items, exc) from exc
+            self.transport.settle(conn, batch)
+        self.transport.after_commit(batch)
+        return len(batch)
+
+    def _handle_items(self, conn: Connection, sub: Subscription, items: list[tuple[Delivery, Envelope, Message]],
+                      now: dt.datetime) -> None:
+        if not items:
+            return
+        ids = list({env.message_id for _, env, _ in items})
+        seen = set(
+            conn.execute(
+                select(inbox.c.message_id).where(inbox.c.consumer == sub.consumer, inbox.c.message_id.in_(ids))
+            ).scalars()
+        )
+        uow = UnitOfWork(conn, self.clock)
+        processed_at = driver_time(conn, now)
+        fresh: list[tuple[Any, ...]] = []
+        messages = []
+        for delivery, envelope, message in items:
+            if envelope.message_id in seen:
+                continue
+            seen.add(envelope.message_id)
+            if sub.batched:
+                messages.append(message)
+            else:
                 uow.causation_id = envelope.message_id
                 sub.handler(message, uow)
-                fresh.append(
-                    {"consumer": sub.consumer, "message_id": envelope.message_id, "seq": delivery.seq,
-                     "processed_at": now}
-                )
-            if fresh:
-                conn.execute(inbox.insert(), fresh)
-            self.transport.settle(conn, [d for d, _, _ in items])
-        self.transport.after_commit([d for d, _, _ in items])
+            fresh.append((sub.consumer, envelope.message_id, delivery.seq, processed_at))
+        if messages:
+            sub.handler(messages, uow)
+        uow.flush()
+        bulk_insert(conn, inbox, ("consumer", "message_id", "seq", "processed_at"), fresh)
 
     def _tx_single(self, sub: Subscription, delivery: Delivery, envelope: Envelope, message: Message) -> None:
         try:
             with self._effects(sub, delivery, envelope) as uow:
-                sub.handler(message, uow)
+                sub.handler([message] if sub.batched else message, uow)
         except _AlreadyProcessed:
             self._settle_only(delivery)
         except Exception as exc:
@@ -167,7 +210,9 @@ class ConsumerRunner:
             )
             if not fresh:
                 raise _AlreadyProcessed(envelope.message_id)
-            yield UnitOfWork(conn, self.clock, causation_id=envelope.message_id)
+            uow = UnitOfWork(conn, self.clock, causation_id=envelope.message_id)
+            yield uow
+            uow.flush()
             self.transport.settle(conn, [delivery])
 
     def _processed(self, consumer: str, message_id: str) -> bool:
@@ -184,8 +229,7 @@ class ConsumerRunner:
 
     # -- failure ----------------------------------------------------------------------------------
 
-    def _fail(self, sub: Subscription, delivery: Delivery, exc: BaseException, reason: str | None = None) -> None:
-        now = self.clock.now()
+    def _note_failure(self, delivery: Delivery, exc: BaseException, now: dt.datetime) -> None:
         delivery.attempts += 1
         delivery.history.append(
             {
@@ -195,6 +239,10 @@ class ConsumerRunner:
                 "where": _where(exc),
             }
         )
+
+    def _fail(self, sub: Subscription, delivery: Delivery, exc: BaseException, reason: str | None = None) -> None:
+        now = self.clock.now()
+        self._note_failure(delivery, exc, now)
         final = reason is not None or not _retryable(exc) or sub.retry.exhausted(delivery.attempts)
         if not final:
             delay = sub.retry.delay(delivery.attempts, self.rng)
@@ -209,9 +257,13 @@ class ConsumerRunner:
             reason = "rejected" if isinstance(exc, (DomainError, MessageError)) else "exhausted"
             if not _retryable(exc) and reason == "exhausted":
                 reason = "not_retryable"
-        self._dead(sub, delivery, reason, f"{type(exc).__name__}: {exc}")
+        with self.db.write() as conn:
+            self._insert_dead(conn, sub, delivery, reason, f"{type(exc).__name__}: {exc}")
+            self.transport.settle(conn, [delivery])
+        self.transport.after_commit([delivery])
 
-    def _dead(self, sub: Subscription, delivery: Delivery, reason: str, error: str) -> None:
+    def _insert_dead(self, conn: Connection, sub: Subscription, delivery: Delivery, reason: str, error: str) -> None:
+        """Park ``delivery`` as a dead letter in ``conn``'s transaction (the caller settles it)."""
         envelope_type, correlation_id = _peek(delivery.body)
         row = {
             "id": new_id(),
@@ -230,13 +282,11 @@ class ConsumerRunner:
             "replay_count": 0,
             "replayed_at": None,
         }
-        with self.db.write() as conn:
-            conn.execute(dead_letters.insert().values(**row))
-            self.transport.settle(conn, [delivery])
-            uow = UnitOfWork(conn, self.clock, causation_id=delivery.message_id)
-            for hook in self.dead_letter_hooks:
-                hook(uow, row)
-        self.transport.after_commit([delivery])
+        conn.execute(dead_letters.insert().values(**row))
+        uow = UnitOfWork(conn, self.clock, causation_id=delivery.message_id)
+        for hook in self.dead_letter_hooks:
+            hook(uow, row)
+        uow.flush()
         log.error(
             "%s: message %s (%s) dead-lettered as %s after %d attempt(s): %s",
             sub.consumer, delivery.message_id, envelope_type, reason, delivery.attempts, error,

@@ -53,6 +53,9 @@ class Subscription:
     ``mode="io"`` handlers call remote systems and commit through :class:`HandlerContext`.
     ``ordered=True`` delivers messages of one correlation id (order) strictly one after another.
     ``batch_size`` is how many deliveries one claim takes (default: 200 for tx, 10 for io handlers).
+    ``batched=True`` (tx mode only) calls the handler once per claimed batch with the list of messages
+    not processed before, so that a projection can aggregate its writes; the inbox still records every
+    message id in the same transaction.
     """
 
     consumer: str
@@ -62,8 +65,11 @@ class Subscription:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     ordered: bool = False
     batch_size: int = 0
+    batched: bool = False
 
     def __post_init__(self) -> None:
+        if self.batched and self.mode != "tx":
+            raise ValueError(f"{self.consumer}: only tx handlers can take batches")
         if self.batch_size <= 0:
             object.__setattr__(self, "batch_size", 200 if self.mode == "tx" else 10)
 
@@ -87,12 +93,13 @@ class Registry:
         mode: Literal["tx", "io"] = "tx",
         retry: RetryPolicy | None = None,
         ordered: bool = False,
+        batched: bool = False,
     ) -> Callable[[Callable[..., None]], Callable[..., None]]:
         """Decorator form: ``@registry.on("projection.counters", OrderStateChanged)``."""
 
         def wrap(fn: Callable[..., None]) -> Callable[..., None]:
             self.add(Subscription(consumer, frozenset(t.TYPE for t in types) or None, fn, mode,
-                                  retry or RetryPolicy(), ordered))
+                                  retry or RetryPolicy(), ordered, batched=batched))
             return fn
 
         return wrap
@@ -121,11 +128,11 @@ class DecodeError(MessageError):
 def decode(body: str) -> tuple[Envelope, Message]:
     """Parse and validate a wire message into its envelope and typed message, or raise DecodeError."""
     try:
-        envelope = Envelope.from_json(body)
+        envelope = Envelope.model_validate_json(body)
     except ValidationError as exc:
+        if any(err["type"] == "json_invalid" for err in exc.errors()):
+            raise DecodeError("malformed", f"not JSON: {exc.errors()[0]['msg']}") from exc
         raise DecodeError("malformed", f"envelope does not fit: {_short(exc)}") from exc
-    except ValueError as exc:
-        raise DecodeError("malformed", f"not JSON: {exc}") from exc
     cls = MESSAGE_TYPES.get(envelope.type)
     if cls is None:
         raise DecodeError("unknown_type", f"no message type {envelope.type!r} is known")

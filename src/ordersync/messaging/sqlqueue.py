@@ -13,13 +13,18 @@ import datetime as dt
 import json
 import threading
 from collections.abc import Callable
+from typing import Any
 
-from sqlalchemy import Connection, and_, delete, exists, func, or_, select, update
+from sqlalchemy import Connection, Select, and_, delete, exists, func, or_, select, update
 from sqlalchemy.orm import aliased
 
 from ordersync.messaging.transport import Delivery, OutboxMessage
 from ordersync.store.db import Database
 from ordersync.store.schema import deliveries
+from ordersync.store.sql import bulk_insert, driver_time
+
+_DELIVERY_COLUMNS = ("consumer", "message_id", "correlation_id", "seq", "body", "attempts", "next_attempt_at",
+                     "history")
 
 #: ``next_attempt_at`` of a fresh delivery: due at once, whatever the consumer's clock says (a fake
 #: clock in tests may stand anywhere in time).
@@ -30,6 +35,7 @@ class SqlQueueTransport:
     """Delivery queues in the store. ``lease_seconds`` bounds how long a claimed message stays hidden."""
 
     publishes_in_transaction = True
+    claims_in_transaction = True
 
     def __init__(self, db: Database, *, lease_seconds: float = 15.0) -> None:
         self.db = db
@@ -50,28 +56,16 @@ class SqlQueueTransport:
         if conn is None:
             raise ValueError("the embedded transport publishes inside the relay's transaction")
         rows = []
+        due = driver_time(conn, IMMEDIATELY)
         for consumer, (types, _ordered) in self._subscriptions.items():
             for m in messages:
                 if types is None or m.type in types:
-                    rows.append(
-                        {
-                            "consumer": consumer,
-                            "message_id": m.message_id,
-                            "correlation_id": m.correlation_id,
-                            "seq": m.seq,
-                            "body": m.body,
-                            "attempts": 0,
-                            "next_attempt_at": IMMEDIATELY,
-                            "lease_until": None,
-                            "history": "[]",
-                        }
-                    )
-        if rows:
-            conn.execute(deliveries.insert(), rows)
+                    rows.append((consumer, m.message_id, m.correlation_id, m.seq, m.body, 0, due, "[]"))
+        bulk_insert(conn, deliveries, _DELIVERY_COLUMNS, rows)
         for listener in self._listeners:
             listener()
 
-    def fetch(self, consumer: str, limit: int, now: dt.datetime) -> list[Delivery]:
+    def _due(self, consumer: str, now: dt.datetime) -> Select[Any]:
         d = deliveries.c
         cond = and_(d.consumer == consumer, d.next_attempt_at <= now, or_(d.lease_until.is_(None), d.lease_until < now))
         _types, ordered = self._subscriptions.get(consumer, (None, False))
@@ -88,28 +82,32 @@ class SqlQueueTransport:
                     ),
                 ),
             )
-        query = select(deliveries).where(cond).order_by(d.id).limit(limit)
+        return (
+            select(d.id, d.message_id, d.correlation_id, d.seq, d.body, d.attempts, d.history)
+            .where(cond)
+            .order_by(d.id)
+        )
+
+    def has_due(self, consumer: str, now: dt.datetime) -> bool:
+        with self.db.read() as conn:
+            return conn.execute(self._due(consumer, now).limit(1)).first() is not None
+
+    def claim(self, conn: Connection, consumer: str, limit: int, now: dt.datetime) -> list[Delivery]:
+        query = self._due(consumer, now).limit(limit)
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        return [_delivery(consumer, r) for r in conn.execute(query).mappings().all()]
+
+    def fetch(self, consumer: str, limit: int, now: dt.datetime) -> list[Delivery]:
         with self.db.write() as conn:
-            if conn.dialect.name == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-            rows = conn.execute(query).mappings().all()
-            if not rows:
-                return []
-            ids = [r["id"] for r in rows]
-            conn.execute(update(deliveries).where(d.id.in_(ids)).values(lease_until=now + self.lease))
-        return [
-            Delivery(
-                consumer=consumer,
-                body=r["body"],
-                message_id=r["message_id"],
-                correlation_id=r["correlation_id"],
-                seq=r["seq"],
-                attempts=r["attempts"],
-                history=json.loads(r["history"]),
-                token=r["id"],
-            )
-            for r in rows
-        ]
+            batch = self.claim(conn, consumer, limit, now)
+            if batch:
+                conn.execute(
+                    update(deliveries)
+                    .where(deliveries.c.id.in_([x.token for x in batch]))
+                    .values(lease_until=now + self.lease)
+                )
+        return batch
 
     def extend(self, batch: list[Delivery], now: dt.datetime) -> None:
         """Renew the lease of deliveries still being worked on (long I/O batches)."""
@@ -193,3 +191,16 @@ class SqlQueueTransport:
             return value
 
 
+
+
+def _delivery(consumer: str, r: Any) -> Delivery:
+    return Delivery(
+        consumer=consumer,
+        body=r["body"],
+        message_id=r["message_id"],
+        correlation_id=r["correlation_id"],
+        seq=r["seq"],
+        attempts=r["attempts"],
+        history=json.loads(r["history"]) if r["history"] != "[]" else [],
+        token=r["id"],
+    )

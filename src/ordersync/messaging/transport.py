@@ -43,6 +43,8 @@ class Transport(Protocol):
 
     #: True when :meth:`publish` writes in the relay's own database transaction (embedded transport).
     publishes_in_transaction: bool
+    #: True when deliveries can be claimed inside the consumer's own transaction (:meth:`claim`).
+    claims_in_transaction: bool
 
     def subscribe(self, consumer: str, types: frozenset[str] | None, ordered: bool) -> None:
         """Declare a consumer and the message types it takes (None = every type)."""
@@ -54,6 +56,15 @@ class Transport(Protocol):
 
     def fetch(self, consumer: str, limit: int, now: dt.datetime) -> list[Delivery]:
         """Claim up to ``limit`` deliveries that are due for ``consumer``."""
+        ...
+
+    def claim(self, conn: Connection, consumer: str, limit: int, now: dt.datetime) -> list[Delivery]:
+        """Claim due deliveries inside ``conn``'s transaction: they stay claimed until it ends (only
+        when :attr:`claims_in_transaction`)."""
+        ...
+
+    def has_due(self, consumer: str, now: dt.datetime) -> bool:
+        """Cheap check whether anything is due for ``consumer``."""
         ...
 
     def extend(self, deliveries: list[Delivery], now: dt.datetime) -> None:

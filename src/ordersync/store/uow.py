@@ -9,15 +9,14 @@ from contextlib import contextmanager
 
 from sqlalchemy import Connection
 
-from ordersync.canonical.envelope import Envelope
+from ordersync.canonical.envelope import Envelope, new_id
 from ordersync.domain.clock import Clock
 from ordersync.domain.events import Message
 from ordersync.domain.order import OrderRecord
 from ordersync.store.db import Database
 from ordersync.store.orders import OrderRepository
 from ordersync.store.schema import outbox
-
-_INSERT_OUTBOX = outbox.insert()
+from ordersync.store.sql import bulk_insert, driver_time
 
 
 class UnitOfWork:
@@ -33,12 +32,15 @@ class UnitOfWork:
         self.causation_id = causation_id
         self.orders = OrderRepository(conn)
         self.emitted: list[Envelope] = []
+        self._pending: list[Envelope] = []
 
     def now(self) -> dt.datetime:
         return self.clock.now()
 
     def envelope(self, message: Message, correlation_id: str | None) -> Envelope:
-        return Envelope(
+        # model_construct: every field comes from validated values, so skip re-validation (hot path)
+        return Envelope.model_construct(
+            message_id=new_id(),
             type=message.TYPE,
             schema_version=message.VERSION,
             correlation_id=correlation_id,
@@ -48,25 +50,29 @@ class UnitOfWork:
         )
 
     def emit(self, message: Message, correlation_id: str | None) -> Envelope:
-        """Write ``message`` to the outbox in this transaction and return its envelope."""
+        """Add ``message`` to the outbox of this transaction and return its envelope.
+
+        Rows are buffered and written by :meth:`flush` (one multi-row insert), which every owner of a
+        unit of work calls before committing.
+        """
         envelope = self.envelope(message, correlation_id)
         self.write_envelopes([envelope])
         return envelope
 
     def write_envelopes(self, envelopes: list[Envelope]) -> None:
+        self._pending.extend(envelopes)
+        self.emitted.extend(envelopes)
+
+    def flush(self) -> None:
+        """Write buffered outbox rows, in emission order. Call before commit."""
+        if not self._pending:
+            return
         rows = [
-            {
-                "message_id": e.message_id,
-                "type": e.type,
-                "correlation_id": e.correlation_id,
-                "occurred_at": e.occurred_at,
-                "body": e.to_json(),
-            }
-            for e in envelopes
+            (e.message_id, e.type, e.correlation_id, driver_time(self.conn, e.occurred_at), e.to_json())
+            for e in self._pending
         ]
-        if rows:
-            self.conn.execute(_INSERT_OUTBOX, rows)
-            self.emitted.extend(envelopes)
+        self._pending = []
+        bulk_insert(self.conn, outbox, ("message_id", "type", "correlation_id", "occurred_at", "body"), rows)
 
     def add_order(self, record: OrderRecord) -> tuple[OrderRecord, bool]:
         """Store a new order (or find the existing one with the same business key) and its events."""
@@ -88,4 +94,6 @@ class UnitOfWork:
 @contextmanager
 def unit_of_work(db: Database, clock: Clock, causation_id: str | None = None) -> Iterator[UnitOfWork]:
     with db.write() as conn:
-        yield UnitOfWork(conn, clock, causation_id)
+        uow = UnitOfWork(conn, clock, causation_id)
+        yield uow
+        uow.flush()

@@ -1,0 +1,88 @@
+"""The ``ordersync`` command line, end to end on an embedded store."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from ordersync.bootstrap import build_hub
+from ordersync.cli import app
+from ordersync.config import Settings
+from ordersync.flows.projections import COUNTERS
+
+runner = CliRunner()
+
+
+def invoke(*args: str) -> str:
+    result = runner.invoke(app, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def park_malformed(data_dir: Path, bodies: list[str]) -> None:
+    hub = build_hub(Settings(data_dir=data_dir))
+    with hub.db.write() as conn:
+        for body in bodies:
+            hub.transport.redeliver(conn, COUNTERS, body, None, None, None, hub.clock.now())
+    hub.close()
+
+
+def test_version_names_the_canonical_model() -> None:
+    assert "canonical model v1" in invoke("version")
+
+
+def test_init_creates_then_reports_up_to_date(tmp_path: Path) -> None:
+    first = invoke("init", "--data-dir", str(tmp_path))
+    assert "upgraded from empty" in first
+    assert (tmp_path / "ordersync.db").exists()
+    assert "up to date" in invoke("init", "--data-dir", str(tmp_path))
+
+
+def test_dead_letters_can_be_listed_shown_previewed_and_replayed(tmp_path: Path) -> None:
+    park_malformed(tmp_path, ['{"broken', '{"type": "order.state_changed", "occurred_at": "2026-01-05T09:00:00Z",'
+                                           ' "correlation_id": "order-77", "payload": {"order_id": 1}}'])
+    assert "drained" in invoke("worker", "--data-dir", str(tmp_path), "--drain")
+
+    listed = json.loads(invoke("dlq", "list", "--data-dir", str(tmp_path), "--json"))
+    assert sorted(x["reason"] for x in listed) == ["malformed", "schema_violation"]
+    schema_bad = next(x for x in listed if x["reason"] == "schema_violation")
+    assert schema_bad["correlation_id"] == "order-77"
+
+    shown = invoke("dlq", "show", schema_bad["id"], "--data-dir", str(tmp_path))
+    assert "order.state_changed payload" in shown and "attempt 1" in shown and "order-77" in shown
+
+    preview = invoke("dlq", "replay", "--all", "--dry-run", "--data-dir", str(tmp_path))
+    assert "would replay 2 dead letter(s); nothing was changed" in preview
+    assert "would fail again at once (malformed)" in preview
+    assert len(json.loads(invoke("dlq", "list", "--data-dir", str(tmp_path), "--json"))) == 2
+
+    replayed = invoke("dlq", "replay", schema_bad["id"], "--data-dir", str(tmp_path))
+    assert "replayed 1 dead letter(s)" in replayed
+    replayed_list = json.loads(invoke("dlq", "list", "--status", "replayed", "--data-dir", str(tmp_path), "--json"))
+    assert [x["id"] for x in replayed_list] == [schema_bad["id"]]
+    invoke("worker", "--data-dir", str(tmp_path), "--drain")  # fails again: a new dead letter, same reason
+    again = json.loads(invoke("dlq", "list", "--reason", "schema_violation", "--data-dir", str(tmp_path), "--json"))
+    assert len(again) == 1 and again[0]["id"] != schema_bad["id"]
+
+
+def test_replay_without_ids_or_filters_is_refused(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["dlq", "replay", "--data-dir", str(tmp_path)])
+    assert result.exit_code != 0 and "give a filter, or pass --all" in result.output
+
+
+def test_errors_are_one_clear_line_without_a_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "conf" / "ordersync.toml"
+    bad.parent.mkdir()
+    bad.write_text('bus = "kafka://nowhere"\n[worker]\npoll_interval = -1\n')
+    proc = subprocess.run([sys.executable, "-m", "ordersync.cli", "init", "--config", str(bad)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "configuration error" in proc.stderr and "worker.poll_interval" in proc.stderr and "bus" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "ordersync.cli", "dlq", "show", "nope", "--data-dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "dead letter nope not found" in proc.stderr and "Traceback" not in proc.stderr
