@@ -16,11 +16,11 @@ For each store it prints the median of ``--repeat`` runs of:
 from __future__ import annotations
 
 import argparse
-from collections import Counter
 import sqlite3
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 from sqlalchemy import func, select

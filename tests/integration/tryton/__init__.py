@@ -1,0 +1,1 @@
+"""Tests against a real trytond (built from the pinned Tryton requirements)."""
