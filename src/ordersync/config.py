@@ -7,12 +7,14 @@ configuration fails at start with a message naming the file and the field.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import tomllib
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ordersync.domain.errors import ConfigError
 from ordersync.store.db import sqlite_url
@@ -37,6 +39,80 @@ class WorkerSettings(Strict):
     retry: RetrySettings = RetrySettings()
 
 
+class ErpSettings(Strict):
+    """One ERP instance. ``kind = "tryton"`` talks JSON-RPC to a trytond; ``"memory"`` is the in-process
+    twin seeded with a demo profile (for tests and trying things out)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    kind: Literal["tryton", "memory"] = "tryton"
+    url: str | None = None
+    database: str | None = None
+    login: str = "ordersync"
+    password: str | None = None
+    password_env: str | None = None
+    profile: str = "main"
+    max_concurrency: int = Field(default=2, ge=1, le=64)
+    call_timeout: float = Field(default=30.0, gt=0)
+    wait_timeout: float = Field(default=30.0, gt=0)
+    retries: int = Field(default=2, ge=0, le=10)
+    failure_threshold: int = Field(default=5, ge=1)
+    reset_timeout: float = Field(default=10.0, gt=0)
+    poll_seconds: float = Field(default=2.0, gt=0)
+    submit_batch: int = Field(default=20, ge=1, le=500)
+
+    @model_validator(mode="after")
+    def _remote_needs_address(self) -> ErpSettings:
+        if self.kind == "tryton" and not (self.url and self.database):
+            raise ValueError(f"ERP {self.name}: a tryton ERP needs url and database")
+        return self
+
+    def secret(self, env: dict[str, str] | None = None) -> str:
+        env = dict(os.environ if env is None else env)
+        if self.password_env:
+            if self.password_env not in env:
+                raise ConfigError(f"ERP {self.name}: environment variable {self.password_env} is not set")
+            return env[self.password_env]
+        if self.password is None:
+            raise ConfigError(f"ERP {self.name}: set password_env (or password)")
+        return self.password
+
+
+class RoutingSettings(Strict):
+    default: str | None = None
+    accounts: dict[str, str] = Field(default_factory=dict)
+
+
+class ChannelRuleSettings(Strict):
+    name: str
+    percent_off: Decimal = Field(gt=0, lt=100)
+    description: str = ""
+    channels: list[str] = Field(default_factory=list)
+    campaigns: list[str] = Field(default_factory=list)
+    skus: list[str] = Field(default_factory=list)
+    categories: list[str] = Field(default_factory=list)
+    accounts: list[str] = Field(default_factory=list)
+    valid_from: dt.date | None = None
+    valid_until: dt.date | None = None
+    precedence: int = 100
+    exclusive: bool = False
+
+
+class FlowSettings(Strict):
+    price_tolerance_percent: Decimal = Field(default=Decimal("0.5"), ge=0)
+    channel_rules: list[ChannelRuleSettings] = Field(default_factory=list)
+    allow_split: bool = True
+    ship_days: int = Field(default=2, ge=0)
+    backorder_days: int = Field(default=14, ge=0)
+    max_days_ahead: int = Field(default=365, ge=1)
+    submit_concurrency: int = Field(default=8, ge=1, le=64)
+
+
+class CaseSettings(Strict):
+    owners: dict[str, str] = Field(default_factory=dict)
+    due_hours: dict[str, float] = Field(default_factory=dict)
+    escalation: dict[str, list[str]] = Field(default_factory=dict)
+
+
 class Settings(Strict):
     """Everything a hub process needs to start."""
 
@@ -44,7 +120,23 @@ class Settings(Strict):
     store: str | None = Field(default=None, description="SQLAlchemy URL; default: SQLite under data_dir")
     bus: str = Field(default="embedded", pattern=r"^(embedded|nats://.+)$")
     worker: WorkerSettings = WorkerSettings()
+    erp: list[ErpSettings] = Field(default_factory=list)
+    routing: RoutingSettings = RoutingSettings()
+    flows: FlowSettings = FlowSettings()
+    cases: CaseSettings = CaseSettings()
     source: str = Field(default="defaults", exclude=True)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        names = [e.name for e in self.erp]
+        if len(set(names)) != len(names):
+            raise ValueError(f"ERP names must be unique: {names}")
+        for account, name in self.routing.accounts.items():
+            if name not in names:
+                raise ValueError(f"routing: account {account} routes to unknown ERP {name!r}")
+        if self.routing.default and self.routing.default not in names:
+            raise ValueError(f"routing: default ERP {self.routing.default!r} is not configured")
+        return self
 
     @property
     def store_url(self) -> str:

@@ -237,3 +237,18 @@ def test_io_handlers_commit_effects_with_the_inbox(make_hub: Any, store_url: str
     assert counters(hub.db)["ping"] == 2 and seen == [1, 2], "the inbox stops the second remote call too"
     with hub.db.read() as conn:
         assert conn.execute(select(func.count()).select_from(deliveries)).scalar_one() == 0
+
+
+def test_an_unavailable_remote_system_makes_messages_wait_without_using_up_attempts(
+    make_hub: Any, store_url: str, clock: FakeClock
+) -> None:
+    from ordersync.domain.errors import Unavailable
+
+    handler = Flaky(failures={1: 40}, error=lambda n: Unavailable("ERP circuit open"))
+    hub = make_hub(store_url, ping_registry(handler, max_attempts=3, batch_size=1))
+    emit_pings(hub, 1)
+    for _ in range(45):  # far more rounds than max_attempts: an outage is not a failure of the message
+        hub.worker.drain()
+        clock.advance(31)
+    assert counters(hub.db)["ping:1"] == 1
+    assert hub.dead_letters.count() == 0

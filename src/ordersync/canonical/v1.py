@@ -130,6 +130,7 @@ class StockPosition(Canonical):
     reserved: Amount
     available_to_promise: Amount
     as_of: dt.datetime
+    replenishment_date: dt.date | None = None
 
 
 class OrderState(StrEnum):
@@ -176,6 +177,7 @@ class Order(Canonical):
     lines: Annotated[tuple[OrderLine, ...], Field(min_length=1, max_length=500)]
     placed_at: dt.datetime | None = None
     notes: str = ""
+    campaign: str | None = None
 
 
 class Allocation(Canonical):

@@ -12,7 +12,16 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from ordersync.canonical.v1 import Order, OrderState
+from ordersync.canonical.v1 import (
+    Allocation,
+    CaseType,
+    ExceptionCase,
+    Invoice,
+    Order,
+    OrderState,
+    Shipment,
+    StockPosition,
+)
 
 
 class Message(BaseModel):
@@ -61,6 +70,111 @@ class DuplicateOrderReceived(Event):
     delivery_id: str | None = None
 
 
+class ErpShipmentChanged(Event):
+    """A shipment of an ERP order changed state (detected by polling the ERP)."""
+
+    TYPE = "erp.shipment_changed"
+    erp: str
+    reference: str | None
+    order_id: str | None
+    shipment: Shipment
+
+
+class ErpInvoicePosted(Event):
+    """An invoice for an ERP order was posted (or paid) in the ERP."""
+
+    TYPE = "erp.invoice_posted"
+    erp: str
+    reference: str | None
+    order_id: str | None
+    invoice: Invoice
+
+
+class StockChanged(Event):
+    """Available-to-promise changed for some SKUs in an ERP."""
+
+    TYPE = "erp.stock_changed"
+    erp: str
+    positions: tuple[StockPosition, ...]
+
+
+class PriceListChanged(Event):
+    """A contract price list changed in an ERP; prices of these accounts are stale."""
+
+    TYPE = "erp.price_list_changed"
+    erp: str
+    account_ids: tuple[str, ...]
+
+
+class OrderReadyForErp(Event):
+    """An order is validated, priced, credit-checked and allocated: submit it to its ERP."""
+
+    TYPE = "order.ready_for_erp"
+    order_id: str
+    credit_approved: bool = False
+
+
+class ErpOrderRef(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    plant: str
+    reference: str
+    erp_order_number: str | None
+
+
+class OrderAccepted(Event):
+    """The ERP accepted the order: sales orders per plant, allocation and promised dates per line."""
+
+    TYPE = "order.accepted"
+    order_id: str
+    channel: str
+    external_order_number: str
+    account_id: str
+    erp: str
+    erp_orders: tuple[ErpOrderRef, ...]
+    allocations: tuple[Allocation, ...]
+    partial: bool
+    total: str
+    currency: str
+
+
+class OrderRejected(Event):
+    TYPE = "order.rejected"
+    order_id: str
+    channel: str
+    account_id: str
+    reasons: tuple[dict[str, object], ...]
+
+
+class OrderHeld(Event):
+    TYPE = "order.held"
+    order_id: str
+    case_id: str
+    case_type: CaseType
+    reason: str
+
+
+class HoldReleased(Event):
+    """A person released a hold; ``decision`` says how the flow continues."""
+
+    TYPE = "order.hold_released"
+    order_id: str
+    case_id: str
+    case_type: CaseType
+    decision: str
+    actor: str
+
+
+class CaseOpened(Event):
+    TYPE = "case.opened"
+    case: ExceptionCase
+
+
+class CaseResolved(Event):
+    TYPE = "case.resolved"
+    case: ExceptionCase
+    action: str
+
+
 MESSAGE_TYPES: dict[str, type[Message]] = {}
 
 
@@ -73,4 +187,19 @@ def register(*classes: type[Message]) -> None:
         MESSAGE_TYPES[cls.TYPE] = cls
 
 
-register(OrderReceived, OrderStateChanged, DuplicateOrderReceived)
+register(
+    OrderReceived,
+    OrderStateChanged,
+    DuplicateOrderReceived,
+    ErpShipmentChanged,
+    ErpInvoicePosted,
+    StockChanged,
+    PriceListChanged,
+    OrderReadyForErp,
+    OrderAccepted,
+    OrderRejected,
+    OrderHeld,
+    HoldReleased,
+    CaseOpened,
+    CaseResolved,
+)

@@ -19,13 +19,14 @@ import logging
 import random
 import traceback
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy import Connection, select
 
 from ordersync.canonical.envelope import Envelope, new_id
 from ordersync.domain.clock import Clock
-from ordersync.domain.errors import DomainError, MessageError
+from ordersync.domain.errors import DomainError, MessageError, Unavailable
 from ordersync.domain.events import Message
 from ordersync.messaging.registry import DecodeError, HandlerContext, Registry, Subscription, decode
 from ordersync.messaging.transport import Delivery, Transport
@@ -35,6 +36,9 @@ from ordersync.store.sql import bulk_insert, driver_time, insert_ignore
 from ordersync.store.uow import UnitOfWork
 
 log = logging.getLogger("ordersync.consumer")
+
+#: attempt history entries kept per delivery (long outages add one "wait" entry per retry)
+_HISTORY_KEPT = 30
 
 DeadLetterHook = Callable[[UnitOfWork, dict[str, Any]], None]
 
@@ -73,6 +77,7 @@ class ConsumerRunner:
         self.rng = rng or random.Random()
         self.dead_letter_hooks: list[DeadLetterHook] = []
         self._idle: dict[str, bool] = {}
+        self._pools: dict[str, ThreadPoolExecutor] = {}
         for sub in registry:
             transport.subscribe(sub.consumer, sub.types, sub.ordered)
 
@@ -103,12 +108,28 @@ class ConsumerRunner:
                 self._tx_single(sub, *item)
         else:
             claimed_at = self.clock.monotonic()
-            for i, item in enumerate(items):
+            step = max(1, sub.concurrency)
+            for i in range(0, len(items), step):
                 if self.clock.monotonic() - claimed_at > self.lease_seconds / 3:
                     self.transport.extend([d for d, _, _ in items[i:]], self.clock.now())
                     claimed_at = self.clock.monotonic()
-                self._io_single(sub, *item)
+                wave = items[i : i + step]
+                if len(wave) == 1:
+                    self._io_single(sub, *wave[0])
+                else:
+                    list(self._pool(sub).map(lambda item: self._io_single(sub, *item), wave))
         return len(batch)
+
+    def _pool(self, sub: Subscription) -> ThreadPoolExecutor:
+        pool = self._pools.get(sub.consumer)
+        if pool is None:
+            pool = self._pools[sub.consumer] = ThreadPoolExecutor(sub.concurrency, thread_name_prefix=sub.consumer)
+        return pool
+
+    def close(self) -> None:
+        for pool in self._pools.values():
+            pool.shutdown(wait=True)
+        self._pools.clear()
 
     # -- processing -------------------------------------------------------------------------------
 
@@ -242,6 +263,9 @@ class ConsumerRunner:
 
     def _fail(self, sub: Subscription, delivery: Delivery, exc: BaseException, reason: str | None = None) -> None:
         now = self.clock.now()
+        if reason is None and isinstance(exc, Unavailable):
+            self._wait(sub, delivery, exc, now)
+            return
         self._note_failure(delivery, exc, now)
         final = reason is not None or not _retryable(exc) or sub.retry.exhausted(delivery.attempts)
         if not final:
@@ -261,6 +285,17 @@ class ConsumerRunner:
             self._insert_dead(conn, sub, delivery, reason, f"{type(exc).__name__}: {exc}")
             self.transport.settle(conn, [delivery])
         self.transport.after_commit([delivery])
+
+    def _wait(self, sub: Subscription, delivery: Delivery, exc: Unavailable, now: dt.datetime) -> None:
+        """A remote system is down or its circuit is open: try again later without using up an attempt,
+        so that a long outage parks nothing in the dead letters and work resumes by itself."""
+        waits = 1 + sum(1 for h in delivery.history if h.get("wait"))
+        delay = sub.retry.wait_delay(waits, self.rng)
+        delivery.history.append({"wait": True, "at": now.isoformat(), "error": f"{type(exc).__name__}: {exc}"})
+        delivery.history = delivery.history[-_HISTORY_KEPT:]
+        log.warning("%s: %s waits %.1fs: %s", sub.consumer, delivery.message_id, delay, exc,
+                    extra={"correlation_id": delivery.correlation_id})
+        self.transport.retry_later(delivery, now + _seconds(delay))
 
     def _insert_dead(self, conn: Connection, sub: Subscription, delivery: Delivery, reason: str, error: str) -> None:
         """Park ``delivery`` as a dead letter in ``conn``'s transaction (the caller settles it)."""

@@ -53,6 +53,8 @@ class Subscription:
     ``mode="io"`` handlers call remote systems and commit through :class:`HandlerContext`.
     ``ordered=True`` delivers messages of one correlation id (order) strictly one after another.
     ``batch_size`` is how many deliveries one claim takes (default: 200 for tx, 10 for io handlers).
+    ``concurrency`` (io mode) handles that many deliveries of a batch at once, in threads, so that a
+    remote system's adapter can coalesce concurrent calls into batch calls.
     ``batched=True`` (tx mode only) calls the handler once per claimed batch with the list of messages
     not processed before, so that a projection can aggregate its writes; the inbox still records every
     message id in the same transaction.
@@ -66,12 +68,15 @@ class Subscription:
     ordered: bool = False
     batch_size: int = 0
     batched: bool = False
+    concurrency: int = 1
 
     def __post_init__(self) -> None:
         if self.batched and self.mode != "tx":
             raise ValueError(f"{self.consumer}: only tx handlers can take batches")
+        if self.concurrency > 1 and self.mode != "io":
+            raise ValueError(f"{self.consumer}: only io handlers run concurrently")
         if self.batch_size <= 0:
-            object.__setattr__(self, "batch_size", 200 if self.mode == "tx" else 10)
+            object.__setattr__(self, "batch_size", 200 if self.mode == "tx" else max(10, 2 * self.concurrency))
 
 
 class Registry:

@@ -16,6 +16,8 @@ class RetryPolicy:
     factor: float = 2.0
     cap_seconds: float = 300.0
     jitter: float = 0.5
+    #: waits while a remote system is unavailable do not use up attempts; they back off up to this cap
+    wait_cap_seconds: float = 30.0
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
@@ -27,6 +29,9 @@ class RetryPolicy:
         raw = min(self.cap_seconds, self.base_seconds * self.factor ** max(0, failed_attempts - 1))
         spread = (rng or random).uniform(1 - self.jitter, 1.0)
         return raw * spread
+
+    def wait_delay(self, waits: int, rng: random.Random | None = None) -> float:
+        return min(self.wait_cap_seconds, self.delay(waits, rng))
 
     def exhausted(self, failed_attempts: int) -> bool:
         return failed_attempts >= self.max_attempts

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from ordersync.domain.clock import Clock
 from ordersync.messaging.consumer import ConsumerRunner
@@ -16,6 +17,14 @@ from ordersync.messaging.registry import Registry
 from ordersync.messaging.relay import Relay
 
 log = logging.getLogger("ordersync.worker")
+
+
+@dataclass
+class _Periodic:
+    name: str
+    seconds: float
+    task: Callable[[], int]
+    next_at: float
 
 
 class Worker:
@@ -37,6 +46,11 @@ class Worker:
         self.consumers = consumers if consumers is not None else registry.names()
         self._wake = threading.Event()
         self.processed = 0
+        self._periodic: list[_Periodic] = []
+
+    def every(self, seconds: float, name: str, task: Callable[[], int]) -> None:
+        """Run ``task`` (returning the work it did) at most every ``seconds`` from the worker loop."""
+        self._periodic.append(_Periodic(name, seconds, task, next_at=self.clock.monotonic()))
 
     def wake(self) -> None:
         """Cut the idle sleep short (called when something is published in this process)."""
@@ -54,11 +68,25 @@ class Worker:
 
     def run_once(self) -> int:
         """One round: relay one batch, then one batch per consumer. Returns the work done."""
-        done = self.relay.pump()
+        done = self._run_periodic()
+        done += self.relay.pump()
         for consumer in self.consumers:
             n = self.runner.run_once(consumer)
             self.processed += n
             done += n
+        return done
+
+    def _run_periodic(self) -> int:
+        done = 0
+        now = self.clock.monotonic()
+        for job in self._periodic:
+            if now < job.next_at:
+                continue
+            job.next_at = now + job.seconds
+            try:
+                done += job.task()
+            except Exception:
+                log.exception("periodic task %s failed; it runs again in %.0fs", job.name, job.seconds)
         return done
 
     def drain(self, max_rounds: int = 1_000_000) -> int:

@@ -163,3 +163,63 @@ order_counters = Table(
     Column("name", String(120), primary_key=True),
     Column("value", BigInteger, nullable=False),
 )
+
+# -- ERP integration (migration 0002) ----------------------------------------------------------------
+
+account_routes = Table(
+    "account_routes",
+    metadata,
+    Column("account_id", String(120), primary_key=True),
+    Column("erp", String(64), nullable=False),
+    Column("source", String(16), nullable=False),  # config | discovered
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+sync_state = Table(
+    "sync_state",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+erp_changes = Table(
+    "erp_changes",
+    metadata,
+    Column("erp", String(64), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("version", String(200), primary_key=True),
+    Column("seen_at", UtcDateTime, nullable=False),
+    Index("ix_erp_changes_seen_at", "seen_at"),
+)
+
+# -- order submission (migration 0003) --------------------------------------------------------------
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("scope", String(120), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("order_id", Id, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+cases = Table(
+    "cases",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("type", String(40), nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("order_id", Id),
+    Column("account_id", String(120)),
+    Column("owner_team", String(64), nullable=False),
+    Column("owner_level", Integer, nullable=False),
+    Column("due_at", UtcDateTime),
+    Column("opened_at", UtcDateTime, nullable=False),
+    Column("resolved_at", UtcDateTime),
+    Column("dead_letter_id", Id),
+    Column("body", Text, nullable=False),
+    Index("ix_cases_state_type", "state", "type"),
+    Index("ix_cases_order", "order_id"),
+)

@@ -87,3 +87,12 @@ def bulk_insert(conn: Connection, table: Table, columns: tuple[str, ...], rows: 
     message hot path, where that processing cost more than the insert itself."""
     if rows:
         conn.exec_driver_sql(_bulk_insert_sql(conn.dialect.name, table.name, columns), rows)
+
+
+def upsert_row(conn: Connection, table: Table, key: dict[str, Any], values: dict[str, Any]) -> None:
+    """INSERT the row, or UPDATE ``values`` where the primary key ``key`` exists."""
+    module = _dialect_module(conn.dialect.name)
+    stmt = module.insert(table).values({**key, **values}).on_conflict_do_update(
+        index_elements=list(key), set_=values
+    )
+    conn.execute(stmt)

@@ -13,6 +13,7 @@ from ordersync.canonical.envelope import Envelope, new_id
 from ordersync.domain.clock import Clock
 from ordersync.domain.events import Message
 from ordersync.domain.order import OrderRecord
+from ordersync.store.cases import CaseRepository
 from ordersync.store.db import Database
 from ordersync.store.orders import OrderRepository
 from ordersync.store.schema import outbox
@@ -31,6 +32,7 @@ class UnitOfWork:
         self.clock = clock
         self.causation_id = causation_id
         self.orders = OrderRepository(conn)
+        self.cases = CaseRepository(conn)
         self.emitted: list[Envelope] = []
         self._pending: list[Envelope] = []
 

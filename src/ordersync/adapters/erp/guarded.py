@@ -1,0 +1,114 @@
+"""An ERP port wrapped in its instance's :class:`~ordersync.adapters.erp.guard.ErpGate`.
+
+Flows and the read model talk to this wrapper, never to a raw adapter, so the budget, priorities,
+retries and circuit hold for every caller. Single-order submissions made concurrently are coalesced
+into batch submissions (the ERP's batched path is several times faster).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from ordersync.adapters.erp.guard import Coalescer, ErpGate, GateStatus, Priority, current_priority
+from ordersync.canonical.v1 import Account, CreditStatus, PriceQuote, Product, StockPosition
+from ordersync.ports.erp import (
+    AmendmentRequest,
+    AmendmentResult,
+    ChangeBatch,
+    ErpHealth,
+    ErpOrder,
+    ErpPort,
+    Plant,
+    SalesOrderRequest,
+    SubmitResult,
+)
+
+
+class GuardedErp:
+    """Implements :class:`ErpPort` by delegating through a gate. ``priority`` of a call: the lane set
+    by the caller with :func:`erp_priority`, else the method's natural lane."""
+
+    def __init__(self, inner: ErpPort, gate: ErpGate, *, coalesce: bool = True, max_batch: int = 20,
+                 max_wait: float = 0.05) -> None:
+        self.inner = inner
+        self.gate = gate
+        self.name = inner.name
+        self._coalescer = (
+            Coalescer(self._submit_batch, max_batch=max_batch, max_wait=max_wait) if coalesce else None
+        )
+
+    def _call(self, default: Priority, fn: Any, *args: Any) -> Any:
+        chosen = current_priority()
+        return self.gate.call(lambda: fn(*args), priority=default if chosen is None else chosen)
+
+    def status(self) -> GateStatus:
+        return self.gate.status()
+
+    def health(self) -> ErpHealth:
+        try:
+            health: ErpHealth = self.gate.call(self.inner.health, priority=Priority.ORDERS, retryable=False)
+        except Exception as exc:
+            return ErpHealth(erp=self.name, ok=False, detail=f"{type(exc).__name__}: {exc}")
+        return health
+
+    def plants(self) -> list[Plant]:
+        result: list[Plant] = self._call(Priority.READS, self.inner.plants)
+        return result
+
+    def accounts(self) -> list[Account]:
+        result: list[Account] = self._call(Priority.BACKGROUND, self.inner.accounts)
+        return result
+
+    def account(self, account_id: str) -> Account:
+        result: Account = self._call(Priority.ORDERS, self.inner.account, account_id)
+        return result
+
+    def credit(self, account_id: str) -> CreditStatus:
+        result: CreditStatus = self._call(Priority.ORDERS, self.inner.credit, account_id)
+        return result
+
+    def products(self, account_id: str | None = None) -> list[Product]:
+        result: list[Product] = self._call(Priority.READS, self.inner.products, account_id)
+        return result
+
+    def prices(self, account_id: str, items: Sequence[tuple[str, Decimal]], on: dt.date | None = None
+               ) -> list[PriceQuote]:
+        result: list[PriceQuote] = self._call(Priority.READS, self.inner.prices, account_id, items, on)
+        return result
+
+    def availability(self, skus: Sequence[str]) -> list[StockPosition]:
+        result: list[StockPosition] = self._call(Priority.READS, self.inner.availability, skus)
+        return result
+
+    def submit_orders(self, requests: Sequence[SalesOrderRequest]) -> list[SubmitResult]:
+        if self._coalescer is not None and len(requests) == 1:
+            return [self._coalescer.submit(requests[0])]
+        return self._submit_batch(list(requests))
+
+    def _submit_batch(self, requests: list[SalesOrderRequest]) -> list[SubmitResult]:
+        result: list[SubmitResult] = self.gate.call(lambda: self.inner.submit_orders(requests),
+                                                    priority=Priority.ORDERS)
+        return result
+
+    def amend_order(self, request: AmendmentRequest) -> AmendmentResult:
+        result: AmendmentResult = self._call(Priority.ORDERS, self.inner.amend_order, request)
+        return result
+
+    def cancel_order(self, reference: str) -> bool:
+        result: bool = self._call(Priority.ORDERS, self.inner.cancel_order, reference)
+        return result
+
+    def order(self, reference: str) -> ErpOrder | None:
+        result: ErpOrder | None = self._call(Priority.ORDERS, self.inner.order, reference)
+        return result
+
+    def orders_for(self, order_id: str) -> list[ErpOrder]:
+        result: list[ErpOrder] = self._call(Priority.ORDERS, self.inner.orders_for, order_id)
+        return result
+
+    def changes_since(self, watermark: dt.datetime | None) -> ChangeBatch:
+        result: ChangeBatch = self._call(Priority.CHANGES, self.inner.changes_since, watermark)
+        return result

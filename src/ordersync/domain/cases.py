@@ -1,0 +1,107 @@
+"""Exception cases: business exceptions with an owner team, a next action, a due time and a runbook.
+
+Owners, due times and runbooks are policy (configurable); these are the defaults.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass, field
+
+from ordersync.canonical.v1 import CaseEntry, CaseState, CaseType, ExceptionCase
+
+DEFAULT_OWNERS: dict[CaseType, str] = {
+    CaseType.CREDIT_HOLD: "finance",
+    CaseType.PRICE_MISMATCH: "commerce",
+    CaseType.ALLOCATION_SHORTFALL: "operations",
+    CaseType.FULFILLMENT_DISCREPANCY: "operations",
+    CaseType.INVOICE_DISPUTE: "finance",
+    CaseType.INTEGRATION_FAILURE: "integration",
+}
+
+DEFAULT_DUE_HOURS: dict[CaseType, float] = {
+    CaseType.CREDIT_HOLD: 4,
+    CaseType.PRICE_MISMATCH: 8,
+    CaseType.ALLOCATION_SHORTFALL: 24,
+    CaseType.FULFILLMENT_DISCREPANCY: 24,
+    CaseType.INVOICE_DISPUTE: 48,
+    CaseType.INTEGRATION_FAILURE: 2,
+}
+
+RUNBOOKS: dict[CaseType, str] = {
+    CaseType.CREDIT_HOLD: (
+        "The order would take the account over its credit limit. Check open invoices and payments in the "
+        "ERP; contact the customer's accounts payable if needed. Release the hold to submit the order "
+        "(the ERP's own credit check is acknowledged), or cancel the order."
+    ),
+    CaseType.PRICE_MISMATCH: (
+        "The price the channel showed the buyer differs from the contract price plus channel rules. Check "
+        "the storefront's price feed and the customer's price list. Accept the ERP price (the buyer is "
+        "told), honour the shown price, or cancel the order."
+    ),
+    CaseType.ALLOCATION_SHORTFALL: (
+        "No plant can ship the quantity now. Confirm the promised date with production planning, "
+        "re-allocate once stock arrives, or cancel the line."
+    ),
+    CaseType.FULFILLMENT_DISCREPANCY: (
+        "What was shipped differs from what was ordered, or an event could not be matched to an order. "
+        "Check with the warehouse; correct the shipment in the ERP, or resolve with a comment."
+    ),
+    CaseType.INVOICE_DISPUTE: (
+        "The buyer disputes an invoice. Compare invoice, order and shipment; issue a credit note in the "
+        "ERP if the buyer is right, then resolve with a comment."
+    ),
+    CaseType.INTEGRATION_FAILURE: (
+        "A message could not be processed (see the linked dead letter). Read its error, fix the cause "
+        "(configuration, master data, a remote system), then retry it."
+    ),
+}
+
+
+@dataclass(frozen=True)
+class CasePolicy:
+    owners: dict[CaseType, str] = field(default_factory=lambda: dict(DEFAULT_OWNERS))
+    due_hours: dict[CaseType, float] = field(default_factory=lambda: dict(DEFAULT_DUE_HOURS))
+    #: owner team per escalation level above 1, e.g. {"finance": ["finance-lead", "cfo-office"]}
+    escalation: dict[str, list[str]] = field(default_factory=dict)
+
+
+def open_case(
+    case_type: CaseType,
+    *,
+    summary: str,
+    next_action: str,
+    now: dt.datetime,
+    policy: CasePolicy,
+    order_id: str | None = None,
+    account_id: str | None = None,
+    dead_letter_id: str | None = None,
+    actor: str = "ordersync",
+) -> ExceptionCase:
+    owner = policy.owners.get(case_type, DEFAULT_OWNERS[case_type])
+    return ExceptionCase(
+        id=uuid.uuid4().hex,
+        type=case_type,
+        state=CaseState.OPEN,
+        order_id=order_id,
+        account_id=account_id,
+        owner_team=owner,
+        summary=summary,
+        next_action=next_action,
+        runbook=RUNBOOKS[case_type],
+        due_at=now + dt.timedelta(hours=policy.due_hours.get(case_type, DEFAULT_DUE_HOURS[case_type])),
+        opened_at=now,
+        dead_letter_id=dead_letter_id,
+        history=(CaseEntry(at=now, actor=actor, action="opened", comment=summary),),
+    )
+
+
+def resolve_case(case: ExceptionCase, *, action: str, actor: str, comment: str, now: dt.datetime) -> ExceptionCase:
+    return case.model_copy(
+        update={
+            "state": CaseState.RESOLVED,
+            "resolved_at": now,
+            "history": (*case.history, CaseEntry(at=now, actor=actor, action=action, comment=comment)),
+        }
+    )

@@ -1,0 +1,260 @@
+"""The ERP port: the system of record for accounts, credit, contract prices, stock, sales orders,
+shipments and invoices, in ERP-neutral terms.
+
+One hub order becomes one ERP sales order per plant it ships from (a sale ships from one warehouse).
+Each ERP order carries a *reference* that names the hub order and the plant
+(:func:`order_reference`); creation is idempotent by that reference, so retries, duplicate deliveries
+and crash recovery can never create a second ERP order for the same hub order and plant.
+
+ERP warnings are business outcomes, not errors: a credit limit warning is a ``credit_hold`` result, a
+stock warning is a ``stock_shortfall`` result (the hub decides: split, backorder, or hold), unless the
+request says the hub already decided (``credit_approved``, ``accept_shortfall``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from decimal import Decimal
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
+
+from ordersync.canonical.v1 import (
+    Account,
+    Canonical,
+    CreditStatus,
+    Invoice,
+    PriceQuote,
+    Product,
+    Shipment,
+    StockPosition,
+)
+from ordersync.domain.errors import DomainError
+
+REFERENCE_PREFIX = "OS"
+
+
+def order_reference(order_id: str, plant: str) -> str:
+    """The ERP order reference of the part of hub order ``order_id`` that ships from ``plant``."""
+    return f"{REFERENCE_PREFIX}-{order_id}-{plant}"
+
+
+def parse_reference(reference: str) -> tuple[str, str] | None:
+    """``(order_id, plant)`` of a reference made by :func:`order_reference`, else None."""
+    prefix = f"{REFERENCE_PREFIX}-"
+    if not reference.startswith(prefix):
+        return None
+    order_id, sep, plant = reference[len(prefix) :].partition("-")
+    return (order_id, plant) if sep and order_id and plant else None
+
+
+class UnknownItem(DomainError):
+    """The ERP does not know an account, SKU, plant or address the hub asked about."""
+
+    def __init__(self, kind: str, key: str) -> None:
+        super().__init__(f"unknown {kind} {key!r}")
+        self.kind = kind
+        self.key = key
+
+
+class Plant(Canonical):
+    """A warehouse that ships orders; ``region`` is matched against ship-to regions."""
+
+    code: str
+    name: str = ""
+    region: str = ""
+
+
+class SalesOrderLine(Canonical):
+    line_no: int
+    sku: str
+    quantity: Decimal
+    unit_price: Decimal
+    promised_date: dt.date | None = None
+
+
+class SalesOrderRequest(Canonical):
+    """One ERP sales order to create (or find) for one plant of one hub order."""
+
+    reference: str
+    order_id: str
+    account_id: str
+    plant: str
+    currency: str
+    lines: tuple[SalesOrderLine, ...]
+    ship_to_id: str | None = None
+    buyer_po_number: str | None = None
+    accept_shortfall: bool = False
+    credit_approved: bool = False
+
+
+class SubmitOutcome(StrEnum):
+    ACCEPTED = "accepted"  # confirmed in the ERP
+    CREDIT_HOLD = "credit_hold"  # the ERP's credit check said no; the order waits as a quotation
+    STOCK_SHORTFALL = "stock_shortfall"  # the ERP's stock check said no; the hub must decide
+    REJECTED = "rejected"  # the ERP refused it for a reason retrying will not change
+
+
+class Shortfall(Canonical):
+    sku: str
+    plant: str
+    requested: Decimal
+    available: Decimal
+
+
+class SubmitResult(Canonical):
+    reference: str
+    outcome: SubmitOutcome
+    erp_order_id: str | None = None
+    erp_order_number: str | None = None
+    message: str = ""
+    reconciled: bool = False  # an existing ERP order was found (retry or crash recovery)
+    shortfalls: tuple[Shortfall, ...] = ()
+
+
+class LineChange(Canonical):
+    """An amendment of one line: new quantity, new date, or cancel (quantity 0)."""
+
+    line_no: int
+    quantity: Decimal | None = None
+    promised_date: dt.date | None = None
+    cancel: bool = False
+
+
+class AmendmentRequest(Canonical):
+    reference: str
+    changes: tuple[LineChange, ...]
+
+
+class AmendmentResult(Canonical):
+    reference: str
+    applied: tuple[LineChange, ...] = ()
+    refused: tuple[tuple[LineChange, str], ...] = ()
+    message: str = ""
+
+
+class ErpOrderState(StrEnum):
+    DRAFT = "draft"
+    QUOTATION = "quotation"
+    CONFIRMED = "confirmed"
+    PROCESSING = "processing"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+class ErpOrderLine(Canonical):
+    line_no: int
+    sku: str
+    quantity: Decimal
+    unit_price: Decimal
+    promised_date: dt.date | None = None
+
+
+class ErpOrder(Canonical):
+    """An ERP sales order as the hub sees it, with its shipments and invoices."""
+
+    reference: str
+    order_id: str
+    plant: str
+    erp_order_id: str
+    erp_order_number: str
+    state: ErpOrderState
+    account_id: str
+    currency: str
+    lines: tuple[ErpOrderLine, ...]
+    shipments: tuple[Shipment, ...] = ()
+    invoices: tuple[Invoice, ...] = ()
+
+
+class ChangeKind(StrEnum):
+    SHIPMENT = "shipment"
+    INVOICE = "invoice"
+    STOCK = "stock"
+    PRICE_LIST = "price_list"
+    ORDER = "order"
+
+
+class Change(Canonical):
+    """One change detected in the ERP. ``key`` identifies the record, ``version`` its state (for
+    deduplication across overlapping polls: the same (key, version) is one change)."""
+
+    kind: ChangeKind
+    key: str
+    version: str
+    reference: str | None = None
+    shipment: Shipment | None = None
+    invoice: Invoice | None = None
+    stock: tuple[StockPosition, ...] = ()
+    account_ids: tuple[str, ...] = ()
+
+
+class ChangeBatch(Canonical):
+    changes: tuple[Change, ...]
+    watermark: dt.datetime  # pass back (minus the overlap window) on the next poll
+
+
+class ErpHealth(Canonical):
+    erp: str
+    ok: bool
+    detail: str = ""
+    latency_ms: float | None = None
+
+
+@runtime_checkable
+class ErpPort(Protocol):
+    """What the hub needs from an ERP. Every method may raise
+    :class:`~ordersync.domain.errors.Unavailable` (down, slow, circuit open) or
+    :class:`~ordersync.domain.errors.ProtocolError` (garbage answer); business refusals are results or
+    :class:`UnknownItem`, never stack traces."""
+
+    name: str
+
+    def health(self) -> ErpHealth: ...
+
+    def plants(self) -> list[Plant]: ...
+
+    def accounts(self) -> list[Account]:
+        """Every active customer account with credit status and ship-to addresses."""
+        ...
+
+    def account(self, account_id: str) -> Account:
+        """One account (inactive ones too) or :class:`UnknownItem`."""
+        ...
+
+    def credit(self, account_id: str) -> CreditStatus: ...
+
+    def products(self, account_id: str | None = None) -> list[Product]:
+        """The sellable assortment; with ``account_id``, customer part numbers of that account only."""
+        ...
+
+    def prices(self, account_id: str, items: Sequence[tuple[str, Decimal]], on: dt.date | None = None
+               ) -> list[PriceQuote]:
+        """Contract prices for (sku, quantity) pairs, in order. Unknown SKU -> :class:`UnknownItem`."""
+        ...
+
+    def availability(self, skus: Sequence[str]) -> list[StockPosition]:
+        """Available-to-promise per plant for each SKU (one position per SKU and plant)."""
+        ...
+
+    def submit_orders(self, requests: Sequence[SalesOrderRequest]) -> list[SubmitResult]:
+        """Create and confirm sales orders, idempotent by reference, in one batch where possible.
+        Results are in request order."""
+        ...
+
+    def amend_order(self, request: AmendmentRequest) -> AmendmentResult: ...
+
+    def cancel_order(self, reference: str) -> bool:
+        """Cancel an ERP order that is not confirmed yet (a held quotation); True if cancelled."""
+        ...
+
+    def order(self, reference: str) -> ErpOrder | None:
+        """The ERP order with this reference, with shipments and invoices, or None."""
+        ...
+
+    def orders_for(self, order_id: str) -> list[ErpOrder]:
+        """Every ERP order that belongs to hub order ``order_id`` (one per plant)."""
+        ...
+
+    def changes_since(self, watermark: dt.datetime | None) -> ChangeBatch:
+        """Shipments, invoices, stock and price lists changed at or after ``watermark``."""
+        ...
