@@ -7,10 +7,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ordersync.config import Settings
+from ordersync.adapters.erp.factory import make_erp
+from ordersync.adapters.erp.guard import ErpGate
+from ordersync.adapters.erp.guarded import GuardedErp
+from ordersync.adapters.erp.router import ErpRouter
+from ordersync.canonical.v1 import CaseType
+from ordersync.config import ErpSettings, Settings
+from ordersync.domain.allocation import AllocationPolicy
+from ordersync.domain.cases import CasePolicy
 from ordersync.domain.clock import Clock, SystemClock
 from ordersync.domain.errors import ConfigError
+from ordersync.domain.pricing import ChannelRule
 from ordersync.flows import build_registry
+from ordersync.flows.deps import FlowDeps, FlowPolicy
+from ordersync.flows.erp_sync import ErpChangePoller
 from ordersync.messaging.consumer import ConsumerRunner
 from ordersync.messaging.deadletters import DeadLetterService
 from ordersync.messaging.registry import Registry
@@ -18,6 +28,7 @@ from ordersync.messaging.relay import Relay
 from ordersync.messaging.retry import RetryPolicy
 from ordersync.messaging.sqlqueue import SqlQueueTransport
 from ordersync.messaging.worker import Worker
+from ordersync.ports.erp import ErpPort
 from ordersync.store.db import Database
 from ordersync.store.uow import UnitOfWork, unit_of_work
 
@@ -35,24 +46,36 @@ class Hub:
     relay: Relay
     worker: Worker
     dead_letters: DeadLetterService
+    router: ErpRouter | None = None
+    poller: ErpChangePoller | None = None
+    deps: FlowDeps | None = None
 
     def uow(self, causation_id: str | None = None):  # type: ignore[no-untyped-def]
         """A unit of work (one write transaction) on this hub's store."""
         return unit_of_work(self.db, self.clock, causation_id)
 
     def close(self) -> None:
+        self.runner.close()
         self.db.dispose()
 
 
 def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Registry | None = None,
-              migrate: bool = True) -> Hub:
+              migrate: bool = True, erps: dict[str, ErpPort] | None = None) -> Hub:
+    """Wire a hub. ``erps`` replaces the ERP adapters the settings describe (tests pass twins)."""
     if settings.bus != "embedded":
         raise ConfigError(f"bus {settings.bus!r} is not available yet; use 'embedded'")
     clock = clock or SystemClock()
     db = Database(settings.store_url)
     if migrate:
         db.migrate()
-    registry = registry or build_registry()
+    router = poller = deps = None
+    adapters = erps if erps is not None else {e.name: make_erp(e) for e in settings.erp}
+    if adapters:
+        router = _router(settings, adapters, db, clock)
+        deps = FlowDeps(db=db, clock=clock, router=router, policy=flow_policy(settings), cases=case_policy(settings),
+                        submit_concurrency=settings.flows.submit_concurrency)
+        poller = ErpChangePoller(router, db, clock)
+    registry = registry or build_registry(deps)
     retry = settings.worker.retry
     policy = RetryPolicy(max_attempts=retry.max_attempts, base_seconds=retry.base_seconds,
                          cap_seconds=retry.cap_seconds)
@@ -63,7 +86,48 @@ def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Regis
     worker = Worker(relay, runner, registry, clock, poll_interval=settings.worker.poll_interval)
     transport.on_publish(worker.wake)
     dead = DeadLetterService(db, transport, registry, clock)
-    return Hub(settings, clock, db, transport, registry, runner, relay, worker, dead)
+    if poller is not None:
+        seconds = min((e.poll_seconds for e in settings.erp), default=2.0)
+        worker.every(seconds, "erp change poll", poller.poll_all)
+        worker.every(3600, "erp change log prune", poller.prune)
+    return Hub(settings, clock, db, transport, registry, runner, relay, worker, dead, router, poller, deps)
+
+
+def _router(settings: Settings, adapters: dict[str, ErpPort], db: Database, clock: Clock) -> ErpRouter:
+    by_name = {e.name: e for e in settings.erp}
+    guarded = {}
+    for name, adapter in adapters.items():
+        conf = by_name.get(name) or ErpSettings(name=name, kind="memory")
+        gate = ErpGate(name, max_concurrency=conf.max_concurrency, wait_timeout=conf.wait_timeout,
+                       retries=conf.retries, failure_threshold=conf.failure_threshold,
+                       reset_timeout=conf.reset_timeout, clock=clock)
+        guarded[name] = GuardedErp(adapter, gate, max_batch=conf.submit_batch)
+    return ErpRouter(guarded, db, clock, routes=settings.routing.accounts, default=settings.routing.default)
+
+
+def flow_policy(settings: Settings) -> FlowPolicy:
+    f = settings.flows
+    rules = tuple(
+        ChannelRule(name=r.name, percent_off=r.percent_off, description=r.description, channels=frozenset(r.channels),
+                    campaigns=frozenset(r.campaigns), skus=frozenset(r.skus), categories=frozenset(r.categories),
+                    accounts=frozenset(r.accounts), valid_from=r.valid_from, valid_until=r.valid_until,
+                    precedence=r.precedence, exclusive=r.exclusive)
+        for r in f.channel_rules
+    )
+    return FlowPolicy(rules=rules, price_tolerance_percent=f.price_tolerance_percent,
+                      allocation=AllocationPolicy(allow_split=f.allow_split, ship_days=f.ship_days,
+                                                  backorder_days=f.backorder_days),
+                      max_days_ahead=f.max_days_ahead)
+
+
+def case_policy(settings: Settings) -> CasePolicy:
+    c = settings.cases
+    try:
+        owners = {**CasePolicy().owners, **{CaseType(k): v for k, v in c.owners.items()}}
+        due = {**CasePolicy().due_hours, **{CaseType(k): v for k, v in c.due_hours.items()}}
+    except ValueError as exc:
+        raise ConfigError(f"cases: {exc}; case types are {', '.join(t.value for t in CaseType)}") from exc
+    return CasePolicy(owners=owners, due_hours=due, escalation=dict(c.escalation))
 
 
 def _with_default_retry(registry: Registry, policy: RetryPolicy) -> Registry:

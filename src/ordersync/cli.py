@@ -301,15 +301,24 @@ def _letter_json(letter: Any, body: bool) -> dict[str, Any]:
 
 @app.command()
 def demo(
-    data_dir: DataDir = None,
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="Where the demo keeps its store and ERP database.")]
+    = Path(".ordersync/demo"),
+    orders: Annotated[int, typer.Option("--orders", min=10, help="How many order deliveries to place.")] = 40,
+    once: Annotated[bool, typer.Option("--once", help="Exit when every order has settled.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON line on stdout.")] = False,
+    port: Annotated[int, typer.Option("--port", help="Port of the hub API on 127.0.0.1.")] = 8000,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the storefront simulator.")] = 7,
     verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
 ) -> None:
-    """Run the hub on the embedded default (SQLite store, in-process bus) until Ctrl-C."""
+    """The demo: a real Tryton ERP for a components manufacturer, the hub (API and worker) on the
+    embedded default, and a storefront simulator placing a realistic mix of orders."""
+    from ordersync.demo.run import DemoOptions, run
+
     _setup_logging(verbose)
-    hub = _hub(data_dir, None, None)
-    stop = threading.Event()
-    _stop_on_signals(stop)
-    run_worker_with_status(hub, stop, label="demo")
+    if not verbose:
+        logging.getLogger().setLevel(logging.WARNING)
+    code = run(DemoOptions(data_dir=data_dir, orders=orders, once=once, as_json=as_json, port=port, seed=seed))
+    raise typer.Exit(code)
 
 
 def main() -> None:

@@ -6,10 +6,73 @@ API retries and reconciliation polls all collapse onto one order, race-safe.
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
 from ordersync.canonical.v1 import Order, OrderState
+from ordersync.domain.errors import Conflict
 from ordersync.domain.events import DuplicateOrderReceived, OrderReceived
 from ordersync.domain.order import OrderRecord
+from ordersync.store.schema import idempotency_keys
+from ordersync.store.sql import insert_ignore
 from ordersync.store.uow import UnitOfWork
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What a channel gets back at once: the hub order id, and whether this was a repeat."""
+
+    order_id: str
+    state: OrderState
+    duplicate: bool  # the business key was known (same order re-sent, maybe with a new delivery id)
+    replayed: bool  # the idempotency key was known: the very same request was sent again
+
+
+def request_hash(body: bytes | str) -> str:
+    data = body.encode() if isinstance(body, str) else body
+    return hashlib.sha256(data).hexdigest()
+
+
+def accept_order(
+    uow: UnitOfWork,
+    order: Order,
+    *,
+    scope: str,
+    idempotency_key: str | None = None,
+    fingerprint: str | None = None,
+    delivery_id: str | None = None,
+) -> Receipt:
+    """Intake from any channel, in one short transaction and without any ERP work.
+
+    ``idempotency_key`` (scoped per client) makes a repeated request return the first answer; the same
+    key with a different request body is a :class:`Conflict`. Independently of it, the business key
+    (channel, external order number) collapses re-sent orders onto the first one.
+    """
+    fingerprint = fingerprint or request_hash(order.model_dump_json(exclude={"id"}))
+    if idempotency_key:
+        existing = uow.conn.execute(
+            select(idempotency_keys.c.request_hash, idempotency_keys.c.order_id).where(
+                idempotency_keys.c.scope == scope, idempotency_keys.c.key == idempotency_key
+            )
+        ).first()
+        if existing is not None:
+            if existing.request_hash != fingerprint:
+                raise Conflict(f"idempotency key {idempotency_key!r} was used for a different request")
+            record = uow.orders.get(existing.order_id)
+            return Receipt(record.id, record.state, duplicate=False, replayed=True)
+    record, created = receive_order(uow, order, delivery_id)
+    if idempotency_key:
+        inserted = insert_ignore(
+            uow.conn, idempotency_keys,
+            {"scope": scope, "key": idempotency_key, "request_hash": fingerprint, "order_id": record.id,
+             "created_at": uow.now()},
+            conflict=("scope", "key"),
+        )
+        if not inserted:  # a concurrent request with the same key won; answer as it did
+            raise Conflict(f"idempotency key {idempotency_key!r} is being used by a concurrent request")
+    return Receipt(record.id, record.state, duplicate=not created, replayed=False)
 
 
 def receive_order(uow: UnitOfWork, order: Order, delivery_id: str | None = None) -> tuple[OrderRecord, bool]:

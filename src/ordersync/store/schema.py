@@ -223,3 +223,20 @@ cases = Table(
     Index("ix_cases_state_type", "state", "type"),
     Index("ix_cases_order", "order_id"),
 )
+
+# -- experience API (migration 0004) ----------------------------------------------------------------
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("secret_hash", String(64), nullable=False),
+    Column("name", String(120), nullable=False),
+    Column("client", String(32), nullable=False),
+    Column("channel", String(64), nullable=False),
+    Column("account_id", String(120)),
+    Column("scopes", Text, nullable=False),
+    Column("rate_per_minute", Integer, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("revoked_at", UtcDateTime),
+)

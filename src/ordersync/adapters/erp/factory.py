@@ -1,0 +1,22 @@
+"""Build an ERP adapter from its settings (used only by the composition root)."""
+
+from __future__ import annotations
+
+from ordersync.config import ErpSettings
+from ordersync.domain.errors import ConfigError
+from ordersync.ports.erp import ErpPort
+
+
+def make_erp(settings: ErpSettings) -> ErpPort:
+    if settings.kind == "memory":
+        from ordersync.adapters.erp.memory import MemoryErp
+
+        return MemoryErp.from_profile(settings.profile, name=settings.name)
+    if settings.kind == "tryton":
+        from ordersync.adapters.erp.tryton.adapter import TrytonErp
+
+        return TrytonErp.connect(
+            name=settings.name, url=settings.url or "", database=settings.database or "",
+            login=settings.login, password=settings.secret(), timeout=settings.call_timeout,
+        )
+    raise ConfigError(f"unknown ERP kind {settings.kind!r}")

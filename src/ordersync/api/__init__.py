@@ -1,0 +1,1 @@
+"""Experience APIs (FastAPI): ``/v1`` for buyers and dealer apps, ``/v1/ops`` for staff."""

@@ -1,0 +1,250 @@
+"""Run the demo: provision the Tryton ERP, start the hub (API + worker), place the scenario's orders
+through the API with a progress bar, wait until every order settles, and report.
+
+Layout of the data directory (``--data-dir``, default ``./.ordersync/demo``)::
+
+    ordersync.db         the hub's SQLite store
+    ordersync.toml       the configuration the demo ran with (ERP address and login)
+    erp/main.sqlite      the Tryton database of the demo manufacturer (left for inspection)
+    erp/trytond.log      the ERP server's log
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy import func, select
+
+from ordersync.bootstrap import Hub, build_hub
+from ordersync.config import ErpSettings, Settings
+from ordersync.demo.scenario import Scenario, build
+from ordersync.store.schema import cases, orders
+
+#: states in which the submission process has nothing more to do by itself
+SETTLED = {"accepted", "rejected", "cancelled", "on_hold", "in_fulfillment", "partially_shipped", "shipped",
+           "invoiced", "closed"}
+
+console = Console(stderr=True)
+
+
+@dataclass
+class DemoOptions:
+    data_dir: Path
+    orders: int = 40
+    once: bool = False
+    as_json: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8000
+    seed: int = 7
+    timeout: float = 900.0
+
+
+def run(opts: DemoOptions) -> int:
+    from ordersync.adapters.erp.tryton import demo_data
+
+    started = time.monotonic()
+    data_dir = opts.data_dir.resolve()
+    erp_dir = _fresh(data_dir)
+    server = _start_erp(erp_dir)
+    user = demo_data.INTEGRATION_USER
+    settings = Settings(
+        data_dir=data_dir,
+        erp=[ErpSettings(name="main", kind="tryton", url=server.url, database="main", login=user["login"],
+                         password=user["password"])],
+    )
+    _write_config(data_dir, server.url, user["login"], user["password"])
+    hub = build_hub(settings)
+    stop = threading.Event()
+    api = _start_api(hub, opts)
+    worker = threading.Thread(target=hub.worker.run_forever, args=(stop,), name="worker", daemon=True)
+    worker.start()
+    base = f"http://{opts.host}:{opts.port}"
+    console.print(f"hub API  {base}/v1/docs   (OpenAPI {base}/v1/openapi.json)")
+    console.print(f"ERP      Tryton at {server.url} (database {erp_dir / 'main.sqlite'})")
+    try:
+        scenario = build(opts.orders, seed=opts.seed, run=f"d{int(time.time()) % 100000}")
+        sent = _place(base, scenario, _keys(hub))
+        settled = _wait_settled(hub, scenario, opts.timeout)
+        summary = _summary(hub, scenario, sent, server, time.monotonic() - started, settled)
+        _report(summary, opts)
+        if opts.once:
+            return 0 if settled else 1
+        console.print("[bold]the hub keeps serving; Ctrl-C stops it[/bold]")
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        console.print("stopping")
+        return 0
+    finally:
+        stop.set()
+        api.should_exit = True
+        worker.join(timeout=30)
+        hub.close()
+        server.stop()
+
+
+def _fresh(data_dir: Path) -> Path:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("ordersync.db", "ordersync.db-wal", "ordersync.db-shm"):
+        (data_dir / name).unlink(missing_ok=True)
+    erp_dir = data_dir / "erp"
+    if erp_dir.exists():
+        shutil.rmtree(erp_dir)
+    erp_dir.mkdir()
+    return erp_dir
+
+
+def _start_erp(erp_dir: Path) -> Any:
+    from ordersync.adapters.erp.tryton.home import TrytonHome
+    from ordersync.adapters.erp.tryton.server import TrytonServer
+    from ordersync.adapters.erp.tryton.template import create_database, ensure_template
+
+    with console.status("preparing the demo ERP (Tryton 8.2; the first run installs and seeds it, ~3 min)"):
+        home = TrytonHome().ensure()
+        ensure_template("main", home=home)
+        create_database("main", erp_dir, "main", home=home)
+    with console.status("starting the ERP server"):
+        server = TrytonServer(erp_dir, ["main"], home=home, verbose=False)
+        server.start()
+    return server
+
+
+def _write_config(data_dir: Path, url: str, login: str, password: str) -> None:
+    (data_dir / "ordersync.toml").write_text(
+        "# written by `ordersync demo`: the demo's ERP (a local Tryton with demo credentials)\n"
+        f'[[erp]]\nname = "main"\nkind = "tryton"\nurl = "{url}"\ndatabase = "main"\n'
+        f'login = "{login}"\npassword = "{password}"\n'
+    )
+
+
+def _start_api(hub: Hub, opts: DemoOptions) -> Any:
+    import uvicorn
+
+    from ordersync.api.app import create_app
+
+    config = uvicorn.Config(create_app(hub), host=opts.host, port=opts.port, log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="api", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise SystemExit(f"the hub API could not listen on {opts.host}:{opts.port} (is the port in use? "
+                             "use --port)")
+        time.sleep(0.05)
+    return server
+
+
+def _keys(hub: Hub) -> dict[str, str]:
+    """One storefront key per simulated channel (not bound to an account: a B2B storefront serves many)."""
+    from ordersync.api.keys import KeyService
+
+    service = KeyService(hub.db, hub.clock)
+    client = {"portal": "portal", "dealer-app": "dealer_app", "storefront": "storefront"}
+    return {
+        channel: service.create(f"demo {channel}", kind, ["orders:write", "orders:read", "catalog:read"],
+                                channel=channel, rate_per_minute=6000)[0]
+        for channel, kind in client.items()
+    }
+
+
+def _place(base: str, scenario: Scenario, keys: dict[str, str]) -> dict[str, int]:
+    outcomes = {"accepted": 0, "duplicate": 0, "replayed": 0, "refused": 0}
+    columns = (TextColumn("placing orders"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with httpx.Client(base_url=base, timeout=30) as client, Progress(*columns, console=console) as bar:
+        task = bar.add_task("orders", total=len(scenario.deliveries))
+        for delivery in scenario.deliveries:
+            body = {k: v for k, v in delivery.body.items() if k != "channel"}
+            response = client.post("/v1/orders", json=body, headers={
+                "Authorization": f"Bearer {keys[delivery.body['channel']]}",
+                "Idempotency-Key": delivery.idempotency_key, "X-Delivery-Id": delivery.delivery_id})
+            if response.status_code != 202:
+                outcomes["refused"] += 1
+                console.print(f"[red]refused[/red] {delivery.kind}: {response.status_code} {response.text[:200]}")
+            elif response.headers.get("Idempotent-Replayed"):
+                outcomes["replayed"] += 1
+            elif response.json()["duplicate"]:
+                outcomes["duplicate"] += 1
+            else:
+                outcomes["accepted"] += 1
+            bar.advance(task)
+    return outcomes
+
+
+def _states(hub: Hub) -> dict[str, int]:
+    with hub.db.read() as conn:
+        rows = conn.execute(select(orders.c.state, func.count()).group_by(orders.c.state))
+        return {state: int(n) for state, n in rows}
+
+
+def _wait_settled(hub: Hub, scenario: Scenario, timeout: float) -> bool:
+    columns = (TextColumn("orders settled"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("{task.fields[detail]}"))
+    deadline = time.monotonic() + timeout
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task("settled", total=scenario.unique_orders, detail="")
+        while True:
+            states = _states(hub)
+            done = sum(n for s, n in states.items() if s in SETTLED)
+            busy = ", ".join(f"{s} {n}" for s, n in sorted(states.items()) if s not in SETTLED)
+            bar.update(task, completed=done, detail=busy)
+            if done >= scenario.unique_orders and sum(states.values()) >= scenario.unique_orders:
+                return True
+            if time.monotonic() > deadline:
+                console.print(f"[red]not every order settled within {timeout:.0f}s[/red]: {states}")
+                return False
+            time.sleep(0.25)
+
+
+def _summary(hub: Hub, scenario: Scenario, sent: dict[str, int], server: Any, elapsed: float,
+             settled: bool) -> dict[str, Any]:
+    from ordersync.adapters.erp.tryton import demo_data
+    from ordersync.adapters.erp.tryton.rpc import TrytonClient
+
+    user = demo_data.INTEGRATION_USER
+    client = TrytonClient(server.url, "main", user["login"], user["password"])
+    try:
+        sales = client.call("sale.sale", "search_read", [("reference", "like", "OS-%")], 0, None, None,
+                            ["reference", "state"])
+    finally:
+        client.close()
+    sale_states: dict[str, int] = {}
+    for sale in sales:
+        sale_states[sale["state"]] = sale_states.get(sale["state"], 0) + 1
+    references = [s["reference"] for s in sales]
+    with hub.db.read() as conn:
+        open_cases = {t: int(n) for t, n in conn.execute(
+            select(cases.c.type, func.count()).where(cases.c.state != "resolved").group_by(cases.c.type))}
+    return {
+        "settled": settled,
+        "orders_sent": len(scenario.deliveries),
+        "unique_orders": scenario.unique_orders,
+        "duplicates_sent": scenario.duplicates,
+        "intake": sent,
+        "scenario": scenario.kinds(),
+        "final_states": _states(hub),
+        "erp_orders_created": len(sales),
+        "erp_order_states": sale_states,
+        "erp_duplicate_references": len(references) - len(set(references)),
+        "open_cases": open_cases,
+        "dead_letters": hub.dead_letters.count(),
+        "elapsed_seconds": round(elapsed, 1),
+    }
+
+
+def _report(summary: dict[str, Any], opts: DemoOptions) -> None:
+    if opts.as_json:
+        print(json.dumps(summary, sort_keys=True), flush=True)
+        return
+    console.print("[bold]demo summary[/bold]")
+    for key, value in summary.items():
+        console.print(f"  {key:<26} {value}")
