@@ -17,6 +17,8 @@ from ordersync.store.db import Database
 from ordersync.store.schema import metadata
 from tests.support.services import create_pg_database, drop_pg_database, postgres_available, require
 
+pytest_plugins = ["tests.support.tryton"]
+
 
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:

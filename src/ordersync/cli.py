@@ -26,6 +26,8 @@ dlq = typer.Typer(no_args_is_help=True, help="Inspect and replay dead letters.")
 app.add_typer(dlq, name="dlq")
 schemas = typer.Typer(no_args_is_help=True, help="Export and check the canonical JSON Schemas.")
 app.add_typer(schemas, name="schemas")
+apikey = typer.Typer(no_args_is_help=True, help="Create, list and revoke API keys.")
+app.add_typer(apikey, name="apikey")
 console = Console(stderr=True)
 out = Console()
 
@@ -167,6 +169,109 @@ def _stop_on_signals(stop: threading.Event) -> None:
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
+
+
+@app.command()
+def serve(
+    data_dir: DataDir = None,
+    store: Store = None,
+    config: ConfigFile = None,
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 8000,
+    with_worker: Annotated[bool, typer.Option("--worker/--no-worker",
+                                              help="Also run the worker in this process (embedded default).")]
+    = True,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
+) -> None:
+    """Serve the API (and, by default, run the worker in the same process)."""
+    import uvicorn
+
+    from ordersync.api.app import create_app
+
+    _setup_logging(verbose)
+    hub = _hub(data_dir, store, config)
+    stop = threading.Event()
+    worker_thread = None
+    if with_worker:
+        hub.worker.recover(sole_worker=hub.db.is_sqlite)
+        worker_thread = threading.Thread(target=hub.worker.run_forever, args=(stop,), name="worker", daemon=True)
+        worker_thread.start()
+    console.print(f"serving http://{host}:{port}/v1 (OpenAPI /v1/openapi.json) on {hub.db!r}"
+                  + ("; worker running" if with_worker else ""))
+    uvicorn.run(create_app(hub), host=host, port=port, log_level="warning", access_log=False)
+    stop.set()
+    if worker_thread is not None:
+        worker_thread.join(timeout=30)
+    hub.close()
+
+
+@apikey.command("create")
+def apikey_create(
+    name: Annotated[str, typer.Argument(help="What the key is for, e.g. 'Rheinland portal'.")],
+    client: Annotated[str, typer.Option("--client", help="portal, dealer_app, storefront, ops, edi, wms, "
+                                                         "integration")] = "portal",
+    scope: Annotated[list[str] | None, typer.Option("--scope", help="Repeat: catalog:read (default), orders:read, "
+                                                                    "orders:write, returns:write, ops, admin")] = None,
+    account: Annotated[str | None, typer.Option("--account", help="Bind the key to this account.")] = None,
+    channel: Annotated[str | None, typer.Option("--channel", help="Channel of orders placed with it.")] = None,
+    rate: Annotated[int, typer.Option("--rate", help="Requests per minute.")] = 600,
+    data_dir: DataDir = None, store: Store = None, config: ConfigFile = None,
+) -> None:
+    """Create an API key. The key is printed once; only its hash is stored."""
+    from ordersync.api.keys import KeyService
+    from ordersync.store.db import Database
+
+    settings = _settings(data_dir, store, config)
+    db = Database(settings.store_url)
+    db.migrate()
+    token, info = KeyService(db, _clock()).create(name, client, scope or ["catalog:read"], account_id=account,
+                                                  channel=channel, rate_per_minute=rate)
+    console.print(f"created key {info.id} ({info.client}, channel {info.channel}, "
+                  f"{'account ' + info.account_id if info.account_id else 'any account'}, "
+                  f"scopes {' '.join(info.scopes)}, {info.rate_per_minute}/min). Store it now; it is not shown again:")
+    out.print(token)
+
+
+@apikey.command("list")
+def apikey_list(
+    include_revoked: Annotated[bool, typer.Option("--all", help="Include revoked keys.")] = False,
+    data_dir: DataDir = None, store: Store = None, config: ConfigFile = None, as_json: AsJson = False,
+) -> None:
+    """List API keys (never their secrets)."""
+    from ordersync.api.keys import KeyService
+    from ordersync.store.db import Database
+
+    db = Database(_settings(data_dir, store, config).store_url)
+    db.migrate()
+    keys = KeyService(db, _clock()).list(include_revoked)
+    if as_json:
+        out.print_json(json.dumps([vars(k) for k in keys], default=str))
+        return
+    table = Table(title=f"API keys ({len(keys)})")
+    for col in ("id", "name", "client", "channel", "account", "scopes", "rate/min", "created", "revoked"):
+        table.add_column(col)
+    for k in keys:
+        table.add_row(k.id, k.name, k.client, k.channel, k.account_id or "(any)", " ".join(k.scopes),
+                      str(k.rate_per_minute), k.created_at.strftime("%Y-%m-%d %H:%M"),
+                      k.revoked_at.strftime("%Y-%m-%d %H:%M") if k.revoked_at else "")
+    out.print(table)
+
+
+@apikey.command("revoke")
+def apikey_revoke(key_id: str, data_dir: DataDir = None, store: Store = None, config: ConfigFile = None) -> None:
+    """Revoke an API key (it stops working within seconds)."""
+    from ordersync.api.keys import KeyService
+    from ordersync.store.db import Database
+
+    db = Database(_settings(data_dir, store, config).store_url)
+    info = KeyService(db, _clock()).revoke(key_id)
+    console.print(f"revoked key {info.id} ({info.name}) at {info.revoked_at}")
+
+
+def _clock() -> Any:
+    from ordersync.domain.clock import SystemClock
+
+    return SystemClock()
 
 
 # -- dead letters -----------------------------------------------------------------------------------
