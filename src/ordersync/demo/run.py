@@ -16,6 +16,7 @@ import shutil
 import threading
 import time
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -224,6 +225,7 @@ def _summary(hub: Hub, scenario: Scenario, sent: dict[str, int], server: Any, el
     with hub.db.read() as conn:
         open_cases = {t: int(n) for t, n in conn.execute(
             select(cases.c.type, func.count()).where(cases.c.state != "resolved").group_by(cases.c.type))}
+    expected, mismatches = _check_erp(hub)
     return {
         "settled": settled,
         "orders_sent": len(scenario.deliveries),
@@ -233,12 +235,44 @@ def _summary(hub: Hub, scenario: Scenario, sent: dict[str, int], server: Any, el
         "scenario": scenario.kinds(),
         "final_states": _states(hub),
         "erp_orders_created": len(sales),
+        "erp_orders_expected": len(expected),
+        "erp_orders_missing": len(expected - set(references)),
+        "erp_orders_unexpected": len(set(references) - expected),
         "erp_order_states": sale_states,
         "erp_duplicate_references": len(references) - len(set(references)),
+        "erp_line_mismatches": mismatches,
         "open_cases": open_cases,
         "dead_letters": hub.dead_letters.count(),
         "elapsed_seconds": round(elapsed, 1),
     }
+
+
+def _check_erp(hub: Hub) -> tuple[set[str], int]:
+    """The references the hub's accepted orders must have in the ERP (one per plant), and how many ERP
+    lines differ from the quantities and prices the hub recorded."""
+    from ordersync.ports.erp import order_reference
+    from ordersync.store.orders import OrderRepository
+
+    assert hub.router is not None
+    with hub.db.read() as conn:
+        accepted = [OrderRepository(conn).get(i) for i in conn.execute(
+            select(orders.c.id).where(orders.c.state == "accepted")).scalars()]
+    expected: set[str] = set()
+    mismatches = 0
+    for record in accepted:
+        plants = {a["plant"] for a in record.data["allocations"]}
+        expected |= {order_reference(record.id, p) for p in plants}
+        want: dict[int, Decimal] = {}
+        for a in record.data["allocations"]:
+            want[a["line_no"]] = want.get(a["line_no"], Decimal(0)) + Decimal(a["quantity"])
+        got: dict[int, Decimal] = {}
+        for erp_order in hub.router.erp(record.data["erp"]).orders_for(record.id):
+            for line in erp_order.lines:
+                got[line.line_no] = got.get(line.line_no, Decimal(0)) + line.quantity
+                if line.unit_price != Decimal(record.data["lines"][str(line.line_no)]["unit_price"]):
+                    mismatches += 1
+        mismatches += sum(1 for n in want if want[n] != got.get(n))
+    return expected, mismatches
 
 
 def _report(summary: dict[str, Any], opts: DemoOptions) -> None:

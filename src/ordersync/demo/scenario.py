@@ -81,6 +81,7 @@ class _Builder:
         self.rng = rng
         self.run = run
         self.n = 0
+        self.resends = 0
         self.sellable = [p for p in prof["products"] if min(p["stock"].values(), default=0) >= 40
                          and len(p["stock"]) == 2]
         self.one_plant = [p for p in prof["products"] if len(p["stock"]) == 1
@@ -94,8 +95,9 @@ class _Builder:
                 first = self.rng.choice(originals)
                 if kind == "retry":  # a webhook retry: the very same request
                     return Delivery(kind, first.body, first.idempotency_key, first.delivery_id, expect_new=False)
-                return Delivery(kind, first.body, f"key-{self.run}-{self.n}-resend", f"dl-{self.run}-{self.n}-b",
-                                expect_new=False)
+                self.resends += 1
+                return Delivery(kind, first.body, f"key-{self.run}-resend-{self.resends}",
+                                f"dl-{self.run}-resend-{self.resends}", expect_new=False)
             kind = "normal"
         self.n += 1
         customer = NEAR_LIMIT if kind == "credit" else self.rng.choice(REGULAR)
