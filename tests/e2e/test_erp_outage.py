@@ -90,7 +90,7 @@ def test_a_frozen_erp_times_out_opens_the_circuit_and_recovers(start_tryton: Any
 
 
 class _Garbage(http.server.BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/html")
         self.end_headers()

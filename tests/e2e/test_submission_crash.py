@@ -30,7 +30,8 @@ SKUS = [("SEN-PX-M12-NPN", 6), ("BRG-6204-2RS", 5), ("FIT-PTC-8MM", 50), ("VLV-B
 
 def start_worker(data_dir: Path, log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "ordersync.cli", "worker", "--data-dir", str(data_dir)],
-                            stdout=log.open("ab"), stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            stdout=log.open("ab"), stderr=subprocess.STDOUT,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
 
 def states(hub: Any) -> dict[str, int]:

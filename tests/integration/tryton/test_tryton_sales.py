@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 
 from ordersync.adapters.erp.tryton import demo_data
-from ordersync.adapters.erp.tryton.rpc import TrytonClient, TrytonUserWarning
+from ordersync.adapters.erp.tryton.rpc import TrytonClient, TrytonUserError, TrytonUserWarning
 from ordersync.adapters.erp.tryton.server import TrytonServer
 
 pytestmark = [pytest.mark.tryton, pytest.mark.timeout(900)]
@@ -136,3 +136,16 @@ def test_expired_session_logs_in_again(tryton_sandbox: TrytonClient) -> None:
     logins = tryton_sandbox.logins
     assert tryton_sandbox.call("sale.sale", "search_count", []) >= 0
     assert tryton_sandbox.logins == logins + 1
+
+
+def test_draft_lines_below_the_minimum_or_not_a_whole_pack_are_refused(
+    tryton_sandbox: TrytonClient, draft_sale: DraftSale, main_profile: demo_data.Profile
+) -> None:
+    assert not demo_data.quantity_allowed(main_profile, "FIT-PTC-8MM", 45)
+    with pytest.raises(TrytonUserError, match="FIT-PTC-8MM"):  # trytond-sale-product-quantity, at create
+        draft_sale(tryton_sandbox, "C-1003", "HAW-BRE", "PLANT-N", [("FIT-PTC-8MM", 45)], _reference())
+    assert not demo_data.quantity_allowed(main_profile, "FIT-TEE-G12-SS", 25)
+    with pytest.raises(TrytonUserError, match="FIT-TEE-G12-SS"):
+        draft_sale(tryton_sandbox, "C-1001", "RIS-DUS", "PLANT-N", [("FIT-TEE-G12-SS", 25)], _reference())
+    assert demo_data.quantity_allowed(main_profile, "FIT-PTC-8MM", 60)
+    assert draft_sale(tryton_sandbox, "C-1003", "HAW-BRE", "PLANT-N", [("FIT-PTC-8MM", 60)], _reference()) > 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from decimal import Decimal
 
@@ -226,3 +227,19 @@ def test_rest_api_key_reads_products(tryton_server: TrytonServer, main_profile: 
         timeout=10,
     )
     assert wrong.status_code == 401
+
+
+def test_minimum_quantities_and_packs_are_seeded(tryton_main: TrytonClient, main_profile: demo_data.Profile) -> None:
+    rows = tryton_main.call(
+        "product.template", "search_read", [], 0, None, None,
+        ["code", "sale_quantity_minimal", "sale_quantity_rounding"],
+    )
+    seeded = {r["code"]: (r["sale_quantity_minimal"], r["sale_quantity_rounding"]) for r in rows}
+    for prod in main_profile["products"]:
+        assert seeded[prod["sku"]] == (prod.get("minimum_quantity"), prod.get("pack_multiple")), prod["sku"]
+    assert seeded["FIT-PTC-8MM"] == (50, 10) and seeded["HOS-HYD-2SN-12"] == (5, None)
+
+
+def test_a_zero_default_lead_time_lets_the_sale_shipping_date_reach_the_lines(tryton_main: TrytonClient) -> None:
+    (config,) = tryton_main.call("product.configuration", "read", [1], ["default_lead_time"])
+    assert config["default_lead_time"] == dt.timedelta(0)

@@ -50,7 +50,12 @@ class Warehouse(TypedDict):
 
 
 class Product(TypedDict):
-    """A stocked good. ``stock`` is on-hand quantity per warehouse code (absent = 0)."""
+    """A stocked good. ``stock`` is on-hand quantity per warehouse code (absent = 0).
+
+    ``minimum_quantity`` / ``pack_multiple`` (absent = none) become Tryton's ``sale_quantity_minimal`` /
+    ``sale_quantity_rounding`` (trytond-sale-product-quantity): a draft sale line below the minimum or
+    not a multiple of the pack is refused with a validation error.
+    """
 
     sku: str  # Tryton product code
     name: str
@@ -59,6 +64,8 @@ class Product(TypedDict):
     list_price: str
     cost_price: str
     stock: dict[str, int]
+    minimum_quantity: NotRequired[int]
+    pack_multiple: NotRequired[int]
 
 
 class PriceListLine(TypedDict, total=False):
@@ -206,10 +213,15 @@ def _addr(
     }
 
 
-def _products(rows: list[tuple[str, str, str, str, str, dict[str, int]]]) -> list[Product]:
-    """Rows are (sku, name, category, unit, list price, stock); cost price is 55 % of list."""
-    return [
-        {
+def _products(
+    rows: list[tuple[str, str, str, str, str, dict[str, int]]],
+    sale_quantities: dict[str, tuple[int | None, int | None]] | None = None,
+) -> list[Product]:
+    """Rows are (sku, name, category, unit, list price, stock); cost price is 55 % of list.
+    ``sale_quantities`` maps a SKU to (minimum quantity, pack multiple), either may be None."""
+    products: list[Product] = []
+    for sku, name, cat, unit, price, stock in rows:
+        product: Product = {
             "sku": sku,
             "name": name,
             "category": cat,
@@ -218,8 +230,13 @@ def _products(rows: list[tuple[str, str, str, str, str, dict[str, int]]]) -> lis
             "cost_price": str((Decimal(price) * Decimal("0.55")).quantize(Decimal("0.01"))),
             "stock": {wh: qty for wh, qty in stock.items() if qty},
         }
-        for sku, name, cat, unit, price, stock in rows
-    ]
+        minimum, pack = (sale_quantities or {}).get(sku, (None, None))
+        if minimum is not None:
+            product["minimum_quantity"] = minimum
+        if pack is not None:
+            product["pack_multiple"] = pack
+        products.append(product)
+    return products
 
 
 def _ns(north: int, south: int) -> dict[str, int]:
@@ -292,7 +309,17 @@ _MAIN_PRODUCTS = _products(
         ),
         ("SEL-OR-NBR-KIT", "O-ring kit NBR, 382 pieces", "Hoses & Seals", "u", "29.00", _ns(40, 35)),
         ("SEL-GSK-DN50-PTFE", "PTFE gasket DN50", "Hoses & Seals", "u", "6.40", _ns(300, 0)),
-    ]
+    ],
+    # (minimum quantity, pack multiple): small fittings ship in bags of 10, push-in fittings only from
+    # 50 up in bags of 10, hoses are cut from the reel from 5 m up
+    {
+        "FIT-TEE-G12-SS": (None, 10),
+        "FIT-NIP-G34-BR": (None, 10),
+        "FIT-RED-G1-G12": (None, 10),
+        "FIT-PTC-8MM": (50, 10),
+        "HOS-HYD-2SN-12": (5, None),
+        "HOS-PU-8X6": (5, None),
+    },
 )
 
 _DE = "DE"
@@ -605,12 +632,12 @@ def customer(prof: Profile, code: str) -> Customer:
     return next(c for c in prof["customers"] if c["code"] == code)
 
 
-def contract_price(prof: Profile, customer_code: str, sku: str, quantity: int | Decimal = 1) -> Decimal:
-    """The unit price the customer's price list gives (first matching line wins, 4 decimals)."""
-    prod = product(prof, sku)
+def price_from_rules(rules: list[PriceListLine], prod: Product, quantity: int | Decimal = 1) -> Decimal | None:
+    """Tryton's price list evaluation: the first line matching product, category and quantity gives the
+    unit price (4 decimals); None when no line matches."""
     list_price = Decimal(prod["list_price"])
-    for line in customer(prof, customer_code)["price_list"]:
-        if "sku" in line and line["sku"] != sku:
+    for line in rules:
+        if "sku" in line and line["sku"] != prod["sku"]:
             continue
         if "category" in line and line["category"] != prod["category"]:
             continue
@@ -619,7 +646,35 @@ def contract_price(prof: Profile, customer_code: str, sku: str, quantity: int | 
         discount = Decimal(line.get("discount", "0"))
         price = Decimal(line["price"]) if "price" in line else list_price * (1 - discount)
         return price.quantize(Decimal("0.0001"))
-    raise ValueError(f"price list of {customer_code} has no catch-all line")
+    return None
+
+
+def contract_price(prof: Profile, customer_code: str, sku: str, quantity: int | Decimal = 1) -> Decimal:
+    """The unit price the customer's price list gives (first matching line wins, 4 decimals)."""
+    price = price_from_rules(customer(prof, customer_code)["price_list"], product(prof, sku), quantity)
+    if price is None:
+        raise ValueError(f"price list of {customer_code} has no catch-all line")
+    return price
+
+
+def minimum_quantity(prof: Profile, sku: str) -> Decimal:
+    """The smallest quantity a sale line of ``sku`` may have: the seeded minimum, else the pack, else 1."""
+    prod = product(prof, sku)
+    return Decimal(prod.get("minimum_quantity") or prod.get("pack_multiple") or 1)
+
+
+def pack_multiple(prof: Profile, sku: str) -> Decimal:
+    """The multiple sale quantities of ``sku`` must be (1 when the product has no pack)."""
+    return Decimal(product(prof, sku).get("pack_multiple") or 1)
+
+
+def quantity_allowed(prof: Profile, sku: str, quantity: int | Decimal) -> bool:
+    """True when Tryton accepts ``quantity`` of ``sku`` on a draft sale line (minimum and pack)."""
+    prod = product(prof, sku)
+    quantity = Decimal(quantity)
+    minimum = prod.get("minimum_quantity")
+    pack = prod.get("pack_multiple")
+    return (minimum is None or quantity >= minimum) and (pack is None or quantity % pack == 0)
 
 
 def on_hand(prof: Profile, sku: str, warehouse: str) -> int:
@@ -637,6 +692,18 @@ def forecast(prof: Profile, sku: str, warehouse: str) -> int:
         if line["sku"] == sku
     )
     return on_hand(prof, sku, warehouse) - taken
+
+
+def subdivision_regions(prof: Profile | None = None) -> dict[str, str]:
+    """ISO 3166-2 subdivision -> the hub's routing region, as the seed's addresses use them (every profile
+    when ``prof`` is None). Tryton addresses have no region: the adapter derives it with this map."""
+    regions: dict[str, str] = {}
+    for p in [prof] if prof is not None else list(PROFILES.values()):
+        addresses = [p["company"]["address"], *(w["address"] for w in p["warehouses"])]
+        addresses += [a for c in p["customers"] for a in c["addresses"]]
+        for address in addresses:
+            regions.setdefault(address["subdivision"], address["region"])
+    return regions
 
 
 def credit_exposure(prof: Profile, customer_code: str) -> Decimal:

@@ -206,6 +206,9 @@ class Seeder:
             self.ids["storage"][code] = zone_ids["storage_location"]
 
     def catalog(self) -> None:
+        # A zero default lead time: without any, Tryton ignores the sale's shipping date when it plans
+        # the moves (compute_shipping_date returns date.max), so a promised date would never reach stock.
+        self.rpc("product.configuration", "write", [1], {"default_lead_time": dt.timedelta(0)})
         acc_cat = self.create_one(
             "product.category",
             name="Industrial goods (accounting)",
@@ -230,6 +233,9 @@ class Seeder:
                 "account_category": acc_cat,
                 "categories": [["add", [self.ids["category"][p["category"]]]]],
                 "products": o2m({"cost_price": Decimal(p["cost_price"])}),
+                # trytond-sale-product-quantity: floats in the sale unit, None = no constraint
+                "sale_quantity_minimal": float(p["minimum_quantity"]) if "minimum_quantity" in p else None,
+                "sale_quantity_rounding": float(p["pack_multiple"]) if "pack_multiple" in p else None,
             }
             for p in self.p["products"]
         ]

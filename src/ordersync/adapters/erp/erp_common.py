@@ -1,0 +1,133 @@
+"""What the ERP adapters share: state vocabularies, change versions, timestamps, result helpers.
+
+Both the Tryton adapter and its in-memory twin speak Tryton's vocabulary internally (sale, shipment and
+invoice states), so the mapping to the canonical model lives here once and cannot drift between them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import threading
+from collections.abc import Iterator, Sequence
+from decimal import Decimal
+
+from ordersync.canonical.v1 import InvoiceState, ShipmentState
+from ordersync.ports.erp import ErpOrderState, SalesOrderRequest, Shortfall, parse_reference
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+#: Tryton has "no limit" for a party without a credit limit; the canonical limit is a number
+UNLIMITED_CREDIT = Decimal("999999999999")
+
+SALE_STATES: dict[str, ErpOrderState] = {
+    "draft": ErpOrderState.DRAFT,
+    "quotation": ErpOrderState.QUOTATION,
+    "confirmed": ErpOrderState.CONFIRMED,
+    "processing": ErpOrderState.PROCESSING,
+    "done": ErpOrderState.DONE,
+    "cancelled": ErpOrderState.CANCELLED,
+}
+#: sale states in which the order is accepted by the ERP (a resubmission only reconciles)
+ACCEPTED_SALE_STATES = frozenset({"confirmed", "processing", "done"})
+
+# Tryton's customer shipment: "shipped" = handed to the carrier, "done" = the stock moves are done (the goods
+# left). Neither proves delivery; that comes from carriers, so both are SHIPPED for the hub.
+SHIPMENT_STATES: dict[str, ShipmentState] = {
+    "draft": ShipmentState.WAITING,
+    "waiting": ShipmentState.WAITING,
+    "assigned": ShipmentState.ASSIGNED,
+    "picked": ShipmentState.PICKED,
+    "packed": ShipmentState.PACKED,
+    "shipped": ShipmentState.SHIPPED,
+    "done": ShipmentState.SHIPPED,
+    "cancelled": ShipmentState.CANCELLED,
+}
+#: shipment states in which the lines are on their way out: amendments no longer touch them
+PICKING_SHIPMENT_STATES = frozenset({"assigned", "picked", "packed", "shipped"})
+
+INVOICE_STATES: dict[str, InvoiceState] = {
+    "draft": InvoiceState.DRAFT,
+    "validated": InvoiceState.DRAFT,
+    "posted": InvoiceState.POSTED,
+    "paid": InvoiceState.PAID,
+    "cancelled": InvoiceState.CANCELLED,
+}
+#: invoices the hub sees (drafts change under amendments and are not the customer's business yet)
+VISIBLE_INVOICE_STATES = ("posted", "paid", "cancelled")
+
+
+def utc(naive: dt.datetime) -> dt.datetime:
+    """Tryton's naive-UTC timestamp as an aware one (aware values pass through, converted to UTC)."""
+    return naive.replace(tzinfo=dt.UTC) if naive.tzinfo is None else naive.astimezone(dt.UTC)
+
+
+def version(stamp: dt.datetime, state: str = "") -> str:
+    """A change version: the record's last write time (and state). Same record state, same version."""
+    text = utc(stamp).isoformat(timespec="microseconds")
+    return f"{text}|{state}" if state else text
+
+
+def order_id_of(reference: str) -> str:
+    """The hub order id in an ERP reference (the reference itself for orders the hub did not make)."""
+    parsed = parse_reference(reference)
+    return parsed[0] if parsed else reference
+
+
+def at_midnight(day: dt.date | None) -> dt.datetime | None:
+    """A date the ERP keeps without a time, as the start of that day in UTC."""
+    return dt.datetime.combine(day, dt.time(0), tzinfo=dt.UTC) if day else None
+
+
+def shipping_date(dates: list[dt.date | None], today: dt.date) -> dt.date | None:
+    """The sale's shipping date for lines promised on ``dates``: the earliest one, never in the past
+    (Tryton plans one date per sale; it refuses a shipping date before the sale date)."""
+    known = [d for d in dates if d is not None]
+    return max(min(known), today) if known else None
+
+
+def short_lines(request: SalesOrderRequest, available: dict[str, Decimal]) -> list[Shortfall]:
+    """The request's lines that do not fit into ``available`` (per SKU), earlier lines taking first;
+    ``requested - available`` is what the hub has to backorder."""
+    left = dict(available)
+    out = []
+    for line in request.lines:
+        have = left.get(line.sku, Decimal(0))
+        if line.quantity > have:
+            out.append(
+                Shortfall(sku=line.sku, plant=request.plant, requested=line.quantity, available=max(have, Decimal(0)))
+            )
+        left[line.sku] = have - line.quantity
+    return out
+
+
+class KeyedLocks:
+    """Per-key locks, so two submissions of one reference through the same adapter never interleave."""
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._locks: dict[str, tuple[threading.Lock, int]] = {}
+
+    @contextlib.contextmanager
+    def hold(self, keys: Sequence[str]) -> Iterator[None]:
+        ordered = sorted(set(keys))  # one global order: no deadlock between overlapping batches
+        with self._mutex:
+            for key in ordered:
+                lock, users = self._locks.get(key, (threading.Lock(), 0))
+                self._locks[key] = (lock, users + 1)
+            locks = [self._locks[k][0] for k in ordered]
+        taken: list[threading.Lock] = []
+        try:
+            for lock in locks:
+                lock.acquire()
+                taken.append(lock)
+            yield
+        finally:
+            for lock in reversed(taken):
+                lock.release()
+            with self._mutex:
+                for key in ordered:
+                    lock, users = self._locks[key]
+                    if users == 1:
+                        del self._locks[key]
+                    else:
+                        self._locks[key] = (lock, users - 1)
