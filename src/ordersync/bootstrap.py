@@ -21,6 +21,7 @@ from ordersync.domain.pricing import ChannelRule
 from ordersync.flows import build_registry
 from ordersync.flows.deps import FlowDeps, FlowPolicy
 from ordersync.flows.erp_sync import ErpChangePoller
+from ordersync.flows.intake_writer import IntakeWriter
 from ordersync.messaging.consumer import ConsumerRunner
 from ordersync.messaging.deadletters import DeadLetterService
 from ordersync.messaging.registry import Registry
@@ -46,6 +47,7 @@ class Hub:
     relay: Relay
     worker: Worker
     dead_letters: DeadLetterService
+    intake: IntakeWriter
     router: ErpRouter | None = None
     poller: ErpChangePoller | None = None
     deps: FlowDeps | None = None
@@ -55,6 +57,7 @@ class Hub:
         return unit_of_work(self.db, self.clock, causation_id)
 
     def close(self) -> None:
+        self.intake.close()
         self.runner.close()
         self.db.dispose()
 
@@ -90,7 +93,8 @@ def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Regis
         seconds = min((e.poll_seconds for e in settings.erp), default=2.0)
         worker.every(seconds, "erp change poll", poller.poll_all)
         worker.every(3600, "erp change log prune", poller.prune)
-    return Hub(settings, clock, db, transport, registry, runner, relay, worker, dead, router, poller, deps)
+    intake = IntakeWriter(db, clock, on_commit=worker.wake)
+    return Hub(settings, clock, db, transport, registry, runner, relay, worker, dead, intake, router, poller, deps)
 
 
 def _router(settings: Settings, adapters: dict[str, ErpPort], db: Database, clock: Clock) -> ErpRouter:

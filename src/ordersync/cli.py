@@ -189,6 +189,9 @@ def serve(
     from ordersync.api.app import create_app
 
     _setup_logging(verbose)
+    # The API shares the interpreter with the worker's threads: hand the GIL over every 0.5 ms instead
+    # of 5 ms, or a request can wait behind a busy worker thread several times over (bench/intake.py).
+    sys.setswitchinterval(0.0005)
     hub = _hub(data_dir, store, config)
     stop = threading.Event()
     worker_thread = None

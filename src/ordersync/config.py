@@ -35,7 +35,7 @@ class RetrySettings(Strict):
 class WorkerSettings(Strict):
     poll_interval: float = Field(default=0.05, gt=0, le=10)
     lease_seconds: float = Field(default=15.0, gt=0)
-    relay_batch: int = Field(default=1000, ge=1)
+    relay_batch: int = Field(default=100, ge=1)
     retry: RetrySettings = RetrySettings()
 
 
@@ -104,7 +104,7 @@ class FlowSettings(Strict):
     ship_days: int = Field(default=2, ge=0)
     backorder_days: int = Field(default=14, ge=0)
     max_days_ahead: int = Field(default=365, ge=1)
-    submit_concurrency: int = Field(default=8, ge=1, le=64)
+    submit_concurrency: int = Field(default=4, ge=1, le=64)
 
 
 class CaseSettings(Strict):

@@ -76,7 +76,7 @@ def _token(request: Request) -> str | None:
 def require(scope: Scope) -> Any:
     """A dependency that authenticates the caller and checks ``scope`` and the rate limit."""
 
-    def dependency(request: Request) -> Principal:
+    async def dependency(request: Request) -> Principal:
         auth: Authenticator = request.app.state.auth
         token = _token(request)
         if not token:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 
-def get_hub(request: Request) -> Any:
+async def get_hub(request: Request) -> Any:
     return request.app.state.hub
 
 

@@ -28,4 +28,4 @@ class FlowDeps:
     router: ErpRouter
     policy: FlowPolicy = field(default_factory=FlowPolicy)
     cases: CasePolicy = field(default_factory=CasePolicy)
-    submit_concurrency: int = 8
+    submit_concurrency: int = 4

@@ -9,15 +9,20 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import Connection
 
 from ordersync.canonical.v1 import Order, OrderState
 from ordersync.domain.errors import Conflict
 from ordersync.domain.events import DuplicateOrderReceived, OrderReceived
 from ordersync.domain.order import OrderRecord
 from ordersync.store.schema import idempotency_keys
-from ordersync.store.sql import insert_ignore
+from ordersync.store.sql import insert_ignore, raw_cursor
 from ordersync.store.uow import UnitOfWork
+
+
+def _key_lookup(conn: Connection) -> str:
+    mark = "?" if conn.dialect.name == "sqlite" else "%s"
+    return f"SELECT request_hash, order_id FROM idempotency_keys WHERE scope = {mark} AND key = {mark}"
 
 
 @dataclass(frozen=True)
@@ -52,15 +57,12 @@ def accept_order(
     """
     fingerprint = fingerprint or request_hash(order.model_dump_json(exclude={"id"}))
     if idempotency_key:
-        existing = uow.conn.execute(
-            select(idempotency_keys.c.request_hash, idempotency_keys.c.order_id).where(
-                idempotency_keys.c.scope == scope, idempotency_keys.c.key == idempotency_key
-            )
-        ).first()
+        existing = raw_cursor(uow.conn, _key_lookup(uow.conn), (scope, idempotency_key)).fetchone()
         if existing is not None:
-            if existing.request_hash != fingerprint:
+            known_hash, known_order = existing
+            if known_hash != fingerprint:
                 raise Conflict(f"idempotency key {idempotency_key!r} was used for a different request")
-            record = uow.orders.get(existing.order_id)
+            record = uow.orders.get(known_order)
             return Receipt(record.id, record.state, duplicate=False, replayed=True)
     record, created = receive_order(uow, order, delivery_id)
     if idempotency_key:

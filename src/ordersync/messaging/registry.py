@@ -76,7 +76,7 @@ class Subscription:
         if self.concurrency > 1 and self.mode != "io":
             raise ValueError(f"{self.consumer}: only io handlers run concurrently")
         if self.batch_size <= 0:
-            object.__setattr__(self, "batch_size", 200 if self.mode == "tx" else max(10, 2 * self.concurrency))
+            object.__setattr__(self, "batch_size", 50 if self.mode == "tx" else max(10, 2 * self.concurrency))
 
 
 class Registry:

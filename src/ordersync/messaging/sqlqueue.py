@@ -99,15 +99,31 @@ class SqlQueueTransport:
         return [_delivery(consumer, r) for r in conn.execute(query).mappings().all()]
 
     def fetch(self, consumer: str, limit: int, now: dt.datetime) -> list[Delivery]:
+        if not self.db.is_sqlite:
+            with self.db.write() as conn:  # FOR UPDATE SKIP LOCKED: concurrent workers take disjoint rows
+                batch = self.claim(conn, consumer, limit, now)
+                if batch:
+                    self._lease(conn, batch, now)
+            return batch
+        # SQLite: find candidates without the write lock (the query is the slow part), then lease only
+        # those still unleased in one short UPDATE; a row another worker leased meanwhile is skipped.
+        with self.db.read() as conn:
+            candidates = self.claim(conn, consumer, limit, now)
+        if not candidates:
+            return []
         with self.db.write() as conn:
-            batch = self.claim(conn, consumer, limit, now)
-            if batch:
-                conn.execute(
-                    update(deliveries)
-                    .where(deliveries.c.id.in_([x.token for x in batch]))
-                    .values(lease_until=now + self.lease)
-                )
-        return batch
+            leased = set(self._lease(conn, candidates, now))
+        return [d for d in candidates if d.token in leased]
+
+    def _lease(self, conn: Connection, batch: list[Delivery], now: dt.datetime) -> list[int]:
+        d = deliveries.c
+        rows = conn.execute(
+            update(deliveries)
+            .where(d.id.in_([x.token for x in batch]), or_(d.lease_until.is_(None), d.lease_until < now))
+            .values(lease_until=now + self.lease)
+            .returning(d.id)
+        )
+        return [int(r[0]) for r in rows]
 
     def extend(self, batch: list[Delivery], now: dt.datetime) -> None:
         """Renew the lease of deliveries still being worked on (long I/O batches)."""

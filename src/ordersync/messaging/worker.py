@@ -46,6 +46,7 @@ class Worker:
         self.consumers = consumers if consumers is not None else registry.names()
         self._wake = threading.Event()
         self.processed = 0
+
         self._periodic: list[_Periodic] = []
 
     def every(self, seconds: float, name: str, task: Callable[[], int]) -> None:

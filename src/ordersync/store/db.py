@@ -9,7 +9,13 @@ rows are settled by unique constraints with ``ON CONFLICT DO NOTHING``.
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
+import logging
+import os
 import threading
+import time
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +26,7 @@ from sqlalchemy.pool import NullPool
 from ordersync.store.schema import metadata
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+log = logging.getLogger("ordersync.store")
 
 
 def sqlite_url(data_dir: Path) -> str:
@@ -51,24 +58,31 @@ class Database:
             kwargs["max_overflow"] = 10
             kwargs["pool_pre_ping"] = True
         self.engine: Engine = create_engine(self.url, **kwargs)
-        self._write_lock: threading.Lock | None = None
+        self._write_lock: WriteQueue | None = None
         self._writer: int | None = None
+        self.slow_write_seconds = float(os.environ.get("ORDERSYNC_SLOW_WRITE_MS", "100")) / 1000
+        self._checkpointer: threading.Thread | None = None
+        self._closed = threading.Event()
         if self.is_sqlite:
             _configure_sqlite(self.engine)
-            self._write_lock = threading.Lock()
+            self._write_lock = WriteQueue()
+            self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="sqlite-checkpoint",
+                                                  daemon=True)
+            self._checkpointer.start()
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
     @contextlib.contextmanager
-    def write(self) -> Iterator[Connection]:
+    def write(self, *, urgent: bool = False) -> Iterator[Connection]:
         """A write transaction: committed on normal exit, rolled back on an exception.
 
         On SQLite, writers of this process queue on a lock first: SQLite allows one writer at a time,
         and its own busy handler waits by sleeping in growing steps, which adds tens of milliseconds
-        to an API request that happens to meet the worker's commit. Other processes still meet the
-        busy timeout.
+        to an API request that happens to meet the worker's commit. The queue is first come, first
+        served, except that ``urgent`` writers (intake, which a caller is waiting for) go before the
+        worker's background writes. Other processes still meet the busy timeout.
         """
         if self._write_lock is None:
             with self.engine.connect() as conn, conn.begin():
@@ -76,13 +90,17 @@ class Database:
             return
         if self._writer == threading.get_ident():
             raise RuntimeError("nested write transaction on SQLite (it would wait for itself)")
-        with self._write_lock:
+        with self._write_lock.held(urgent):
             self._writer = threading.get_ident()
+            started = time.perf_counter()
             try:
                 with self.engine.connect() as conn, conn.begin():
                     yield conn
             finally:
                 self._writer = None
+                held = time.perf_counter() - started
+                if held > self.slow_write_seconds:
+                    log.warning("write transaction held the store for %.0f ms (%s)", held * 1000, _caller())
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
@@ -106,11 +124,63 @@ class Database:
     def table_names(self) -> list[str]:
         return sorted(inspect(self.engine).get_table_names())
 
+    def _checkpoint_loop(self, interval: float = 1.0) -> None:
+        """Copy the WAL into the database file in the background. Connections do not checkpoint on
+        commit (``wal_autocheckpoint=0``): a commit that happened to checkpoint would wait for an fsync
+        and show up as a slow API request."""
+        while not self._closed.wait(interval):
+            try:
+                # a raw driver connection in autocommit mode: no BEGIN IMMEDIATE, so the checkpoint never
+                # takes the write lock; PASSIVE copies what it can without waiting for anybody
+                raw = self.engine.raw_connection()
+                try:
+                    raw.cursor().execute("PRAGMA wal_checkpoint(PASSIVE)")
+                finally:
+                    raw.close()
+            except Exception:  # the store may be gone (tests) or busy; the next round tries again
+                continue
+
     def dispose(self) -> None:
+        self._closed.set()
         self.engine.dispose()
 
     def __repr__(self) -> str:
         return f"Database({self.engine.url.render_as_string(hide_password=True)})"
+
+
+def _caller() -> str:
+    """The innermost ordersync frame outside the store that opened a transaction (for slow-write logs)."""
+    for frame in reversed(traceback.extract_stack()[:-3]):
+        if "/ordersync/" in frame.filename and "/ordersync/store/" not in frame.filename:
+            return f"{frame.filename.rsplit('/ordersync/', 1)[-1]}:{frame.lineno} in {frame.name}"
+    return "?"
+
+
+class WriteQueue:
+    """A fair lock with two lanes: urgent waiters first, then first come, first served. A plain lock
+    lets a thread that releases and re-acquires in a loop (the worker) starve the others."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._busy = False
+        self._tickets = itertools.count()
+        self._waiting: list[tuple[int, int]] = []
+
+    @contextlib.contextmanager
+    def held(self, urgent: bool = False) -> Iterator[None]:
+        ticket = (0 if urgent else 1, next(self._tickets))
+        with self._cond:
+            heapq.heappush(self._waiting, ticket)
+            while self._busy or self._waiting[0] != ticket:
+                self._cond.wait()
+            heapq.heappop(self._waiting)
+            self._busy = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -122,6 +192,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA wal_autocheckpoint=0")  # see Database._checkpoint_loop
         cur.close()
 
     @event.listens_for(engine, "begin")

@@ -12,7 +12,7 @@ from ordersync.canonical.v1 import Order, OrderState
 from ordersync.domain.errors import Conflict, NotFound
 from ordersync.domain.order import OrderRecord, Transition
 from ordersync.store.schema import order_transitions, orders
-from ordersync.store.sql import insert_ignore
+from ordersync.store.sql import bulk_insert, driver_time, insert_ignore
 
 # Built once: constructing SQLAlchemy statements per call costs more than running them on SQLite.
 _BY_ID = select(orders).where(orders.c.id == bindparam("order_id"))
@@ -28,7 +28,6 @@ _SAVE = (
         updated_at=bindparam("updated_at"),
     )
 )
-_INSERT_TRANSITIONS = order_transitions.insert()
 
 
 class OrderRepository:
@@ -133,16 +132,13 @@ class OrderRepository:
     def _write_transitions(self, record: OrderRecord) -> None:
         if not record.new_transitions:
             return
-        self.conn.execute(
-            _INSERT_TRANSITIONS,
+        bulk_insert(
+            self.conn,
+            order_transitions,
+            ("order_id", "from_state", "to_state", "at", "cause"),
             [
-                {
-                    "order_id": t.order_id,
-                    "from_state": t.from_state.value if t.from_state else None,
-                    "to_state": t.to_state.value,
-                    "at": t.at,
-                    "cause": t.cause,
-                }
+                (t.order_id, t.from_state.value if t.from_state else None, t.to_state.value,
+                 driver_time(self.conn, t.at), t.cause)
                 for t in record.new_transitions
             ],
         )

@@ -14,6 +14,8 @@ from typing import Any
 from sqlalchemy import Connection, Table, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 
+from ordersync.store.schema import UtcDateTime
+
 
 def _dialect_module(name: str) -> Any:
     if name == "postgresql":
@@ -24,22 +26,38 @@ def _dialect_module(name: str) -> Any:
 
 
 @functools.lru_cache(maxsize=256)
-def _insert_ignore_stmt(dialect: str, table: Table, conflict: tuple[str, ...]) -> Any:
-    module = _dialect_module(dialect)
+def _insert_ignore_sql(dialect: str, table: str, columns: tuple[str, ...], conflict: tuple[str, ...]) -> str:
+    mark = "?" if dialect == "sqlite" else "%s"
     # RETURNING rather than rowcount: drivers disagree on rowcount for INSERT .. ON CONFLICT.
-    return module.insert(table).on_conflict_do_nothing(index_elements=list(conflict)).returning(
-        table.c[conflict[0]]
-    )
+    return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))}) "
+            f"ON CONFLICT ({', '.join(conflict)}) DO NOTHING RETURNING {conflict[0]}")
 
 
 def insert_ignore(conn: Connection, table: Table, values: dict[str, Any], conflict: Sequence[str]) -> bool:
     """INSERT ... ON CONFLICT (conflict) DO NOTHING. Returns True when the row was inserted.
 
     Race-safe: under concurrent arrival exactly one transaction inserts; the others wait for it to
-    finish (PostgreSQL) or for the write lock (SQLite) and then insert nothing.
+    finish (PostgreSQL) or for the write lock (SQLite) and then insert nothing. Runs straight on the
+    driver (it is on the intake and inbox hot paths); values are converted like SQLAlchemy would.
     """
-    stmt = _insert_ignore_stmt(conn.dialect.name, table, tuple(conflict))
-    return conn.execute(stmt, values).first() is not None
+    columns = tuple(values)
+    sql = _insert_ignore_sql(conn.dialect.name, table.name, columns, tuple(conflict))
+    params = tuple(driver_value(conn, table, c, values[c]) for c in columns)
+    return raw_cursor(conn, sql, params).fetchone() is not None
+
+
+def raw_cursor(conn: Connection, sql: str, params: Sequence[Any] = ()) -> Any:
+    """Execute on the driver connection inside ``conn``'s transaction (placeholders: ? on SQLite,
+    %s on PostgreSQL) and return the cursor."""
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    cursor.execute(sql, params)
+    return cursor
+
+
+def driver_value(conn: Connection, table: Table, column: str, value: Any) -> Any:
+    if isinstance(value, dt.datetime) and isinstance(table.c[column].type, UtcDateTime):
+        return driver_time(conn, value)
+    return value
 
 
 @functools.lru_cache(maxsize=256)
@@ -86,7 +104,8 @@ def bulk_insert(conn: Connection, table: Table, columns: tuple[str, ...], rows: 
     parameter processing. Values must already be in driver form (see :func:`driver_time`). Used on the
     message hot path, where that processing cost more than the insert itself."""
     if rows:
-        conn.exec_driver_sql(_bulk_insert_sql(conn.dialect.name, table.name, columns), rows)
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cursor.executemany(_bulk_insert_sql(conn.dialect.name, table.name, columns), rows)
 
 
 def upsert_row(conn: Connection, table: Table, key: dict[str, Any], values: dict[str, Any]) -> None:

@@ -8,6 +8,7 @@ into batch submissions (the ERP's batched path is several times faster).
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
@@ -32,12 +33,19 @@ class GuardedErp:
     by the caller with :func:`erp_priority`, else the method's natural lane."""
 
     def __init__(self, inner: ErpPort, gate: ErpGate, *, coalesce: bool = True, max_batch: int = 20,
-                 max_wait: float = 0.05) -> None:
+                 max_wait: float = 0.05, account_ttl: float = 30.0) -> None:
         self.inner = inner
         self.gate = gate
         self.name = inner.name
+        self.account_ttl = account_ttl
+        self._accounts: dict[str, tuple[float, Account]] = {}
         self._coalescer = (
             Coalescer(self._submit_batch, max_batch=max_batch, max_wait=max_wait) if coalesce else None
+        )
+        # Stock reads of orders prepared at the same time become one read of the union of their SKUs:
+        # availability is among the ERP's most expensive answers (Tryton computes it from every move).
+        self._stock_reads = (
+            Coalescer(self._availability_batch, max_batch=16, max_wait=0.02) if coalesce else None
         )
 
     def _call(self, default: Priority, fn: Any, *args: Any) -> Any:
@@ -63,7 +71,14 @@ class GuardedErp:
         return result
 
     def account(self, account_id: str) -> Account:
+        """Master data of an account, remembered for ``account_ttl`` seconds (status and ship-to
+        addresses change rarely; credit decisions use :meth:`credit`, which is never cached)."""
+        now = time.monotonic()
+        hit = self._accounts.get(account_id)
+        if hit is not None and hit[0] > now:
+            return hit[1]
         result: Account = self._call(Priority.ORDERS, self.inner.account, account_id)
+        self._accounts[account_id] = (now + self.account_ttl, result)
         return result
 
     def credit(self, account_id: str) -> CreditStatus:
@@ -80,8 +95,18 @@ class GuardedErp:
         return result
 
     def availability(self, skus: Sequence[str]) -> list[StockPosition]:
+        if self._stock_reads is not None and current_priority() is Priority.ORDERS:
+            wanted = set(skus)
+            positions: list[StockPosition] = self._stock_reads.submit(sorted(wanted))
+            return [p for p in positions if p.sku in wanted]
         result: list[StockPosition] = self._call(Priority.READS, self.inner.availability, skus)
         return result
+
+    def _availability_batch(self, requests: list[list[str]]) -> list[list[StockPosition]]:
+        union = sorted({sku for skus in requests for sku in skus})
+        positions: list[StockPosition] = self.gate.call(lambda: self.inner.availability(union),
+                                                        priority=Priority.ORDERS)
+        return [positions] * len(requests)
 
     def submit_orders(self, requests: Sequence[SalesOrderRequest]) -> list[SubmitResult]:
         if self._coalescer is not None and len(requests) == 1:

@@ -1,0 +1,76 @@
+"""A light open-loop HTTP/1.1 load generator (asyncio, keep-alive connections, no client library).
+
+Open loop: request i is due at ``start + i / rate`` whatever happened to earlier requests, and its
+latency runs from that due time to the last byte of the answer, so a slow server cannot hide its
+queueing by slowing the client down (no coordinated omission). Built to cost the machine little: the
+server under test shares its two cores with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+
+
+@dataclass
+class Result:
+    latencies: list[float]
+    statuses: list[int]
+    elapsed: float
+
+
+def request_bytes(method: str, path: str, host: str, headers: dict[str, str], body: object | None = None) -> bytes:
+    payload = b"" if body is None else json.dumps(body).encode()
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}", "Connection: keep-alive"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    if body is not None:
+        lines += ["Content-Type: application/json", f"Content-Length: {len(payload)}"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + payload
+
+
+async def _read_response(reader: asyncio.StreamReader) -> int:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    if length:
+        await reader.readexactly(length)
+    return status
+
+
+async def _run(host: str, port: int, requests: list[bytes], rate: float, connections: int) -> Result:
+    pool: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+    for _ in range(connections):
+        pool.put_nowait(await asyncio.open_connection(host, port))
+    latencies = [0.0] * len(requests)
+    statuses = [0] * len(requests)
+    loop = asyncio.get_running_loop()
+    start = loop.time() + 0.1
+
+    async def one(i: int) -> None:
+        due = start + i / rate
+        await asyncio.sleep(max(0.0, due - loop.time()))
+        reader, writer = await pool.get()
+        try:
+            writer.write(requests[i])
+            await writer.drain()
+            statuses[i] = await _read_response(reader)
+        finally:
+            pool.put_nowait((reader, writer))
+        latencies[i] = loop.time() - due
+
+    began = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(len(requests))))
+    elapsed = time.perf_counter() - began
+    while not pool.empty():
+        _, writer = pool.get_nowait()
+        writer.close()
+    return Result(latencies, statuses, elapsed)
+
+
+def open_loop(host: str, port: int, requests: list[bytes], rate: float, connections: int = 32) -> Result:
+    return asyncio.run(_run(host, port, requests, rate, connections))

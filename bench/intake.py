@@ -1,0 +1,282 @@
+"""Benchmark: the hub's intake under a storefront load, with a real Tryton draining behind it, next to
+the same orders sent point to point into Tryton, measured in the same run.
+
+    .venv/bin/python -m bench.intake [--orders 2000] [--rate 200] [--naive-orders 100]
+
+1. The hub runs as ONE process on the embedded default (`ordersync serve`: API + worker, SQLite,
+   in-process bus) in front of a fresh copy of the demo Tryton database.
+2. The load generator (this process) offers ``--orders`` orders at ``--rate`` per second (open loop:
+   each order is sent at its scheduled time by a pool of client threads) to ``POST /v1/orders`` and
+   records each request's latency. Then it waits until every order has settled (accepted, rejected or
+   held) and reports how long the ERP took to drain them.
+3. Baseline, point to point: ``--naive-orders`` of the same orders go straight into Tryton (a fresh
+   copy), one call chain per order as a naive connector does inside the storefront's webhook (look up
+   customer and products, read contract prices, create, quote, confirm), with 8 such handlers at once,
+   orders arriving at the same rate. Its latency is arrival to confirmation; its service time is the
+   chain alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import func, select
+
+from bench._common import median, percentile
+from bench._load import open_loop, request_bytes
+from ordersync.adapters.erp.tryton import demo_data
+from ordersync.adapters.erp.tryton.home import TrytonHome
+from ordersync.adapters.erp.tryton.rpc import TrytonClient, TrytonUserWarning
+from ordersync.adapters.erp.tryton.server import TrytonServer, free_port
+from ordersync.adapters.erp.tryton.template import create_database, ensure_template
+from ordersync.api.keys import KeyService
+from ordersync.domain.clock import SystemClock
+from ordersync.store.db import Database, sqlite_url
+from ordersync.store.schema import orders as orders_table
+
+SETTLED = ("accepted", "rejected", "on_hold", "cancelled")
+PROFILE = demo_data.profile("main")
+
+
+def make_orders(n: int, seed: int = 11) -> list[dict[str, Any]]:
+    """Small orders of well-stocked items, mostly from the customers with room on their credit."""
+    rng = random.Random(seed)
+    stocked = [p for p in PROFILE["products"] if min(p["stock"].values(), default=0) >= 100
+               and len(p["stock"]) == 2 and Decimal(p["list_price"]) < 60]
+    customers = ["C-1003", "C-1003", "C-1003", "C-1001", "C-1001", "C-1002"]
+    out = []
+    for i in range(n):
+        customer = rng.choice(customers)
+        lines = []
+        for no, product in enumerate(rng.sample(stocked, rng.randint(1, 3)), start=1):
+            pack = int(demo_data.pack_multiple(PROFILE, product["sku"]))
+            minimum = int(demo_data.minimum_quantity(PROFILE, product["sku"]))
+            qty = max(minimum, pack * rng.randint(1, 2))
+            lines.append({"line_no": no, "sku": product["sku"], "quantity": str(qty)})
+        address = demo_data.customer(PROFILE, customer)["addresses"][0]["key"]
+        out.append({"external_order_number": f"BENCH-{seed}-{i:05d}", "account_id": customer,
+                    "ship_to_id": address, "currency": "EUR", "lines": lines})
+    return out
+
+
+def start_tryton(root: Path, home: TrytonHome) -> TrytonServer:
+    root.mkdir(parents=True)
+    create_database("main", root, "main", home=home)
+    server = TrytonServer(root, ["main"], home=home, die_with_parent=True, verbose=False)
+    server.start()
+    return server
+
+
+def offer(n: int, rate: float, send: Any, threads: int) -> list[float]:
+    """Call ``send(i)`` for i in range(n) at ``rate`` per second; returns each call's latency (s)."""
+    latencies: list[float] = [0.0] * n
+    start = time.perf_counter() + 0.2
+
+    def one(i: int) -> None:
+        due = start + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        t0 = time.perf_counter()
+        send(i)
+        latencies[i] = time.perf_counter() - t0
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(one, range(n)))
+    return latencies
+
+
+def run_hub(orders: list[dict[str, Any]], rate: float, home: TrytonHome, root: Path, drain_timeout: float
+            ) -> dict[str, float]:
+    server = start_tryton(root / "erp", home)
+    data_dir = root / "hub"
+    data_dir.mkdir()
+    user = demo_data.INTEGRATION_USER
+    (data_dir / "ordersync.toml").write_text(
+        f'[[erp]]\nname = "main"\nkind = "tryton"\nurl = "{server.url}"\ndatabase = "main"\n'
+        f'login = "{user["login"]}"\npassword = "{user["password"]}"\n')
+    db = Database(sqlite_url(data_dir))
+    db.migrate()
+    token, _ = KeyService(db, SystemClock()).create("bench storefront", "storefront",
+                                                    ["orders:write", "orders:read"], rate_per_minute=1_000_000)
+    port = free_port()
+    hub = subprocess.Popen([sys.executable, "-m", "ordersync.cli", "serve", "--data-dir", str(data_dir),
+                            "--port", str(port)], stdout=subprocess.DEVNULL, stderr=(root / "hub.log").open("w"),
+                           env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/health").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline and hub.poll() is None, (root / "hub.log").read_text()[-2000:]
+            time.sleep(0.2)
+        host = f"127.0.0.1:{port}"
+        auth = {"Authorization": f"Bearer {token}"}
+        requests = [request_bytes("POST", "/v1/orders", host, {**auth, "Idempotency-Key": f"k-{i}"}, body)
+                    for i, body in enumerate(orders)]
+        t0 = time.perf_counter()
+        result = open_loop("127.0.0.1", port, requests, rate)
+        offered_seconds = result.elapsed
+        latencies = result.latencies
+        failures = [s for s in result.statuses if s != 202]
+        assert not failures, f"{len(failures)} requests failed: {failures[:5]}"
+        settled_states: dict[str, int] = {}
+        settled = 0
+        next_report = time.monotonic() + 30
+        while True:
+            with db.read() as conn:
+                settled_states = {s: int(n) for s, n in conn.execute(
+                    select(orders_table.c.state, func.count()).group_by(orders_table.c.state))}
+            settled = sum(n for s, n in settled_states.items() if s in SETTLED)
+            if settled >= len(orders) or time.perf_counter() - t0 > drain_timeout:
+                break
+            if time.monotonic() >= next_report:
+                print(f"  ... {settled}/{len(orders)} orders settled after {time.perf_counter() - t0:.0f} s",
+                      flush=True)
+                next_report += 30
+            time.sleep(0.5)
+        drain = time.perf_counter() - t0
+    finally:
+        hub.send_signal(signal.SIGINT)
+        try:
+            hub.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            hub.kill()
+        server.stop()
+    return {"p50": percentile(latencies, 50), "p99": percentile(latencies, 99), "max": max(latencies),
+            "offered_s": offered_seconds, "drain_s": drain, "settled": settled,
+            "states": settled_states}  # type: ignore[dict-item]
+
+
+class NaiveConnector:
+    """What a point-to-point connector does for each order, inside the storefront's request."""
+
+    def __init__(self, server: TrytonServer) -> None:
+        user = demo_data.INTEGRATION_USER
+        self.local = threading.local()
+        self.url, self.login, self.password = server.url, user["login"], user["password"]
+
+    def client(self) -> TrytonClient:
+        if not hasattr(self.local, "client"):
+            self.local.client = TrytonClient(self.url, "main", self.login, self.password)
+        client: TrytonClient = self.local.client
+        return client
+
+    def place(self, body: dict[str, Any]) -> None:
+        c = self.client()
+        ref = f"NAIVE-{body['external_order_number']}"
+        if c.call("sale.sale", "search", [("reference", "=", ref)], 0, 1, None):
+            return
+        [party] = c.call("party.party", "search_read", [("code", "=", body["account_id"])], 0, 1, None,
+                         ["sale_price_list", "customer_payment_term", "addresses"])
+        [address] = c.call("party.address", "search", [("building_name", "=", body["ship_to_id"])], 0, 1, None)
+        [wh] = c.call("stock.location", "search", [("code", "=", "PLANT-N")], 0, 1, None)
+        lines = []
+        for line in body["lines"]:
+            [product] = c.call("product.product", "search_read", [("code", "=", line["sku"])], 0, 1, None,
+                               ["default_uom"])
+            ctx = {"customer": party["id"], "price_list": party["sale_price_list"], "quantity": float(line["quantity"])}
+            [price] = c.call("product.product", "read", [product["id"]], ["sale_price_uom"], context=ctx)
+            lines.append({"type": "line", "product": product["id"], "quantity": float(line["quantity"]),
+                          "unit": product["default_uom"], "unit_price": price["sale_price_uom"]})
+        [sale] = c.call("sale.sale", "create", [{
+            "party": party["id"], "reference": ref, "warehouse": wh, "shipment_address": address,
+            "invoice_address": address, "price_list": party["sale_price_list"],
+            "payment_term": party["customer_payment_term"], "lines": [["create", lines]]}])
+        for button in ("quote", "confirm"):
+            while True:
+                try:
+                    c.call("sale.sale", button, [sale])
+                    break
+                except TrytonUserWarning as warning:  # a naive connector just clicks "yes"
+                    c.skip_warning(warning.name)
+
+
+def run_naive(orders: list[dict[str, Any]], rate: float, home: TrytonHome, root: Path) -> dict[str, float]:
+    server = start_tryton(root / "naive-erp", home)
+    connector = NaiveConnector(server)
+    service: list[float] = []
+    lock = threading.Lock()
+    # arrival -> confirmation: orders queue for one of 8 handlers, as webhooks do at a real connector
+    arrivals = [i / rate for i in range(len(orders))]
+    done = [0.0] * len(orders)
+    start = time.perf_counter()
+
+    def handle(i: int) -> None:
+        t0 = time.perf_counter()
+        connector.place(orders[i])
+        t1 = time.perf_counter()
+        with lock:
+            service.append(t1 - t0)
+        done[i] = t1 - start
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            futures = []
+            for i in range(len(orders)):
+                delay = start + arrivals[i] - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                futures.append(pool.submit(handle, i))
+            for future in futures:
+                future.result()  # a failing chain is a failed benchmark, not a silent gap
+        elapsed = time.perf_counter() - start
+    finally:
+        server.stop()
+    latencies = [done[i] - arrivals[i] for i in range(len(orders))]
+    return {"p50": percentile(latencies, 50), "p99": percentile(latencies, 99),
+            "service_p50": median(service), "service_p99": percentile(service, 99),
+            "rate": len(orders) / elapsed}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--orders", type=int, default=2000)
+    parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--naive-orders", type=int, default=100)
+    parser.add_argument("--drain-timeout", type=float, default=3600.0,
+                        help="stop waiting for the ERP after this many seconds and report the partial drain rate")
+    args = parser.parse_args()
+    home = TrytonHome().ensure()
+    ensure_template("main", home=home)
+    orders = make_orders(args.orders)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        print(f"intake benchmark: {args.orders} orders offered at {args.rate:.0f}/s to the hub "
+              f"(one process: API + worker, SQLite) with Tryton behind it", flush=True)
+        hub = run_hub(orders, args.rate, home, root, args.drain_timeout)
+        print(f"hub intake latency   p50 {hub['p50'] * 1000:8.1f} ms   p99 {hub['p99'] * 1000:8.1f} ms   "
+              f"max {hub['max'] * 1000:8.1f} ms   goal p99 <= 25 ms: "
+              f"{'met' if hub['p99'] <= 0.025 else 'MISSED'}")
+        what = "all orders" if hub["settled"] >= args.orders else (
+            f"only {hub['settled']:.0f} of {args.orders} orders (stopped waiting at --drain-timeout)")
+        print(f"offered in {hub['offered_s']:.1f} s; the ERP drained {what} {hub['drain_s']:.1f} s after the "
+              f"first ({hub['settled'] / hub['drain_s']:.2f} orders/s); final states {hub['states']}", flush=True)
+        naive = run_naive(orders[: args.naive_orders], args.rate, home, root)
+        print(f"point to point ({args.naive_orders} orders, 8 handlers)   latency p50 {naive['p50']:8.2f} s   "
+              f"p99 {naive['p99']:8.2f} s   service time p50 {naive['service_p50']:.2f} s "
+              f"p99 {naive['service_p99']:.2f} s   {naive['rate']:.2f} orders/s")
+        print(f"ratio naive/hub intake latency: p50 {naive['p50'] / hub['p50']:,.0f}x   "
+              f"p99 {naive['p99'] / hub['p99']:,.0f}x   (naive service time alone vs hub p99: "
+              f"{naive['service_p99'] / hub['p99']:,.0f}x)")
+
+
+if __name__ == "__main__":
+    main()
