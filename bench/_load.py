@@ -74,3 +74,34 @@ async def _run(host: str, port: int, requests: list[bytes], rate: float, connect
 
 def open_loop(host: str, port: int, requests: list[bytes], rate: float, connections: int = 32) -> Result:
     return asyncio.run(_run(host, port, requests, rate, connections))
+
+
+async def _closed(host: str, port: int, requests: list[bytes], connections: int, seconds: float) -> Result:
+    latencies: list[float] = []
+    statuses: list[int] = []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    counter = iter(range(10**12))
+
+    async def client() -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            while loop.time() < deadline:
+                request = requests[next(counter) % len(requests)]
+                t0 = loop.time()
+                writer.write(request)
+                await writer.drain()
+                statuses.append(await _read_response(reader))
+                latencies.append(loop.time() - t0)
+        finally:
+            writer.close()
+
+    began = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(connections)))
+    return Result(latencies, statuses, time.perf_counter() - began)
+
+
+def closed_loop(host: str, port: int, requests: list[bytes], connections: int, seconds: float) -> Result:
+    """``connections`` clients, each sending the next request as soon as the last answer arrived, for
+    ``seconds``: the server's throughput at that concurrency, and each request's latency."""
+    return asyncio.run(_closed(host, port, requests, connections, seconds))

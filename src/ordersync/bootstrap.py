@@ -22,6 +22,7 @@ from ordersync.flows import build_registry
 from ordersync.flows.deps import FlowDeps, FlowPolicy
 from ordersync.flows.erp_sync import ErpChangePoller
 from ordersync.flows.intake_writer import IntakeWriter
+from ordersync.flows.readmodel import ReadModel
 from ordersync.messaging.consumer import ConsumerRunner
 from ordersync.messaging.deadletters import DeadLetterService
 from ordersync.messaging.registry import Registry
@@ -51,6 +52,7 @@ class Hub:
     router: ErpRouter | None = None
     poller: ErpChangePoller | None = None
     deps: FlowDeps | None = None
+    readmodel: ReadModel | None = None
 
     def uow(self, causation_id: str | None = None):  # type: ignore[no-untyped-def]
         """A unit of work (one write transaction) on this hub's store."""
@@ -71,14 +73,17 @@ def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Regis
     db = Database(settings.store_url)
     if migrate:
         db.migrate()
-    router = poller = deps = None
+    router = poller = deps = readmodel = None
     adapters = erps if erps is not None else {e.name: make_erp(e) for e in settings.erp}
     if adapters:
         router = _router(settings, adapters, db, clock)
+        rm = settings.read_model
+        readmodel = ReadModel(db, clock, router, refresh_seconds=rm.refresh_seconds,
+                              stale_after_seconds=rm.stale_after_seconds, memory_seconds=rm.memory_seconds)
         deps = FlowDeps(db=db, clock=clock, router=router, policy=flow_policy(settings), cases=case_policy(settings),
-                        submit_concurrency=settings.flows.submit_concurrency)
+                        submit_concurrency=settings.flows.submit_concurrency, readmodel=readmodel)
         poller = ErpChangePoller(router, db, clock)
-    registry = registry or build_registry(deps)
+    registry = registry or build_registry(deps, readmodel)
     retry = settings.worker.retry
     policy = RetryPolicy(max_attempts=retry.max_attempts, base_seconds=retry.base_seconds,
                          cap_seconds=retry.cap_seconds)
@@ -86,15 +91,19 @@ def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Regis
     transport = SqlQueueTransport(db, lease_seconds=settings.worker.lease_seconds)
     runner = ConsumerRunner(db, transport, registry, clock, lease_seconds=settings.worker.lease_seconds)
     relay = Relay(db, transport, clock, batch_size=settings.worker.relay_batch)
-    worker = Worker(relay, runner, registry, clock, poll_interval=settings.worker.poll_interval)
+    worker = Worker(relay, runner, registry, clock, poll_interval=settings.worker.poll_interval,
+                    max_idle=settings.worker.max_idle_seconds)
     transport.on_publish(worker.wake)
     dead = DeadLetterService(db, transport, registry, clock)
     if poller is not None:
         seconds = min((e.poll_seconds for e in settings.erp), default=2.0)
         worker.every(seconds, "erp change poll", poller.poll_all)
         worker.every(3600, "erp change log prune", poller.prune)
+    if readmodel is not None:
+        worker.every(min(60.0, settings.read_model.refresh_seconds), "read model refresh", readmodel.refresh_due)
     intake = IntakeWriter(db, clock, on_commit=worker.wake)
-    return Hub(settings, clock, db, transport, registry, runner, relay, worker, dead, intake, router, poller, deps)
+    return Hub(settings, clock, db, transport, registry, runner, relay, worker, dead, intake, router, poller, deps,
+               readmodel)
 
 
 def _router(settings: Settings, adapters: dict[str, ErpPort], db: Database, clock: Clock) -> ErpRouter:

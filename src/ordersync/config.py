@@ -34,6 +34,8 @@ class RetrySettings(Strict):
 
 class WorkerSettings(Strict):
     poll_interval: float = Field(default=0.05, gt=0, le=10)
+    max_idle_seconds: float = Field(default=0.5, gt=0, le=60,
+                                    description="longest idle sleep; work published in-process wakes at once")
     lease_seconds: float = Field(default=15.0, gt=0)
     relay_batch: int = Field(default=100, ge=1)
     retry: RetrySettings = RetrySettings()
@@ -57,7 +59,7 @@ class ErpSettings(Strict):
     retries: int = Field(default=2, ge=0, le=10)
     failure_threshold: int = Field(default=5, ge=1)
     reset_timeout: float = Field(default=10.0, gt=0)
-    poll_seconds: float = Field(default=2.0, gt=0)
+    poll_seconds: float = Field(default=1.0, gt=0)
     submit_batch: int = Field(default=20, ge=1, le=500)
 
     @model_validator(mode="after")
@@ -107,6 +109,20 @@ class FlowSettings(Strict):
     submit_concurrency: int = Field(default=4, ge=1, le=64)
 
 
+class ReadModelSettings(Strict):
+    """The experience API's read model of prices, stock and catalogs.
+
+    ``refresh_seconds``: entries older than this are re-read from the ERP by a background job (change
+    events refresh them sooner). ``stale_after_seconds``: an answer older than this is marked stale.
+    ``memory_seconds``: how often an API process brings into its memory the rows other processes
+    refreshed (bounds how late their changes show; changes applied in this process show at once)."""
+
+    refresh_seconds: float = Field(default=300.0, gt=0)
+    stale_after_seconds: float = Field(default=900.0, gt=0)
+    memory_seconds: float = Field(default=0.5, ge=0, le=60)
+    max_skus: int = Field(default=50, ge=1, le=500)
+
+
 class CaseSettings(Strict):
     owners: dict[str, str] = Field(default_factory=dict)
     due_hours: dict[str, float] = Field(default_factory=dict)
@@ -124,6 +140,7 @@ class Settings(Strict):
     routing: RoutingSettings = RoutingSettings()
     flows: FlowSettings = FlowSettings()
     cases: CaseSettings = CaseSettings()
+    read_model: ReadModelSettings = ReadModelSettings()
     source: str = Field(default="defaults", exclude=True)
 
     @model_validator(mode="after")

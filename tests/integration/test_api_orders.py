@@ -98,3 +98,18 @@ def test_a_key_over_its_rate_gets_429_with_retry_after(hub: Any, client: TestCli
     assert codes[:6] == [404] * 6 and codes[-1] == 429
     r = client.get("/v1/orders/none", headers=auth(token))
     assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
+
+
+def test_an_order_number_taken_by_another_account_is_refused_without_naming_that_order(
+    hub: Any, client: TestClient
+) -> None:
+    mine = api_key(hub, "orders:write", account="C-1001", client="portal")
+    theirs = api_key(hub, "orders:write", account="C-1002", client="portal")
+    first = client.post("/v1/orders", json={**BODY, "account_id": None}, headers=auth(mine))
+    assert first.status_code == 202
+    other = {**BODY, "account_id": None, "ship_to_id": None}
+    r = client.post("/v1/orders", json=other, headers=auth(theirs))
+    assert r.status_code == 409 and r.headers["content-type"] == "application/problem+json"
+    assert first.json()["order_id"] not in r.text and "another account" in r.json()["detail"]
+    again = client.post("/v1/orders", json={**BODY, "account_id": None}, headers=auth(mine))
+    assert again.json()["order_id"] == first.json()["order_id"] and again.json()["duplicate"] is True

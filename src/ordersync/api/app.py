@@ -2,18 +2,36 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
 
 from ordersync import __version__
-from ordersync.api import orders, problems
+from ordersync.api import catalog, history, limits, order_changes, orders, problems, returns
 from ordersync.api.auth import Authenticator
 from ordersync.api.keys import KeyService
 
 
-def create_app(hub: Any) -> FastAPI:
+def create_app(hub: Any, *, max_body_bytes: int = limits.DEFAULT_MAX_BODY_BYTES,
+               max_json_depth: int = limits.DEFAULT_MAX_JSON_DEPTH) -> FastAPI:
+    """The API over ``hub``. Bodies over ``max_body_bytes`` answer 413 and JSON nested deeper than
+    ``max_json_depth`` 400, before any route runs (``api/limits.py``)."""
+    limits.check(max_body_bytes, max_json_depth)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if hub.readmodel is not None:  # keep this process's read model current with other processes
+            hub.readmodel.start_sync()
+        yield
+        if hub.readmodel is not None:
+            hub.readmodel.stop_sync()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="ordersync",
         version=__version__,
         summary="B2B order hub: contract prices, availability, orders and their status",
@@ -24,11 +42,41 @@ def create_app(hub: Any) -> FastAPI:
     app.state.hub = hub
     app.state.auth = Authenticator(KeyService(hub.db, hub.clock))
     problems.install(app)
+    problems.document(app)
+    app.add_middleware(limits.RequestLimits, max_body_bytes=max_body_bytes, max_json_depth=max_json_depth)
     app.include_router(orders.router)
+    app.include_router(catalog.router)
+    app.include_router(history.router)
+    app.include_router(order_changes.router)
+    app.include_router(returns.router)
 
     @app.get("/health", tags=["health"])
     def health() -> dict[str, str]:
         """Liveness: the process answers."""
         return {"status": "ok"}
 
+    @app.get("/ready", tags=["health"], responses={503: {"description": "the store cannot be reached"}})
+    def ready() -> JSONResponse:
+        """Readiness: the store answers; each ERP's circuit state (an open circuit degrades the hub,
+        reads keep serving stale values, so it does not make the hub unready)."""
+        return readiness(hub)
+
     return app
+
+
+def readiness(hub: Any) -> JSONResponse:
+    body: dict[str, Any] = {"status": "ready", "store": "ok", "erps": {}}
+    try:
+        with hub.db.read() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:  # the answer is the diagnosis
+        body.update(status="unready", store=f"{type(exc).__name__}: {exc}"[:300])
+        return JSONResponse(body, status_code=503)
+    if hub.router is not None:
+        for name in hub.router.names():
+            status = hub.router.erp(name).status()
+            body["erps"][name] = {"circuit": status.circuit.value, "last_error": status.last_error,
+                                  "in_flight": status.in_flight}
+            if status.circuit.value != "closed":
+                body["status"] = "degraded"
+    return JSONResponse(body)

@@ -8,6 +8,7 @@ its model is dead-lettered with the reason).
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -19,6 +20,7 @@ from ordersync.canonical.v1 import (
     Invoice,
     Order,
     OrderState,
+    ReturnAuthorization,
     Shipment,
     StockPosition,
 )
@@ -175,6 +177,42 @@ class CaseResolved(Event):
     action: str
 
 
+class AmendedLine(BaseModel):
+    """One line change of an amendment as the ERP answered it; ``references`` are the ERP orders it
+    went to, ``reason`` says why the ERP (or the hub) refused it."""
+
+    model_config = ConfigDict(frozen=True)
+    line_no: int
+    quantity: Decimal | None = None
+    requested_date: dt.date | None = None
+    cancel: bool = False
+    references: tuple[str, ...] = ()
+    reason: str = ""
+
+
+class OrderAmended(Event):
+    """A buyer amended an order the ERP had accepted; ``applied`` changed the ERP orders (and the
+    hub's copy), ``refused`` did not."""
+
+    TYPE = "order.amended"
+    order_id: str
+    channel: str
+    account_id: str
+    erp: str
+    actor: str
+    applied: tuple[AmendedLine, ...]
+    refused: tuple[AmendedLine, ...]
+
+
+class ReturnRequested(Event):
+    """A buyer asked to return goods of an order (a return authorization, not yet in the ERP)."""
+
+    TYPE = "return.requested"
+    return_request: ReturnAuthorization
+    channel: str
+    actor: str
+
+
 MESSAGE_TYPES: dict[str, type[Message]] = {}
 
 
@@ -202,4 +240,6 @@ register(
     HoldReleased,
     CaseOpened,
     CaseResolved,
+    OrderAmended,
+    ReturnRequested,
 )

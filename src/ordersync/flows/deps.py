@@ -10,6 +10,7 @@ from ordersync.domain.allocation import AllocationPolicy
 from ordersync.domain.cases import CasePolicy
 from ordersync.domain.clock import Clock
 from ordersync.domain.pricing import ChannelRule
+from ordersync.flows.readmodel import ReadModel
 from ordersync.store.db import Database
 
 
@@ -29,3 +30,4 @@ class FlowDeps:
     policy: FlowPolicy = field(default_factory=FlowPolicy)
     cases: CasePolicy = field(default_factory=CasePolicy)
     submit_concurrency: int = 4
+    readmodel: ReadModel | None = None  # catalogs and plants for planning (prices and stock stay live)

@@ -86,6 +86,11 @@ def receive_order(uow: UnitOfWork, order: Order, delivery_id: str | None = None)
     record = OrderRecord.receive(order, at=uow.now(), cause=f"received from channel {order.channel}")
     record.record_event(OrderReceived(order=order, delivery_id=delivery_id))
     stored, created = uow.add_order(record)
+    if not created and stored.order.account_id != order.account_id:
+        # the channel's order number is taken by another account's order: refuse, without saying whose
+        # (answering "duplicate" would hand out another buyer's order id and lose this order)
+        raise Conflict(f"order number {order.external_order_number!r} of channel {order.channel!r} is already "
+                       "used by an order of another account; send it with its own order number")
     if not created:
         uow.emit(
             DuplicateOrderReceived(

@@ -53,8 +53,13 @@ def plan_from_received(record: OrderRecord, deps: FlowDeps) -> Plan:
     erp = deps.router.erp(plan.erp)
     with erp_priority(Priority.ORDERS):
         account = _account(erp, order.account_id)
-        products = {p.sku: p for p in erp.products(order.account_id)} if account else {}
+        products = _catalog(deps, erp, order.account_id) if account else {}
         result = validate_order(order, account, products, today, max_days_ahead=deps.policy.max_days_ahead)
+        if not result.ok and account and deps.readmodel is not None:
+            # the catalog came from the read model: before refusing, check against the ERP itself (a
+            # product created or changed minutes ago must not get an order rejected)
+            products = {p.sku: p for p in deps.readmodel.products(order.account_id, refresh=True)}
+            result = validate_order(order, account, products, today, max_days_ahead=deps.policy.max_days_ahead)
         if not result.ok:
             plan.reasons = result.reasons
             return plan
@@ -92,10 +97,11 @@ def continue_after_pricing(plan: Plan, record: OrderRecord, erp: ErpPort, deps: 
                              "release the hold or cancel the order")
                 return
         if products is None:
-            products = {p.sku: p for p in erp.products(order.account_id)}
+            products = _catalog(deps, erp, order.account_id)
         skus = sorted({line.sku for line in plan.lines})
         positions = erp.availability(skus)
-        plants = [PlantInfo(p.code, p.region) for p in erp.plants()]
+        plants = [PlantInfo(p.code, p.region) for p in
+                  (deps.readmodel.plants(erp.name) if deps.readmodel is not None else erp.plants())]
     atp = {(p.sku, p.plant): p.available_to_promise for p in positions}
     requested = {line.line_no: line.requested_date or order.requested_date for line in order.lines}
     demands = [
@@ -105,6 +111,14 @@ def continue_after_pricing(plan: Plan, record: OrderRecord, erp: ErpPort, deps: 
     plan.allocations = allocate(order.id, demands, atp, plants, plan.ship_to_region, deps.clock.now().date(),
                                 deps.policy.allocation)
     plan.reached = OrderState.BACKORDERED if is_backordered(plan.allocations) else OrderState.ALLOCATED
+
+
+def _catalog(deps: FlowDeps, erp: ErpPort, account_id: str) -> dict[str, Product]:
+    """The account's assortment: from the read model when there is one (kept fresh by refreshes; the
+    ERP is asked again before a validation failure is final), else from the ERP."""
+    if deps.readmodel is not None:
+        return {p.sku: p for p in deps.readmodel.products(account_id)}
+    return {p.sku: p for p in erp.products(account_id)}
 
 
 def _account(erp: ErpPort, account_id: str) -> Account | None:

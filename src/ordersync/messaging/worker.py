@@ -36,6 +36,7 @@ class Worker:
         clock: Clock,
         *,
         poll_interval: float = 0.05,
+        max_idle: float = 0.5,
         consumers: list[str] | None = None,
     ) -> None:
         self.relay = relay
@@ -43,11 +44,13 @@ class Worker:
         self.registry = registry
         self.clock = clock
         self.poll_interval = poll_interval
+        self.max_idle = max(max_idle, poll_interval)
         self.consumers = consumers if consumers is not None else registry.names()
         self._wake = threading.Event()
         self.processed = 0
 
         self._periodic: list[_Periodic] = []
+        self._periodic_threads: list[threading.Thread] = []
 
     def every(self, seconds: float, name: str, task: Callable[[], int]) -> None:
         """Run ``task`` (returning the work it did) at most every ``seconds`` from the worker loop."""
@@ -69,7 +72,7 @@ class Worker:
 
     def run_once(self) -> int:
         """One round: relay one batch, then one batch per consumer. Returns the work done."""
-        done = self._run_periodic()
+        done = 0 if self._periodic_threads else self._run_periodic()
         done += self.relay.pump()
         for consumer in self.consumers:
             n = self.runner.run_once(consumer)
@@ -77,10 +80,10 @@ class Worker:
             done += n
         return done
 
-    def _run_periodic(self) -> int:
+    def _run_periodic(self, jobs: list[_Periodic] | None = None) -> int:
         done = 0
         now = self.clock.monotonic()
-        for job in self._periodic:
+        for job in self._periodic if jobs is None else jobs:
             if now < job.next_at:
                 continue
             job.next_at = now + job.seconds
@@ -100,8 +103,36 @@ class Worker:
                 return total
         raise RuntimeError(f"drain did not settle within {max_rounds} rounds")
 
+    def _periodic_loop(self, job: _Periodic, stop: threading.Event) -> None:
+        while not stop.is_set():
+            if self._run_periodic([job]):
+                self.wake()
+            stop.wait(min(0.05, job.seconds))
+
     def run_forever(self, stop: threading.Event, on_round: Callable[[int], None] | None = None) -> None:
+        """Run until ``stop`` is set. Each periodic job (ERP change poll, read model refresh) runs in a
+        thread of its own, so that a slow ERP call never holds up the relay, the consumers or the other
+        jobs; a job never overlaps itself."""
         log.info("worker started: consumers %s", ", ".join(self.consumers) or "(none)")
+        self._periodic_threads = [
+            threading.Thread(target=self._periodic_loop, args=(job, stop), name=f"ordersync-{job.name}", daemon=True)
+            for job in self._periodic
+        ]
+        for thread in self._periodic_threads:
+            thread.start()
+        try:
+            self._loop(stop, on_round)
+        finally:
+            for thread in self._periodic_threads:
+                thread.join(timeout=30)
+            self._periodic_threads = []
+        log.info("worker stopped after %d deliveries", self.processed)
+
+    def _loop(self, stop: threading.Event, on_round: Callable[[int], None] | None) -> None:
+        """Rounds back to back while there is work; when idle, sleep ``poll_interval``, doubling up to
+        ``max_idle`` while nothing happens (publishes in this process wake the loop at once, so only
+        retries falling due and work written by other processes wait for the poll)."""
+        idle = self.poll_interval
         while not stop.is_set():
             try:
                 n = self.run_once()
@@ -112,6 +143,8 @@ class Worker:
             if on_round is not None:
                 on_round(n)
             if n == 0:
-                self._wake.wait(self.poll_interval)
+                woken = self._wake.wait(idle)
                 self._wake.clear()
-        log.info("worker stopped after %d deliveries", self.processed)
+                idle = self.poll_interval if woken else min(idle * 2, self.max_idle)
+            else:
+                idle = self.poll_interval

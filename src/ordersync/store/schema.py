@@ -240,3 +240,93 @@ api_keys = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("revoked_at", UtcDateTime),
 )
+
+# -- read model for the experience API (migration 0005) ---------------------------------------------
+
+rm_stock = Table(
+    "rm_stock",
+    metadata,
+    Column("sku", String(120), primary_key=True),
+    Column("plant", String(64), primary_key=True),
+    Column("erp", String(64), nullable=False),
+    Column("body", Text, nullable=False),  # StockPosition JSON
+    Column("as_of", UtcDateTime, nullable=False),
+    Column("refreshed_at", UtcDateTime, nullable=False),
+    Index("ix_rm_stock_refreshed_at", "refreshed_at"),
+)
+
+rm_prices = Table(
+    "rm_prices",
+    metadata,
+    Column("account_id", String(120), primary_key=True),
+    Column("sku", String(120), primary_key=True),
+    Column("quantity", String(40), primary_key=True),  # normalized decimal text
+    Column("erp", String(64), nullable=False),
+    Column("body", Text, nullable=False),  # PriceQuote JSON (ERP contract price, no channel rules)
+    Column("as_of", UtcDateTime, nullable=False),
+    Column("refreshed_at", UtcDateTime, nullable=False),
+    Index("ix_rm_prices_refreshed_at", "refreshed_at"),
+)
+
+rm_catalogs = Table(
+    "rm_catalogs",
+    metadata,
+    Column("account_id", String(120), primary_key=True),
+    Column("erp", String(64), nullable=False),
+    Column("body", Text, nullable=False),  # list of Product JSON with the account's part numbers
+    Column("etag", String(64), nullable=False),
+    Column("as_of", UtcDateTime, nullable=False),
+    Column("refreshed_at", UtcDateTime, nullable=False),
+)
+
+# -- order self-service: documents and return requests (migration 0006) -----------------------------
+
+# Shipments and invoices of hub orders as the ERP last reported them (projections of
+# erp.shipment_changed / erp.invoice_posted), keyed like the ERP keys them.
+shipments = Table(
+    "shipments",
+    metadata,
+    Column("erp", String(64), primary_key=True),
+    Column("shipment_id", String(120), primary_key=True),
+    Column("order_id", Id, nullable=False),
+    Column("account_id", String(120), nullable=False),
+    Column("reference", String(200)),
+    Column("state", String(20), nullable=False),
+    Column("body", Text, nullable=False),  # canonical Shipment JSON
+    Column("first_seen_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index("ix_shipments_order", "order_id"),
+)
+
+invoices = Table(
+    "invoices",
+    metadata,
+    Column("erp", String(64), primary_key=True),
+    Column("invoice_id", String(120), primary_key=True),
+    Column("order_id", Id, nullable=False),
+    Column("account_id", String(120), nullable=False),
+    Column("reference", String(200)),
+    Column("number", String(120), nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("issued_at", UtcDateTime, nullable=False),  # posted_at, else when the hub first saw it
+    Column("body", Text, nullable=False),  # canonical Invoice JSON
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index("ix_invoices_order", "order_id"),
+    Index("ix_invoices_account_issued", "account_id", "issued_at", "erp", "invoice_id"),
+)
+
+return_requests = Table(
+    "return_requests",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("order_id", Id, ForeignKey("orders.id"), nullable=False),
+    Column("account_id", String(120), nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("body", Text, nullable=False),  # canonical ReturnAuthorization JSON
+    Column("requested_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index("ix_return_requests_order", "order_id"),
+)
+
+# Order history per account, newest first (keyset pagination of GET /v1/orders).
+Index("ix_orders_account_received", orders.c.account_id, orders.c.received_at, orders.c.id)

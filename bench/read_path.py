@@ -1,0 +1,270 @@
+"""Benchmark: the experience API's read path (contract prices and plant availability for 20-SKU
+baskets) against the same lookups made straight against Tryton, in one run; and how long an ERP stock
+change takes to become visible through the API.
+
+    .venv/bin/python -m bench.read_path [--seconds 20] [--connections 16] [--baskets 60] [--changes 20]
+
+Phases run in this order: direct, hub capacity, hub at 100x the direct throughput, visibility.
+
+1. A real trytond serves a fresh copy of the demo database; ONE hub process (`ordersync serve`: API and
+   worker, SQLite, in-process bus) runs in front of it with the default settings.
+2. Hub: each basket is two requests, ``GET /v1/prices?sku=..x20&qty=..x20`` and
+   ``GET /v1/availability?sku=..x20``, with an API key bound to the basket's customer. Every request is
+   sent once to warm the read model (misses go to Tryton once), then ``--connections`` clients send them
+   back to back for ``--seconds`` (closed loop): requests/s and latency p50/p99.
+3. Hub at 100x: the same requests offered open loop at 100 times the direct path's throughput (the
+   goal's load): latency p50/p99 from each request's due time (no coordinated omission).
+4. Direct: the same lookups straight against Tryton through ordersync's own Tryton adapter (its best
+   case: master data cached, one ``read`` of prices per quantity and one quantity ``read`` per
+   warehouse, as a careful connector would do), ``--direct-clients`` at once, for ``--seconds``.
+5. Visibility: ``--changes`` times, count a new on-hand quantity of one SKU at one plant in Tryton (an
+   inventory, as a warehouse would), then poll ``/v1/availability`` every 20 ms until it shows: the
+   time from the inventory being confirmed in Tryton to the hub answering with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+
+from bench._common import median, percentile
+from bench._load import closed_loop, open_loop, request_bytes
+from ordersync.adapters.erp.tryton import demo_data
+from ordersync.adapters.erp.tryton.adapter import TrytonErp
+from ordersync.adapters.erp.tryton.directory import Directory
+from ordersync.adapters.erp.tryton.home import TrytonHome
+from ordersync.adapters.erp.tryton.rpc import TrytonClient, TrytonUserWarning
+from ordersync.adapters.erp.tryton.server import TrytonServer, free_port
+from ordersync.adapters.erp.tryton.template import create_database, ensure_template
+from ordersync.api.keys import KeyService
+from ordersync.domain.clock import SystemClock
+from ordersync.store.db import Database, sqlite_url
+
+PROFILE = demo_data.profile("main")
+CUSTOMERS = ["C-1001", "C-1002", "C-1003"]
+BASKET = 20
+
+
+def make_baskets(n: int, seed: int = 5) -> list[tuple[str, list[tuple[str, Decimal]]]]:
+    rng = random.Random(seed)
+    skus = [p["sku"] for p in PROFILE["products"]]
+    assert len(skus) >= BASKET, f"the demo catalog has only {len(skus)} products"
+    return [(CUSTOMERS[i % len(CUSTOMERS)],
+             [(sku, Decimal(rng.choice([1, 2, 5, 10, 20, 50]))) for sku in rng.sample(skus, BASKET)])
+            for i in range(n)]
+
+
+def start_hub(server: TrytonServer, root: Path) -> tuple[subprocess.Popen[bytes], int, Database]:
+    data_dir = root / "hub"
+    data_dir.mkdir()
+    user = demo_data.INTEGRATION_USER
+    (data_dir / "ordersync.toml").write_text(
+        f'[[erp]]\nname = "main"\nkind = "tryton"\nurl = "{server.url}"\ndatabase = "main"\n'
+        f'login = "{user["login"]}"\npassword = "{user["password"]}"\n')
+    db = Database(sqlite_url(data_dir))
+    db.migrate()
+    port = free_port()
+    hub = subprocess.Popen([sys.executable, "-m", "ordersync.cli", "serve", "--data-dir", str(data_dir),
+                            "--port", str(port)], stdout=subprocess.DEVNULL, stderr=(root / "hub.log").open("w"),
+                           env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
+                return hub, port, db
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or hub.poll() is not None:
+            raise SystemExit("the hub did not start:\n" + (root / "hub.log").read_text()[-3000:])
+        time.sleep(0.2)
+
+
+def paths(basket: list[tuple[str, Decimal]]) -> tuple[str, str]:
+    skus = [("sku", s) for s, _ in basket]
+    prices = "/v1/prices?" + urlencode(skus + [("qty", str(q)) for _, q in basket])
+    return prices, "/v1/availability?" + urlencode(skus)
+
+
+def hub_requests(port: int, db: Database, baskets: list[Any]) -> list[bytes]:
+    """The hub's requests, each sent once to warm the read model (misses go to Tryton once)."""
+    keys = KeyService(db, SystemClock())
+    tokens = {c: keys.create(f"bench {c}", "portal", ["catalog:read"], account_id=c, rate_per_minute=10**9)[0]
+              for c in CUSTOMERS}
+    host = f"127.0.0.1:{port}"
+    requests = []
+    with httpx.Client(base_url=f"http://{host}", timeout=120) as http:
+        for customer, basket in baskets:
+            for path in paths(basket):
+                headers = {"Authorization": f"Bearer {tokens[customer]}"}
+                r = http.get(path, headers=headers)  # warm-up: the read model's misses go to Tryton once
+                assert r.status_code == 200, (path, r.status_code, r.text[:500])
+                requests.append(request_bytes("GET", path, host, headers))
+    random.Random(1).shuffle(requests)
+    return requests
+
+
+def run_hub(port: int, requests: list[bytes], connections: int, seconds: float, rate: float | None = None
+            ) -> dict[str, float]:
+    """Closed loop (capacity) when ``rate`` is None, else open loop at ``rate`` requests/s."""
+    if rate is None:
+        result = closed_loop("127.0.0.1", port, requests, connections, seconds)
+    else:
+        n = int(rate * seconds)
+        result = open_loop("127.0.0.1", port, [requests[i % len(requests)] for i in range(n)], rate,
+                           connections=64)
+    bad = [s for s in result.statuses if s != 200]
+    assert not bad, f"{len(bad)} requests failed, e.g. {bad[:5]}"
+    return {"rps": len(result.latencies) / result.elapsed, "p50": percentile(result.latencies, 50),
+            "p99": percentile(result.latencies, 99), "n": len(result.latencies)}
+
+
+def run_direct(server: TrytonServer, baskets: list[Any], clients: int, seconds: float) -> dict[str, float]:
+    user = demo_data.INTEGRATION_USER
+    erps = [TrytonErp.connect(url=server.url, database="main", login=user["login"], password=user["password"])
+            for _ in range(clients)]
+    for erp in erps:  # master data cached: the direct path's best case
+        erp.directory.snapshot()
+    latencies: list[float] = []
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+    counter = iter(range(10**9))
+
+    def client(erp: TrytonErp) -> None:
+        while time.monotonic() < deadline:
+            customer, basket = baskets[next(counter) % len(baskets)]
+            t0 = time.perf_counter()
+            erp.prices(customer, basket, dt.date.today())
+            t1 = time.perf_counter()
+            erp.availability([s for s, _ in basket])
+            t2 = time.perf_counter()
+            with lock:
+                latencies.extend([t1 - t0, t2 - t1])
+
+    began = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(erp,)) for erp in erps]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - began
+    return {"rps": len(latencies) / elapsed, "p50": percentile(latencies, 50), "p99": percentile(latencies, 99),
+            "n": len(latencies)}
+
+
+def set_stock(admin: TrytonClient, directory: Directory, sku: str, plant: str, on_hand: Decimal) -> None:
+    """Count ``on_hand`` of ``sku`` at ``plant``: an inventory, confirmed (warnings acknowledged)."""
+    warehouse = directory.warehouse(plant)
+    (row,) = admin.call("stock.location", "read", [warehouse.id], ["storage_location"])
+    inventory = {"location": row["storage_location"], "date": dt.date.today(), "company": directory.company,
+                 "lines": [["create", [{"product": directory.product(sku).id, "quantity": float(on_hand)}]]]}
+    (inventory_id,) = admin.call("stock.inventory", "create", [inventory])
+    for _ in range(20):
+        try:
+            admin.call("stock.inventory", "confirm", [inventory_id])
+            return
+        except TrytonUserWarning as warning:
+            admin.skip_warning(warning.name)
+    raise RuntimeError("inventory confirmation keeps warning")
+
+
+def run_visibility(server: TrytonServer, port: int, db: Database, baskets: list[Any], changes: int) -> list[float]:
+    admin = TrytonClient(server.url, "main", demo_data.ADMIN["login"], demo_data.ADMIN["password"])
+    directory = Directory(admin)
+    token = KeyService(db, SystemClock()).create("bench visibility", "portal", ["catalog:read"],
+                                                 account_id="C-1001", rate_per_minute=10**9)[0]
+    plants = [w["code"] for w in PROFILE["warehouses"]]
+    skus = sorted({s for _, b in baskets for s, _ in b})
+    rng = random.Random(3)
+    delays = []
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"},
+                      timeout=30) as http:
+        for _ in range(changes):
+            sku, plant = rng.choice(skus), rng.choice(plants)
+            on_hand = Decimal(rng.randint(500, 900))
+            time.sleep(rng.uniform(0, 1.0))  # changes arrive at random points of the hub's poll cycle
+            set_stock(admin, directory, sku, plant, on_hand)
+            t0 = time.perf_counter()
+            while True:
+                body = http.get("/v1/availability", params={"sku": sku}).json()
+                shown = {p["plant"]: Decimal(p["on_hand"]) for p in body["items"][0]["plants"]}
+                if shown.get(plant) == on_hand:
+                    break
+                if time.perf_counter() - t0 > 60:
+                    raise SystemExit(f"stock change of {sku} at {plant} not visible after 60 s: {shown}")
+                time.sleep(0.02)
+            delays.append(time.perf_counter() - t0)
+    return delays
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=20.0, help="duration of each load phase")
+    parser.add_argument("--connections", type=int, default=8, help="concurrent clients (capacity phase)")
+    parser.add_argument("--direct-clients", type=int, default=4, help="concurrent clients straight into Tryton")
+    parser.add_argument("--baskets", type=int, default=60)
+    parser.add_argument("--changes", type=int, default=20, help="stock changes timed for visibility")
+    args = parser.parse_args()
+    home = TrytonHome().ensure()
+    ensure_template("main", home=home)
+    baskets = make_baskets(args.baskets)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "erp").mkdir()
+        create_database("main", root / "erp", "main", home=home)
+        server = TrytonServer(root / "erp", ["main"], home=home, die_with_parent=True, verbose=False).start()
+        hub, port, db = start_hub(server, root)
+        try:
+            print(f"read path: {args.baskets} baskets of {BASKET} SKUs (prices + availability = 2 requests each); "
+                  f"hub = 1 server process (API + worker, SQLite) in front of Tryton; {os.cpu_count()} cores",
+                  flush=True)
+            d = run_direct(server, baskets, args.direct_clients, args.seconds)
+            print(f"direct          {d['rps']:9.1f} requests/s   p50 {d['p50'] * 1000:8.2f} ms   "
+                  f"p99 {d['p99'] * 1000:8.2f} ms   ({d['n']:.0f} lookups, {args.direct_clients} clients straight "
+                  f"into Tryton)", flush=True)
+            requests = hub_requests(port, db, baskets)
+            h = run_hub(port, requests, args.connections, args.seconds)
+            print(f"hub capacity    {h['rps']:9.1f} requests/s   p50 {h['p50'] * 1000:8.2f} ms   "
+                  f"p99 {h['p99'] * 1000:8.2f} ms   ({h['n']:.0f} requests, {args.connections} connections, "
+                  f"closed loop)", flush=True)
+            target = 100 * d["rps"]
+            t = run_hub(port, requests, args.connections, args.seconds, rate=target)
+            print(f"hub at 100x     {t['rps']:9.1f} requests/s   p50 {t['p50'] * 1000:8.2f} ms   "
+                  f"p99 {t['p99'] * 1000:8.2f} ms   ({t['n']:.0f} requests offered at {target:.0f}/s, open loop)",
+                  flush=True)
+            ratio = h["rps"] / d["rps"]
+            print(f"ratio hub capacity/direct {ratio:,.0f}x (goal >= 100x: {'met' if ratio >= 100 else 'MISSED'}); "
+                  f"p99 at 100x the direct throughput {t['p99'] * 1000:.2f} ms "
+                  f"(goal <= 10 ms: {'met' if t['p99'] <= 0.010 else 'MISSED'})", flush=True)
+            delays = run_visibility(server, port, db, baskets, args.changes)
+            p95 = percentile(delays, 95)
+            print(f"stock change visible through the API after   p50 {median(delays):.2f} s   p95 {p95:.2f} s   "
+                  f"max {max(delays):.2f} s   ({len(delays)} changes; goal p95 <= 2 s: "
+                  f"{'met' if p95 <= 2.0 else 'MISSED'})", flush=True)
+            print(json.dumps({"hub": h, "hub_at_100x": t, "direct": d, "ratio": ratio, "visibility_p50": median(delays),
+                              "visibility_p95": p95}))
+        finally:
+            hub.send_signal(signal.SIGINT)
+            try:
+                hub.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                hub.kill()
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""``/v1/returns``: return authorization requests for goods of an order.
+
+The hub checks and records the request (state ``requested``) and announces it with ``return.requested``;
+creating the return in the ERP follows later, so the answer is the request, not a decision.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from ordersync.api.auth import OrderReader, ReturnWriter
+from ordersync.api.deps import HubDep
+from ordersync.api.problems import Problem
+from ordersync.api.queries import return_view
+from ordersync.canonical.v1 import ReturnState
+from ordersync.flows.returns import ReturnLineRequest, request_return
+
+router = APIRouter(prefix="/v1", tags=["self-service"])
+
+
+class ReturnLineIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    line_no: int = Field(ge=1, le=9999)
+    quantity: Decimal = Field(gt=0, max_digits=18, decimal_places=6)
+    reason: str = Field(default="", max_length=500)
+
+
+class ReturnIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    order_id: str = Field(min_length=1, max_length=64)
+    lines: list[ReturnLineIn] = Field(min_length=1, max_length=500)
+
+
+class ReturnLineOut(BaseModel):
+    line_no: int
+    quantity: Decimal
+    reason: str
+
+
+class ReturnOut(BaseModel):
+    id: str
+    order_id: str
+    account_id: str
+    state: ReturnState
+    lines: list[ReturnLineOut]
+    requested_at: dt.datetime | None
+
+
+def _out(request: dict[str, Any]) -> ReturnOut:
+    return ReturnOut.model_validate(request)
+
+
+@router.post("/returns", status_code=201, response_model=ReturnOut,
+             responses={201: {"headers": {"Location": {"description": "where the request can be read",
+                                                       "schema": {"type": "string"}}}},
+                        409: {"description": "the order has not reached the ERP: nothing to return"}})
+def create_return(body: ReturnIn, hub: HubDep, principal: ReturnWriter) -> JSONResponse:
+    """Ask to return goods: each line's quantity must be more than 0 and at most what was shipped (if
+    the ERP reported shipments for the order, else what was ordered), less what earlier requests of that
+    line ask for. A refused request is a 422 naming each line's problem, and nothing is stored."""
+    lines = [ReturnLineRequest(line_no=x.line_no, quantity=x.quantity, reason=x.reason) for x in body.lines]
+    with hub.uow() as uow:
+        request = request_return(uow, body.order_id, lines, account_id=principal.account_id,
+                                 channel=principal.channel, actor=f"key:{principal.key_id}")
+    location = f"/v1/returns/{request.id}"
+    return JSONResponse(_out(request.model_dump(mode="json")).model_dump(mode="json"), status_code=201,
+                        headers={"Location": location})
+
+
+@router.get("/returns/{return_id}", response_model=ReturnOut)
+def get_return(return_id: Annotated[str, Path(max_length=64)], hub: HubDep, principal: OrderReader) -> ReturnOut:
+    """A return request and its state."""
+    with hub.db.read() as conn:
+        request = return_view(conn, return_id)
+    if request is None or (principal.account_id is not None and request["account_id"] != principal.account_id):
+        raise Problem(404, "Not found", f"return request {return_id} not found")
+    return _out(request)
