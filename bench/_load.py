@@ -9,8 +9,10 @@ server under test shares its two cores with it.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -49,11 +51,8 @@ async def _run(host: str, port: int, requests: list[bytes], rate: float, connect
     latencies = [0.0] * len(requests)
     statuses = [0] * len(requests)
     loop = asyncio.get_running_loop()
-    start = loop.time() + 0.1
 
-    async def one(i: int) -> None:
-        due = start + i / rate
-        await asyncio.sleep(max(0.0, due - loop.time()))
+    async def one(i: int, due: float) -> None:
         reader, writer = await pool.get()
         try:
             writer.write(requests[i])
@@ -63,8 +62,18 @@ async def _run(host: str, port: int, requests: list[bytes], rate: float, connect
             pool.put_nowait((reader, writer))
         latencies[i] = loop.time() - due
 
+    # a dispatcher starts each request at its due time (creating every task up front would keep the
+    # client busy for the first few hundred milliseconds and make early requests late on our side)
     began = time.perf_counter()
-    await asyncio.gather(*(one(i) for i in range(len(requests))))
+    start = loop.time() + 0.1
+    tasks = []
+    for i in range(len(requests)):
+        due = start + i / rate
+        delay = due - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(loop.create_task(one(i, due)))
+    await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - began
     while not pool.empty():
         _, writer = pool.get_nowait()
@@ -72,8 +81,21 @@ async def _run(host: str, port: int, requests: list[bytes], rate: float, connect
     return Result(latencies, statuses, elapsed)
 
 
+def _quiet_gc(fn: Callable[[], Result]) -> Result:
+    """Run a measurement with this process's garbage collector paused: a collection in the load
+    generator would hold up reading answers and be counted as the server's latency."""
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        return fn()
+    finally:
+        gc.enable()
+        gc.unfreeze()
+
+
 def open_loop(host: str, port: int, requests: list[bytes], rate: float, connections: int = 32) -> Result:
-    return asyncio.run(_run(host, port, requests, rate, connections))
+    return _quiet_gc(lambda: asyncio.run(_run(host, port, requests, rate, connections)))
 
 
 async def _closed(host: str, port: int, requests: list[bytes], connections: int, seconds: float) -> Result:
@@ -104,4 +126,4 @@ async def _closed(host: str, port: int, requests: list[bytes], connections: int,
 def closed_loop(host: str, port: int, requests: list[bytes], connections: int, seconds: float) -> Result:
     """``connections`` clients, each sending the next request as soon as the last answer arrived, for
     ``seconds``: the server's throughput at that concurrency, and each request's latency."""
-    return asyncio.run(_closed(host, port, requests, connections, seconds))
+    return _quiet_gc(lambda: asyncio.run(_closed(host, port, requests, connections, seconds)))

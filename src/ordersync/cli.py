@@ -171,6 +171,16 @@ def _stop_on_signals(stop: threading.Event) -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+def freeze_startup_objects() -> None:
+    """Move everything built so far (modules, the app, the hub) out of the garbage collector's sight:
+    a full collection then scans only what requests created, a pause of a few ms instead of 100+ ms in
+    the middle of someone's request (bench/read_path.py)."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
 @app.command()
 def serve(
     data_dir: DataDir = None,
@@ -201,7 +211,9 @@ def serve(
         worker_thread.start()
     console.print(f"serving http://{host}:{port}/v1 (OpenAPI /v1/openapi.json) on {hub.db!r}"
                   + ("; worker running" if with_worker else ""))
-    uvicorn.run(create_app(hub), host=host, port=port, log_level="warning", access_log=False)
+    app = create_app(hub)
+    freeze_startup_objects()
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
     stop.set()
     if worker_thread is not None:
         worker_thread.join(timeout=30)
