@@ -14,7 +14,7 @@ request says the hub already decided (``credit_approved``, ``accept_shortfall``)
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
@@ -200,6 +200,9 @@ class ErpHealth(Canonical):
     latency_ms: float | None = None
 
 
+Known = Callable[[str, str], bool]
+
+
 @runtime_checkable
 class ErpPort(Protocol):
     """What the hub needs from an ERP. Every method may raise
@@ -255,6 +258,10 @@ class ErpPort(Protocol):
         """Every ERP order that belongs to hub order ``order_id`` (one per plant)."""
         ...
 
-    def changes_since(self, watermark: dt.datetime | None) -> ChangeBatch:
-        """Shipments, invoices, stock and price lists changed at or after ``watermark``."""
+    def changes_since(self, watermark: dt.datetime | None, known: Known | None = None) -> ChangeBatch:
+        """Shipments, invoices, stock and price lists changed at or after ``watermark``.
+
+        ``known(key, version)`` says the hub already holds that change (its poll windows overlap); an
+        adapter may then skip reading the record's details (and may leave the change out), which keeps
+        overlapping polls from re-reading every record of the window."""
         ...

@@ -22,6 +22,7 @@ from ordersync.ports.erp import (
     ErpHealth,
     ErpOrder,
     ErpPort,
+    Known,
     Plant,
     SalesOrderRequest,
     SubmitResult,
@@ -134,6 +135,6 @@ class GuardedErp:
         result: list[ErpOrder] = self._call(Priority.ORDERS, self.inner.orders_for, order_id)
         return result
 
-    def changes_since(self, watermark: dt.datetime | None) -> ChangeBatch:
-        result: ChangeBatch = self._call(Priority.CHANGES, self.inner.changes_since, watermark)
+    def changes_since(self, watermark: dt.datetime | None, known: Known | None = None) -> ChangeBatch:
+        result: ChangeBatch = self._call(Priority.CHANGES, self.inner.changes_since, watermark, known)
         return result

@@ -53,6 +53,7 @@ from ordersync.ports.erp import (
     ChangeBatch,
     ErpHealth,
     ErpOrder,
+    Known,
     Plant,
     SalesOrderRequest,
     SubmitResult,
@@ -367,6 +368,6 @@ class TrytonErp:
             chosen = [best_sale(group) for _, group in sorted(by_reference.items())]
             return self._documents.orders([s for s in chosen if s is not None])
 
-    def changes_since(self, watermark: dt.datetime | None) -> ChangeBatch:
+    def changes_since(self, watermark: dt.datetime | None, known: Known | None = None) -> ChangeBatch:
         with translated("changes"):
-            return self._changes.changes_since(watermark)
+            return self._changes.changes_since(watermark, known)

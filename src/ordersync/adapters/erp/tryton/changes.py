@@ -22,7 +22,7 @@ from ordersync.adapters.erp.tryton.directory import Directory
 from ordersync.adapters.erp.tryton.documents import Documents, stamp
 from ordersync.adapters.erp.tryton.rpc import TrytonClient
 from ordersync.canonical.v1 import StockPosition
-from ordersync.ports.erp import REFERENCE_PREFIX, Change, ChangeBatch, ChangeKind
+from ordersync.ports.erp import REFERENCE_PREFIX, Change, ChangeBatch, ChangeKind, Known
 
 
 def _since(watermark: dt.datetime) -> list[Any]:
@@ -58,21 +58,29 @@ class ChangeReader:
             )
         )
 
-    def changes_since(self, watermark: dt.datetime | None) -> ChangeBatch:
+    def changes_since(self, watermark: dt.datetime | None, known: Known | None = None) -> ChangeBatch:
+        """Every change since ``watermark``. Shipments and stock whose (key, version) is ``known`` to the
+        hub are left out before their details are read: those reads (moves of a shipment, quantities
+        per warehouse) are the expensive part, and overlapping polls would repeat them every second."""
         since = watermark or EPOCH
+        known = known or (lambda key, version: False)
         seen: list[dt.datetime] = []
         changes: list[Change] = []
-        changes += self._shipments(since, seen)
+        changes += self._shipments(since, seen, known)
         changes += self._invoices(since, seen)
-        changes += self._stock(since, seen)
+        changes += self._stock(since, seen, known)
         changes += self._price_lists(since, seen)
         changes += self._orders(since, seen)
         newest = max(seen, default=since)
         return ChangeBatch(changes=tuple(changes), watermark=max(newest, since))
 
-    def _shipments(self, since: dt.datetime, seen: list[dt.datetime]) -> list[Change]:
-        ids = [r["id"] for r in self._search("stock.shipment.out", [_since(since)], [])]
-        rows = self._docs.shipment_rows(ids)
+    def _shipments(self, since: dt.datetime, seen: list[dt.datetime], known: Known) -> list[Change]:
+        ids = []
+        for r in self._search("stock.shipment.out", [_since(since)], ["state"]):
+            seen.append(stamp(r))
+            if not known(f"shipment:{r['id']}", version(stamp(r), r["state"])):
+                ids.append(r["id"])
+        rows = self._docs.shipment_rows(ids) if ids else []
         out = []
         for row_id, (reference, shipment) in sorted(self._docs.shipments(rows).items()):
             row = next(r for r in rows if r["id"] == row_id)
@@ -105,7 +113,7 @@ class ChangeReader:
             )
         return out
 
-    def _stock(self, since: dt.datetime, seen: list[dt.datetime]) -> list[Change]:
+    def _stock(self, since: dt.datetime, seen: list[dt.datetime], known: Known) -> list[Change]:
         rows = self._search("stock.move", [_since(since)], ["product"])
         latest: dict[str, dt.datetime] = {}
         for row in rows:
@@ -114,6 +122,7 @@ class ChangeReader:
                 continue
             latest[sku] = max(latest.get(sku, EPOCH), stamp(row))
         seen.extend(latest.values())
+        latest = {sku: at for sku, at in latest.items() if not known(f"stock:{sku}", version(at))}
         if not latest:
             return []
         positions: dict[str, list[StockPosition]] = defaultdict(list)
