@@ -11,6 +11,7 @@ from ordersync.adapters.erp.factory import make_erp
 from ordersync.adapters.erp.guard import ErpGate
 from ordersync.adapters.erp.guarded import GuardedErp
 from ordersync.adapters.erp.router import ErpRouter
+from ordersync.adapters.webhooks import HttpWebhookSender
 from ordersync.canonical.v1 import CaseType
 from ordersync.config import ErpSettings, Settings
 from ordersync.domain.allocation import AllocationPolicy
@@ -19,10 +20,13 @@ from ordersync.domain.clock import Clock, SystemClock
 from ordersync.domain.errors import ConfigError
 from ordersync.domain.pricing import ChannelRule
 from ordersync.flows import build_registry
+from ordersync.flows.backorders import flag_passed_promises
 from ordersync.flows.deps import FlowDeps, FlowPolicy
 from ordersync.flows.erp_sync import ErpChangePoller
 from ordersync.flows.intake_writer import IntakeWriter
 from ordersync.flows.readmodel import ReadModel
+from ordersync.flows.subscriptions import WebhookDispatcher
+from ordersync.flows.workbench import Workbench, dead_letter_cases, escalate_overdue
 from ordersync.messaging.consumer import ConsumerRunner
 from ordersync.messaging.deadletters import DeadLetterService
 from ordersync.messaging.registry import Registry
@@ -53,6 +57,8 @@ class Hub:
     poller: ErpChangePoller | None = None
     deps: FlowDeps | None = None
     readmodel: ReadModel | None = None
+    webhooks: WebhookDispatcher | None = None
+    workbench: Workbench | None = None
 
     def uow(self, causation_id: str | None = None):  # type: ignore[no-untyped-def]
         """A unit of work (one write transaction) on this hub's store."""
@@ -61,6 +67,8 @@ class Hub:
     def close(self) -> None:
         self.intake.close()
         self.runner.close()
+        if self.webhooks is not None:
+            self.webhooks.close()
         self.db.dispose()
 
 
@@ -95,6 +103,12 @@ def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Regis
                     max_idle=settings.worker.max_idle_seconds)
     transport.on_publish(worker.wake)
     dead = DeadLetterService(db, transport, registry, clock)
+    cases = case_policy(settings)
+    runner.dead_letter_hooks.append(dead_letter_cases(cases))  # every dead letter becomes a case
+    worker.every(settings.cases.check_seconds, "case escalation", lambda: escalate_overdue(db, clock, cases))
+    if deps is not None:  # promises are dates: every ten minutes is soon enough
+        worker.every(max(600.0, settings.cases.check_seconds), "backorder promises",
+                     lambda: flag_passed_promises(db, clock, cases))
     if poller is not None:
         seconds = min((e.poll_seconds for e in settings.erp), default=2.0)
         worker.every(seconds, "erp change poll", poller.poll_all)
@@ -102,8 +116,25 @@ def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Regis
     if readmodel is not None:
         worker.every(min(60.0, settings.read_model.refresh_seconds), "read model refresh", readmodel.refresh_due)
     intake = IntakeWriter(db, clock, on_commit=worker.wake)
+    webhooks = _webhooks(settings, db, clock, runner, worker)
     return Hub(settings, clock, db, transport, registry, runner, relay, worker, dead, intake, router, poller, deps,
-               readmodel)
+               readmodel, webhooks=webhooks, workbench=Workbench(db, clock, cases, dead, deps))
+
+
+def _webhooks(settings: Settings, db: Database, clock: Clock, runner: ConsumerRunner,
+              worker: Worker) -> WebhookDispatcher:
+    """The webhook sender: a periodic job of the worker (a thread of its own when it runs for good)."""
+    wh = settings.webhooks
+    retry = RetryPolicy(max_attempts=wh.max_attempts, base_seconds=wh.base_seconds, cap_seconds=wh.cap_seconds,
+                        wait_cap_seconds=wh.wait_cap_seconds)
+    waves = -(-wh.batch // wh.concurrency)  # a batch's requests in flight one wave after another
+    sender = WebhookDispatcher(db, clock, HttpWebhookSender(timeout=wh.timeout, connect_timeout=wh.connect_timeout),
+                               retry=retry, batch_size=wh.batch, concurrency=wh.concurrency,
+                               lease_seconds=waves * (wh.timeout + wh.connect_timeout) + 15,
+                               dead_letter_hooks=runner.dead_letter_hooks, release_leases_at_start=db.is_sqlite)
+    worker.every(wh.poll_seconds, "webhook delivery", sender.send_due)
+    worker.every(3600, "webhook log prune", lambda: sender.prune(wh.keep_days))
+    return sender
 
 
 def _router(settings: Settings, adapters: dict[str, ErpPort], db: Database, clock: Clock) -> ErpRouter:

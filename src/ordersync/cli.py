@@ -28,6 +28,9 @@ schemas = typer.Typer(no_args_is_help=True, help="Export and check the canonical
 app.add_typer(schemas, name="schemas")
 apikey = typer.Typer(no_args_is_help=True, help="Create, list and revoke API keys.")
 app.add_typer(apikey, name="apikey")
+subscriptions = typer.Typer(no_args_is_help=True, help="Add, list and remove outbound event subscriptions "
+                                                       "(signed webhooks).")
+app.add_typer(subscriptions, name="subscriptions")
 console = Console(stderr=True)
 out = Console()
 
@@ -226,7 +229,8 @@ def apikey_create(
     client: Annotated[str, typer.Option("--client", help="portal, dealer_app, storefront, ops, edi, wms, "
                                                          "integration")] = "portal",
     scope: Annotated[list[str] | None, typer.Option("--scope", help="Repeat: catalog:read (default), orders:read, "
-                                                                    "orders:write, returns:write, ops, admin")] = None,
+                                                                    "orders:write, returns:write, invoices:write, "
+                                                                    "fulfillment:write, ops, admin")] = None,
     account: Annotated[str | None, typer.Option("--account", help="Bind the key to this account.")] = None,
     channel: Annotated[str | None, typer.Option("--channel", help="Channel of orders placed with it.")] = None,
     rate: Annotated[int, typer.Option("--rate", help="Requests per minute.")] = 600,
@@ -281,6 +285,79 @@ def apikey_revoke(key_id: str, data_dir: DataDir = None, store: Store = None, co
     db = Database(_settings(data_dir, store, config).store_url)
     info = KeyService(db, _clock()).revoke(key_id)
     console.print(f"revoked key {info.id} ({info.name}) at {info.revoked_at}")
+
+
+@subscriptions.command("add")
+def subscriptions_add(
+    name: Annotated[str, typer.Argument(help="Who receives the events, e.g. 'CRM'.")],
+    url: Annotated[str, typer.Option("--url", help="Where events are POSTed (http:// or https://).")],
+    event_type: Annotated[list[str] | None, typer.Option("--type", help="Repeat: order.accepted, "
+                                                         "order.state_changed, erp.shipment_changed, ...; "
+                                                         "'*' for all (default).")] = None,
+    secret: Annotated[str | None, typer.Option("--secret", help="The shared signing secret (16+ characters).")]
+    = None,
+    secret_env: Annotated[str | None, typer.Option("--secret-env", help="Read the secret from this "
+                                                                         "environment variable.")] = None,
+    data_dir: DataDir = None, store: Store = None, config: ConfigFile = None,
+) -> None:
+    """Subscribe a URL to hub events. Without --secret/--secret-env a secret is made and printed once."""
+    import os
+
+    from ordersync.flows.subscriptions import SubscriptionService
+    from ordersync.store.db import Database
+
+    if secret and secret_env:
+        raise typer.BadParameter("give --secret or --secret-env, not both")
+    if secret_env:
+        if secret_env not in os.environ:
+            raise ConfigError(f"environment variable {secret_env} is not set")
+        secret = os.environ[secret_env]
+    db = Database(_settings(data_dir, store, config).store_url)
+    db.migrate()
+    made, info = SubscriptionService(db, _clock()).add(name, url, event_type or ["*"], secret=secret)
+    console.print(f"created subscription {info.id} ({info.name}) to {info.url} for {' '.join(info.types)}; "
+                  "the worker sends from the next event on")
+    if secret is None:
+        console.print("signing secret (store it with the receiver now; it is not shown again):")
+        out.print(made)
+
+
+@subscriptions.command("list")
+def subscriptions_list(
+    include_removed: Annotated[bool, typer.Option("--all", help="Include removed subscriptions.")] = False,
+    data_dir: DataDir = None, store: Store = None, config: ConfigFile = None, as_json: AsJson = False,
+) -> None:
+    """List subscriptions with their deliveries pending, delivered and dead (never their secrets)."""
+    from ordersync.flows.subscriptions import SubscriptionService
+    from ordersync.store.db import Database
+
+    db = Database(_settings(data_dir, store, config).store_url)
+    db.migrate()
+    subs = SubscriptionService(db, _clock()).list(include_removed)
+    if as_json:
+        out.print_json(json.dumps([vars(x) for x in subs], default=str))
+        return
+    table = Table(title=f"subscriptions ({len(subs)})")
+    for col in ("id", "name", "url", "types", "pending", "delivered", "dead", "created", "removed"):
+        table.add_column(col, overflow="fold")
+    for x in subs:
+        table.add_row(x.id, x.name, x.url, " ".join(x.types), str(x.pending), str(x.delivered), str(x.dead),
+                      x.created_at.strftime("%Y-%m-%d %H:%M"),
+                      x.removed_at.strftime("%Y-%m-%d %H:%M") if x.removed_at else "")
+    out.print(table)
+
+
+@subscriptions.command("remove")
+def subscriptions_remove(sub_id: str, data_dir: DataDir = None, store: Store = None,
+                         config: ConfigFile = None) -> None:
+    """Remove a subscription: nothing more is sent to it, and its waiting deliveries are cancelled."""
+    from ordersync.flows.subscriptions import SubscriptionService
+    from ordersync.store.db import Database
+
+    db = Database(_settings(data_dir, store, config).store_url)
+    info = SubscriptionService(db, _clock()).remove(sub_id)
+    console.print(f"removed subscription {info.id} ({info.name}); {info.dead} dead-lettered deliveries stay "
+                  "in `ordersync dlq`")
 
 
 def _clock() -> Any:

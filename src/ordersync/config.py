@@ -127,6 +127,52 @@ class CaseSettings(Strict):
     owners: dict[str, str] = Field(default_factory=dict)
     due_hours: dict[str, float] = Field(default_factory=dict)
     escalation: dict[str, list[str]] = Field(default_factory=dict)
+    check_seconds: float = Field(default=60.0, gt=0, description="how often overdue cases escalate (passed "
+                                 "backorder promises are checked every ten minutes, or this if longer)")
+
+
+class SlaSettings(Strict):
+    """Seconds each SLA clock may run before it counts as a breach (``GET /v1/ops/sla``, ``/metrics``)."""
+
+    ack_seconds: float = Field(default=300.0, gt=0, description="received -> accepted by the ERP")
+    fulfillment_seconds: float = Field(default=2 * 86400.0, gt=0, description="accepted -> shipped")
+    invoice_sync_seconds: float = Field(default=900.0, gt=0, description="posted in the ERP -> visible to the buyer")
+    window_seconds: float = Field(default=86400.0, gt=0, description="orders received this long ago or later: "
+                                  "the default of GET /v1/ops/sla and the window of /metrics")
+
+
+class WmsSettings(Strict):
+    """The warehouse webhook (``POST /v1/wms/events``): the HMAC-SHA256 secret it is signed with, read
+    from the environment variable ``secret_env`` (``secret`` inline is for tests and demos), and how far a
+    signed timestamp may be from now before the request is refused as stale (replay protection)."""
+
+    secret_env: str | None = None
+    secret: str | None = None
+    max_age_seconds: int = Field(default=300, ge=1, le=3600)
+
+    def signing_key(self, env: dict[str, str] | None = None) -> bytes | None:
+        """The secret as bytes, or None when none is configured (the webhook then refuses everything)."""
+        values = os.environ if env is None else env
+        value = values.get(self.secret_env) if self.secret_env else self.secret
+        return value.encode() if value else None
+
+
+class WebhookSettings(Strict):
+    """Outbound event subscriptions (``ordersync subscriptions``): how the worker sends webhooks.
+    Answers 408/429/5xx and timeouts are retried (backoff from ``base_seconds`` doubling up to
+    ``cap_seconds``, dead-lettered after ``max_attempts``); a subscriber nothing reaches is probed every
+    ``wait_cap_seconds`` at most and uses up no attempts. Delivered ones are kept ``keep_days``."""
+
+    poll_seconds: float = Field(default=0.25, gt=0, le=60)
+    timeout: float = Field(default=10.0, gt=0, le=300)
+    connect_timeout: float = Field(default=5.0, gt=0, le=60)
+    concurrency: int = Field(default=4, ge=1, le=64)
+    batch: int = Field(default=20, ge=1, le=500)
+    max_attempts: int = Field(default=10, ge=1, le=100)
+    base_seconds: float = Field(default=2.0, gt=0)
+    cap_seconds: float = Field(default=900.0, gt=0)
+    wait_cap_seconds: float = Field(default=60.0, gt=0)
+    keep_days: float = Field(default=7.0, gt=0)
 
 
 class Settings(Strict):
@@ -140,7 +186,10 @@ class Settings(Strict):
     routing: RoutingSettings = RoutingSettings()
     flows: FlowSettings = FlowSettings()
     cases: CaseSettings = CaseSettings()
+    sla: SlaSettings = SlaSettings()
     read_model: ReadModelSettings = ReadModelSettings()
+    webhooks: WebhookSettings = WebhookSettings()
+    wms: WmsSettings = WmsSettings()
     source: str = Field(default="defaults", exclude=True)
 
     @model_validator(mode="after")

@@ -21,7 +21,11 @@ from ordersync.ports.erp import (
     ErpOrder,
     ErpOrderState,
     ErpPort,
+    ErpReturnState,
     LineChange,
+    ReturnOutcome,
+    ReturnRequest,
+    ReturnRequestLine,
     SalesOrderLine,
     SalesOrderRequest,
     Shortfall,
@@ -29,6 +33,7 @@ from ordersync.ports.erp import (
     SubmitResult,
     UnknownItem,
     order_reference,
+    return_reference,
 )
 from tests.contract.conftest import ErpUnderTest
 
@@ -553,3 +558,108 @@ def test_nothing_changed_keeps_the_watermark(subject: ErpUnderTest) -> None:
     future = first.watermark + dt.timedelta(days=365)
     quiet = subject.erp.changes_since(future)
     assert quiet.changes == () and quiet.watermark == future
+
+
+# -- shipping short and returns ----------------------------------------------------------------------------
+
+def test_shipping_short_cancels_the_rest_for_good(subject: ErpUnderTest) -> None:
+    request = _accepted(subject, "C-1003", "PLANT-N", [("SEN-PX-M18-PNP", 5), ("MOT-IE3-0.75-4P", 1)])
+
+    subject.driver.ship_short(request.reference, {1: D(3)})
+
+    order = only_order(subject.erp, request.reference)
+    assert order.state is ErpOrderState.PROCESSING
+    assert sorted((s.state.value, [(x.line_no, x.quantity) for x in s.lines]) for s in order.shipments) == [
+        ("cancelled", [(1, 2)]), ("shipped", [(1, 3), (2, 1)])]
+
+
+def _return(request: SalesOrderRequest, lines: list[tuple[int, int]], *, account: str | None = None) -> ReturnRequest:
+    """A return request of a fresh hub return of ``request``'s ERP order."""
+    return_id = f"rt{uuid.uuid4().hex[:10]}"
+    return ReturnRequest(reference=return_reference(return_id, request.plant), return_id=return_id,
+                         order_reference=request.reference, account_id=account or request.account_id,
+                         plant=request.plant,
+                         lines=tuple(ReturnRequestLine(line_no=n, quantity=D(q), reason="damaged") for n, q in lines))
+
+
+def test_a_return_of_shipped_goods_is_authorized_once_and_reads_back(subject: ErpUnderTest) -> None:
+    erp = subject.erp
+    request = _accepted(subject, "C-1001", "PLANT-N", [("BRG-6204-2RS", 10), ("SEN-PX-M12-NPN", 4)])
+    subject.driver.ship(request.reference, {1: D(6)})
+    rma = _return(request, [(1, 4), (2, 1)])
+
+    first = erp.create_return(rma)
+    again = erp.create_return(rma)
+
+    assert first.outcome is ReturnOutcome.AUTHORIZED, first
+    assert first.erp_return_id and first.erp_return_number and not first.reconciled
+    assert again.outcome is ReturnOutcome.AUTHORIZED and again.reconciled
+    assert (again.erp_return_id, again.erp_return_number) == (first.erp_return_id, first.erp_return_number)
+    assert live_sales(subject, rma.reference) == [(first.erp_return_id, "processing")]
+    status = erp.return_status(rma.reference)
+    assert status is not None and status.state is ErpReturnState.AUTHORIZED
+    assert (status.return_id, status.plant, status.account_id, status.erp_return_id) == (
+        rma.return_id, "PLANT-N", "C-1001", first.erp_return_id)
+    assert [(x.line_no, x.sku, x.quantity) for x in status.lines] == [(1, "BRG-6204-2RS", 4), (2, "SEN-PX-M12-NPN", 1)]
+    assert erp.return_status(return_reference("rtnosuchreturn", "PLANT-N")) is None
+    assert [x.quantity for x in only_order(erp, request.reference).lines] == [10, 4]  # the order stays as it was
+
+
+def test_a_return_of_more_than_shipped_is_refused_and_creates_nothing(subject: ErpUnderTest) -> None:
+    erp = subject.erp
+    request = _accepted(subject, "C-1002", "PLANT-S", [("SEN-PX-M12-NPN", 8), ("SEN-PHO-DIFF", 2)])
+    before_shipping = _return(request, [(1, 1)])
+    early = erp.create_return(before_shipping)
+    assert early.outcome is ReturnOutcome.REFUSED and "line 1: 1 is more than the 0 shipped" in early.message, early
+    subject.driver.ship(request.reference, {1: D(5)})
+    assert erp.create_return(_return(request, [(1, 3)])).outcome is ReturnOutcome.AUTHORIZED
+
+    too_many = _return(request, [(1, 3), (2, 1)])
+    no_line = _return(request, [(7, 1)])
+    foreign = _return(request, [(1, 1)], account="C-1003")
+    unknown = _return(request, [(1, 1)]).model_copy(update={"order_reference": order_reference("ctnoorder", "PLANT-S")})
+    refused = {r.reference: erp.create_return(r) for r in (too_many, no_line, foreign, unknown)}
+
+    assert all(r.outcome is ReturnOutcome.REFUSED for r in refused.values()), refused
+    assert "line 1: 3 is more than the 5 shipped, of which 3" in refused[too_many.reference].message
+    assert "line 2" not in refused[too_many.reference].message  # line 2 shipped in full
+    assert "line 7" in refused[no_line.reference].message
+    assert "no accepted order" in refused[foreign.reference].message
+    assert "no accepted order" in refused[unknown.reference].message
+    for r in (before_shipping, too_many, no_line, foreign, unknown):
+        assert live_sales(subject, r.reference) == [] and erp.return_status(r.reference) is None
+    assert erp.create_return(_return(request, [(1, 2), (2, 2)])).outcome is ReturnOutcome.AUTHORIZED  # the rest
+
+
+def test_a_returns_receipt_and_credit_read_back_and_show_as_changes(subject: ErpUnderTest) -> None:
+    erp, driver = subject.erp, subject.driver
+    sku, plant = "VLV-BV-DN25-SS", "PLANT-S"
+    request = _accepted(subject, "C-1003", plant, [(sku, 6)])
+    driver.ship(request.reference)
+    start = erp.changes_since(None).watermark
+    rma = _return(request, [(1, 2)])
+    assert erp.create_return(rma).outcome is ReturnOutcome.AUTHORIZED
+    on_hand = next(p.on_hand for p in erp.availability([sku]) if p.plant == plant)
+
+    def change() -> tuple[str, ErpReturnState]:
+        (found,) = [c for c in erp.changes_since(start).changes
+                    if c.kind is ChangeKind.RETURN and c.reference == rma.reference]
+        assert found.erp_return is not None and found.erp_return.return_id == rma.return_id
+        assert found.key.startswith("return:")
+        return found.version, found.erp_return.state
+
+    authorized = change()
+    assert authorized[1] is ErpReturnState.AUTHORIZED
+    driver.receive_return(rma.reference)
+    received = change()
+    status = erp.return_status(rma.reference)
+    assert status is not None and status.state is ErpReturnState.RECEIVED is received[1]
+    assert next(p.on_hand for p in erp.availability([sku]) if p.plant == plant) == on_hand + 2
+    driver.post_invoices(rma.reference)
+    credited = change()
+    status = erp.return_status(rma.reference)
+    assert status is not None and status.state is ErpReturnState.CREDITED is credited[1]
+    assert len({authorized[0], received[0], credited[0]}) == 3
+    assert [c for c in erp.changes_since(erp.changes_since(start).watermark).changes
+            if c.kind is ChangeKind.RETURN and c.version in (authorized[0], received[0])] == []
+

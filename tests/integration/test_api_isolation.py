@@ -29,6 +29,8 @@ from sqlalchemy import text
 from ordersync.adapters.erp.memory import MemoryErp
 from ordersync.api.app import create_app
 from ordersync.api.keys import Scope
+from ordersync.canonical.v1 import CaseType
+from ordersync.domain.cases import CasePolicy, open_case
 from tests.support.hub import api_key, erp_hub, settle
 
 A, B = "C-1001", "C-1002"
@@ -53,11 +55,12 @@ class World:
     invoice_ids: list[str] = field(default_factory=list)
     invoice_numbers: list[str] = field(default_factory=list)
     return_ids: list[str] = field(default_factory=list)
+    case_ids: list[str] = field(default_factory=list)
 
     def dynamic_markers(self) -> list[str]:
         """Identifiers created in this run, long enough to be unique anywhere in a body (ERP references
         of the memory twin contain the order id)."""
-        return [i for i in (self.order_id, self.external, *self.return_ids, *self.erp_refs) if i]
+        return [i for i in (self.order_id, self.external, *self.return_ids, *self.erp_refs, *self.case_ids) if i]
 
     def short_ids(self) -> set[str]:
         """ERP document ids and numbers ("32", "2"): unique only as the value of an identifier field."""
@@ -98,17 +101,34 @@ TARGETS: dict[tuple[str, str], Callable[[World], list[Call]]] = {
         Call(params={"account_id": w.account}),
         Call(params={"order_id": w.order_id}, expect="empty"),
     ],
+    ("POST", "/v1/invoices/{invoice_id}/disputes"): lambda w: [
+        Call(f"/v1/invoices/{w.invoice_ids[0]}/disputes", json={"reason": "wrong price"}),
+        Call(f"/v1/invoices/{w.invoice_ids[0]}/disputes", json={"reason": "wrong price", "account_id": w.account})],
     ("POST", "/v1/returns"): lambda w: [
         Call(json={"order_id": w.order_id, "lines": [{"line_no": 1, "quantity": "1", "reason": "damaged"}]})],
     ("GET", "/v1/returns/{return_id}"): lambda w: [Call(f"/v1/returns/{w.return_ids[0]}")],
     ("GET", "/v1/catalog"): lambda w: [Call(params={"account_id": w.account})],
     ("GET", "/v1/prices"): lambda w: [Call(params={"account_id": w.account, "sku": w.sku})],
     ("GET", "/v1/availability"): lambda w: [Call(params={"account_id": w.account, "sku": w.sku})],
+    ("GET", "/v1/ops/cases"): lambda w: [
+        Call(params={"account_id": w.account}),
+        Call(params={"order_id": w.order_id}, expect="empty"),
+    ],
+    ("GET", "/v1/ops/cases/{case_id}"): lambda w: [Call(f"/v1/ops/cases/{w.case_ids[0]}")],
+    ("POST", "/v1/ops/cases/{case_id}/actions"): lambda w: [
+        Call(f"/v1/ops/cases/{w.case_ids[0]}/actions", json={"action": "assign", "owner_team": "iso-team"})],
+    ("GET", "/v1/ops/sla"): lambda w: [
+        Call(params={"account_id": w.account}),
+        Call(params={"group_by": "account"}, expect="empty"),
+    ],
 }
 # Routes with no account-scoped data: answered to A's key without any of B's identifiers.
 UNSCOPED = {
     ("GET", "/health"), ("GET", "/ready"), ("GET", "/v1/openapi.json"), ("GET", "/v1/docs"),
-    ("GET", "/docs/oauth2-redirect"),
+    ("GET", "/docs/oauth2-redirect"), ("GET", "/metrics"),
+    # the warehouse's webhook: a system-wide key of client wms (the walk's portal key gets 403) whose events
+    # may name any account's order; it answers with nothing but the order id the event itself named
+    ("POST", "/v1/wms/events"),
 }
 # Listings a key bound to A reads without naming an account: A's own data only.
 LISTINGS = ("/v1/orders", "/v1/invoices", "/v1/catalog")
@@ -192,6 +212,12 @@ def worlds(hub: Any, erp: MemoryErp, app: FastAPI, client: TestClient) -> dict[s
                             headers=auth(w))
             assert r.status_code == 201, r.text
             w.return_ids = [r.json()["id"]]
+        if served(app, "GET", "/v1/ops/cases/{case_id}"):  # a case of the account's order
+            with hub.uow() as uow:
+                case = open_case(CaseType.FULFILLMENT_DISCREPANCY, summary="isolation", next_action="look",
+                                 now=uow.now(), policy=CasePolicy(), order_id=w.order_id, account_id=w.account)
+                uow.cases.add(case)
+            w.case_ids = [case.id]
     return out
 
 

@@ -76,6 +76,9 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
                            json={"order_id": order_id, "lines": [{"line_no": 1, "quantity": "1"}]})
     if returned.status_code == 201:
         ids["returns"] = [returned.json()["id"]]
+    invoices = client.get("/v1/invoices", headers=headers)
+    if invoices.status_code == 200 and invoices.json()["items"]:
+        ids["invoices"] = [i["id"] for i in invoices.json()["items"]]
     yield Api(app, token, ids)
     hub.close()
 
@@ -85,6 +88,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
 # Decimals are documented as any string (pydantic does not publish max_digits/decimal_places), so
 # generated quantities are nearly always refused; real ones let orders, amendments and returns through.
 BINDINGS = {"path.order_id": "orders", "body.order_id": "orders", "path.return_id": "returns",
+            "path.invoice_id": "invoices",
             "query.order_id": "orders", "query.account_id": "accounts", "query.sku": "skus",
             "body.lines[*].sku": "skus", "body.lines[*].quantity": "quantities",
             "body.lines[*].unit_price_shown": "quantities", "body.changes[*].quantity": "quantities"}

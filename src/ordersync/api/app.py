@@ -11,7 +11,9 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from ordersync import __version__
-from ordersync.api import catalog, history, limits, order_changes, orders, problems, returns
+from ordersync.api import catalog, history, limits, metrics, ops, order_changes, orders, problems, returns
+from ordersync.api import disputes as invoice_disputes
+from ordersync.api import wms as wms_webhook
 from ordersync.api.auth import Authenticator
 from ordersync.api.keys import KeyService
 
@@ -49,6 +51,11 @@ def create_app(hub: Any, *, max_body_bytes: int = limits.DEFAULT_MAX_BODY_BYTES,
     app.include_router(history.router)
     app.include_router(order_changes.router)
     app.include_router(returns.router)
+    app.include_router(invoice_disputes.router)
+    app.include_router(wms_webhook.router)
+    app.include_router(ops.router)
+    app.include_router(metrics.router)
+    app.state.metrics = metrics.registry_for(hub)
 
     @app.get("/health", tags=["health"])
     def health() -> dict[str, str]:

@@ -20,6 +20,7 @@ from ordersync.api.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_cursor
 from ordersync.api.problems import Problem
 from ordersync.api.queries import OrderFilter, invoice_page, order_summaries
 from ordersync.canonical.v1 import InvoiceState, OrderState
+from ordersync.flows.disputes import disputed_invoice_ids
 
 router = APIRouter(prefix="/v1", tags=["self-service"])
 
@@ -57,6 +58,7 @@ class InvoiceSummary(BaseModel):
     total_amount: Decimal
     due_date: dt.date | None
     posted_at: dt.datetime | None
+    disputed: bool = Field(default=False, description="a dispute of this invoice is open (finance has the case)")
 
 
 class InvoicePage(BaseModel):
@@ -127,9 +129,10 @@ def list_invoices(
     with hub.db.read() as conn:
         rows = invoice_page(conn, account, state=state.value if state else None, order_id=order_id,
                             limit=limit + 1, after=after)
+        disputed = disputed_invoice_ids(conn, account_id=account, invoice_ids=[i.id for i, _ in rows[:limit]])
     more = len(rows) > limit
     rows = rows[:limit]
     items = [InvoiceSummary(id=i.id, number=i.number, order_id=i.order_id, state=i.state, currency=i.currency,
                             untaxed_amount=i.untaxed_amount, tax_amount=i.tax_amount, total_amount=i.total_amount,
-                            due_date=i.due_date, posted_at=i.posted_at) for i, _ in rows]
+                            due_date=i.due_date, posted_at=i.posted_at, disputed=i.id in disputed) for i, _ in rows]
     return InvoicePage(items=items, next_cursor=encode_cursor(rows[-1][1]) if more else None)

@@ -29,6 +29,8 @@ class Scope(StrEnum):
     ORDERS_READ = "orders:read"
     ORDERS_WRITE = "orders:write"
     RETURNS_WRITE = "returns:write"
+    INVOICES_WRITE = "invoices:write"  # dispute an invoice of the account
+    FULFILLMENT_WRITE = "fulfillment:write"  # report warehouse and carrier events (WMS webhook)
     ADMIN = "admin"
     OPS = "ops"
 

@@ -12,6 +12,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from ordersync.api.pagination import older_than
 from ordersync.canonical.v1 import Invoice, Shipment
+from ordersync.flows.disputes import disputed_invoice_ids
+from ordersync.flows.fulfillment import fulfillment_record, fulfillment_times, shipments_with_tracking
 from ordersync.store.schema import cases, invoices, order_transitions, orders, return_requests, shipments
 
 
@@ -50,6 +52,7 @@ def order_view(conn: Connection, order_id: str) -> dict[str, Any] | None:
                 for a in allocations if a["line_no"] == line["line_no"]
             ],
         })
+    disputed = disputed_invoice_ids(conn, order_id=order_id)
     return {
         "id": row["id"],
         "channel": row["channel"],
@@ -72,8 +75,9 @@ def order_view(conn: Connection, order_id: str) -> dict[str, Any] | None:
         "lines": lines,
         "history": history,
         "cases": [json.loads(b) for b in case_rows.scalars()],
-        "shipments": shipments_of(conn, order_id),
-        "invoices": [invoice_view(i) for i in invoices_of(conn, order_id)],
+        "shipments": shipments_with_tracking(shipments_of(conn, order_id), fulfillment_record(conn, order_id)),
+        "invoices": [{**invoice_view(i), "disputed": i.id in disputed} for i in invoices_of(conn, order_id)],
+        "fulfillment": fulfillment_times(data),  # SLA timestamps (flows/fulfillment.py)
     }
 
 

@@ -1,7 +1,9 @@
 """``/v1/returns``: return authorization requests for goods of an order.
 
 The hub checks and records the request (state ``requested``) and announces it with ``return.requested``;
-creating the return in the ERP follows later, so the answer is the request, not a decision.
+creating the return in the ERP follows later, so the answer is the request, not a decision. Reading it
+back shows how it went on (``flows/returns.py``): ``approved`` with the ERP's return per plant (or
+``rejected`` with the reason), then ``received`` and ``credited`` as the ERP reports them.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Connection, select
 
 from ordersync.api.auth import OrderReader, ReturnWriter
 from ordersync.api.deps import HubDep
@@ -20,6 +23,7 @@ from ordersync.api.problems import Problem
 from ordersync.api.queries import return_view
 from ordersync.canonical.v1 import ReturnState
 from ordersync.flows.returns import ReturnLineRequest, request_return
+from ordersync.store.schema import erp_returns
 
 router = APIRouter(prefix="/v1", tags=["self-service"])
 
@@ -43,13 +47,25 @@ class ReturnLineOut(BaseModel):
     reason: str
 
 
+class ErpReturnOut(BaseModel):
+    """The ERP's return at one plant: its reference, its number in the ERP and how far it has come."""
+
+    plant: str
+    reference: str
+    number: str | None
+    state: ReturnState
+
+
 class ReturnOut(BaseModel):
     id: str
     order_id: str
     account_id: str
-    state: ReturnState
+    state: ReturnState = Field(description="requested, then approved (authorized in the ERP) or rejected "
+                                           "(see refusal_reason), then received and credited")
     lines: list[ReturnLineOut]
     requested_at: dt.datetime | None
+    refusal_reason: str = ""
+    erp_returns: list[ErpReturnOut] = []
 
 
 def _out(request: dict[str, Any]) -> ReturnOut:
@@ -78,6 +94,14 @@ def get_return(return_id: Annotated[str, Path(max_length=64)], hub: HubDep, prin
     """A return request and its state."""
     with hub.db.read() as conn:
         request = return_view(conn, return_id)
-    if request is None or (principal.account_id is not None and request["account_id"] != principal.account_id):
-        raise Problem(404, "Not found", f"return request {return_id} not found")
+        if request is None or (principal.account_id is not None and request["account_id"] != principal.account_id):
+            raise Problem(404, "Not found", f"return request {return_id} not found")
+        request["erp_returns"] = _erp_returns(conn, return_id)
     return _out(request)
+
+
+def _erp_returns(conn: Connection, return_id: str) -> list[dict[str, Any]]:
+    rows = conn.execute(select(erp_returns.c.plant, erp_returns.c.reference, erp_returns.c.number,
+                               erp_returns.c.state).where(erp_returns.c.return_id == return_id)
+                        .order_by(erp_returns.c.plant, erp_returns.c.reference))
+    return [dict(r) for r in rows.mappings()]

@@ -276,8 +276,10 @@ class ReturnAuthorization(Canonical):
     account_id: Code
     state: ReturnState = ReturnState.REQUESTED
     lines: Annotated[tuple[ReturnLine, ...], Field(min_length=1)]
-    erp_ref: str = ""
+    erp_ref: str = ""  # the ERP return reference(s), one per plant
     requested_at: dt.datetime | None = None
+    erp_number: str = ""  # the ERP's own return number(s)
+    refusal_reason: str = ""
 
 
 class CaseType(StrEnum):

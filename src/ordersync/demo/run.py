@@ -27,8 +27,10 @@ from sqlalchemy import func, select
 
 from ordersync.bootstrap import Hub, build_hub
 from ordersync.config import ErpSettings, Settings
+from ordersync.demo import aftermath, sink
 from ordersync.demo.scenario import Scenario, build
-from ordersync.store.schema import cases, orders
+from ordersync.flows.amendments import REACHED_ERP
+from ordersync.store.schema import cases, orders, return_requests
 
 #: states in which the submission process has nothing more to do by itself
 SETTLED = {"accepted", "rejected", "cancelled", "on_hold", "in_fulfillment", "partially_shipped", "shipped",
@@ -69,13 +71,18 @@ def run(opts: DemoOptions) -> int:
     worker = threading.Thread(target=hub.worker.run_forever, args=(stop,), name="worker", daemon=True)
     worker.start()
     base = f"http://{opts.host}:{opts.port}"
+    crm = _start_sink(hub)
     console.print(f"hub API  {base}/v1/docs   (OpenAPI {base}/v1/openapi.json)")
     console.print(f"ERP      Tryton at {server.url} (database {erp_dir / 'main.sqlite'})")
+    console.print(f"CRM sink {crm.url} (subscribed to every event; GET it for what it received)")
     try:
         scenario = build(opts.orders, seed=opts.seed, run=f"d{int(time.time()) % 100000}")
         sent = _place(base, scenario, _keys(hub))
         settled = _wait_settled(hub, scenario, opts.timeout)
+        after = aftermath.run(hub, base, server.url, _buyer_key(hub), console) if settled else None
         summary = _summary(hub, scenario, sent, server, time.monotonic() - started, settled)
+        summary["aftermath"] = after.summary() if after else None
+        summary["crm_sink"] = {k: v for k, v in crm.summary(last=0).items() if k != "last"}
         _report(summary, opts)
         if opts.once:
             return 0 if settled else 1
@@ -86,6 +93,7 @@ def run(opts: DemoOptions) -> int:
         console.print("stopping")
         return 0
     finally:
+        crm.stop()
         stop.set()
         api.should_exit = True
         worker.join(timeout=30)
@@ -158,6 +166,27 @@ def _keys(hub: Hub) -> dict[str, str]:
     }
 
 
+def _start_sink(hub: Hub) -> sink.Sink:
+    """The CRM/notification service of the demo: a local receiver subscribed to every event."""
+    import secrets
+
+    from ordersync.flows.subscriptions import SubscriptionService
+
+    secret = secrets.token_urlsafe(32)
+    receiver = sink.start(0, secret)
+    SubscriptionService(hub.db, hub.clock).add("demo CRM", receiver.url, ["*"], secret=secret)
+    return receiver
+
+
+def _buyer_key(hub: Hub) -> str:
+    """A key for the buyers' self-service in the demo (returns, disputes), not bound to one account."""
+    from ordersync.api.keys import KeyService
+
+    return KeyService(hub.db, hub.clock).create("demo buyers", "portal",
+                                                ["orders:read", "returns:write", "invoices:write"],
+                                                rate_per_minute=6000)[0]
+
+
 def _place(base: str, scenario: Scenario, keys: dict[str, str]) -> dict[str, int]:
     outcomes = {"accepted": 0, "duplicate": 0, "replayed": 0, "refused": 0}
     columns = (TextColumn("placing orders"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -225,6 +254,8 @@ def _summary(hub: Hub, scenario: Scenario, sent: dict[str, int], server: Any, el
     with hub.db.read() as conn:
         open_cases = {t: int(n) for t, n in conn.execute(
             select(cases.c.type, func.count()).where(cases.c.state != "resolved").group_by(cases.c.type))}
+        returns = {s: int(n) for s, n in conn.execute(
+            select(return_requests.c.state, func.count()).group_by(return_requests.c.state))}
     expected, mismatches = _check_erp(hub)
     return {
         "settled": settled,
@@ -242,6 +273,7 @@ def _summary(hub: Hub, scenario: Scenario, sent: dict[str, int], server: Any, el
         "erp_duplicate_references": len(references) - len(set(references)),
         "erp_line_mismatches": mismatches,
         "open_cases": open_cases,
+        "returns": returns,
         "dead_letters": hub.dead_letters.count(),
         "elapsed_seconds": round(elapsed, 1),
     }
@@ -256,7 +288,7 @@ def _check_erp(hub: Hub) -> tuple[set[str], int]:
     assert hub.router is not None
     with hub.db.read() as conn:
         accepted = [OrderRepository(conn).get(i) for i in conn.execute(
-            select(orders.c.id).where(orders.c.state == "accepted")).scalars()]
+            select(orders.c.id).where(orders.c.state.in_([s.value for s in REACHED_ERP]))).scalars()]
     expected: set[str] = set()
     mismatches = 0
     for record in accepted:
@@ -267,6 +299,8 @@ def _check_erp(hub: Hub) -> tuple[set[str], int]:
             want[a["line_no"]] = want.get(a["line_no"], Decimal(0)) + Decimal(a["quantity"])
         got: dict[int, Decimal] = {}
         for erp_order in hub.router.erp(record.data["erp"]).orders_for(record.id):
+            if erp_order.reference.startswith("RMA-"):
+                continue
             for line in erp_order.lines:
                 got[line.line_no] = got.get(line.line_no, Decimal(0)) + line.quantity
                 if line.unit_price != Decimal(record.data["lines"][str(line.line_no)]["unit_price"]):

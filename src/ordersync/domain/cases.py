@@ -105,3 +105,46 @@ def resolve_case(case: ExceptionCase, *, action: str, actor: str, comment: str, 
             "history": (*case.history, CaseEntry(at=now, actor=actor, action=action, comment=comment)),
         }
     )
+
+
+def is_open(case: ExceptionCase) -> bool:
+    return case.state is not CaseState.RESOLVED
+
+
+def is_overdue(case: ExceptionCase, now: dt.datetime) -> bool:
+    return is_open(case) and case.due_at is not None and case.due_at < now
+
+
+def record_action(case: ExceptionCase, *, action: str, actor: str, comment: str, now: dt.datetime,
+                  **changes: object) -> ExceptionCase:
+    """``case`` with ``changes`` applied and one history entry saying who did what, and when."""
+    entry = CaseEntry(at=now, actor=actor, action=action, comment=comment)
+    return case.model_copy(update={**changes, "history": (*case.history, entry)})
+
+
+def escalation_chain(case: ExceptionCase, policy: CasePolicy) -> list[str]:
+    """The owners of ``case`` by level: its level-1 team, then that team's configured escalation.
+
+    The chain is keyed by the level-1 team; a case already escalated finds its chain by the team it
+    has at its level (so a case assigned to another team escalates along that team's chain)."""
+    if case.owner_level == 1:
+        return [case.owner_team, *policy.escalation.get(case.owner_team, [])]
+    for base, above in policy.escalation.items():
+        chain = [base, *above]
+        if len(chain) >= case.owner_level and chain[case.owner_level - 1] == case.owner_team:
+            return chain
+    return [case.owner_team]
+
+
+def escalate_case(case: ExceptionCase, policy: CasePolicy, *, now: dt.datetime, actor: str,
+                  reason: str) -> ExceptionCase:
+    """One level up: the next team of the chain owns the case (the last one keeps it when the chain
+    ends), with a new due time of the case type's usual length, so a case nobody acts on escalates
+    again after that long instead of at every check."""
+    chain = escalation_chain(case, policy)
+    level = case.owner_level + 1
+    owner = chain[min(level, len(chain)) - 1]
+    due = now + dt.timedelta(hours=policy.due_hours.get(case.type, DEFAULT_DUE_HOURS[case.type]))
+    comment = f"level {level}, owner {owner}, due {due.isoformat()}: {reason}"
+    return record_action(case, action="escalated", actor=actor, comment=comment, now=now,
+                         state=CaseState.ESCALATED, owner_team=owner, owner_level=level, due_at=due)

@@ -21,6 +21,7 @@ from ordersync.canonical.v1 import (
     Order,
     OrderState,
     ReturnAuthorization,
+    ReturnState,
     Shipment,
     StockPosition,
 )
@@ -243,3 +244,171 @@ register(
     OrderAmended,
     ReturnRequested,
 )
+
+
+# -- exception workbench, escalation and backorder promises (issue 6) ---------------------------------
+
+class CaseEscalated(Event):
+    """An open case passed its due time, or a person escalated it: the next owner level has it now."""
+
+    TYPE = "case.escalated"
+    case: ExceptionCase
+    from_team: str
+    from_level: int
+    reason: str
+    actor: str
+
+
+class CaseUpdated(Event):
+    """A person acted on a case without closing it (assigned it, re-read the ERP's promise, cancelled a
+    line); ``action`` is the workbench action."""
+
+    TYPE = "case.updated"
+    case: ExceptionCase
+    action: str
+    actor: str
+
+
+class BackorderDateRevised(Event):
+    """The ERP revised when a backordered line will ship: the buyer is to be told the new date."""
+
+    TYPE = "order.backorder_date_revised"
+    order_id: str
+    channel: str
+    account_id: str
+    line_no: int
+    sku: str
+    plant: str
+    previous_date: dt.date
+    revised_date: dt.date
+
+
+register(CaseEscalated, CaseUpdated, BackorderDateRevised)
+
+
+# -- fulfillment and invoicing (issue 6) ---------------------------------------------------------------
+
+class ReportedLine(BaseModel):
+    """A quantity of an order line as a warehouse or carrier reported it."""
+
+    model_config = ConfigDict(frozen=True)
+    line_no: int
+    quantity: Decimal
+
+
+class WmsShipmentEvent(Event):
+    """A warehouse reported progress of a shipment (``kind``: pick, pack or ship) through the signed
+    WMS webhook. ``order_id`` is the hub order the webhook matched (None: no such order; the fulfillment
+    flow opens a case instead of dropping the event); ``order_ref`` is what the warehouse named.
+    ``lines`` are the shipment's quantities as of the event, not increments."""
+
+    TYPE = "wms.shipment_event"
+    source: str
+    event_id: str
+    kind: str
+    order_id: str | None
+    order_ref: str
+    shipment_ref: str | None = None
+    lines: tuple[ReportedLine, ...] = ()
+    carrier: str | None = None
+    tracking_number: str | None = None
+    detail: str = ""
+    occurred_at: dt.datetime
+
+
+class CarrierTrackingEvent(Event):
+    """A carrier status of a shipment that left (``kind``: in_transit, delivered or exception), relayed
+    by the warehouse through the signed WMS webhook; fields as in :class:`WmsShipmentEvent`."""
+
+    TYPE = "carrier.tracking_event"
+    source: str
+    event_id: str
+    kind: str
+    order_id: str | None
+    order_ref: str
+    shipment_ref: str | None = None
+    lines: tuple[ReportedLine, ...] = ()
+    carrier: str | None = None
+    tracking_number: str | None = None
+    detail: str = ""
+    occurred_at: dt.datetime
+
+
+class InvoiceDisputed(Event):
+    """A buyer disputed an invoice; finance owns the ``invoice_dispute`` case ``case_id``."""
+
+    TYPE = "invoice.disputed"
+    dispute_id: str
+    erp: str
+    invoice_id: str
+    invoice_number: str
+    order_id: str
+    account_id: str
+    case_id: str
+    reason: str
+    comment: str = ""
+    amount: Decimal | None = None
+    lines: tuple[ReportedLine, ...] = ()
+    actor: str
+
+
+register(WmsShipmentEvent, CarrierTrackingEvent, InvoiceDisputed)
+
+
+# -- returns created in the ERP (issue 6, part D) -----------------------------------------------------
+
+class ErpReturnRef(BaseModel):
+    """One ERP return of a return request: one per plant the goods go back to."""
+
+    model_config = ConfigDict(frozen=True)
+    plant: str
+    reference: str
+    erp_number: str | None
+
+
+class ReturnAuthorized(Event):
+    """The ERP created the return (one per plant): the buyer may send the goods back."""
+
+    TYPE = "return.authorized"
+    return_id: str
+    order_id: str
+    account_id: str
+    erp: str
+    erp_returns: tuple[ErpReturnRef, ...]
+
+
+class ReturnRefused(Event):
+    """The hub or the ERP refused a return request; ``reason`` says why, line by line."""
+
+    TYPE = "return.refused"
+    return_id: str
+    order_id: str
+    account_id: str
+    reason: str
+
+
+class ReturnStateChanged(Event):
+    """A return request moved (authorized, refused, received, credited): one stream for subscribers."""
+
+    TYPE = "return.state_changed"
+    return_id: str
+    order_id: str
+    account_id: str
+    from_state: ReturnState
+    to_state: ReturnState
+    cause: str
+    at: dt.datetime
+
+
+class ErpReturnChanged(Event):
+    """An ERP return changed (detected by polling the ERP); ``state`` is what it means for the request."""
+
+    TYPE = "erp.return_changed"
+    erp: str
+    reference: str
+    return_id: str
+    state: ReturnState
+    erp_state: str
+
+
+register(ReturnAuthorized, ReturnRefused, ReturnStateChanged, ErpReturnChanged)

@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
-from ordersync.flows import documents, orders, projections, readmodel
+from ordersync.domain.cases import CasePolicy
+from ordersync.flows import backorders, documents, fulfillment, orders, projections, readmodel, returns
+from ordersync.flows import subscriptions as outbound
 from ordersync.flows.deps import FlowDeps
 from ordersync.flows.readmodel import ReadModel
 from ordersync.messaging.registry import Registry
@@ -16,8 +18,12 @@ def build_registry(deps: FlowDeps | None = None, model: ReadModel | None = None)
     registry = Registry()
     projections.register(registry)
     documents.register(registry)
+    outbound.register(registry)
+    fulfillment.register(registry, deps.cases if deps is not None else CasePolicy())
     if deps is not None:
         orders.register(registry, deps)
+        backorders.register(registry, deps)
+        returns.register(registry, deps)
     if model is not None:
         readmodel.register(registry, model)
     return registry

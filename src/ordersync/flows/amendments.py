@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -31,7 +31,7 @@ from ordersync.domain.order import OrderRecord
 from ordersync.flows.deps import FlowDeps
 from ordersync.ports.erp import AmendmentRequest, AmendmentResult, LineChange, UnknownItem, order_reference
 from ordersync.store.orders import OrderRepository
-from ordersync.store.uow import unit_of_work
+from ordersync.store.uow import UnitOfWork, unit_of_work
 
 S = OrderState
 
@@ -57,6 +57,10 @@ class AmendmentOutcome:
     state: OrderState
     applied: list[AmendedLine] = field(default_factory=list)
     refused: list[AmendedLine] = field(default_factory=list)
+
+
+#: more to write in the transaction that records an amendment's outcome
+AlsoRecord = Callable[[UnitOfWork, AmendmentOutcome], None]
 
 
 # -- planning: which ERP order takes which change --------------------------------------------------
@@ -226,9 +230,11 @@ def _resize(parts: list[dict[str, Any]], target: Decimal) -> list[dict[str, Any]
     return list(reversed(kept))
 
 
-def record_outcome(deps: FlowDeps, order_id: str, outcome: AmendmentOutcome, actor: str) -> None:
+def record_outcome(deps: FlowDeps, order_id: str, outcome: AmendmentOutcome, actor: str,
+                   also: AlsoRecord | None = None) -> None:
     """The event and the updated data in one transaction (re-read and re-applied if the order changed
-    concurrently: the ERP has already applied these changes, so they must land)."""
+    concurrently: the ERP has already applied these changes, so they must land). ``also`` writes in
+    that same transaction (a workbench action records itself on its case)."""
     for attempt in range(1, _SAVE_ATTEMPTS + 1):
         try:
             with unit_of_work(deps.db, deps.clock) as uow:
@@ -246,6 +252,8 @@ def record_outcome(deps: FlowDeps, order_id: str, outcome: AmendmentOutcome, act
                     refused=tuple(outcome.refused)))
                 uow.save_order(record)
                 outcome.state = record.state
+                if also is not None:
+                    also(uow, outcome)
                 return
         except Conflict:
             if attempt == _SAVE_ATTEMPTS:
@@ -261,7 +269,7 @@ def _cancel_if_empty(record: OrderRecord, at: dt.datetime) -> None:
 # -- the whole thing ----------------------------------------------------------------------------------
 
 def amend_order(deps: FlowDeps, order_id: str, changes: Sequence[LineAmendment], *, account_id: str | None,
-                actor: str) -> AmendmentOutcome:
+                actor: str, also: AlsoRecord | None = None) -> AmendmentOutcome:
     """Validate, route, ask the ERP, record. Raises NotFound, Conflict (not amendable), ValidationFailed
     (bad lines) or IntegrationError (ERP unreachable; nothing changed, nothing recorded)."""
     record = load_for_amendment(deps, order_id, account_id)
@@ -276,5 +284,5 @@ def amend_order(deps: FlowDeps, order_id: str, changes: Sequence[LineAmendment],
         refused += unreached + [_from_change(c, r.reference, reason) for r in results for c, reason in r.refused]
     outcome.refused = merge(refused)
     if outcome.applied:
-        record_outcome(deps, order_id, outcome, actor)
+        record_outcome(deps, order_id, outcome, actor, also)
     return outcome

@@ -18,10 +18,17 @@ from sqlalchemy import delete, select
 from ordersync.adapters.erp.router import ErpRouter
 from ordersync.domain.clock import Clock
 from ordersync.domain.errors import Unavailable
-from ordersync.domain.events import ErpInvoicePosted, ErpShipmentChanged, PriceListChanged, StockChanged
-from ordersync.ports.erp import Change, ChangeKind, Known, parse_reference
+from ordersync.domain.events import (
+    ErpInvoicePosted,
+    ErpReturnChanged,
+    ErpShipmentChanged,
+    PriceListChanged,
+    StockChanged,
+)
+from ordersync.flows.returns import RETURN_STATES
+from ordersync.ports.erp import Change, ChangeKind, ErpReturn, Known, parse_reference
 from ordersync.store.db import Database
-from ordersync.store.schema import erp_changes, sync_state
+from ordersync.store.schema import erp_changes, return_requests, sync_state
 from ordersync.store.sql import insert_ignore, upsert_row
 from ordersync.store.uow import UnitOfWork, unit_of_work
 
@@ -117,3 +124,16 @@ def _emit(uow: UnitOfWork, erp: str, change: Change) -> None:
         uow.emit(StockChanged(erp=erp, positions=change.stock), correlation_id=None)
     elif change.kind is ChangeKind.PRICE_LIST:
         uow.emit(PriceListChanged(erp=erp, account_ids=change.account_ids), correlation_id=None)
+    elif change.kind is ChangeKind.RETURN and change.erp_return is not None:
+        _emit_return(uow, erp, change.erp_return)
+
+
+def _emit_return(uow: UnitOfWork, erp: str, erp_return: ErpReturn) -> None:
+    """A return of one of the hub's return requests, in the request's terms (pending means nothing yet)."""
+    state = RETURN_STATES.get(erp_return.state)
+    order_id = uow.conn.execute(select(return_requests.c.order_id).where(
+        return_requests.c.id == erp_return.return_id)).scalar_one_or_none() if erp_return.return_id else None
+    if state is None or order_id is None:
+        return
+    uow.emit(ErpReturnChanged(erp=erp, reference=erp_return.reference, return_id=erp_return.return_id, state=state,
+                              erp_state=erp_return.state.value), correlation_id=order_id)

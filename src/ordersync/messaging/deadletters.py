@@ -13,10 +13,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Connection, Select, func, select, update
 
 from ordersync.domain.clock import Clock
-from ordersync.domain.errors import NotFound
+from ordersync.domain.errors import Conflict, NotFound
 from ordersync.messaging.registry import DecodeError, Registry, decode
 from ordersync.messaging.transport import Transport
 from ordersync.store.db import Database
@@ -144,17 +144,34 @@ class DeadLetterService:
         now = self.clock.now()
         with self.db.write() as conn:
             for letter in letters:
-                if letter.consumer not in self.registry:
-                    continue
-                self.transport.redeliver(
-                    conn, letter.consumer, letter.body, letter.message_id, letter.correlation_id, None, now
-                )
-                conn.execute(
-                    update(dead_letters)
-                    .where(dead_letters.c.id == letter.id)
-                    .values(status="replayed", replay_count=dead_letters.c.replay_count + 1, replayed_at=now)
-                )
+                if letter.consumer in self.registry:
+                    self._requeue(conn, letter, now)
         return report
+
+    def replay_in(self, conn: Connection, letter_id: str) -> ReplayItem:
+        """Replay one dead letter inside the caller's transaction, so that a workbench action commits
+        the replay together with the case it resolves. Raises NotFound, or Conflict if the letter is no
+        longer dead or its consumer does not run in this process."""
+        row = conn.execute(select(dead_letters).where(dead_letters.c.id == letter_id)).mappings().first()
+        if row is None:
+            raise NotFound(f"dead letter {letter_id} not found")
+        letter = DeadLetter.from_row(row)
+        if letter.status != "dead":
+            raise Conflict(f"dead letter {letter_id} is {letter.status}, not dead: replayed already")
+        outlook = self._outlook(letter)
+        if letter.consumer not in self.registry:
+            raise Conflict(f"dead letter {letter_id}: {outlook}")
+        self._requeue(conn, letter, self.clock.now())
+        return ReplayItem(letter.id, letter.consumer, letter.type, letter.correlation_id, outlook)
+
+    def _requeue(self, conn: Connection, letter: DeadLetter, now: dt.datetime) -> None:
+        self.transport.redeliver(conn, letter.consumer, letter.body, letter.message_id, letter.correlation_id, None,
+                                 now)
+        conn.execute(
+            update(dead_letters)
+            .where(dead_letters.c.id == letter.id)
+            .values(status="replayed", replay_count=dead_letters.c.replay_count + 1, replayed_at=now)
+        )
 
     def _outlook(self, letter: DeadLetter) -> str:
         if letter.consumer not in self.registry:

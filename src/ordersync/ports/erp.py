@@ -9,6 +9,10 @@ and crash recovery can never create a second ERP order for the same hub order an
 ERP warnings are business outcomes, not errors: a credit limit warning is a ``credit_hold`` result, a
 stock warning is a ``stock_shortfall`` result (the hub decides: split, backorder, or hold), unless the
 request says the hub already decided (``credit_approved``, ``accept_shortfall``).
+
+Returns go the same way: one ERP return per hub return request and plant, idempotent by its reference
+(:func:`return_reference`); the ERP checks what it shipped and what was returned before, and a refusal
+is a result (``refused`` with the reason), not an error.
 """
 
 from __future__ import annotations
@@ -46,6 +50,23 @@ def parse_reference(reference: str) -> tuple[str, str] | None:
         return None
     order_id, sep, plant = reference[len(prefix) :].partition("-")
     return (order_id, plant) if sep and order_id and plant else None
+
+
+RETURN_PREFIX = "RMA"
+
+
+def return_reference(return_id: str, plant: str) -> str:
+    """The ERP return reference of the part of hub return request ``return_id`` that goes back to ``plant``."""
+    return f"{RETURN_PREFIX}-{return_id}-{plant}"
+
+
+def parse_return_reference(reference: str) -> tuple[str, str] | None:
+    """``(return_id, plant)`` of a reference made by :func:`return_reference`, else None."""
+    prefix = f"{RETURN_PREFIX}-"
+    if not reference.startswith(prefix):
+        return None
+    return_id, sep, plant = reference[len(prefix) :].partition("-")
+    return (return_id, plant) if sep and return_id and plant else None
 
 
 class UnknownItem(DomainError):
@@ -166,12 +187,74 @@ class ErpOrder(Canonical):
     invoices: tuple[Invoice, ...] = ()
 
 
+class ReturnRequestLine(Canonical):
+    """A line of the ERP order to take back: its line number there (the hub line number) and quantity."""
+
+    line_no: int
+    quantity: Decimal
+    reason: str = ""
+
+
+class ReturnRequest(Canonical):
+    """One ERP return to create (or find) for one plant of one hub return request: the goods of ERP
+    order ``order_reference`` (:func:`order_reference`) that come back."""
+
+    reference: str
+    return_id: str
+    order_reference: str
+    account_id: str
+    plant: str
+    lines: tuple[ReturnRequestLine, ...]
+
+
+class ReturnOutcome(StrEnum):
+    AUTHORIZED = "authorized"  # the return exists, confirmed, in the ERP: goods may be sent back
+    REFUSED = "refused"  # the ERP will not take it back (more than shipped, unknown order or line ...)
+
+
+class ReturnResult(Canonical):
+    reference: str
+    outcome: ReturnOutcome
+    erp_return_id: str | None = None
+    erp_return_number: str | None = None
+    message: str = ""
+    reconciled: bool = False  # an existing ERP return was found (retry or crash recovery)
+
+
+class ErpReturnState(StrEnum):
+    PENDING = "pending"  # left as a draft or quotation (an interrupted creation)
+    AUTHORIZED = "authorized"  # confirmed: waiting for the goods
+    RECEIVED = "received"  # every line received back into the plant
+    CREDITED = "credited"  # its credit note is posted (with or before the goods)
+    CANCELLED = "cancelled"
+
+
+class ErpReturnLine(Canonical):
+    line_no: int
+    sku: str
+    quantity: Decimal  # positive: what comes back
+
+
+class ErpReturn(Canonical):
+    """An ERP return as the hub sees it."""
+
+    reference: str
+    return_id: str
+    plant: str
+    erp_return_id: str
+    erp_return_number: str
+    state: ErpReturnState
+    account_id: str
+    lines: tuple[ErpReturnLine, ...] = ()
+
+
 class ChangeKind(StrEnum):
     SHIPMENT = "shipment"
     INVOICE = "invoice"
     STOCK = "stock"
     PRICE_LIST = "price_list"
     ORDER = "order"
+    RETURN = "return"
 
 
 class Change(Canonical):
@@ -186,6 +269,7 @@ class Change(Canonical):
     invoice: Invoice | None = None
     stock: tuple[StockPosition, ...] = ()
     account_ids: tuple[str, ...] = ()
+    erp_return: ErpReturn | None = None
 
 
 class ChangeBatch(Canonical):
@@ -259,9 +343,19 @@ class ErpPort(Protocol):
         ...
 
     def changes_since(self, watermark: dt.datetime | None, known: Known | None = None) -> ChangeBatch:
-        """Shipments, invoices, stock and price lists changed at or after ``watermark``.
+        """Shipments, invoices, stock, price lists and returns changed at or after ``watermark``.
 
         ``known(key, version)`` says the hub already holds that change (its poll windows overlap); an
         adapter may then skip reading the record's details (and may leave the change out), which keeps
         overlapping polls from re-reading every record of the window."""
+        ...
+
+    def create_return(self, request: ReturnRequest) -> ReturnResult:
+        """Create and confirm the return of ``request.lines`` of ERP order ``request.order_reference``,
+        idempotent by ``request.reference``; refused when a line asks for more than the ERP shipped less
+        what earlier returns of that order take back."""
+        ...
+
+    def return_status(self, reference: str) -> ErpReturn | None:
+        """The ERP return with this reference, or None."""
         ...

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Dialect,
@@ -330,3 +331,144 @@ return_requests = Table(
 
 # Order history per account, newest first (keyset pagination of GET /v1/orders).
 Index("ix_orders_account_received", orders.c.account_id, orders.c.received_at, orders.c.id)
+
+# -- outbound event subscriptions (webhooks; migration 0009) ----------------------------------------
+
+webhook_subscriptions = Table(
+    "webhook_subscriptions",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(120), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("secret", Text, nullable=False),  # the shared signing secret, as given (see flows/subscriptions.py)
+    Column("types", Text, nullable=False),  # space-separated event types; "*" for every outbound type
+    Column("active", Boolean, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("removed_at", UtcDateTime),
+)
+
+# One row per (subscription, event): the delivery's stable id, the envelope exactly as sent, and its
+# progress. ``order_key`` is the event's order id ("" for events of no order): deliveries of one
+# subscription and order key go out one after another, in ``id`` order.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("delivery_id", Id, nullable=False, unique=True),
+    Column("subscription_id", String(32), ForeignKey("webhook_subscriptions.id"), nullable=False),
+    Column("message_id", Id, nullable=False),
+    Column("type", String(120), nullable=False),
+    Column("order_key", Id, nullable=False),
+    Column("seq", BigInteger),
+    Column("body", Text, nullable=False),
+    Column("state", String(16), nullable=False),  # pending | delivered | dead | cancelled
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UtcDateTime, nullable=False),
+    Column("lease_until", UtcDateTime),
+    Column("history", Text, nullable=False),
+    Column("last_status", Integer),
+    Column("last_error", Text),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime),
+    UniqueConstraint("subscription_id", "message_id", name="uq_webhook_deliveries_subscription_message"),
+    Index("ix_webhook_deliveries_due", "state", "next_attempt_at", "id"),
+    Index("ix_webhook_deliveries_key", "subscription_id", "order_key", "state", "id"),
+)
+
+# -- exception workbench and SLA clocks (migration 0008) --------------------------------------------
+
+# Workbench pages of cases, newest first (GET /v1/ops/cases); the escalation check's overdue cases.
+Index("ix_cases_opened", cases.c.opened_at, cases.c.id)
+Index("ix_cases_state_due", cases.c.state, cases.c.due_at)
+# SLA clocks of the orders received since a time (GET /v1/ops/sla).
+Index("ix_orders_received", orders.c.received_at)
+
+# -- fulfillment, invoicing and invoice disputes (migration 0007) ------------------------------------
+
+# The WMS webhook's inbox: events accepted, by the warehouse's own event id. A redelivery finds its row
+# and changes nothing; ``body_sha256`` tells a redelivery from an id reused for another event.
+wms_events = Table(
+    "wms_events",
+    metadata,
+    Column("source", String(64), primary_key=True),  # the API key's channel ("wms")
+    Column("event_id", String(200), primary_key=True),
+    Column("body_sha256", String(64), nullable=False),
+    Column("type", String(20), nullable=False),
+    Column("order_id", Id),  # the hub order it matched; null: unknown (a case was opened)
+    Column("message_id", Id, nullable=False),  # the outbox message it became
+    Column("received_at", UtcDateTime, nullable=False),
+)
+
+# Every call of an inbound webhook that got as far as its signature check, with the outcome: accepted,
+# duplicate, or refused with the reason (bad or missing signature, stale timestamp, reused event id).
+inbound_webhook_attempts = Table(
+    "inbound_webhook_attempts",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("source", String(64), nullable=False),  # which webhook: "wms"
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("outcome", String(16), nullable=False),  # accepted | duplicate | refused
+    Column("reason", String(64), nullable=False),
+    Column("key_id", String(32)),
+    Column("event_id", String(200)),
+    Column("body_sha256", String(64), nullable=False),
+    Column("detail", Text, nullable=False),
+    Index("ix_inbound_webhook_attempts_received", "received_at"),
+)
+
+# What the ERP, the warehouse and the carriers reported about an order's shipments and invoices (JSON:
+# {"shipments": {key: ...}, "invoices": {key: ...}}), kept beside the order so that recording a report
+# writes the order's row only when its state or an SLA timestamp changes.
+order_fulfillment = Table(
+    "order_fulfillment",
+    metadata,
+    Column("order_id", Id, primary_key=True),
+    Column("body", Text, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# One row per fulfillment problem (an order's short or over-shipped line, an unknown line or order):
+# the case it opened, so that re-evaluating the same facts never opens a second case.
+fulfillment_problems = Table(
+    "fulfillment_problems",
+    metadata,
+    Column("key", String(300), primary_key=True),
+    Column("case_id", Id, nullable=False),
+    Column("order_id", Id),
+    Column("opened_at", UtcDateTime, nullable=False),
+)
+
+# Invoice disputes: the buyer's request and the invoice_dispute case it opened (open while the case is).
+invoice_disputes = Table(
+    "invoice_disputes",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("erp", String(64), nullable=False),
+    Column("invoice_id", String(120), nullable=False),
+    Column("order_id", Id, nullable=False),
+    Column("account_id", String(120), nullable=False),
+    Column("case_id", Id, nullable=False),
+    Column("body", Text, nullable=False),  # reason, comment, amount, lines, actor as requested
+    Column("opened_at", UtcDateTime, nullable=False),
+    Index("ix_invoice_disputes_invoice", "erp", "invoice_id"),
+    Index("ix_invoice_disputes_account", "account_id", "invoice_id"),
+    Index("ix_invoice_disputes_order", "order_id"),
+)
+
+# -- returns created in the ERP (migration 0010) -----------------------------------------------------
+
+# One row per ERP return of a return request (one per plant the goods go back to), as the ERP last
+# reported it: the return's state follows from its rows (see domain/returns.py).
+erp_returns = Table(
+    "erp_returns",
+    metadata,
+    Column("erp", String(64), primary_key=True),
+    Column("reference", String(200), primary_key=True),
+    Column("return_id", Id, ForeignKey("return_requests.id"), nullable=False),
+    Column("plant", String(64), nullable=False),
+    Column("erp_return_id", String(120)),
+    Column("number", String(120)),
+    Column("state", String(20), nullable=False),  # canonical ReturnState of this part
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index("ix_erp_returns_return", "return_id"),
+)

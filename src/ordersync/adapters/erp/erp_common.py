@@ -9,11 +9,18 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from decimal import Decimal
 
 from ordersync.canonical.v1 import InvoiceState, ShipmentState
-from ordersync.ports.erp import ErpOrderState, SalesOrderRequest, Shortfall, parse_reference
+from ordersync.ports.erp import (
+    ErpOrderState,
+    ErpReturnState,
+    ReturnRequest,
+    SalesOrderRequest,
+    Shortfall,
+    parse_reference,
+)
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 #: Tryton has "no limit" for a party without a credit limit; the canonical limit is a number
@@ -98,6 +105,53 @@ def short_lines(request: SalesOrderRequest, available: dict[str, Decimal]) -> li
             )
         left[line.sku] = have - line.quantity
     return out
+
+
+#: the sale's ``invoice_state`` once a credit note of a return is posted (Tryton's vocabulary)
+CREDITED_INVOICE_STATES = frozenset({"awaiting payment", "partially paid", "paid"})
+
+
+def return_state(sale_state: str, shipment_state: str, invoice_state: str) -> ErpReturnState:
+    """What a return sale's states say about the return: confirmed = authorized, every move back
+    (``shipment_state`` "sent") = received, a credit note posted = credited (credit can come first)."""
+    if sale_state in ("draft", "quotation"):
+        return ErpReturnState.PENDING
+    if sale_state == "cancelled":
+        return ErpReturnState.CANCELLED
+    if invoice_state in CREDITED_INVOICE_STATES:
+        return ErpReturnState.CREDITED
+    if shipment_state == "sent":
+        return ErpReturnState.RECEIVED
+    return ErpReturnState.AUTHORIZED
+
+
+def return_problems(request: ReturnRequest, lines: Collection[int], shipped: Mapping[int, Decimal],
+                    returned: Mapping[int, Decimal]) -> list[str]:
+    """Why an ERP refuses ``request`` (the same words from Tryton and its twin): a line the ERP order does
+    not have, or more than the line shipped less what earlier returns of the order take back."""
+    problems = []
+    seen: set[int] = set()
+    for line in request.lines:
+        n = line.line_no
+        if n in seen:
+            problems.append(f"line {n}: named twice")
+        seen.add(n)
+        if n not in lines:
+            problems.append(f"line {n}: the ERP order {request.order_reference} has no such line")
+            continue
+        if line.quantity <= 0:
+            problems.append(f"line {n}: the quantity must be more than 0")
+            continue
+        have, before = shipped.get(n, Decimal(0)), returned.get(n, Decimal(0))
+        if line.quantity > have - before:
+            already = f", of which {_plain(before)} already came back or is on its way" if before else ""
+            problems.append(f"line {n}: {_plain(line.quantity)} is more than the {_plain(have)} shipped{already}")
+    return problems
+
+
+def _plain(quantity: Decimal) -> str:
+    """A quantity as people write it: ``6``, not Tryton's float ``6.0``; ``2.5`` stays."""
+    return str(quantity.quantize(Decimal(1))) if quantity == quantity.to_integral_value() else str(quantity.normalize())
 
 
 class KeyedLocks:

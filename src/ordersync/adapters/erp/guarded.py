@@ -22,8 +22,11 @@ from ordersync.ports.erp import (
     ErpHealth,
     ErpOrder,
     ErpPort,
+    ErpReturn,
     Known,
     Plant,
+    ReturnRequest,
+    ReturnResult,
     SalesOrderRequest,
     SubmitResult,
 )
@@ -137,4 +140,12 @@ class GuardedErp:
 
     def changes_since(self, watermark: dt.datetime | None, known: Known | None = None) -> ChangeBatch:
         result: ChangeBatch = self._call(Priority.CHANGES, self.inner.changes_since, watermark, known)
+        return result
+
+    def create_return(self, request: ReturnRequest) -> ReturnResult:
+        result: ReturnResult = self._call(Priority.ORDERS, self.inner.create_return, request)
+        return result
+
+    def return_status(self, reference: str) -> ErpReturn | None:
+        result: ErpReturn | None = self._call(Priority.ORDERS, self.inner.return_status, reference)
         return result

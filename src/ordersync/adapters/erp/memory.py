@@ -4,8 +4,8 @@ Seeded from the same :mod:`~ordersync.adapters.erp.tryton.demo_data` profile as 
 emulates what the hub can observe of Tryton: first-match contract price lists, available-to-promise =
 on hand minus confirmed unshipped quantity, credit exposure = confirmed uninvoiced sales plus posted
 unpaid invoices, minimum quantities and packs, the same warning outcomes, drafts and quotations left
-behind, amendments, shipments and invoices, changes with versions and a watermark. It passes the same
-contract suite as :class:`~ordersync.adapters.erp.tryton.adapter.TrytonErp`.
+behind, amendments, shipments and invoices, returns, changes with versions and a watermark. It passes
+the same contract suite as :class:`~ordersync.adapters.erp.tryton.adapter.TrytonErp`.
 
 Where it is simpler than Tryton on purpose: one lock serialises every call, so two concurrent
 submissions of one reference can never both create a sale (Tryton only guarantees that with its
@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
+from ordersync.adapters.erp import memory_returns as returns
 from ordersync.adapters.erp import memory_workflow as wf
 from ordersync.adapters.erp.erp_common import EPOCH
 from ordersync.adapters.erp.memory_documents import MemoryDocuments
@@ -50,8 +51,11 @@ from ordersync.ports.erp import (
     ChangeBatch,
     ErpHealth,
     ErpOrder,
+    ErpReturn,
     Known,
     Plant,
+    ReturnRequest,
+    ReturnResult,
     SalesOrderRequest,
     SubmitResult,
     UnknownItem,
@@ -321,7 +325,22 @@ class MemoryErp:
 
     def changes_since(self, watermark: dt.datetime | None, known: Known | None = None) -> ChangeBatch:
         # the twin is cheap to read in full: ``known`` needs no short cut here
-        result: ChangeBatch = self._call("changes_since", lambda: self._docs.changes(watermark or EPOCH))
+        def run() -> ChangeBatch:
+            batch = self._docs.changes(watermark or EPOCH)
+            more, seen = returns.changes(self._state, watermark or EPOCH)
+            return batch.model_copy(update={"changes": (*batch.changes, *more),
+                                            "watermark": max([batch.watermark, *seen])})
+
+        result: ChangeBatch = self._call("changes_since", run)
+        return result
+
+    # -- port: returns -----------------------------------------------------------------------------------
+    def create_return(self, request: ReturnRequest) -> ReturnResult:
+        result: ReturnResult = self._call("create_return", lambda: returns.create(self._state, request))
+        return result
+
+    def return_status(self, reference: str) -> ErpReturn | None:
+        result: ErpReturn | None = self._call("return_status", lambda: returns.status(self._state, reference))
         return result
 
     # -- the ERP side (what users of the ERP do; for tests and demos) -------------------------------------
@@ -344,8 +363,18 @@ class MemoryErp:
         with self._lock:
             wf.ship(self._state, self._sale(reference), quantities)
 
+    def ship_short(self, reference: str, quantities: dict[int, Decimal]) -> None:
+        """Ship ``quantities`` (by line number) and cancel the rest of the order's shipping for good."""
+        with self._lock:
+            wf.ship_short(self._state, self._sale(reference), quantities)
+
+    def receive_return(self, reference: str) -> None:
+        """The plant receives the goods of return ``reference`` back into stock."""
+        with self._lock:
+            returns.receive(self._state, self._sale(reference))
+
     def post_invoices(self, reference: str) -> None:
-        """Post the order's draft invoices."""
+        """Post the order's draft invoices (a return's credit notes)."""
         with self._lock:
             wf.post_invoices(self._state, self._sale(reference))
 

@@ -44,6 +44,7 @@ class MSale:
     state: str = "draft"
     number: str | None = None
     sale_date: dt.date | None = None
+    origin: int | None = None  # a return: the sale whose goods come back (Tryton's ``origin``)
 
     @property
     def amount(self) -> Decimal:
@@ -65,6 +66,7 @@ class MMove:
     planned_date: dt.date
     state: str = "draft"  # draft | done | cancelled (assignment is not observable through the port)
     effective_date: dt.date | None = None
+    ignored: bool = False  # cancelled and ignored by the sale (Tryton's ``moves_ignored``): not shipped again
 
 
 @dataclass
@@ -76,6 +78,21 @@ class MShipment:
     planned_date: dt.date
     stamp: dt.datetime
     state: str = "waiting"
+    effective_date: dt.date | None = None
+
+
+@dataclass
+class MReturnShipment:
+    """A customer return shipment (``stock.shipment.out.return``): goods of a return sale coming back;
+    ``lines`` are (sale line id, sku, quantity)."""
+
+    id: int
+    number: str
+    sale_id: int
+    plant: str
+    lines: list[tuple[int, str, Decimal]]
+    stamp: dt.datetime
+    state: str = "draft"  # draft | received | done | cancelled
     effective_date: dt.date | None = None
 
 
@@ -146,6 +163,7 @@ class ErpState:
     moves: dict[int, MMove] = field(default_factory=dict)
     shipments: dict[int, MShipment] = field(default_factory=dict)
     invoices: dict[int, MInvoice] = field(default_factory=dict)
+    return_shipments: dict[int, MReturnShipment] = field(default_factory=dict)
     ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     sale_numbers: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     shipment_numbers: Iterator[int] = field(default_factory=lambda: itertools.count(1))

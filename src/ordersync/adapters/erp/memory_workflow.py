@@ -187,7 +187,10 @@ def process(st: ErpState, sale: MSale) -> None:
     shipment: MShipment | None = None
     touched: set[str] = set()
     for line in sale.lines:
-        moved = sum((m.quantity for m in st.moves.values() if m.line_id == line.id and m.state != "cancelled"), ZERO)
+        moved = sum(
+            (m.quantity for m in st.moves.values() if m.line_id == line.id and (m.state != "cancelled" or m.ignored)),
+            ZERO,
+        )
         left = line.quantity - moved
         if left <= 0:
             continue
@@ -260,6 +263,23 @@ def ship(st: ErpState, sale: MSale, quantities: Mapping[int, Decimal] | None = N
             st.on_hand[(move.sku, move.plant)] = st.on_hand.get((move.sku, move.plant), ZERO) - move.quantity
             touched.add(move.sku)
         shipment.state, shipment.effective_date = "done", today
+        _touch(st, shipment)
+    if touched:
+        _touch_stock(st, touched)
+    process(st, sale)
+
+
+def ship_short(st: ErpState, sale: MSale, quantities: Mapping[int, Decimal]) -> None:
+    """Ship ``quantities`` (by line number) and cancel whatever is left to ship: the cancelled moves are
+    ignored by the sale (Tryton's shipment exception handled with "ignore"), so nothing ships again."""
+    ship(st, sale, quantities)
+    touched: set[str] = set()
+    for shipment in [s for s in st.shipments.values() if s.sale_id == sale.id and s.state in ("draft", "waiting")]:
+        for move in shipment_lines(st, shipment):
+            if move.state == "draft":
+                move.state, move.ignored = "cancelled", True
+                touched.add(move.sku)
+        shipment.state = "cancelled"
         _touch(st, shipment)
     if touched:
         _touch_stock(st, touched)

@@ -27,6 +27,7 @@ from ordersync.adapters.erp.tryton.changes import ChangeReader
 from ordersync.adapters.erp.tryton.directory import AddressRow, Directory, PartyRow
 from ordersync.adapters.erp.tryton.documents import Documents
 from ordersync.adapters.erp.tryton.orders import best_sale, cancel_sale
+from ordersync.adapters.erp.tryton.returns import Returns
 from ordersync.adapters.erp.tryton.rpc import (
     TrytonAuthError,
     TrytonClient,
@@ -53,8 +54,11 @@ from ordersync.ports.erp import (
     ChangeBatch,
     ErpHealth,
     ErpOrder,
+    ErpReturn,
     Known,
     Plant,
+    ReturnRequest,
+    ReturnResult,
     SalesOrderRequest,
     SubmitResult,
     UnknownItem,
@@ -106,7 +110,8 @@ class TrytonErp:
         self._documents = Documents(client, self.directory)
         self._submitter = Submitter(client, self.directory, lambda: self._clock.now().date(), chunk=chunk)
         self._amender = Amender(client)
-        self._changes = ChangeReader(client, self.directory, self._documents, self.availability)
+        self._returns = Returns(client, self.directory)
+        self._changes = ChangeReader(client, self.directory, self._documents, self.availability, self._returns)
 
     @classmethod
     def connect(
@@ -371,3 +376,12 @@ class TrytonErp:
     def changes_since(self, watermark: dt.datetime | None, known: Known | None = None) -> ChangeBatch:
         with translated("changes"):
             return self._changes.changes_since(watermark, known)
+
+    # -- returns (see returns.py) -------------------------------------------------------------------------
+    def create_return(self, request: ReturnRequest) -> ReturnResult:
+        with translated("create return"):
+            return self._returns.create(request)
+
+    def return_status(self, reference: str) -> ErpReturn | None:
+        with translated("return status"):
+            return self._returns.status(reference)

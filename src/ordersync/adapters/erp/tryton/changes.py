@@ -20,6 +20,7 @@ from typing import Any
 from ordersync.adapters.erp.erp_common import EPOCH, version
 from ordersync.adapters.erp.tryton.directory import Directory
 from ordersync.adapters.erp.tryton.documents import Documents, stamp
+from ordersync.adapters.erp.tryton.returns import Returns
 from ordersync.adapters.erp.tryton.rpc import TrytonClient
 from ordersync.canonical.v1 import StockPosition
 from ordersync.ports.erp import REFERENCE_PREFIX, Change, ChangeBatch, ChangeKind, Known
@@ -38,7 +39,9 @@ class ChangeReader:
         directory: Directory,
         documents: Documents,
         availability: Callable[[list[str]], list[StockPosition]],
+        returns: Returns | None = None,
     ) -> None:
+        self._returns = returns
         self._c = client
         self._dir = directory
         self._docs = documents
@@ -71,6 +74,8 @@ class ChangeReader:
         changes += self._stock(since, seen, known)
         changes += self._price_lists(since, seen)
         changes += self._orders(since, seen)
+        if self._returns is not None:
+            changes += self._returns.changed(_since(since), seen, known)
         newest = max(seen, default=since)
         return ChangeBatch(changes=tuple(changes), watermark=max(newest, since))
 

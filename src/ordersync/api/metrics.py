@@ -1,0 +1,167 @@
+"""``GET /metrics``: the hub's state for Prometheus (text exposition format).
+
+No API key, like ``/health``: scrapers rarely carry one, and nothing here names an account, an order or
+a case (counts per state, type, consumer and ERP only). Serve it on a network only operators reach.
+
+Everything is read from the store when scraped, so every process of a deployment reports the same
+numbers, and nothing has to be kept in memory:
+
+- ``ordersync_orders{state}``: orders per lifecycle state (the ``order_counters`` projection);
+- ``ordersync_sla_seconds{clock}``: a gauge histogram of the SLA clocks that stopped, for the orders
+  received in the last ``[sla] window_seconds`` (a rolling window, so its buckets can go down);
+  ``ordersync_sla_breached{clock}`` and ``ordersync_sla_open_breached{clock}`` count breaches there;
+- ``ordersync_cases_open{type}``, ``ordersync_cases_overdue{type}``;
+- ``ordersync_dead_letters{status}``;
+- ``ordersync_outbox_unpublished`` and ``ordersync_outbox_lag_seconds`` (age of the oldest unpublished
+  event), ``ordersync_deliveries_pending{consumer}``;
+- ``ordersync_erp_circuit{erp,state}`` (1 for the circuit's state, 0 for the others),
+  ``ordersync_erp_in_flight{erp}``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import GaugeHistogramMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import Connection, Select, func, select
+from starlette.requests import Request
+
+from ordersync.adapters.erp.guard import CircuitState
+from ordersync.api.ops import OPEN_STATES, thresholds
+from ordersync.canonical.v1 import CaseType, OrderState
+from ordersync.domain.sla import SlaClock, stopped_seconds, summarize
+from ordersync.flows.sla import SlaScope, readings
+from ordersync.store.schema import cases, dead_letters, deliveries, order_counters, outbox
+
+router = APIRouter(tags=["health"])
+
+#: histogram buckets in seconds: a minute to a week
+BUCKETS = (60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 86400.0, 2 * 86400.0, 7 * 86400.0)
+
+
+class HubCollector(Collector):
+    """Collects on each scrape (one read transaction, plus each ERP gate's in-memory status)."""
+
+    def __init__(self, hub: Any) -> None:
+        self.hub = hub
+
+    def collect(self) -> Iterator[Metric]:
+        hub = self.hub
+        now = hub.clock.now()
+        with hub.db.read() as conn:
+            yield from _orders(conn)
+            yield from _sla(conn, hub, now)
+            yield from _cases(conn, now)
+            yield from _messaging(conn, now)
+        yield from _erps(hub)
+
+
+def _orders(conn: Connection) -> Iterator[Metric]:
+    counts = _counts(conn, select(order_counters.c.name, order_counters.c.value)
+                     .where(order_counters.c.name.like("state:%")))
+    family = GaugeMetricFamily("ordersync_orders", "Orders per lifecycle state", labels=["state"])
+    for state in OrderState:
+        family.add_metric([state.value], float(counts.get(f"state:{state.value}", 0)))
+    yield family
+
+
+def _sla(conn: Connection, hub: Any, now: dt.datetime) -> Iterator[Metric]:
+    window = hub.settings.sla.window_seconds
+    found = readings(conn, SlaScope(since=now - dt.timedelta(seconds=window)))
+    limits = thresholds(hub.settings)
+    summary = summarize(found, limits, now).get("all", {})
+    hist = GaugeHistogramMetricFamily(
+        "ordersync_sla_seconds", f"SLA clocks that stopped, orders received in the last {window:.0f} s",
+        labels=["clock"])
+    breached = GaugeMetricFamily("ordersync_sla_breached", "Stopped SLA clocks over their threshold",
+                                 labels=["clock"])
+    running = GaugeMetricFamily("ordersync_sla_open_breached", "Running SLA clocks already over their threshold",
+                                labels=["clock"])
+    threshold = GaugeMetricFamily("ordersync_sla_threshold_seconds", "SLA threshold per clock", labels=["clock"])
+    for clock in SlaClock:
+        seconds = stopped_seconds(found, clock)
+        buckets = [(_le(b), float(sum(1 for s in seconds if s <= b))) for b in BUCKETS]
+        hist.add_metric([clock.value], [*buckets, ("+Inf", float(len(seconds)))], gsum_value=sum(seconds))
+        stats = summary.get(clock)
+        breached.add_metric([clock.value], float(stats.breached if stats else 0))
+        running.add_metric([clock.value], float(stats.open_breached if stats else 0))
+        threshold.add_metric([clock.value], limits.of(clock))
+    yield from (hist, breached, running, threshold)
+
+
+def _le(bound: float) -> str:
+    return str(int(bound)) if bound == int(bound) else str(bound)
+
+
+def _counts(conn: Connection, query: Select[Any]) -> dict[str, int]:
+    return {str(row[0]): int(row[1]) for row in conn.execute(query)}
+
+
+def _cases(conn: Connection, now: dt.datetime) -> Iterator[Metric]:
+    c = cases.c
+    open_ = _counts(conn, select(c.type, func.count()).where(c.state.in_(OPEN_STATES)).group_by(c.type))
+    late = _counts(conn, select(c.type, func.count()).where(c.state.in_(OPEN_STATES), c.due_at < now)
+                   .group_by(c.type))
+    opened = GaugeMetricFamily("ordersync_cases_open", "Open exception cases per type", labels=["type"])
+    overdue = GaugeMetricFamily("ordersync_cases_overdue", "Open cases past their due time", labels=["type"])
+    for t in CaseType:
+        opened.add_metric([t.value], float(open_.get(t.value, 0)))
+        overdue.add_metric([t.value], float(late.get(t.value, 0)))
+    yield from (opened, overdue)
+
+
+def _messaging(conn: Connection, now: dt.datetime) -> Iterator[Metric]:
+    letters = GaugeMetricFamily("ordersync_dead_letters", "Dead letters per status", labels=["status"])
+    by_status = _counts(conn, select(dead_letters.c.status, func.count()).group_by(dead_letters.c.status))
+    for status in sorted({"dead", "replayed", *by_status}):
+        letters.add_metric([status], float(by_status.get(status, 0)))
+    yield letters
+    count, oldest = conn.execute(select(func.count(), func.min(outbox.c.occurred_at))
+                                 .where(outbox.c.published_at.is_(None))).one()
+    yield GaugeMetricFamily("ordersync_outbox_unpublished", "Events in the outbox not relayed yet", value=count)
+    lag = (now - _aware(oldest)).total_seconds() if oldest is not None else 0.0
+    yield GaugeMetricFamily("ordersync_outbox_lag_seconds", "Age of the oldest event not relayed yet",
+                            value=max(0.0, lag))
+    pending = GaugeMetricFamily("ordersync_deliveries_pending", "Messages queued per consumer", labels=["consumer"])
+    for consumer, n in conn.execute(select(deliveries.c.consumer, func.count()).group_by(deliveries.c.consumer)):
+        pending.add_metric([consumer], float(n))
+    yield pending
+
+
+def _aware(at: Any) -> dt.datetime:
+    """MIN() over a time column comes back as text on SQLite and naive on some drivers: UTC either way."""
+    value = dt.datetime.fromisoformat(at) if isinstance(at, str) else at
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
+def _erps(hub: Any) -> Iterator[Metric]:
+    circuit = GaugeMetricFamily("ordersync_erp_circuit", "ERP circuit breaker state (1 = current)",
+                                labels=["erp", "state"])
+    in_flight = GaugeMetricFamily("ordersync_erp_in_flight", "ERP calls in flight", labels=["erp"])
+    if hub.router is not None:
+        for name in hub.router.names():
+            status = hub.router.erp(name).status()
+            for state in CircuitState:
+                circuit.add_metric([name, state.value], 1.0 if status.circuit is state else 0.0)
+            in_flight.add_metric([name], float(status.in_flight))
+    yield from (circuit, in_flight)
+
+
+def registry_for(hub: Any) -> CollectorRegistry:
+    """A registry of its own per app (the process-wide default would collect every app's hub)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(HubCollector(hub))
+    return registry
+
+
+@router.get("/metrics", include_in_schema=False)
+def metrics(request: Request) -> Response:
+    """Prometheus text exposition (see the module docstring)."""
+    registry: CollectorRegistry = request.app.state.metrics
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

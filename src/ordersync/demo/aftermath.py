@@ -1,0 +1,197 @@
+"""The demo after the orders settle: the warehouse ships, the ERP invoices, a buyer returns goods and
+disputes an invoice — everything through the real systems, so it can be followed by order id in the
+API (``GET /v1/orders/{id}``, ``/v1/invoices``, ``/v1/returns/{id}``, ``/v1/ops/cases``).
+
+- The warehouse (a simulator acting in Tryton as its administrator, as the warehouse staff would)
+  ships the accepted orders: one in two parcels (a split shipment: part of a line first, the rest
+  later), one short (less than ordered, the rest cancelled: a fulfillment-discrepancy case), the rest
+  in full, each plant of an order split across plants on its own.
+- Accounting posts the invoices in Tryton for all but a couple of the shipped orders.
+- A buyer asks to return part of a delivered line (the hub creates the return in Tryton; the plant
+  receives the goods) and disputes an invoice (a case for finance).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy import select
+
+from ordersync.adapters.erp.tryton.simulate import TrytonSimulator
+from ordersync.bootstrap import Hub
+from ordersync.ports.erp import order_reference
+from ordersync.store.orders import OrderRepository
+from ordersync.store.schema import invoices, orders
+
+#: order states in which the warehouse has nothing left to do for the demo
+FULFILLED = {"shipped", "invoiced", "partially_shipped", "closed"}
+
+
+@dataclass
+class Aftermath:
+    shipped: list[str] = field(default_factory=list)
+    split_shipment: str | None = None
+    short_shipment: str | None = None
+    split_across_plants: str | None = None
+    invoiced: list[str] = field(default_factory=list)
+    return_id: str | None = None
+    return_state: str | None = None
+    dispute_case: str | None = None
+    problems: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        follow = {k: f"/v1/orders/{v}" for k, v in (("split_shipment", self.split_shipment),
+                                                    ("short_shipment", self.short_shipment),
+                                                    ("split_across_plants", self.split_across_plants)) if v}
+        if self.return_id:
+            follow["return"] = f"/v1/returns/{self.return_id}"
+        if self.dispute_case:
+            follow["dispute_case"] = f"/v1/ops/cases/{self.dispute_case}"
+        return {"orders_shipped_by_warehouse": len(self.shipped), "invoices_posted_for": len(self.invoiced),
+                "return_state": self.return_state, "dispute_case": self.dispute_case, "follow": follow,
+                "problems": self.problems}
+
+
+def _accepted(hub: Hub) -> list[Any]:
+    with hub.db.read() as conn:
+        repo = OrderRepository(conn)
+        ids = conn.execute(select(orders.c.id).where(orders.c.state == "accepted").order_by(orders.c.received_at))
+        return [repo.get(i) for i in ids.scalars()]
+
+
+def run(hub: Hub, base: str, erp_url: str, token: str, console: Console, timeout: float = 300.0) -> Aftermath:
+    """Ship, invoice, return and dispute; wait until the hub shows it. ``token``: an unbound key with
+    orders:read, returns:write and invoices:write (the buyer's actions go through the API)."""
+    out = Aftermath()
+    sim = TrytonSimulator.connect(erp_url, "main")
+    try:
+        records = _accepted(hub)
+        columns = (TextColumn("warehouse and accounting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=console) as bar:
+            task = bar.add_task("ship", total=len(records))
+            for i, record in enumerate(records):
+                _ship(sim, record, out, first=i == 0)
+                bar.advance(task)
+        _wait(lambda: _in_states(hub, set(out.shipped), FULFILLED), len(out.shipped), timeout, console,
+              "shipments reach the hub")
+        for order_id in out.shipped[2:]:  # accounting leaves the first two shipped orders uninvoiced for now
+            record = next(r for r in records if r.id == order_id)
+            for plant in sorted({a["plant"] for a in record.data["allocations"]}):
+                sim.post_invoices(order_reference(order_id, plant))
+            out.invoiced.append(order_id)
+        _wait(lambda: _with_invoice(hub, set(out.invoiced)), len(out.invoiced), timeout, console,
+              "invoices reach the hub")
+        with httpx.Client(base_url=base, timeout=60, headers={"Authorization": f"Bearer {token}"}) as api:
+            _return_and_dispute(api, hub, sim, out, timeout, console)
+    finally:
+        sim.close()
+    return out
+
+
+def _ship(sim: TrytonSimulator, record: Any, out: Aftermath, *, first: bool) -> None:
+    plants = sorted({a["plant"] for a in record.data["allocations"] if not a["backorder"]})
+    lines = {a["line_no"]: Decimal(a["quantity"]) for a in record.data["allocations"] if not a["backorder"]}
+    if not plants:
+        return
+    references = [order_reference(record.id, p) for p in plants]
+    line_no, quantity = next(iter(sorted(lines.items())))
+    if len(plants) > 1 and out.split_across_plants is None:
+        out.split_across_plants = record.id
+    if out.split_shipment is None and len(plants) == 1 and quantity >= 2 and not first:
+        sim.ship(references[0], {line_no: (quantity / 2).to_integral_value()})  # first parcel
+        sim.ship(references[0])  # the rest, in the shipment Tryton planned for it
+        out.split_shipment = record.id
+    elif out.short_shipment is None and len(plants) == 1 and quantity >= 2 and not first:
+        sim.ship_short(references[0], {line_no: quantity - 1})
+        out.short_shipment = record.id
+    else:
+        for reference in references:
+            sim.ship(reference)
+    out.shipped.append(record.id)
+
+
+def _in_states(hub: Hub, ids: set[str], wanted: set[str]) -> int:
+    if not ids:
+        return 0
+    with hub.db.read() as conn:
+        states = conn.execute(select(orders.c.state).where(orders.c.id.in_(ids))).scalars()
+        return sum(1 for s in states if s in wanted)
+
+
+def _with_invoice(hub: Hub, ids: set[str]) -> int:
+    """How many of the orders show a posted invoice to the buyer (an order with backordered lines
+    stays short of ``invoiced`` until they ship, but its invoice is visible at once)."""
+    if not ids:
+        return 0
+    with hub.db.read() as conn:
+        return len(set(conn.execute(select(invoices.c.order_id).where(invoices.c.order_id.in_(ids))).scalars()))
+
+
+def _wait(count: Callable[[], int], total: int, timeout: float, console: Console, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    columns = (TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task(what, total=total)
+        while True:
+            done = count()
+            bar.update(task, completed=done)
+            if done >= total:
+                return
+            if time.monotonic() > deadline:
+                console.print(f"[yellow]{what}: {done} of {total} after {timeout:.0f}s[/yellow]")
+                return
+            time.sleep(0.5)
+
+
+def _return_and_dispute(api: httpx.Client, hub: Hub, sim: TrytonSimulator, out: Aftermath, timeout: float,
+                        console: Console) -> None:
+    candidates = [o for o in out.invoiced if o != out.short_shipment]
+    if not candidates:
+        out.problems.append("no invoiced order to return goods from or dispute")
+        return
+    order = api.get(f"/v1/orders/{candidates[0]}").json()
+    line = order["lines"][0]
+    r = api.post("/v1/returns", json={"order_id": order["id"], "lines": [
+        {"line_no": line["line_no"], "quantity": "1", "reason": "damaged in transit"}]})
+    if r.status_code != 201:
+        out.problems.append(f"return request refused: {r.status_code} {r.text[:200]}")
+    else:
+        out.return_id = r.json()["id"]
+        _wait_return(api, sim, out, timeout)
+    invoices = api.get("/v1/invoices", params={"account_id": order["account_id"], "order_id": order["id"]}).json()
+    if not invoices["items"]:
+        out.problems.append(f"order {order['id']} shows no invoice")
+        return
+    d = api.post(f"/v1/invoices/{invoices['items'][0]['id']}/disputes", json={
+        "account_id": order["account_id"], "reason": "freight charged twice", "comment": "see our PO terms"})
+    if d.status_code in (200, 201):
+        out.dispute_case = d.json()["case_id"]
+    else:
+        out.problems.append(f"dispute refused: {d.status_code} {d.text[:200]}")
+
+
+def _wait_return(api: httpx.Client, sim: TrytonSimulator, out: Aftermath, timeout: float) -> None:
+    """The hub creates the return in Tryton (approved); the plant receives the goods; the hub sees it."""
+    deadline = time.monotonic() + timeout
+    received = False
+    while time.monotonic() < deadline:
+        body = api.get(f"/v1/returns/{out.return_id}").json()
+        out.return_state = body["state"]
+        if body["state"] == "rejected":
+            out.problems.append(f"return rejected: {body.get('refusal_reason')}")
+            return
+        if body["state"] == "approved" and not received:
+            for erp_return in body["erp_returns"]:
+                sim.receive_return(erp_return["reference"])
+            received = True
+        if body["state"] in ("received", "credited"):
+            return
+        time.sleep(0.5)
+    out.problems.append(f"return {out.return_id} still {out.return_state} after {timeout:.0f}s")
