@@ -38,11 +38,12 @@ def test_the_demo_places_its_scenario_and_every_order_reaches_tryton_exactly_onc
     assert set(summary["erp_order_states"]) <= {"confirmed", "processing", "done"}, "no draft or quotation is left"
     assert summary["dead_letters"] == 0
 
-    # after the orders: the warehouse ships (one split shipment, one short), accounting invoices, a buyer
-    # returns goods and disputes an invoice, and a subscribed CRM hears about all of it
+    # after the orders: the warehouse ships (one split shipment, one short), production planning moves a
+    # backorder to a later date, accounting invoices, a buyer returns goods and disputes an invoice, and a
+    # subscribed CRM hears about all of it
     after = summary["aftermath"]
     assert after["problems"] == [] and after["orders_shipped_by_warehouse"] > 0
-    assert {"split_shipment", "short_shipment", "return", "dispute_case"} <= set(after["follow"])
+    assert {"split_shipment", "short_shipment", "backorder_revised", "return", "dispute_case"} <= set(after["follow"])
     assert after["return_state"] in ("received", "credited") and summary["returns"]
     assert summary["final_states"].get("invoiced", 0) >= 1
     assert summary["open_cases"]["fulfillment_discrepancy"] >= 1 and summary["open_cases"]["invoice_dispute"] == 1
@@ -50,4 +51,5 @@ def test_the_demo_places_its_scenario_and_every_order_reaches_tryton_exactly_onc
     assert sink["refused"] == 0 and sink["duplicates"] == 0
     assert sink["by_type"]["order.accepted"] == reached_erp
     assert sink["by_type"]["invoice.disputed"] == 1 and sink["by_type"]["erp.shipment_changed"] > 0
+    assert sink["by_type"].get("order.backorder_date_revised", 0) >= 1
     assert (data_dir / "erp" / "main.sqlite").exists(), "the ERP database stays for inspection"

@@ -1,10 +1,11 @@
 """What people do on the ERP side, done over JSON-RPC through Tryton's own workflows: the warehouse ships
-(all, part of it, or part of it and no more), receives returned goods, counts stock; accounting posts
-invoices and credit notes; commerce changes a contract price.
+(all, part of it, or part of it and no more), receives returned goods, counts stock; production planning
+moves a backorder's date; accounting posts invoices and credit notes; commerce changes a contract price.
 
 For the demo (the ERP should move while the hub watches) and for the tests' ERP driver. It logs in as
 the demo administrator (``demo_data.ADMIN``), who answers "yes" to every warning, as a person would
-after reading it. :class:`~ordersync.adapters.erp.memory.MemoryErp` has the same methods.
+after reading it. :class:`~ordersync.adapters.erp.memory.MemoryErp` has the same methods (but
+``revise_date``, which only the demo uses).
 """
 
 from __future__ import annotations
@@ -131,6 +132,26 @@ class TrytonSimulator:
                                [("id", "in", sale["shipment_returns"]), ("state", "=", "received")], 0, None, None)
         if received:
             self._call_acknowledging("stock.shipment.out.return", "do", received)
+
+    def revise_date(self, reference: str, date: dt.date) -> int:
+        """Production planning moves the sale's shipments that have not started to ``date`` (a backorder
+        will ship later): their planned date, and so the moves' and the lines' ``shipping_date`` the hub
+        reads. Tryton edits the planned date in draft only, so waiting shipments go back to draft and
+        wait again (as :mod:`~ordersync.adapters.erp.tryton.amend` does). Returns how many moved."""
+        sale = self._sale(reference)
+        rows = self.c.call("stock.shipment.out", "search_read",
+                           [("id", "in", sale["shipments"]), ("state", "in", ["draft", "waiting"])], 0, None, None,
+                           ["state"])
+        if not rows:
+            raise LookupError(f"sale {reference} has no shipment that has not started")
+        ids = [r["id"] for r in rows]
+        waiting = [r["id"] for r in rows if r["state"] == "waiting"]
+        if waiting:
+            self.c.call("stock.shipment.out", "draft", waiting)
+        self.c.call("stock.shipment.out", "write", ids, {"planned_date": date})
+        if waiting:
+            self.c.call("stock.shipment.out", "wait", waiting)
+        return len(ids)
 
     def set_stock(self, sku: str, plant: str, on_hand: Decimal) -> None:
         """Count ``on_hand`` of ``sku`` at ``plant`` (an inventory)."""
