@@ -129,6 +129,21 @@ UNSCOPED = {
     # the warehouse's webhook: a system-wide key of client wms (the walk's portal key gets 403) whose events
     # may name any account's order; it answers with nothing but the order id the event itself named
     ("POST", "/v1/wms/events"),
+    # the operations dashboard: a session of an ops key bound to no account (a bound key cannot sign in,
+    # tests/integration/test_web_ops.py); a bearer key gets the sign-in page. /static: files of no account
+    ("GET", "/ops"), ("GET", "/ops/signin"), ("POST", "/ops/signin"), ("POST", "/ops/signout"),
+    ("GET", "/ops/cases"), ("GET", "/ops/cases/{case_id}"), ("POST", "/ops/cases/{case_id}/actions"),
+    ("GET", "/ops/dead-letters"), ("POST", "/ops/dead-letters/preview"), ("POST", "/ops/dead-letters/replay"),
+    ("GET", "/ops/orders"), ("GET", "/ops/orders/{order_id}"), ("?", "/static"),
+    # the buyer portal: a session of a key bound to one account (an unbound key cannot sign in); another
+    # account's order, return form and reorder answer 404 to a session (tests/integration/test_web_portal.py);
+    # a bearer key without a session gets the sign-in page
+    ("GET", "/portal"), ("GET", "/portal/"), ("GET", "/portal/signin"), ("POST", "/portal/signin"),
+    ("POST", "/portal/signout"), ("GET", "/portal/cart"), ("POST", "/portal/cart/add"),
+    ("POST", "/portal/cart/checkout"), ("POST", "/portal/cart/update"), ("GET", "/portal/catalog"),
+    ("GET", "/portal/invoices"), ("GET", "/portal/orders"), ("GET", "/portal/orders/{order_id}"),
+    ("POST", "/portal/orders/{order_id}/reorder"), ("GET", "/portal/orders/{order_id}/return"),
+    ("POST", "/portal/orders/{order_id}/return"), ("GET", "/portal/returns/{return_id}"),
 }
 # Listings a key bound to A reads without naming an account: A's own data only.
 LISTINGS = ("/v1/orders", "/v1/invoices", "/v1/catalog")
@@ -273,9 +288,9 @@ def test_a_new_route_is_caught_by_the_walk_until_it_is_added_to_a_table(app: Fas
     router = APIRouter(prefix="/v1")
     router.add_api_route("/quotes/{quote_id}", lambda quote_id: {}, methods=["GET", "DELETE"])
     app.include_router(router)
-    app.mount("/static", Starlette())
+    app.mount("/files", Starlette())
     assert set(unknown_routes(app)) == {("GET", "/v1/quotes/{quote_id}"), ("DELETE", "/v1/quotes/{quote_id}"),
-                                        ("?", "/static")}
+                                        ("?", "/files")}
 
 
 def test_a_key_of_one_account_never_reaches_another_accounts_resources(

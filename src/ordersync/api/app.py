@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
 from ordersync import __version__
@@ -16,6 +17,8 @@ from ordersync.api import disputes as invoice_disputes
 from ordersync.api import wms as wms_webhook
 from ordersync.api.auth import Authenticator
 from ordersync.api.keys import KeyService
+from ordersync.web import STATIC_DIR, portal
+from ordersync.web import ops as ops_pages
 
 
 def create_app(hub: Any, *, max_body_bytes: int = limits.DEFAULT_MAX_BODY_BYTES,
@@ -55,6 +58,9 @@ def create_app(hub: Any, *, max_body_bytes: int = limits.DEFAULT_MAX_BODY_BYTES,
     app.include_router(wms_webhook.router)
     app.include_router(ops.router)
     app.include_router(metrics.router)
+    app.include_router(ops_pages.router)  # the operations dashboard (server-rendered, /ops)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")  # pinned front-end assets
+    app.include_router(portal.router)  # the buyer portal (/portal)
     app.state.metrics = metrics.registry_for(hub)
 
     @app.get("/health", tags=["health"])

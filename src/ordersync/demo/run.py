@@ -75,6 +75,9 @@ def run(opts: DemoOptions) -> int:
     console.print(f"hub API  {base}/v1/docs   (OpenAPI {base}/v1/openapi.json)")
     console.print(f"ERP      Tryton at {server.url} (database {erp_dir / 'main.sqlite'})")
     console.print(f"CRM sink {crm.url} (subscribed to every event; GET it for what it received)")
+    ops_key, buyer_key = _web_keys(hub)
+    console.print(f"ops      {base}/ops      sign in with the demo ops key    {ops_key}")
+    console.print(f"portal   {base}/portal   sign in with C-1001's demo key   {buyer_key}")
     try:
         scenario = build(opts.orders, seed=opts.seed, run=f"d{int(time.time()) % 100000}")
         sent = _place(base, scenario, _keys(hub))
@@ -176,6 +179,18 @@ def _start_sink(hub: Hub) -> sink.Sink:
     receiver = sink.start(0, secret)
     SubscriptionService(hub.db, hub.clock).add("demo CRM", receiver.url, ["*"], secret=secret)
     return receiver
+
+
+def _web_keys(hub: Hub) -> tuple[str, str]:
+    """Keys to try the dashboard (ops) and the buyer portal (Rheinland Industrial Supply, C-1001) with;
+    demo keys in a local demo, printed on purpose."""
+    from ordersync.api.keys import KeyService
+
+    keys = KeyService(hub.db, hub.clock)
+    ops = keys.create("demo operations", "ops", ["ops"], rate_per_minute=6000)[0]
+    buyer = keys.create("demo buyer C-1001", "portal", ["catalog:read", "orders:read", "orders:write", "returns:write",
+                                                        "invoices:write"], account_id="C-1001", rate_per_minute=6000)[0]
+    return ops, buyer
 
 
 def _buyer_key(hub: Hub) -> str:

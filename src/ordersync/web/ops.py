@@ -1,0 +1,393 @@
+"""``/ops``: the operations dashboard, server-rendered, for the people who run the hub.
+
+Pages: the overview (order pipeline with aging, throughput chart, SLA clocks, connector health), the
+exception queue with team tabs and filters, a case with its history and actions, dead letters with a
+dry-run preview before any replay, and each order's timeline.
+
+Sign-in takes an API key with the ``ops`` or ``admin`` scope that is bound to no account (the dashboard
+shows every account; a bound key is refused rather than half-served). The key is checked once and never
+stored in the browser: the session cookie holds the key id and an HMAC (``web.SessionSigner``), is
+HttpOnly and SameSite=Strict, and every request looks the key up again so that revoking it ends the
+session. Every form carries the session's CSRF token and writes through the flows the API uses
+(:class:`~ordersync.flows.workbench.Workbench`, :class:`~ordersync.messaging.deadletters.DeadLetterService`).
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
+from fastapi.responses import RedirectResponse, Response
+
+from ordersync.api.keys import KeyService, Scope
+from ordersync.canonical.v1 import CaseState, CaseType, OrderState
+from ordersync.domain.errors import Conflict, IntegrationError, NotFound, Unavailable, ValidationFailed
+from ordersync.flows.workbench import ActionNotAllowed, CaseAction, Workbench, allowed_actions
+from ordersync.messaging.deadletters import DeadLetterFilter, ReplayItem
+from ordersync.web import SessionSigner, templates
+from ordersync.web import ops_data as data
+
+router = APIRouter(prefix="/ops", include_in_schema=False)
+COOKIE = "ordersync_ops"
+SIGNER = SessionSigner("ops")
+OPERATOR_SCOPES = frozenset({Scope.OPS.value, Scope.ADMIN.value})
+#: security headers of every page: no framing (clickjacking), scripts and styles from this origin only
+HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "
+                               "form-action 'self'; base-uri 'none'",
+}
+Text = Annotated[str | None, Query(max_length=200)]
+
+
+@dataclass(frozen=True)
+class Operator:
+    """Who is signed in: the key's id and name (shown, and recorded as the actor of actions)."""
+
+    key_id: str
+    name: str
+    csrf: str
+
+    @property
+    def actor(self) -> str:
+        return f"key:{self.key_id}"
+
+
+# -- sessions ------------------------------------------------------------------------------------------
+
+def _keys(request: Request) -> KeyService:
+    hub = request.app.state.hub
+    return KeyService(hub.db, hub.clock)
+
+
+def _refusal(scopes: frozenset[str] | tuple[str, ...], account_id: str | None) -> str | None:
+    """Why a valid key may not sign in to the dashboard, or None."""
+    if not OPERATOR_SCOPES & set(scopes):
+        return "this key has neither the ops nor the admin scope"
+    if account_id is not None:
+        return f"this key is bound to account {account_id}: the dashboard needs a key bound to no account"
+    return None
+
+
+def current(request: Request) -> Operator | None:
+    """The operator of the request's session cookie, if it is valid and its key still may sign in."""
+    session = SIGNER.read(request.cookies.get(COOKIE))
+    if session is None:
+        return None
+    try:
+        info = _keys(request).get(session.key_id)
+    except NotFound:
+        return None
+    if info.revoked_at is not None or _refusal(info.scopes, info.account_id):
+        return None
+    return Operator(key_id=info.id, name=info.name, csrf=session.csrf)
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path of the dashboard itself (no open redirect to another site)."""
+    if target and target.startswith("/ops") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/ops"
+
+
+def signed_in(request: Request) -> Operator:
+    """A dependency: the operator, else a redirect (303) to the sign-in page that comes back here."""
+    found = current(request)
+    if found is None:
+        here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        back = here if request.method == "GET" else "/ops"
+        raise HTTPException(303, "Sign-in required",
+                            headers={"Location": "/ops/signin?" + urllib.parse.urlencode({"next": back})})
+    return found
+
+
+def acting(request: Request, operator: Annotated[Operator, Depends(signed_in)],
+           csrf: Annotated[str, Form(max_length=200)] = "") -> Operator:
+    """A dependency of every form post: signed in, the form carries this session's token, and the
+    browser (if it says) posts from this origin. The SameSite=Strict cookie already keeps other sites'
+    posts unauthenticated; the token also covers a same-site page that is not ours."""
+    origin = request.headers.get("origin")
+    if origin and urllib.parse.urlsplit(origin).netloc != request.url.netloc:
+        raise HTTPException(403, "Cross-origin form post refused")
+    if not SessionSigner.csrf_ok(operator.csrf, csrf):
+        raise HTTPException(403, "The form is stale or not from this dashboard: reload the page and try again")
+    return operator
+
+
+Signed = Annotated[Operator, Depends(signed_in)]
+Acting = Annotated[Operator, Depends(acting)]
+
+
+def _hub(request: Request) -> Any:
+    return request.app.state.hub
+
+
+def _page(request: Request, operator: Operator | None, name: str, status: int = 200, **context: Any) -> Response:
+    context.update(operator=operator, csrf=operator.csrf if operator else "", views=data.VIEWS,
+                   section=context.get("section", ""))
+    return templates.TemplateResponse(request, f"ops/{name}", context, status_code=status, headers=HEADERS)
+
+
+def _see(location: str) -> RedirectResponse:
+    return RedirectResponse(location, status_code=303, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/signin")
+def signin_form(request: Request, next: Text = None) -> Response:
+    if current(request) is not None:
+        return _see(_safe_next(next))
+    return _page(request, None, "signin.html", next=_safe_next(next), error=None, section="signin")
+
+
+@router.post("/signin")
+def signin(request: Request, key: Annotated[str, Form(max_length=300)] = "",
+           next: Annotated[str, Form(max_length=500)] = "/ops") -> Response:
+    """Check the key once; answer with the session cookie (the key itself is not kept)."""
+    principal = request.app.state.auth.principal(key.strip()) if key.strip() else None
+    if principal is None:
+        return _page(request, None, "signin.html", 401, next=_safe_next(next), section="signin",
+                     error="That key is unknown or revoked.")
+    refused = _refusal(principal.scopes, principal.account_id)
+    if refused:
+        return _page(request, None, "signin.html", 403, next=_safe_next(next), section="signin",
+                     error=f"Not allowed: {refused}.")
+    response = _see(_safe_next(next))
+    response.set_cookie(COOKIE, SIGNER.issue(principal.key_id), max_age=SIGNER.ttl_seconds, path="/ops",
+                        httponly=True, samesite="strict", secure=request.url.scheme == "https")
+    return response
+
+
+@router.post("/signout")
+def signout(request: Request, operator: Acting) -> Response:
+    response = _see("/ops/signin")
+    response.delete_cookie(COOKIE, path="/ops", httponly=True, samesite="strict",
+                           secure=request.url.scheme == "https")
+    return response
+
+
+# -- overview ------------------------------------------------------------------------------------------
+
+@router.get("")
+def overview(request: Request, operator: Signed) -> Response:
+    hub = _hub(request)
+    now = hub.clock.now()
+    with hub.db.read() as conn:
+        pipeline = data.pipeline(conn, now)
+        chart = data.throughput(conn, now)
+        health = data.health(hub, conn, now)
+    since, sla = data.sla(hub, now)
+    return _page(request, operator, "overview.html", section="overview", now=now, pipeline=pipeline, chart=chart,
+                 health=health, sla=sla, sla_since=since)
+
+
+# -- exception queue and cases ---------------------------------------------------------------------------
+
+STATE_CHOICES = ("open", *(s.value for s in CaseState), "all")
+
+
+@router.get("/cases")
+def case_queue(request: Request, operator: Signed, view: Text = None, type: Text = None,
+               owner: Text = None, state: Text = None) -> Response:
+    hub = _hub(request)
+    flt = data.CaseFilter(view=view if view in data.VIEWS_BY_KEY else None,
+                          type=type if type in {t.value for t in CaseType} else None, owner=owner or None,
+                          state=state if state in STATE_CHOICES else "open")
+    with hub.db.read() as conn:
+        rows = data.case_rows(conn, flt, hub.clock.now())
+        teams = data.owner_teams(conn)
+    return _page(request, operator, "cases.html", section="cases", rows=rows, flt=flt, teams=teams,
+                 types=[t.value for t in CaseType], states=STATE_CHOICES, limit=data.LIST_LIMIT)
+
+
+def _workbench(request: Request) -> Workbench:
+    workbench: Workbench | None = _hub(request).workbench
+    if workbench is None:  # pragma: no cover - every hub built by the composition root has one
+        raise HTTPException(503, "This hub was built without the workbench")
+    return workbench
+
+
+def _case_page(request: Request, operator: Operator, case_id: str, status: int = 200, **extra: Any) -> Response:
+    hub = _hub(request)
+    try:
+        case = _workbench(request).case(case_id)
+    except NotFound:
+        return _page(request, operator, "missing.html", 404, section="cases", what=f"case {case_id}")
+    letter = None
+    if case.dead_letter_id is not None:
+        try:
+            letter = hub.dead_letters.get(case.dead_letter_id)
+        except NotFound:
+            letter = None
+    now = hub.clock.now()
+    with hub.db.read() as conn:
+        order = data.order(conn, case.order_id) if case.order_id else None
+    actions = list(allowed_actions(case.type)) if case.state is not CaseState.RESOLVED else []
+    overdue = case.state is not CaseState.RESOLVED and case.due_at is not None and case.due_at < now
+    return _page(request, operator, "case.html", status, section="cases", case=case, order=order, letter=letter,
+                 actions=actions, overdue=overdue, opened=data.age(now, case.opened_at), **extra)
+
+
+@router.get("/cases/{case_id}")
+def case_detail(request: Request, case_id: str, operator: Signed, done: Text = None) -> Response:
+    return _case_page(request, operator, case_id[:64], done=done if done in _ALL_ACTIONS else None, error=None)
+
+
+_ALL_ACTIONS = {a for t in CaseType for a in allowed_actions(t)}
+
+
+@router.post("/cases/{case_id}/actions")
+def case_action(
+    request: Request,
+    case_id: str,
+    operator: Acting,
+    action: Annotated[str, Form(max_length=40)],
+    comment: Annotated[str, Form(max_length=2000)] = "",
+    owner_team: Annotated[str, Form(max_length=64)] = "",
+    line_no: Annotated[str, Form(max_length=6)] = "",
+    actor: Annotated[str, Form(max_length=120)] = "",
+) -> Response:
+    """The same workbench action as ``POST /v1/ops/cases/{id}/actions``; back to the case page with the
+    outcome, or the page again with the reason it was refused (nothing changed then)."""
+    case_id = case_id[:64]
+    try:
+        number = int(line_no) if line_no.strip() else None
+    except ValueError:
+        return _case_page(request, operator, case_id, 422, done=None, error="The line number must be a number.")
+    request_ = CaseAction(action=action, actor=actor.strip() or operator.actor, comment=comment.strip(),
+                          owner_team=owner_team.strip() or None, line_no=number)
+    try:
+        _workbench(request).act(case_id, request_)
+    except NotFound:
+        return _page(request, operator, "missing.html", 404, section="cases", what=f"case {case_id}")
+    except ActionNotAllowed as exc:
+        return _case_page(request, operator, case_id, 422, done=None, error=str(exc))
+    except ValidationFailed as exc:
+        return _case_page(request, operator, case_id, 422, done=None, error="; ".join(exc.reasons))
+    except Conflict as exc:
+        return _case_page(request, operator, case_id, 409, done=None, error=str(exc))
+    except IntegrationError as exc:
+        status = 503 if isinstance(exc, Unavailable) else 502
+        return _case_page(request, operator, case_id, status, done=None,
+                          error=f"The ERP could not be reached; nothing changed ({exc}). Try again shortly.")
+    return _see(f"/ops/cases/{urllib.parse.quote(case_id)}?done={urllib.parse.quote(action)}")
+
+
+# -- dead letters ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LetterQuery:
+    status: str
+    type: str | None
+    consumer: str | None
+    reason: str | None
+    error: str | None
+    ids: tuple[str, ...]
+
+    def dlq_filter(self) -> DeadLetterFilter:
+        return DeadLetterFilter(status=self.status if self.status != "all" else None, type=self.type,
+                                consumer=self.consumer, reason=self.reason, error=self.error, ids=self.ids)
+
+
+def _letter_query(status: str | None, type_: str | None, consumer: str | None, reason: str | None,
+                  error: str | None, ids: list[str] | None = None) -> LetterQuery:
+    return LetterQuery(status=status if status in ("dead", "replayed", "all") else "dead", type=type_ or None,
+                       consumer=consumer or None, reason=reason or None, error=error or None,
+                       ids=tuple(i[:64] for i in (ids or []) if i)[: data.LIST_LIMIT])
+
+
+@router.get("/dead-letters")
+def dead_letter_list(request: Request, operator: Signed, status: Text = None, type: Text = None,
+                     consumer: Text = None, reason: Text = None, error: Text = None,
+                     ids: Annotated[list[str] | None, Query(max_length=data.LIST_LIMIT)] = None,
+                     replayed: Annotated[int | None, Query(ge=0)] = None) -> Response:
+    hub = _hub(request)
+    query = _letter_query(status, type, consumer, reason, error, ids)
+    letters = hub.dead_letters.list(query.dlq_filter(), limit=data.LIST_LIMIT)
+    with hub.db.read() as conn:
+        linked = data.linked_cases(conn, [x.id for x in letters])
+    return _page(request, operator, "dead_letters.html", section="dead-letters", letters=letters, q=query,
+                 linked=linked, replayed=replayed, now=hub.clock.now(), age=data.age, limit=data.LIST_LIMIT)
+
+
+@router.post("/dead-letters/preview")
+def dead_letter_preview(
+    request: Request,
+    operator: Acting,
+    ids: Annotated[list[str], Form()] = [],  # noqa: B006 - FastAPI copies the default
+    matching: Annotated[str, Form(max_length=5)] = "",
+    status: Annotated[str, Form(max_length=20)] = "dead",
+    type: Annotated[str, Form(max_length=200)] = "",
+    consumer: Annotated[str, Form(max_length=200)] = "",
+    reason: Annotated[str, Form(max_length=200)] = "",
+    error: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """The dry run: what a replay of the chosen letters (or of every dead one matching the list's filter)
+    would do, changing nothing. The confirm form that follows names exactly the letters shown."""
+    hub = _hub(request)
+    if matching:
+        query = _letter_query("dead", type, consumer, reason, error)
+    else:
+        query = _letter_query("dead", None, None, None, None, ids)
+    items: list[ReplayItem] = []
+    if matching or query.ids:
+        items = hub.dead_letters.replay(query.dlq_filter(), dry_run=True, limit=data.LIST_LIMIT).items
+    with hub.db.read() as conn:
+        linked = data.linked_cases(conn, [i.id for i in items])
+    return _page(request, operator, "dead_letters_preview.html", section="dead-letters", items=items, linked=linked,
+                 nothing=not items)
+
+
+@router.post("/dead-letters/replay")
+def dead_letter_replay(request: Request, operator: Acting,
+                       ids: Annotated[list[str], Form()] = []) -> Response:  # noqa: B006
+    """Replay the letters the preview showed (those still dead). A letter whose integration-failure case
+    is open is replayed by the case's ``retry`` action, so the case is resolved in the same transaction
+    and its history says who replayed it; the others through the dead-letter service."""
+    hub = _hub(request)
+    chosen = tuple(i[:64] for i in ids if i)[: data.LIST_LIMIT]
+    if not chosen:
+        return _see("/ops/dead-letters")
+    with hub.db.read() as conn:
+        linked = data.linked_cases(conn, chosen)
+    by_case = {lid: cid for lid, (cid, state) in linked.items() if state != CaseState.RESOLVED.value}
+    replayed = 0
+    for case_id in by_case.values():
+        try:
+            _workbench(request).act(case_id, CaseAction(action="retry", actor=operator.actor,
+                                                        comment="replayed from the dashboard"))
+            replayed += 1
+        except (Conflict, NotFound):
+            continue  # replayed by somebody else meanwhile, or not dead any more: nothing to do
+    rest = tuple(i for i in chosen if i not in by_case)
+    if rest:
+        replayed += hub.dead_letters.replay(DeadLetterFilter(ids=rest), dry_run=False).count
+    return _see(f"/ops/dead-letters?replayed={replayed}")
+
+
+# -- orders -----------------------------------------------------------------------------------------------
+
+@router.get("/orders")
+def order_search(request: Request, operator: Signed, q: Text = None, state: Text = None) -> Response:
+    hub = _hub(request)
+    q = (q or "").strip() or None
+    with hub.db.read() as conn:
+        rows = data.find_orders(conn, q, state if state in {s.value for s in OrderState} else None)
+    if q and len(rows) == 1:
+        return _see(f"/ops/orders/{urllib.parse.quote(rows[0].id)}")
+    return _page(request, operator, "orders.html", section="orders", rows=rows, q=q or "", state=state or "",
+                 states=[s.value for s in OrderState], now=hub.clock.now(), age=data.age)
+
+
+@router.get("/orders/{order_id}")
+def order_timeline(request: Request, order_id: str, operator: Signed) -> Response:
+    hub = _hub(request)
+    with hub.db.read() as conn:
+        found = data.timeline(conn, order_id[:64])
+    if found is None:
+        return _page(request, operator, "missing.html", 404, section="orders", what=f"order {order_id[:64]}")
+    return _page(request, operator, "order.html", section="orders", t=found, now=hub.clock.now(), age=data.age)

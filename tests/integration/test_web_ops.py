@@ -1,0 +1,330 @@
+"""The operations dashboard (``/ops``) over HTTP on the ERP twin: sign-in with an ops key and a signed,
+HttpOnly session cookie (never the key), pages that show the pipeline, throughput, SLA clocks and
+connector health, the exception queue with team views, case actions that write back through the
+workbench, dead letters replayed only after a dry run, and each order's timeline."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from ordersync.adapters.erp.memory import MemoryErp
+from ordersync.api.app import create_app
+from ordersync.api.keys import KeyService
+from ordersync.canonical.v1 import OrderState
+from ordersync.config import RetrySettings, WorkerSettings
+from ordersync.domain.clock import FakeClock
+from ordersync.domain.errors import ProtocolError
+from ordersync.store.schema import order_transitions
+from tests.support.hub import api_key, erp_hub, order, place, record, settle
+
+SHIP_TO = "RIS-DUS"
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(dt.datetime.now(dt.UTC).replace(microsecond=0))
+
+
+@pytest.fixture
+def erp(clock: FakeClock) -> MemoryErp:
+    return MemoryErp("main", name="main", clock=clock.now)
+
+
+@pytest.fixture
+def hub(tmp_path: Path, erp: MemoryErp, clock: FakeClock) -> Any:
+    h = erp_hub(tmp_path, {"main": erp}, clock=clock, worker=WorkerSettings(retry=RetrySettings(max_attempts=1)))
+    yield h
+    h.close()
+
+
+class World:
+    """Two accepted orders, one held for credit, one whose ERP submission died (a dead letter and its
+    integration-failure case)."""
+
+    def __init__(self, hub: Any, erp: MemoryErp) -> None:
+        self.accepted = [place(hub, order("C-1001", ("BRG-6204-2RS", 10), external=f"PO-OK-{i}",
+                                          ship_to=SHIP_TO)).order_id for i in range(2)]
+        settle(hub)
+        self.held = place(hub, order("C-1004", ("MOT-IE3-4.0-4P", 8), external="PO-HELD")).order_id
+        settle(hub)
+        erp.fail_next(2, ProtocolError("the ERP answered garbage"), methods=["submit_orders"])
+        self.failed = place(hub, order("C-1001", ("BRG-6204-2RS", 4), external="PO-DLQ", ship_to=SHIP_TO)).order_id
+        settle(hub)
+        with hub.uow() as uow:
+            [self.hold_case] = uow.cases.open_for_order(self.held)
+            [self.dlq_case] = uow.cases.open_for_order(self.failed)
+        [self.letter] = hub.dead_letters.list()
+
+
+@pytest.fixture
+def world(hub: Any, erp: MemoryErp) -> World:
+    w = World(hub, erp)
+    assert [record(hub, o).state for o in w.accepted] == [OrderState.ACCEPTED] * 2
+    assert record(hub, w.held).state is OrderState.ON_HOLD
+    assert record(hub, w.failed).state is OrderState.SUBMITTED_TO_ERP
+    return w
+
+
+@pytest.fixture
+def client(hub: Any) -> TestClient:
+    return TestClient(create_app(hub), raise_server_exceptions=False)
+
+
+@pytest.fixture
+def ops_key(hub: Any) -> str:
+    return api_key(hub, "ops", client="ops")
+
+
+def sign_in(client: TestClient, key: str, next_: str = "/ops") -> Any:
+    return client.post("/ops/signin", data={"key": key, "next": next_}, follow_redirects=False)
+
+
+@pytest.fixture
+def signed(client: TestClient, ops_key: str) -> TestClient:
+    r = sign_in(client, ops_key)
+    assert r.status_code == 303 and r.headers["location"] == "/ops", r.text
+    return client
+
+
+def csrf(page: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found, "the page has no form with a CSRF token"
+    return found.group(1)
+
+
+def rows(page: str, id_prefix: str) -> list[str]:
+    """The ids of the rows (``<id_prefix><hex id>``) of a list on the page."""
+    return re.findall(rf'id="{id_prefix}([0-9a-f]{{8,}})"', page)
+
+
+# -- sign-in ------------------------------------------------------------------------------------------
+
+def test_every_page_redirects_to_sign_in_and_comes_back(client: TestClient, ops_key: str, world: World) -> None:
+    for path in ("/ops", "/ops/cases?view=finance", f"/ops/cases/{world.hold_case.id}", "/ops/dead-letters",
+                 "/ops/orders", f"/ops/orders/{world.held}"):
+        r = client.get(path, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"].startswith("/ops/signin?next="), (path, r.text)
+    form = client.get("/ops/cases?view=finance")  # followed: the sign-in page, remembering where to go
+    assert form.status_code == 200 and 'id="signin-form"' in form.text
+    assert 'name="next" value="/ops/cases?view=finance"' in form.text
+    r = sign_in(client, ops_key, "/ops/cases?view=finance")
+    assert (r.status_code, r.headers["location"]) == (303, "/ops/cases?view=finance")
+    assert sign_in(client, ops_key, "https://evil.example/ops").headers["location"] == "/ops"  # no open redirect
+
+
+def test_a_form_post_without_a_session_changes_nothing(client: TestClient, hub: Any, world: World) -> None:
+    r = client.post(f"/ops/cases/{world.hold_case.id}/actions", data={"action": "release_hold", "csrf": "x"},
+                    follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/ops/signin")
+    r = client.post("/ops/dead-letters/replay", data={"ids": [world.letter.id]}, follow_redirects=False)
+    assert r.status_code == 303
+    settle(hub)
+    assert record(hub, world.held).state is OrderState.ON_HOLD
+    assert hub.dead_letters.get(world.letter.id).status == "dead"
+
+
+def test_bad_keys_are_refused_and_the_cookie_never_holds_the_key(client: TestClient, hub: Any,
+                                                                 ops_key: str) -> None:
+    r = sign_in(client, "osk_nope_nothing")
+    assert r.status_code == 401 and "unknown or revoked" in r.text and "set-cookie" not in r.headers
+    portal = api_key(hub, "orders:read", "orders:write")
+    r = sign_in(client, portal)
+    assert r.status_code == 403 and "neither the ops nor the admin scope" in r.text
+    bound = api_key(hub, "ops", client="ops", account="C-1001")
+    r = sign_in(client, bound)
+    assert r.status_code == 403 and "bound to account C-1001" in r.text
+    assert client.get("/ops", follow_redirects=False).status_code == 303
+
+    r = sign_in(client, ops_key)
+    cookie = r.headers["set-cookie"]
+    assert "httponly" in cookie.lower() and "samesite=strict" in cookie.lower() and "path=/ops" in cookie.lower()
+    value = client.cookies["ordersync_ops"]
+    secret = ops_key.split("_", 2)[2]
+    assert secret not in value and ops_key not in value and value.split(".")[0] == ops_key.split("_")[1]
+    assert client.get("/ops").status_code == 200
+
+    tampered = value.rsplit(".", 1)[0] + ".AAAA"
+    client.cookies.set("ordersync_ops", tampered, path="/ops")
+    assert client.get("/ops", follow_redirects=False).status_code == 303
+    client.cookies.set("ordersync_ops", value, path="/ops")
+    assert client.get("/ops").status_code == 200
+    admin = api_key(hub, "admin", client="ops")  # admin is enough too
+    assert sign_in(TestClient(client.app), admin).status_code == 303
+
+    KeyService(hub.db, hub.clock).revoke(value.split(".")[0])  # revoking the key ends its sessions
+    assert client.get("/ops", follow_redirects=False).status_code == 303
+
+
+def test_sign_out_needs_the_token_and_clears_the_session(signed: TestClient) -> None:
+    page = signed.get("/ops").text
+    assert signed.post("/ops/signout", data={}, follow_redirects=False).status_code == 403  # no CSRF token
+    r = signed.post("/ops/signout", data={"csrf": csrf(page)}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/ops/signin"
+    assert "ordersync_ops" not in signed.cookies
+    assert signed.get("/ops", follow_redirects=False).status_code == 303
+
+
+# -- pages --------------------------------------------------------------------------------------------
+
+def test_overview_shows_pipeline_throughput_sla_and_connector_health(signed: TestClient, world: World) -> None:
+    page = signed.get("/ops")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    html = page.text
+    counts = dict(re.findall(r'data-state="([a-z_]+)" data-count="(\d+)"', html))
+    assert counts["accepted"] == "2" and counts["on_hold"] == "1" and counts["submitted_to_erp"] == "1"
+    assert counts["rejected"] == "0"
+    assert re.search(r'id="pipeline-on_hold".*?<td class="num">\d+s</td>', html, re.S)  # an age is shown
+    assert 'id="throughput-chart"' in html and 'data-total="4"' in html  # four orders received this hour
+    bars = re.findall(r'<g class="bar" data-hour="[^"]+" data-count="(\d+)"', html)
+    assert len(bars) == 24 and bars[-1] == "4" and sum(map(int, bars)) == 4
+    assert re.search(r'id="sla-acknowledgment"', html) and 'id="sla-invoice_sync"' in html
+    assert 'id="erp-main" data-circuit="closed"' in html
+    assert 'id="dead-letter-count" data-count="1"' in html
+    assert 'id="open-cases" data-count="2"' in html
+
+
+def test_exception_queue_filters_by_type_owner_and_team_view(signed: TestClient, world: World) -> None:
+    every = rows(signed.get("/ops/cases").text, "case-row-")
+    assert set(every) == {world.hold_case.id, world.dlq_case.id}
+    assert rows(signed.get("/ops/cases?view=finance").text, "case-row-") == [world.hold_case.id]
+    assert rows(signed.get("/ops/cases?view=operations").text, "case-row-") == [world.dlq_case.id]  # integration
+    assert rows(signed.get("/ops/cases?view=commerce").text, "case-row-") == []
+    assert rows(signed.get("/ops/cases?type=integration_failure").text, "case-row-") == [world.dlq_case.id]
+    assert rows(signed.get("/ops/cases?owner=finance").text, "case-row-") == [world.hold_case.id]
+    assert rows(signed.get("/ops/cases?state=resolved").text, "case-row-") == []
+    page = signed.get("/ops/cases?view=customer_service").text
+    assert 'id="view-customer_service" href="/ops/cases?view=customer_service" aria-current="page"' in page
+
+
+def test_releasing_a_credit_hold_from_the_case_page_moves_the_order_on(signed: TestClient, hub: Any, erp: MemoryErp,
+                                                                       world: World) -> None:
+    case_id = world.hold_case.id
+    page = signed.get(f"/ops/cases/{case_id}").text
+    assert 'id="case-actions"' in page and 'data-action="release_hold"' in page and 'data-action="retry"' not in page
+    assert 'data-order-state="on_hold"' in page
+    token = csrf(page)
+    # without the session's token, or with another one, nothing happens
+    for bad in ({}, {"csrf": "forged"}):
+        r = signed.post(f"/ops/cases/{case_id}/actions", data={"action": "release_hold", **bad})
+        assert r.status_code == 403
+    # a foreign origin is refused even with the token
+    r = signed.post(f"/ops/cases/{case_id}/actions", data={"action": "release_hold", "csrf": token},
+                    headers={"Origin": "https://evil.example"})
+    assert r.status_code == 403
+    settle(hub)
+    assert record(hub, world.held).state is OrderState.ON_HOLD
+
+    r = signed.post(f"/ops/cases/{case_id}/actions", follow_redirects=False,
+                    data={"action": "release_hold", "csrf": token, "comment": "paid by wire"})
+    assert r.status_code == 303 and r.headers["location"] == f"/ops/cases/{case_id}?done=release_hold"
+    settle(hub)
+    assert record(hub, world.held).state is OrderState.ACCEPTED and erp.orders_for(world.held)
+    page = signed.get(r.headers["location"]).text
+    assert 'id="flash"' in page and 'data-state="resolved"' in page and 'data-resolved="true"' in page
+    assert 'data-order-state="accepted"' in page
+    key_id = signed.cookies["ordersync_ops"].split(".")[0]
+    assert f'data-action="release" data-actor="key:{key_id}"' in page and "release_hold: paid by wire" in page
+
+
+def test_a_refused_action_shows_why_and_changes_nothing(signed: TestClient, hub: Any, world: World) -> None:
+    case_id = world.hold_case.id
+    token = csrf(signed.get(f"/ops/cases/{case_id}").text)
+    r = signed.post(f"/ops/cases/{case_id}/actions", data={"action": "resolve", "csrf": token, "comment": "done"})
+    assert r.status_code == 409 and 'id="case-error"' in r.text and "release the hold" in r.text
+    r = signed.post(f"/ops/cases/{case_id}/actions", data={"action": "retry", "csrf": token})
+    assert r.status_code == 422 and "credit_hold cases take one of" in r.text
+    r = signed.post(f"/ops/cases/{case_id}/actions", data={"action": "assign", "csrf": token})
+    assert r.status_code == 422 and "assign needs owner_team" in r.text
+    assert signed.get("/ops/cases/nope").status_code == 404
+    settle(hub)
+    assert record(hub, world.held).state is OrderState.ON_HOLD
+    r = signed.post(f"/ops/cases/{case_id}/actions", follow_redirects=False,
+                    data={"action": "assign", "csrf": token, "owner_team": "finance-lead"})
+    assert r.status_code == 303
+    assert rows(signed.get("/ops/cases?owner=finance-lead").text, "case-row-") == [case_id]
+    assert rows(signed.get("/ops/cases?view=finance").text, "case-row-") == [case_id]  # the team's escalation
+
+
+def test_dead_letter_replay_is_previewed_first_then_confirmed(signed: TestClient, hub: Any, erp: MemoryErp,
+                                                              world: World) -> None:
+    letter = world.letter
+    page = signed.get("/ops/dead-letters").text
+    assert rows(page, "dlq-row-") == [letter.id] and "garbage" in page
+    assert f'href="/ops/cases/{world.dlq_case.id}"' in page
+    token = csrf(page)
+
+    preview = signed.post("/ops/dead-letters/preview", data={"csrf": token, "ids": [letter.id]})
+    assert preview.status_code == 200 and "dry run" in preview.text
+    assert f'id="dlq-preview-{letter.id}"' in preview.text and 'data-outlook="will run"' in preview.text
+    assert 'id="dlq-replay-confirm"' in preview.text and 'data-count="1"' in preview.text
+    settle(hub)
+    assert hub.dead_letters.get(letter.id).status == "dead"  # the preview changed nothing
+    assert record(hub, world.failed).state is OrderState.SUBMITTED_TO_ERP
+
+    every = signed.post("/ops/dead-letters/preview", data={"csrf": token, "matching": "1", "error": "garbage"})
+    assert rows(every.text, "dlq-preview-") == [letter.id]
+    none = signed.post("/ops/dead-letters/preview", data={"csrf": token, "matching": "1", "error": "no such error"})
+    assert 'id="dlq-preview-empty"' in none.text
+
+    r = signed.post("/ops/dead-letters/replay", follow_redirects=False,
+                    data={"csrf": csrf(preview.text), "ids": [letter.id]})
+    assert r.status_code == 303 and r.headers["location"] == "/ops/dead-letters?replayed=1"
+    settle(hub)
+    assert hub.dead_letters.get(letter.id).status == "replayed"
+    assert record(hub, world.failed).state is OrderState.ACCEPTED and len(erp.orders_for(world.failed)) == 1
+    with hub.uow() as uow:  # replayed through the case's retry: the case is resolved, by whom is recorded
+        case = uow.cases.get(world.dlq_case.id)
+    assert case.state.value == "resolved" and case.history[-1].action == "retry"
+    assert 'data-replayed="1"' in signed.get(r.headers["location"]).text
+    # confirming again replays nothing: the letter is no longer dead
+    r = signed.post("/ops/dead-letters/replay", data={"csrf": token, "ids": [letter.id]}, follow_redirects=False)
+    assert r.headers["location"] == "/ops/dead-letters?replayed=0"
+    assert rows(signed.get("/ops/dead-letters?status=replayed").text, "dlq-row-") == [letter.id]
+
+
+def test_order_timeline_lists_every_transition_event_and_case_action(signed: TestClient, hub: Any,
+                                                                     world: World) -> None:
+    token = csrf(signed.get(f"/ops/cases/{world.hold_case.id}").text)
+    signed.post(f"/ops/cases/{world.hold_case.id}/actions", data={"action": "release_hold", "csrf": token})
+    settle(hub)
+    page = signed.get(f"/ops/orders/{world.held}").text
+    with hub.db.read() as conn:
+        transitions = conn.execute(select(order_transitions.c.from_state, order_transitions.c.to_state)
+                                   .where(order_transitions.c.order_id == world.held)
+                                   .order_by(order_transitions.c.id)).all()
+    shown = re.findall(r'data-kind="transition" data-system="hub" data-what="([^"]+)"', page)
+    assert shown == [f"{f or '∅'} → {t}" for f, t in transitions]
+    assert shown[0] == "∅ → received" and "on_hold → " in " ".join(shown) and shown[-1].endswith("accepted")
+    events = re.findall(r'data-kind="event" data-system="([^"]+)" data-what="([^"]+)"', page)
+    assert ("channel portal", "order.received") in events and ("hub", "order.accepted") in events
+    assert ("hub", "order.hold_released") in events and ("workbench", "case.resolved") in events
+    assert f'data-kind="case" data-system="key:{signed.cookies["ordersync_ops"].split(".")[0]}"' in page
+    times = re.findall(r'<time datetime="([^"]+)"', page)
+    assert times == sorted(times, key=dt.datetime.fromisoformat)
+
+    failed = signed.get(f"/ops/orders/{world.failed}").text
+    assert 'data-kind="dead letter"' in failed
+    assert signed.get("/ops/orders?q=PO-HELD", follow_redirects=False).headers["location"] == \
+        f"/ops/orders/{world.held}"
+    assert set(rows(signed.get("/ops/orders?state=accepted").text, "order-row-")) == {*world.accepted, world.held}
+    assert signed.get("/ops/orders/nope").status_code == 404
+
+
+def test_htmx_is_served_locally_with_its_provenance(client: TestClient) -> None:
+    r = client.get("/static/htmx.min.js")
+    assert r.status_code == 200
+    header, _, body = r.content.partition(b"*/\n")
+    assert b"htmx.org 2.0.4" in header and b"registry.npmjs.org/htmx.org/-/htmx.org-2.0.4.tgz" in header
+    assert b"0BSD" in header
+    digest = re.search(rb"dist/htmx.min.js \(the bytes after this comment\): ([0-9a-f]{64})", header)
+    assert digest and hashlib.sha256(body).hexdigest() == digest.group(1).decode()
+    assert client.get("/static/ordersync.css").status_code == 200

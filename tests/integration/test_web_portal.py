@@ -1,0 +1,221 @@
+"""The buyer portal (``/portal``) over the ERP twin: sign-in with an account key, catalog with contract
+prices and plant stock, cart to order with its partial/backorder outcome, history, invoices, reorder and
+returns; sessions, CSRF and account isolation."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from ordersync.adapters.erp.memory import MemoryErp
+from ordersync.api.app import create_app
+from ordersync.api.keys import KeyService
+from ordersync.ports.erp import order_reference
+from ordersync.web import portal
+from tests.support.hub import api_key, erp_hub, settle
+
+SCOPES = ("catalog:read", "orders:read", "orders:write", "returns:write")
+
+
+@pytest.fixture
+def erp() -> MemoryErp:
+    return MemoryErp.from_profile("main", name="main")
+
+
+@pytest.fixture
+def hub(tmp_path: Path, erp: MemoryErp) -> Any:
+    h = erp_hub(tmp_path, {"main": erp})
+    yield h
+    h.close()
+
+
+@pytest.fixture
+def client(hub: Any) -> TestClient:
+    return TestClient(create_app(hub), raise_server_exceptions=True, follow_redirects=True)
+
+
+def sign_in(client: TestClient, token: str) -> None:
+    r = client.post("/portal/signin", data={"api_key": token, "next": "/portal/catalog"})
+    assert r.status_code == 200 and r.url.path == "/portal/catalog", r.text
+
+
+def csrf(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, html
+    return found.group(1)
+
+
+def add(client: TestClient, sku: str, qty: int) -> str:
+    page = client.get("/portal/catalog")
+    r = client.post("/portal/cart/add", data={"csrf": csrf(page.text), "sku": sku, "quantity": str(qty)})
+    assert r.status_code == 200 and f"Added {sku}" in r.text, r.text
+    return r.text
+
+
+def checkout(client: TestClient, **fields: str) -> str:
+    cart = client.get("/portal/cart")
+    shown = dict(re.findall(r'name="(shown:[^"]+)" value="([^"]+)"', cart.text))
+    r = client.post("/portal/cart/checkout", data={"csrf": csrf(cart.text), **shown, **fields})
+    assert r.status_code == 200 and "/portal/orders/" in str(r.url), r.text
+    return str(r.url).split("/portal/orders/")[1].split("?")[0]
+
+
+def test_sign_in_sets_an_httponly_strict_cookie_without_the_key(client: TestClient, hub: Any) -> None:
+    token = api_key(hub, *SCOPES, account="C-1001")
+    r = client.post("/portal/signin", data={"api_key": token}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/portal/catalog"
+    cookie = next(h for h in r.headers.get_list("set-cookie") if h.startswith("ordersync_portal="))
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/portal" in cookie
+    secret = token.split("_", 2)[2]
+    assert secret not in cookie and token not in cookie
+    page = client.get("/portal/catalog")
+    assert 'id="account">C-1001<' in page.text
+
+
+def test_unknown_and_unbound_keys_cannot_sign_in(client: TestClient, hub: Any) -> None:
+    r = client.post("/portal/signin", data={"api_key": "osk_nope_nope"})
+    assert r.status_code == 401 and "unknown or was revoked" in r.text
+    r = client.post("/portal/signin", data={"api_key": api_key(hub, *SCOPES)})
+    assert r.status_code == 403 and "not bound to a customer account" in r.text
+    r = client.get("/portal/orders", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/portal/signin?next=/portal/orders")
+
+
+def test_revoking_the_key_ends_the_session(client: TestClient, hub: Any) -> None:
+    token = api_key(hub, *SCOPES, account="C-1001")
+    sign_in(client, token)
+    KeyService(hub.db, hub.clock).revoke(token.split("_")[1])
+    r = client.get("/portal/orders", follow_redirects=False)
+    assert r.status_code == 303 and "/portal/signin" in r.headers["location"]
+
+
+def test_catalog_shows_contract_prices_and_plant_stock(client: TestClient, hub: Any) -> None:
+    sign_in(client, api_key(hub, *SCOPES, account="C-1001"))
+    page = client.get("/portal/catalog", params={"q": "6204"})
+    assert page.status_code == 200
+    row = re.search(r'<tr data-sku="BRG-6204-2RS">(.*?)</tr>', page.text, re.S)
+    assert row, page.text
+    api = client.get("/v1/prices", params={"sku": "BRG-6204-2RS"},
+                     headers={"Authorization": f"Bearer {api_key(hub, 'catalog:read', account='C-1001')}"})
+    assert api.json()["prices"][0]["unit_price"] in row.group(1)
+    assert "420" in row.group(1) and "380" in row.group(1)  # ATP of PLANT-N and PLANT-S
+    assert "VLV-BV-DN25-SS" not in page.text  # the search narrowed the list
+
+
+def test_cart_to_order_is_accepted_with_allocations(client: TestClient, hub: Any) -> None:
+    sign_in(client, api_key(hub, *SCOPES, account="C-1001"))
+    add(client, "BRG-6204-2RS", 10)
+    add(client, "FIT-ELB-G12-SS", 100)
+    add(client, "BRG-6204-2RS", 10)  # the same item again adds to its line
+    cart = client.get("/portal/cart")
+    assert 'id="cart-count">2<' in cart.text and 'value="20"' in cart.text
+    order_id = checkout(client, buyer_po_number="PO-PORTAL-1")
+    first = client.get(f"/portal/orders/{order_id}")
+    assert 'data-kind="pending"' in first.text and first.headers["refresh"] == "2"
+    settle(hub)
+    page = client.get(f"/portal/orders/{order_id}")
+    assert 'data-state="accepted"' in page.text and 'data-kind="accepted"' in page.text, page.text
+    assert "ships from PLANT-" in page.text and "PO-PORTAL-1" in page.text
+    assert 'id="cart-count">0<' in page.text  # the cart was emptied
+    history = client.get("/portal/orders")
+    assert f'data-order="{order_id}"' in history.text and "accepted" in history.text
+
+
+def test_a_resent_checkout_places_the_order_once(client: TestClient, hub: Any) -> None:
+    sign_in(client, api_key(hub, *SCOPES, account="C-1001"))
+    add(client, "BRG-6204-2RS", 10)
+    cart = client.get("/portal/cart")
+    cookies = dict(client.cookies)
+    form = {"csrf": csrf(cart.text)}
+    first = client.post("/portal/cart/checkout", data=form, follow_redirects=False)
+    client.cookies.update(cookies)  # the browser sends the same form again before it saw the answer
+    second = client.post("/portal/cart/checkout", data=form, follow_redirects=False)
+    assert first.status_code == second.status_code == 303
+    assert first.headers["location"] == second.headers["location"]
+
+
+def test_backorder_outcome_is_clear(client: TestClient, hub: Any) -> None:
+    sign_in(client, api_key(hub, *SCOPES, account="C-1001"))
+    add(client, "BRG-NU210-ECP", 10)  # 3 in stock at PLANT-N
+    cart = client.get("/portal/cart")
+    assert 'id="cart-backorder"' in cart.text and "backorder</span> 7" in cart.text
+    order_id = checkout(client)
+    settle(hub)
+    page = client.get(f"/portal/orders/{order_id}")
+    assert 'data-kind="partial"' in page.text, page.text
+    backordered = re.findall(r'<li class="backordered">(.*?)</li>', page.text, re.S)
+    assert backordered and "7 \u00d7 BRG-NU210-ECP" in backordered[0] and "promised" in backordered[0]
+    assert '<li class="ships">Line 1: 3 \u00d7 BRG-NU210-ECP ships from PLANT-N' in page.text
+
+
+def test_forms_need_the_sessions_csrf_token_and_same_origin(client: TestClient, hub: Any) -> None:
+    sign_in(client, api_key(hub, *SCOPES, account="C-1001"))
+    r = client.post("/portal/cart/add", data={"sku": "BRG-6204-2RS", "quantity": "1", "csrf": "forged"})
+    assert r.status_code == 403
+    token = csrf(client.get("/portal/catalog").text)
+    r = client.post("/portal/cart/add", data={"sku": "BRG-6204-2RS", "quantity": "1", "csrf": token},
+                    headers={"Origin": "https://evil.example"})
+    assert r.status_code == 403
+    assert 'id="cart-count">0<' in client.get("/portal/catalog").text
+
+
+def test_another_accounts_order_is_not_found(client: TestClient, hub: Any) -> None:
+    sign_in(client, api_key(hub, *SCOPES, account="C-1001"))
+    add(client, "BRG-6204-2RS", 10)
+    order_id = checkout(client)
+    other = TestClient(create_app(hub))
+    sign_in(other, api_key(hub, *SCOPES, account="C-1002"))
+    assert other.get(f"/portal/orders/{order_id}").status_code == 404
+    assert other.get(f"/portal/orders/{order_id}/return").status_code == 404
+    r = other.post(f"/portal/orders/{order_id}/reorder", data={"csrf": csrf(other.get("/portal/orders").text)})
+    assert r.status_code == 404
+    assert order_id not in other.get("/portal/orders").text
+
+
+def test_shipment_tracking_invoice_reorder_and_return(client: TestClient, hub: Any, erp: MemoryErp) -> None:
+    sign_in(client, api_key(hub, *SCOPES, account="C-1001"))
+    add(client, "BRG-6204-2RS", 10)
+    order_id = checkout(client)
+    settle(hub)
+    reference = order_reference(order_id, "PLANT-N")
+    erp.ship(reference, None)
+    erp.post_invoices(reference)
+    hub.poller.poll_all()
+    settle(hub)
+    page = client.get(f"/portal/orders/{order_id}")
+    assert 'id="shipments"' in page.text and 'id="order-invoices"' in page.text, page.text
+    invoices = client.get("/portal/invoices")
+    assert f'href="/portal/orders/{order_id}"' in invoices.text
+
+    r = client.post(f"/portal/orders/{order_id}/reorder", data={"csrf": csrf(page.text), "nonce": "n1"})
+    assert r.status_code == 200 and "/portal/orders/" in str(r.url)
+    assert str(r.url).split("/portal/orders/")[1].split("?")[0] != order_id
+
+    form = client.get(f"/portal/orders/{order_id}/return")
+    r = client.post(f"/portal/orders/{order_id}/return",
+                    data={"csrf": csrf(form.text), "qty:1": "2", "reason": "damaged in transit"})
+    assert r.status_code == 200 and "/portal/returns/" in str(r.url), r.text
+    assert 'data-state="requested"' in r.text and "damaged in transit" in r.text
+    too_many = client.post(f"/portal/orders/{order_id}/return",
+                           data={"csrf": csrf(form.text), "qty:1": "50", "reason": "x"})
+    assert too_many.status_code == 422 and 'id="error-reasons"' in too_many.text
+
+
+def test_sign_out_ends_the_session(client: TestClient, hub: Any) -> None:
+    sign_in(client, api_key(hub, *SCOPES, account="C-1001"))
+    page = client.get("/portal/catalog")
+    r = client.post("/portal/signout", data={"csrf": csrf(page.text)})
+    assert r.url.path == "/portal/signin"
+    assert client.get("/portal/orders", follow_redirects=False).status_code == 303
+
+
+def test_outcome_of_a_held_order() -> None:
+    view = {"state": "on_hold", "lines": [], "hold": {"reason": "over the credit limit by 1200 EUR"}}
+    result = portal.outcome(view)
+    assert result["kind"] == "held" and result["hold"] == "over the credit limit by 1200 EUR"
+    assert portal.outcome({"state": "accepted", "lines": [{"line_no": 1, "sku": "A", "allocations": [
+        {"plant": "P", "quantity": "1", "promised_date": None, "backorder": True}]}]})["kind"] == "partial"
