@@ -68,7 +68,9 @@ def ensure_chromium() -> Path:
     return CHROMIUM
 
 
-@pytest.fixture(scope="session")
+# package scope, not session: Playwright's sync API keeps an asyncio loop running in the main thread
+# while it is open, and tests after this package run asyncio.run() of their own
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     executable = ensure_chromium()
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed")
@@ -101,7 +103,7 @@ def _free_port() -> int:
         return port
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """``ordersync serve`` with its worker, on a free port, over the demo profile's ERP twin."""
     data_dir = tmp_path_factory.mktemp("hub")
