@@ -102,6 +102,7 @@ def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Regis
     worker = Worker(relay, runner, registry, clock, poll_interval=settings.worker.poll_interval,
                     max_idle=settings.worker.max_idle_seconds)
     transport.on_publish(worker.wake)
+    db.on_events_committed(worker.wake)
     dead = DeadLetterService(db, transport, registry, clock)
     cases = case_policy(settings)
     runner.dead_letter_hooks.append(dead_letter_cases(cases))  # every dead letter becomes a case

@@ -16,7 +16,7 @@ import os
 import threading
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,7 @@ class Database:
             kwargs["max_overflow"] = 10
             kwargs["pool_pre_ping"] = True
         self.engine: Engine = create_engine(self.url, **kwargs)
+        self._event_listeners: list[Callable[[], None]] = []
         self._write_lock: WriteQueue | None = None
         self._writer: int | None = None
         self.slow_write_seconds = float(os.environ.get("ORDERSYNC_SLOW_WRITE_MS", "100")) / 1000
@@ -139,6 +140,15 @@ class Database:
                     raw.close()
             except Exception:  # the store may be gone (tests) or busy; the next round tries again
                 continue
+
+    def on_events_committed(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after a unit of work of this process committed outbox events (the worker
+        wakes at once instead of finding them at its next idle poll)."""
+        self._event_listeners.append(listener)
+
+    def events_committed(self) -> None:
+        for listener in self._event_listeners:
+            listener()
 
     def dispose(self) -> None:
         self._closed.set()

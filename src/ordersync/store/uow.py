@@ -99,3 +99,5 @@ def unit_of_work(db: Database, clock: Clock, causation_id: str | None = None) ->
         uow = UnitOfWork(conn, clock, causation_id)
         yield uow
         uow.flush()
+    if uow.emitted:
+        db.events_committed()
