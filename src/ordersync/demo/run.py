@@ -76,8 +76,8 @@ def run(opts: DemoOptions) -> int:
     console.print(f"ERP      Tryton at {server.url} (database {erp_dir / 'main.sqlite'})")
     console.print(f"CRM sink {crm.url} (subscribed to every event; GET it for what it received)")
     ops_key, buyer_key = _web_keys(hub)
-    console.print(f"ops      {base}/ops      sign in with the demo ops key    {ops_key}")
-    console.print(f"portal   {base}/portal   sign in with C-1001's demo key   {buyer_key}")
+    console.print(f"ops      {base}/ops      sign in with the demo ops key    {ops_key}", soft_wrap=True)
+    console.print(f"portal   {base}/portal   sign in with C-1001's demo key   {buyer_key}", soft_wrap=True)
     try:
         scenario = build(opts.orders, seed=opts.seed, run=f"d{int(time.time()) % 100000}")
         sent = _place(base, scenario, _keys(hub))
