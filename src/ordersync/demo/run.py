@@ -125,7 +125,7 @@ def _start_erp(erp_dir: Path) -> Any:
         ensure_template("main", home=home)
         create_database("main", erp_dir, "main", home=home)
     with console.status("starting the ERP server"):
-        server = TrytonServer(erp_dir, ["main"], home=home, verbose=False)
+        server = TrytonServer(erp_dir, ["main"], home=home, verbose=False, die_with_parent=True)
         server.start()
     return server
 
