@@ -19,11 +19,7 @@ the same orders sent point to point into Tryton, measured in the same run.
 from __future__ import annotations
 
 import argparse
-import os
 import random
-import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -32,19 +28,18 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import httpx
 from sqlalchemy import func, select
 
 from bench._common import median, percentile
+from bench._hub import start_hub, stop_hub
 from bench._load import open_loop, request_bytes
 from ordersync.adapters.erp.tryton import demo_data
 from ordersync.adapters.erp.tryton.home import TrytonHome
 from ordersync.adapters.erp.tryton.rpc import TrytonClient, TrytonUserWarning
-from ordersync.adapters.erp.tryton.server import TrytonServer, free_port
+from ordersync.adapters.erp.tryton.server import TrytonServer
 from ordersync.adapters.erp.tryton.template import create_database, ensure_template
 from ordersync.api.keys import KeyService
 from ordersync.domain.clock import SystemClock
-from ordersync.store.db import Database, sqlite_url
 from ordersync.store.schema import orders as orders_table
 
 SETTLED = ("accepted", "rejected", "on_hold", "cancelled")
@@ -102,31 +97,10 @@ def offer(n: int, rate: float, send: Any, threads: int) -> list[float]:
 def run_hub(orders: list[dict[str, Any]], rate: float, home: TrytonHome, root: Path, drain_timeout: float
             ) -> dict[str, float]:
     server = start_tryton(root / "erp", home)
-    data_dir = root / "hub"
-    data_dir.mkdir()
-    user = demo_data.INTEGRATION_USER
-    (data_dir / "ordersync.toml").write_text(
-        f'[[erp]]\nname = "main"\nkind = "tryton"\nurl = "{server.url}"\ndatabase = "main"\n'
-        f'login = "{user["login"]}"\npassword = "{user["password"]}"\n')
-    db = Database(sqlite_url(data_dir))
-    db.migrate()
-    token, _ = KeyService(db, SystemClock()).create("bench storefront", "storefront",
-                                                    ["orders:write", "orders:read"], rate_per_minute=1_000_000)
-    port = free_port()
-    hub = subprocess.Popen([sys.executable, "-m", "ordersync.cli", "serve", "--data-dir", str(data_dir),
-                            "--port", str(port)], stdout=subprocess.DEVNULL, stderr=(root / "hub.log").open("w"),
-                           env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    hub, port, db = start_hub(server, root)
     try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/health").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline and hub.poll() is None, (root / "hub.log").read_text()[-2000:]
-            time.sleep(0.2)
+        token, _ = KeyService(db, SystemClock()).create("bench storefront", "storefront",
+                                                        ["orders:write", "orders:read"], rate_per_minute=1_000_000)
         host = f"127.0.0.1:{port}"
         auth = {"Authorization": f"Bearer {token}"}
         requests = [request_bytes("POST", "/v1/orders", host, {**auth, "Idempotency-Key": f"k-{i}"}, body)
@@ -154,11 +128,7 @@ def run_hub(orders: list[dict[str, Any]], rate: float, home: TrytonHome, root: P
             time.sleep(0.5)
         drain = time.perf_counter() - t0
     finally:
-        hub.send_signal(signal.SIGINT)
-        try:
-            hub.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            hub.kill()
+        stop_hub(hub)
         server.stop()
     return {"p50": percentile(latencies, 50), "p99": percentile(latencies, 99), "max": max(latencies),
             "offered_s": offered_seconds, "drain_s": drain, "settled": settled,

@@ -31,9 +31,6 @@ import datetime as dt
 import json
 import os
 import random
-import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -45,17 +42,18 @@ from urllib.parse import urlencode
 import httpx
 
 from bench._common import median, percentile
+from bench._hub import start_hub, stop_hub
 from bench._load import closed_loop, open_loop, request_bytes
 from ordersync.adapters.erp.tryton import demo_data
 from ordersync.adapters.erp.tryton.adapter import TrytonErp
 from ordersync.adapters.erp.tryton.directory import Directory
 from ordersync.adapters.erp.tryton.home import TrytonHome
 from ordersync.adapters.erp.tryton.rpc import TrytonClient, TrytonUserWarning
-from ordersync.adapters.erp.tryton.server import TrytonServer, free_port
+from ordersync.adapters.erp.tryton.server import TrytonServer
 from ordersync.adapters.erp.tryton.template import create_database, ensure_template
 from ordersync.api.keys import KeyService
 from ordersync.domain.clock import SystemClock
-from ordersync.store.db import Database, sqlite_url
+from ordersync.store.db import Database
 
 PROFILE = demo_data.profile("main")
 CUSTOMERS = ["C-1001", "C-1002", "C-1003"]
@@ -69,31 +67,6 @@ def make_baskets(n: int, seed: int = 5) -> list[tuple[str, list[tuple[str, Decim
     return [(CUSTOMERS[i % len(CUSTOMERS)],
              [(sku, Decimal(rng.choice([1, 2, 5, 10, 20, 50]))) for sku in rng.sample(skus, BASKET)])
             for i in range(n)]
-
-
-def start_hub(server: TrytonServer, root: Path) -> tuple[subprocess.Popen[bytes], int, Database]:
-    data_dir = root / "hub"
-    data_dir.mkdir()
-    user = demo_data.INTEGRATION_USER
-    (data_dir / "ordersync.toml").write_text(
-        f'[[erp]]\nname = "main"\nkind = "tryton"\nurl = "{server.url}"\ndatabase = "main"\n'
-        f'login = "{user["login"]}"\npassword = "{user["password"]}"\n')
-    db = Database(sqlite_url(data_dir))
-    db.migrate()
-    port = free_port()
-    hub = subprocess.Popen([sys.executable, "-m", "ordersync.cli", "serve", "--data-dir", str(data_dir),
-                            "--port", str(port)], stdout=subprocess.DEVNULL, stderr=(root / "hub.log").open("w"),
-                           env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
-                return hub, port, db
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline or hub.poll() is not None:
-            raise SystemExit("the hub did not start:\n" + (root / "hub.log").read_text()[-3000:])
-        time.sleep(0.2)
 
 
 def paths(basket: list[tuple[str, Decimal]]) -> tuple[str, str]:
@@ -264,11 +237,7 @@ def main() -> None:
             print(json.dumps({"hub": h, "hub_at_100x": t, "direct": d, "ratio": ratio, "visibility_p50": median(delays),
                               "visibility_p95": p95}))
         finally:
-            hub.send_signal(signal.SIGINT)
-            try:
-                hub.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                hub.kill()
+            stop_hub(hub)
             server.stop()
 
 

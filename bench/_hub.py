@@ -1,0 +1,50 @@
+"""Benchmarks' hub process: ``ordersync serve`` (API + worker, SQLite) in front of a Tryton server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from ordersync.adapters.erp.tryton import demo_data
+from ordersync.adapters.erp.tryton.server import TrytonServer, free_port
+from ordersync.store.db import Database, sqlite_url
+
+
+def start_hub(server: TrytonServer, root: Path) -> tuple[subprocess.Popen[bytes], int, Database]:
+    data_dir = root / "hub"
+    data_dir.mkdir()
+    user = demo_data.INTEGRATION_USER
+    (data_dir / "ordersync.toml").write_text(
+        f'[[erp]]\nname = "main"\nkind = "tryton"\nurl = "{server.url}"\ndatabase = "main"\n'
+        f'login = "{user["login"]}"\npassword = "{user["password"]}"\n')
+    db = Database(sqlite_url(data_dir))
+    db.migrate()
+    port = free_port()
+    hub = subprocess.Popen([sys.executable, "-m", "ordersync.cli", "serve", "--data-dir", str(data_dir),
+                            "--port", str(port)], stdout=subprocess.DEVNULL, stderr=(root / "hub.log").open("w"),
+                           env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
+                return hub, port, db
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or hub.poll() is not None:
+            raise SystemExit("the hub did not start:\n" + (root / "hub.log").read_text()[-3000:])
+        time.sleep(0.2)
+
+
+def stop_hub(hub: subprocess.Popen[bytes]) -> None:
+    """Ask the hub to stop as Ctrl-C does; kill it if it has not within 30 s."""
+    hub.send_signal(signal.SIGINT)
+    try:
+        hub.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        hub.kill()
