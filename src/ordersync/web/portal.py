@@ -127,6 +127,17 @@ async def _form(request: Request, buyer: Buyer | None) -> FormData | Response:
     return form
 
 
+async def _posted(request: Request, scope: Scope) -> tuple[Buyer, FormData] | Response:
+    """A signed-in buyer with ``scope`` and their checked form (see :func:`_gate`, :func:`_form`)."""
+    buyer = await _gate_async(request, scope)
+    if isinstance(buyer, Response):
+        return buyer
+    form = await _form(request, buyer)
+    if isinstance(form, Response):
+        return form
+    return buyer, form
+
+
 def _text(form: FormData, name: str, limit: int = 2000) -> str:
     value = form.get(name)
     return value.strip()[:limit] if isinstance(value, str) else ""
@@ -284,12 +295,10 @@ async def catalog_page(request: Request, q: str = "", added: str = "") -> Respon
 
 @router.post("/cart/add")
 async def cart_add(request: Request) -> Response:
-    buyer = await _gate_async(request, Scope.CATALOG_READ)
-    if isinstance(buyer, Response):
-        return buyer
-    form = await _form(request, buyer)
-    if isinstance(form, Response):
-        return form
+    posted = await _posted(request, Scope.CATALOG_READ)
+    if isinstance(posted, Response):
+        return posted
+    buyer, form = posted
     sku, qty = _text(form, "sku", 120), quantity(_text(form, "quantity", 30))
     try:
         known = {i["sku"] for i in await _catalog_items(request, request.app.state.hub, buyer)}
@@ -306,12 +315,10 @@ async def cart_add(request: Request) -> Response:
 @router.post("/cart/update")
 async def cart_update(request: Request) -> Response:
     """New quantities for the cart's lines (0 removes one)."""
-    buyer = await _gate_async(request, Scope.CATALOG_READ)
-    if isinstance(buyer, Response):
-        return buyer
-    form = await _form(request, buyer)
-    if isinstance(form, Response):
-        return form
+    posted = await _posted(request, Scope.CATALOG_READ)
+    if isinstance(posted, Response):
+        return posted
+    buyer, form = posted
     changes = {}
     for sku, _ in buyer.cart.lines:
         q = quantity(_text(form, f"qty:{sku}", 30), allow_zero=True)
@@ -360,12 +367,10 @@ async def checkout(request: Request) -> Response:
     """Place the cart as an order through the same intake as ``POST /v1/orders``. The idempotency key is
     the cart's, so a resent form places the order once; the prices shown go along, so a price that
     changed since is caught by the hub like any storefront's."""
-    buyer = await _gate_async(request, Scope.ORDERS_WRITE)
-    if isinstance(buyer, Response):
-        return buyer
-    form = await _form(request, buyer)
-    if isinstance(form, Response):
-        return form
+    posted = await _posted(request, Scope.ORDERS_WRITE)
+    if isinstance(posted, Response):
+        return posted
+    buyer, form = posted
     if not buyer.cart.lines:
         return RedirectResponse("/portal/cart", status_code=303)
     try:
@@ -465,12 +470,10 @@ def order_page(request: Request, order_id: str, placed: int = 0) -> Response:
 async def reorder(request: Request, order_id: str) -> Response:
     """The same lines again as a new order (``POST /v1/orders/{id}/reorder``); the form's nonce is the
     idempotency key, so a resent form orders once."""
-    buyer = await _gate_async(request, Scope.ORDERS_WRITE)
-    if isinstance(buyer, Response):
-        return buyer
-    form = await _form(request, buyer)
-    if isinstance(form, Response):
-        return form
+    posted = await _posted(request, Scope.ORDERS_WRITE)
+    if isinstance(posted, Response):
+        return posted
+    buyer, form = posted
     nonce = _text(form, "nonce", 64) or secrets.token_hex(8)
     try:
         answer = await order_changes.reorder_order(order_id[:64], request, request.app.state.hub, buyer.principal,
@@ -511,12 +514,10 @@ def return_form(request: Request, order_id: str) -> Response:
 async def request_return(request: Request, order_id: str) -> Response:
     """A return request for some of the order's lines (``POST /v1/returns``): the hub checks the
     quantities against what was shipped and answers with the request, which the ERP then decides."""
-    buyer = await _gate_async(request, Scope.RETURNS_WRITE)
-    if isinstance(buyer, Response):
-        return buyer
-    form = await _form(request, buyer)
-    if isinstance(form, Response):
-        return form
+    posted = await _posted(request, Scope.RETURNS_WRITE)
+    if isinstance(posted, Response):
+        return posted
+    buyer, form = posted
     reason = _text(form, "reason", 500)
     lines = []
     for name in form:
