@@ -160,13 +160,13 @@ def _freshness(views: list[Any]) -> dict[str, Any]:
     return {"as_of": min(v.freshness.as_of for v in views).isoformat(), "stale": any(v.freshness.stale for v in views)}
 
 
-async def _resolve(model: ReadModel, account_id: str, skus: list[str]) -> list[str]:
-    """Customer part numbers of the account become SKUs (the catalog knows them)."""
+async def _resolve(model: ReadModel, account_id: str, skus: list[str]) -> tuple[list[str], CatalogView]:
+    """Customer part numbers of the account become SKUs (the catalog knows them); the catalog too."""
     catalog: CatalogView = await _io(model, lambda: model.catalog_cached(account_id),
                                      lambda: model.catalog(account_id))
     by_part = {part: item["sku"] for item in catalog.products for part in item["customer_part_numbers"]
                if item.get("active", True)}
-    return [by_part.get(s, s) for s in skus]
+    return [by_part.get(s, s) for s in skus], catalog
 
 
 @router.get("/catalog", response_model=CatalogOut, responses=ERRORS)
@@ -199,25 +199,17 @@ async def get_prices(
     account = account_for(principal, account_id)
     quantities = _quantities(sku, qty)
     model = _model(hub)
-    skus = await _resolve(model, account, sku)
+    skus, catalog = await _resolve(model, account, sku)
     items = list(zip(skus, quantities, strict=True))
     views: list[PriceView] = await _io(model, lambda: model.prices_cached(account, items),
                                        lambda: model.prices(account, items))
-    categories = {i["sku"]: i["category"] for i in (model.catalog_cached(account, max_age=3600.0) or
-                                                    _empty(account)).products}
+    categories = {i["sku"]: i["category"] for i in catalog.products}
     rules = list(hub.deps.policy.rules) if hub.deps is not None else []
     today = hub.clock.now().date()
     prices = [_price_out(v, rules, principal, campaign, categories, account, today) for v in views]
     body = {"account_id": account, "channel": principal.channel, "campaign": campaign, **_freshness(views),
             "prices": prices}
     return _conditional(request, body)
-
-
-def _empty(account_id: str) -> CatalogView:
-    from ordersync.flows.readmodel import Freshness
-
-    now = dt.datetime.now(dt.UTC)
-    return CatalogView(account_id, (), "", Freshness(now, now, False))
 
 
 def _quantities(skus: list[str], qty: list[Decimal] | None) -> list[Decimal]:
@@ -272,7 +264,7 @@ async def get_availability(
     if principal.account_id is not None and account_id not in (None, principal.account_id):
         raise Problem(404, "Not found", f"account {account_id} not found")
     model = _model(hub)
-    skus = await _resolve(model, account, sku) if account else sku
+    skus = (await _resolve(model, account, sku))[0] if account else sku
     views: list[StockView] = await _io(model, lambda: model.stock_cached(skus), lambda: model.stock(skus, account))
     quantities = _quantities(sku, qty) if qty else None
     plants: list[PlantInfo] = []
