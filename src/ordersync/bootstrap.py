@@ -139,13 +139,17 @@ def _webhooks(settings: Settings, db: Database, clock: Clock, runner: ConsumerRu
 
 
 def _router(settings: Settings, adapters: dict[str, ErpPort], db: Database, clock: Clock) -> ErpRouter:
+    from ordersync.adapters.erp.budget import budget_for
+
     by_name = {e.name: e for e in settings.erp}
     guarded = {}
     for name, adapter in adapters.items():
         conf = by_name.get(name) or ErpSettings(name=name, kind="memory")
         gate = ErpGate(name, max_concurrency=conf.max_concurrency, wait_timeout=conf.wait_timeout,
                        retries=conf.retries, failure_threshold=conf.failure_threshold,
-                       reset_timeout=conf.reset_timeout, clock=clock)
+                       reset_timeout=conf.reset_timeout, clock=clock,
+                       # on PostgreSQL max_concurrency holds across every process sharing the store
+                       global_budget=None if db.is_sqlite else budget_for(db, name, conf.max_concurrency))
         guarded[name] = GuardedErp(adapter, gate, max_batch=conf.submit_batch)
     return ErpRouter(guarded, db, clock, routes=settings.routing.accounts, default=settings.routing.default)
 

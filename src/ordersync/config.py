@@ -43,7 +43,12 @@ class WorkerSettings(Strict):
 
 class ErpSettings(Strict):
     """One ERP instance. ``kind = "tryton"`` talks JSON-RPC to a trytond; ``"memory"`` is the in-process
-    twin seeded with a demo profile (for tests and trying things out)."""
+    twin seeded with a demo profile (for tests and trying things out).
+
+    ``max_concurrency`` is the most calls in flight to this ERP at once. On a PostgreSQL store it holds
+    across every process sharing the store (all ``ordersync worker`` and API processes together; slots are
+    advisory locks, freed by themselves when a process dies), so every process must be given the same
+    value. On SQLite (one process) it is the limit of that process."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     kind: Literal["tryton", "memory"] = "tryton"

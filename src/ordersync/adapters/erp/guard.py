@@ -5,7 +5,9 @@ The ERP is the system of record and the slowest part of the chain (Tryton confir
 second). Every call any flow makes goes through the :class:`ErpGate` of its ERP instance:
 
 - at most ``max_concurrency`` calls run at once; waiters are served by priority (order submission
-  before stock and catalog reads), first come first served within a lane;
+  before stock and catalog reads), first come first served within a lane. The lanes are per process;
+  with a global budget (:mod:`ordersync.adapters.erp.budget`, on a PostgreSQL store) a call also holds
+  one of ``max_concurrency`` slots shared by every process, so the limit holds across worker processes;
 - a caller waits at most ``wait_timeout`` for a slot, then gets :class:`Unavailable` (the message is
   retried later; nothing is lost);
 - a failing call is retried ``retries`` times with exponential backoff;
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import Any, TypeVar
 
+from ordersync.adapters.erp.budget import Scope, SlotBudget
 from ordersync.domain.clock import Clock, SystemClock
 from ordersync.domain.errors import IntegrationError, Unavailable
 
@@ -137,6 +140,7 @@ class GateStatus:
     max_concurrency: int
     calls: int
     failures: int
+    scope: Scope = "process"  # "global": max_concurrency holds across every process sharing the store
 
 
 class ErpGate:
@@ -154,8 +158,10 @@ class ErpGate:
         reset_timeout: float = 10.0,
         clock: Clock | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        global_budget: SlotBudget | None = None,
     ) -> None:
         self.name = name
+        self.global_budget = global_budget
         self.max_concurrency = max_concurrency
         self.wait_timeout = wait_timeout
         self.retries = retries
@@ -218,7 +224,20 @@ class ErpGate:
                 self._cond.notify_all()
             self._in_flight += 1
         try:
-            yield
+            if self.global_budget is None:
+                yield
+                return
+            # the local lanes chose this caller; now it also needs one of the slots all processes share
+            lease = self.global_budget.acquire(max(0.0, deadline - time.monotonic()))
+            if lease is None:
+                raise Unavailable(
+                    f"ERP {self.name}: no global call slot within {self.wait_timeout:.0f}s "
+                    f"(all {self.max_concurrency} taken by this and other processes)"
+                )
+            try:
+                yield
+            finally:
+                lease.release()
         finally:
             with self._cond:
                 self._in_flight -= 1
@@ -234,7 +253,13 @@ class ErpGate:
                 erp=self.name, circuit=self.breaker.state, consecutive_failures=self.breaker.failures,
                 last_error=self.breaker.last_error, in_flight=self._in_flight, waiting=waiting,
                 max_concurrency=self.max_concurrency, calls=self.calls, failures=self.failed_calls,
+                scope=self.global_budget.scope if self.global_budget is not None else "process",
             )
+
+    def close(self) -> None:
+        """Release what the global budget keeps open (its database connections)."""
+        if self.global_budget is not None:
+            self.global_budget.close()
 
 
 class Coalescer:
