@@ -29,10 +29,13 @@ from ordersync.flows.subscriptions import WebhookDispatcher
 from ordersync.flows.workbench import Workbench, dead_letter_cases, escalate_overdue
 from ordersync.messaging.consumer import ConsumerRunner
 from ordersync.messaging.deadletters import DeadLetterService
+from ordersync.messaging.gaps import GapRepair, register_consumers
+from ordersync.messaging.nats import NatsTransport, parse_servers
 from ordersync.messaging.registry import Registry
 from ordersync.messaging.relay import Relay
 from ordersync.messaging.retry import RetryPolicy
 from ordersync.messaging.sqlqueue import SqlQueueTransport
+from ordersync.messaging.transport import Transport
 from ordersync.messaging.worker import Worker
 from ordersync.ports.erp import ErpPort
 from ordersync.store.db import Database
@@ -46,7 +49,7 @@ class Hub:
     settings: Settings
     clock: Clock
     db: Database
-    transport: SqlQueueTransport
+    transport: Transport
     registry: Registry
     runner: ConsumerRunner
     relay: Relay
@@ -59,6 +62,7 @@ class Hub:
     readmodel: ReadModel | None = None
     webhooks: WebhookDispatcher | None = None
     workbench: Workbench | None = None
+    gap_repair: GapRepair | None = None
 
     def uow(self, causation_id: str | None = None):  # type: ignore[no-untyped-def]
         """A unit of work (one write transaction) on this hub's store."""
@@ -67,6 +71,8 @@ class Hub:
     def close(self) -> None:
         self.intake.close()
         self.runner.close()
+        if isinstance(self.transport, NatsTransport):
+            self.transport.close()
         if self.webhooks is not None:
             self.webhooks.close()
         self.db.dispose()
@@ -75,8 +81,6 @@ class Hub:
 def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Registry | None = None,
               migrate: bool = True, erps: dict[str, ErpPort] | None = None) -> Hub:
     """Wire a hub. ``erps`` replaces the ERP adapters the settings describe (tests pass twins)."""
-    if settings.bus != "embedded":
-        raise ConfigError(f"bus {settings.bus!r} is not available yet; use 'embedded'")
     clock = clock or SystemClock()
     db = Database(settings.store_url)
     if migrate:
@@ -96,7 +100,8 @@ def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Regis
     policy = RetryPolicy(max_attempts=retry.max_attempts, base_seconds=retry.base_seconds,
                          cap_seconds=retry.cap_seconds)
     registry = _with_default_retry(registry, policy)
-    transport = SqlQueueTransport(db, lease_seconds=settings.worker.lease_seconds)
+    register_consumers(db, registry, clock)
+    transport = _transport(settings, db)
     runner = ConsumerRunner(db, transport, registry, clock, lease_seconds=settings.worker.lease_seconds)
     relay = Relay(db, transport, clock, batch_size=settings.worker.relay_batch)
     worker = Worker(relay, runner, registry, clock, poll_interval=settings.worker.poll_interval,
@@ -116,10 +121,30 @@ def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Regis
         worker.every(3600, "erp change log prune", poller.prune)
     if readmodel is not None:
         worker.every(min(60.0, settings.read_model.refresh_seconds), "read model refresh", readmodel.refresh_due)
+    gaps = None
+    if isinstance(transport, NatsTransport):  # the embedded transport publishes in the outbox's transaction
+        n = settings.nats
+        gaps = GapRepair(db, transport, registry, clock, grace_seconds=n.gap_grace_seconds,
+                         stuck_seconds=n.gap_stuck_seconds)
+        worker.every(n.gap_check_seconds, "gap repair", gaps.run)
     intake = IntakeWriter(db, clock, on_commit=worker.wake)
     webhooks = _webhooks(settings, db, clock, runner, worker)
     return Hub(settings, clock, db, transport, registry, runner, relay, worker, dead, intake, router, poller, deps,
-               readmodel, webhooks=webhooks, workbench=Workbench(db, clock, cases, dead, deps))
+               readmodel, webhooks=webhooks, workbench=Workbench(db, clock, cases, dead, deps), gap_repair=gaps)
+
+
+def _transport(settings: Settings, db: Database) -> SqlQueueTransport | NatsTransport:
+    if settings.bus == "embedded":
+        return SqlQueueTransport(db, lease_seconds=settings.worker.lease_seconds)
+    if db.is_sqlite:
+        raise ConfigError("bus = nats://... needs a shared store: set store = postgresql://... (several processes "
+                          "cannot share one SQLite file safely)")
+    n = settings.nats
+    return NatsTransport(db, parse_servers(settings.bus), prefix=n.prefix, replicas=n.replicas,
+                         partitions=n.partitions, lease_seconds=settings.worker.lease_seconds,
+                         max_deliver=n.max_deliver, duplicate_window=n.duplicate_window_seconds,
+                         max_age_days=n.max_age_days, buffer=n.buffer, connect_timeout=n.connect_timeout,
+                         publish_timeout=n.publish_timeout)
 
 
 def _webhooks(settings: Settings, db: Database, clock: Clock, runner: ConsumerRunner,

@@ -1,7 +1,7 @@
 """Configuration: one validated file (TOML), environment overrides, sensible defaults.
 
 Resolution order (later wins): defaults, ``<data_dir>/ordersync.toml`` or the file given with
-``--config`` / ``ORDERSYNC_CONFIG``, then ``ORDERSYNC_DATA_DIR`` and ``ORDERSYNC_STORE``. Bad
+``--config`` / ``ORDERSYNC_CONFIG``, then ``ORDERSYNC_DATA_DIR``, ``ORDERSYNC_STORE`` and ``ORDERSYNC_BUS``. Bad
 configuration fails at start with a message naming the file and the field.
 """
 
@@ -180,12 +180,41 @@ class WebhookSettings(Strict):
     keep_days: float = Field(default=7.0, gt=0)
 
 
+class NatsSettings(Strict):
+    """The NATS JetStream bus (``bus = "nats://host:port,nats://host:port,..."``), see docs/scale-out.md.
+
+    ``replicas``: copies of each stream (3 on a three-node cluster; at most the number of nodes).
+    ``partitions``: subject partitions per event family (one order's events share one).
+    ``max_deliver``: the broker's own bound on deliveries of a message (a safety net: handler failures
+    are counted by the hub, against ``worker.retry.max_attempts``); a message that reaches it is
+    republished by gap repair. ``duplicate_window_seconds``: publish deduplication by message id.
+    ``gap_grace_seconds``: an event a consumer has not processed this long after it was published,
+    while the broker has nothing left for that consumer, is republished to it from the outbox;
+    ``gap_stuck_seconds``: after this long it is republished even while the consumer has a backlog.
+    ``gap_check_seconds``: how often the repair loop looks."""
+
+    replicas: int = Field(default=1, ge=1, le=5)
+    partitions: int = Field(default=16, ge=1, le=1024)
+    max_deliver: int = Field(default=200, ge=2)
+    duplicate_window_seconds: float = Field(default=120.0, gt=0)
+    max_age_days: float = Field(default=7.0, gt=0)
+    buffer: int = Field(default=50, ge=1, le=10_000)
+    connect_timeout: float = Field(default=20.0, gt=0)
+    publish_timeout: float = Field(default=10.0, gt=0)
+    prefix: str = Field(default="ordersync", pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    gap_grace_seconds: float = Field(default=30.0, gt=0)
+    gap_stuck_seconds: float = Field(default=600.0, gt=0)
+    gap_check_seconds: float = Field(default=5.0, gt=0)
+
+
 class Settings(Strict):
     """Everything a hub process needs to start."""
 
     data_dir: Path = DEFAULT_DATA_DIR
     store: str | None = Field(default=None, description="SQLAlchemy URL; default: SQLite under data_dir")
-    bus: str = Field(default="embedded", pattern=r"^(embedded|nats://.+)$")
+    bus: str = Field(default="embedded", pattern=r"^(embedded|nats://.+)$",
+                     description="'embedded' (queues in the store) or nats://host:port[,nats://host:port...]")
+    nats: NatsSettings = NatsSettings()
     worker: WorkerSettings = WorkerSettings()
     erp: list[ErpSettings] = Field(default_factory=list)
     routing: RoutingSettings = RoutingSettings()
@@ -239,6 +268,8 @@ def load_settings(
         data["data_dir"] = resolved_dir
     if store or env.get("ORDERSYNC_STORE"):
         data["store"] = store or env["ORDERSYNC_STORE"]
+    if env.get("ORDERSYNC_BUS"):
+        data["bus"] = env["ORDERSYNC_BUS"]
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:

@@ -28,6 +28,7 @@ from ordersync.canonical.envelope import Envelope, new_id
 from ordersync.domain.clock import Clock
 from ordersync.domain.errors import DomainError, MessageError, Unavailable
 from ordersync.domain.events import Message
+from ordersync.messaging.gaps import first_unprocessed, since_seqs
 from ordersync.messaging.registry import DecodeError, HandlerContext, Registry, Subscription, decode
 from ordersync.messaging.transport import Delivery, Transport
 from ordersync.store.db import Database
@@ -78,6 +79,7 @@ class ConsumerRunner:
         self.dead_letter_hooks: list[DeadLetterHook] = []
         self._idle: dict[str, bool] = {}
         self._pools: dict[str, ThreadPoolExecutor] = {}
+        self._since: dict[str, int] | None = None
         for sub in registry:
             transport.subscribe(sub.consumer, sub.types, sub.ordered)
 
@@ -95,8 +97,11 @@ class ConsumerRunner:
         batch = self.transport.fetch(consumer, sub.batch_size, self.clock.now())
         if not batch:
             return 0
+        runnable = batch
+        if sub.ordered and not self.transport.orders_by_correlation:
+            runnable = self._in_order(sub, batch)
         items: list[tuple[Delivery, Envelope, Message]] = []
-        for delivery in batch:
+        for delivery in runnable:
             try:
                 envelope, message = decode(delivery.body)
             except DecodeError as exc:
@@ -104,8 +109,15 @@ class ConsumerRunner:
                 continue
             items.append((delivery, envelope, message))
         if sub.mode == "tx":
+            if len(items) > 1 and not self.transport.claims_in_transaction and self._tx_fetched_batch(sub, items):
+                return len(batch)
+            held: set[str] = set()  # orders whose earlier event just failed: their later ones wait
             for item in items:
-                self._tx_single(sub, *item)
+                cid = item[0].correlation_id
+                if sub.ordered and cid is not None and cid in held:
+                    self.transport.defer(item[0], _defer_seconds(item[0]))
+                elif not self._tx_single(sub, *item) and cid is not None:
+                    held.add(cid)
         else:
             claimed_at = self.clock.monotonic()
             step = max(1, sub.concurrency)
@@ -119,6 +131,52 @@ class ConsumerRunner:
                 else:
                     list(self._pool(sub).map(lambda item: self._io_single(sub, *item), wave))
         return len(batch)
+
+    def _in_order(self, sub: Subscription, batch: list[Delivery]) -> list[Delivery]:
+        """For a transport that does not order deliveries itself: keep, in outbox order, the deliveries
+        that are next for their order (correlation id); hand the others back for a little later. The
+        outbox decides what "next" is: an earlier event of the same order of this consumer's types that
+        it has neither processed nor dead-lettered holds the later ones back, even when the broker lost
+        the earlier one (gap repair republishes it)."""
+        keyed = [d for d in batch if d.correlation_id is not None and d.seq is not None]
+        if not keyed:
+            return batch
+        if self._since is None:
+            self._since = since_seqs(self.db)
+        with self.db.read() as conn:
+            waiting = first_unprocessed(conn, sub, (d.correlation_id for d in keyed if d.correlation_id),
+                                        self._since.get(sub.consumer, 0))
+        chain = sub.mode == "tx" or sub.concurrency <= 1  # one after another: a run of one order may go
+        runnable: list[Delivery] = []
+        position: dict[str, int] = {}
+        for d in sorted(batch, key=lambda x: x.seq if x.seq is not None else 0):
+            cid = d.correlation_id
+            seqs = waiting.get(cid, []) if cid is not None else []
+            if cid is None or d.seq is None or d.seq not in seqs:
+                runnable.append(d)  # unordered, or processed already (the inbox settles the duplicate)
+                continue
+            i = position.get(cid, 0)
+            if i < len(seqs) and seqs[i] == d.seq and (chain or i == 0):
+                runnable.append(d)
+                position[cid] = i + 1
+            else:
+                self.transport.defer(d, _defer_seconds(d))
+        return runnable
+
+    def _tx_fetched_batch(self, sub: Subscription, items: list[tuple[Delivery, Envelope, Message]]) -> bool:
+        """Deliveries fetched outside a transaction (a broker): handle them all in ONE transaction, then
+        ack. False when it failed and rolled back: the caller takes them one by one."""
+        now = self.clock.now()
+        deliveries = [d for d, _, _ in items]
+        try:
+            with self.db.write() as conn:
+                self._handle_items(conn, sub, items, now)
+                self.transport.settle(conn, deliveries)
+        except Exception as exc:
+            log.debug("batch of %s failed, isolating: %s", sub.consumer, exc)
+            return False
+        self.transport.after_commit(deliveries)
+        return True
 
     def _pool(self, sub: Subscription) -> ThreadPoolExecutor:
         pool = self._pools.get(sub.consumer)
@@ -190,7 +248,8 @@ class ConsumerRunner:
         uow.flush()
         bulk_insert(conn, inbox, ("consumer", "message_id", "seq", "processed_at"), fresh)
 
-    def _tx_single(self, sub: Subscription, delivery: Delivery, envelope: Envelope, message: Message) -> None:
+    def _tx_single(self, sub: Subscription, delivery: Delivery, envelope: Envelope, message: Message) -> bool:
+        """Handle one delivery; False when it failed (retry scheduled or dead-lettered)."""
         try:
             with self._effects(sub, delivery, envelope) as uow:
                 sub.handler([message] if sub.batched else message, uow)
@@ -198,8 +257,10 @@ class ConsumerRunner:
             self._settle_only(delivery)
         except Exception as exc:
             self._fail(sub, delivery, exc)
+            return False
         else:
             self.transport.after_commit([delivery])
+        return True
 
     def _io_single(self, sub: Subscription, delivery: Delivery, envelope: Envelope, message: Message) -> None:
         if self._processed(sub.consumer, envelope.message_id):
@@ -327,6 +388,11 @@ class ConsumerRunner:
             sub.consumer, delivery.message_id, envelope_type, reason, delivery.attempts, error,
             extra={"correlation_id": row["correlation_id"]},
         )
+
+
+def _defer_seconds(delivery: Delivery) -> float:
+    """How long an out-of-turn delivery waits: short at first, longer when it keeps coming back early."""
+    return float(min(0.1 * 2 ** min(delivery.deliveries - 1, 6), 5.0))
 
 
 def _retryable(exc: BaseException) -> bool:

@@ -34,6 +34,17 @@ class Relay:
                     self.transport.publish(messages, conn)
                     self._mark(conn, messages)
             return len(messages)
+        if not self.db.is_sqlite:
+            # A broker on a shared store: hold the relay lock from loading to marking, so that two
+            # workers' relays never publish the same rows (the broker's deduplication would absorb
+            # it, but the work and the interleaving are avoided). A crash between the publish and
+            # the commit publishes the batch again: deduplicated by message id, then by the inboxes.
+            with self.db.write() as conn:
+                messages = self._load(conn)
+                if messages:
+                    self.transport.publish(messages, None)
+                    self._mark(conn, messages)
+            return len(messages)
         with self.db.read() as conn:
             messages = self._load(conn)
         if messages:

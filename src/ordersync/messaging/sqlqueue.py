@@ -36,6 +36,7 @@ class SqlQueueTransport:
 
     publishes_in_transaction = True
     claims_in_transaction = True
+    orders_by_correlation = True
 
     def __init__(self, db: Database, *, lease_seconds: float = 15.0) -> None:
         self.db = db
@@ -164,6 +165,14 @@ class SqlQueueTransport:
                     lease_until=None,
                 )
             )
+
+    def defer(self, delivery: Delivery, seconds: float) -> None:
+        with self.db.write() as conn:
+            conn.execute(update(deliveries).where(deliveries.c.id == delivery.token).values(
+                next_attempt_at=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds), lease_until=None))
+
+    def caught_up(self, consumer: str) -> bool:
+        return self.pending(consumer) == 0
 
     def redeliver(
         self,

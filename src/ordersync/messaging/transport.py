@@ -1,7 +1,8 @@
 """The transport port: how published messages travel from the outbox relay to consumers.
 
-Two implementations are planned: :mod:`ordersync.messaging.sqlqueue` (embedded, in-process, on the
-store) and a NATS JetStream transport. Handlers never see the transport; the consumer runner does.
+Two implementations: :mod:`ordersync.messaging.sqlqueue` (embedded, in-process, on the store) and
+:mod:`ordersync.messaging.nats` (NATS JetStream, for several processes). Handlers never see the
+transport; the consumer runner does.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ class Delivery:
     attempts: int
     history: list[dict[str, Any]] = field(default_factory=list)
     token: Any = None
+    #: how many times the transport has handed this message out (a broker's delivery count)
+    deliveries: int = 1
 
 
 class Transport(Protocol):
@@ -45,6 +48,9 @@ class Transport(Protocol):
     publishes_in_transaction: bool
     #: True when deliveries can be claimed inside the consumer's own transaction (:meth:`claim`).
     claims_in_transaction: bool
+    #: True when an ordered consumer never gets a message of a correlation id while an earlier one of
+    #: that id is undelivered or unsettled; when False the consumer runner orders by outbox sequence.
+    orders_by_correlation: bool
 
     def subscribe(self, consumer: str, types: frozenset[str] | None, ordered: bool) -> None:
         """Declare a consumer and the message types it takes (None = every type)."""
@@ -85,6 +91,15 @@ class Transport(Protocol):
 
     def retry_later(self, delivery: Delivery, at: dt.datetime) -> None:
         """Schedule another attempt (``delivery.attempts`` and ``history`` are already updated)."""
+        ...
+
+    def defer(self, delivery: Delivery, seconds: float) -> None:
+        """Hand a delivery back unprocessed, to come again in ``seconds`` (no attempt is used up)."""
+        ...
+
+    def caught_up(self, consumer: str) -> bool:
+        """True when nothing waits at the transport for ``consumer`` (gap repair's test for "lost, not
+        merely queued")."""
         ...
 
     def redeliver(self, conn: Connection, consumer: str, body: str, message_id: str | None,

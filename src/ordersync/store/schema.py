@@ -156,6 +156,33 @@ dead_letters = Table(
     Column("replayed_at", UtcDateTime),
     Index("ix_dead_letters_status_dead_at", "status", "dead_at"),
     Index("ix_dead_letters_correlation", "correlation_id"),
+    Index("ix_dead_letters_consumer_message", "consumer", "message_id"),
+)
+
+# Every subscribed consumer: the first outbox sequence it answers for, and the low-water mark below
+# which it has processed (or dead-lettered) every event of its types (gap repair, outbox retention).
+bus_consumers = Table(
+    "bus_consumers",
+    metadata,
+    Column("consumer", String(120), primary_key=True),
+    Column("since_seq", BigInteger, nullable=False),
+    Column("low_seq", BigInteger, nullable=False),
+    Column("registered_at", UtcDateTime, nullable=False),
+    Column("checked_at", UtcDateTime),
+)
+
+# Failed attempts of a message at a consumer, when the transport is a broker (it counts deliveries, not
+# failures), and how often gap repair republished it.
+delivery_attempts = Table(
+    "delivery_attempts",
+    metadata,
+    Column("consumer", String(120), primary_key=True),
+    Column("message_id", Id, primary_key=True),
+    Column("attempts", Integer, nullable=False),
+    Column("history", Text, nullable=False),
+    Column("next_attempt_at", UtcDateTime),
+    Column("repairs", Integer, nullable=False),
+    Column("repaired_at", UtcDateTime),
 )
 
 order_counters = Table(

@@ -1,0 +1,532 @@
+"""NATS JetStream transport: the outbox relay publishes to JetStream, consumers pull from durables.
+
+Layout (prefix ``ordersync`` by default):
+
+- one stream per event family (the first part of the message type: ``order``, ``erp``, ``case`` ...),
+  ``ORDERSYNC_ORDER`` with subjects ``ordersync.order.>``; a message travels on
+  ``ordersync.<family>.<rest of type>.<partition>``, the partition a stable hash of its correlation id
+  (the order), so one order's events always share a subject;
+- one durable pull consumer per hub consumer and stream it takes types from, filtered to those types,
+  explicit ack, ``ack_wait`` twice the lease, at most ``max_deliver`` deliveries;
+- a repair stream ``ORDERSYNC_REPAIR`` (``ordersync.repair.<consumer>``) through which gap repair and
+  dead-letter replay reach ONE consumer, with a durable per consumer;
+- publishes carry ``Nats-Msg-Id`` = the outbox message id: a relay that publishes a batch again after a
+  crash is deduplicated by the stream within ``duplicate_window``, and by the consumers' inboxes after.
+
+What JetStream does not decide: whether a message was processed (the consumer's inbox, in the same
+transaction as its effects), how often a handler failed (``delivery_attempts`` in the store; the broker
+counts deliveries, including deferrals and crashes), the order in which one order's events are handled
+(the consumer runner checks the outbox sequence, :func:`ordersync.messaging.gaps.first_unprocessed`),
+and whether a message was lost (gap repair, :mod:`ordersync.messaging.gaps`). The outbox stays the log
+of record; the broker is transport.
+
+nats-py is asyncio; this transport runs its own event loop in a daemon thread and exposes the
+synchronous :class:`~ordersync.messaging.transport.Transport` the worker uses. Each durable keeps a
+small buffer filled by a long-poll pull loop, so :meth:`fetch` never waits on the network and a
+message that arrives wakes the worker at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import logging
+import re
+import threading
+import time
+import uuid
+import zlib
+from collections import deque
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import nats
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType
+from nats.js.errors import APIError
+from sqlalchemy import Connection, delete, select, tuple_, update
+
+from ordersync.domain.errors import Unavailable
+from ordersync.domain.events import MESSAGE_TYPES
+from ordersync.messaging.transport import Delivery, OutboxMessage
+from ordersync.store.db import Database
+from ordersync.store.schema import delivery_attempts
+from ordersync.store.sql import insert_ignore
+
+log = logging.getLogger("ordersync.nats")
+T = TypeVar("T")
+
+H_MESSAGE_ID = "Ordersync-Message-Id"
+H_SEQ = "Ordersync-Seq"
+H_CORRELATION = "Ordersync-Correlation"
+H_TYPE = "Ordersync-Type"
+H_REPAIR = "Ordersync-Repair"
+
+
+def durable_name(consumer: str) -> str:
+    """A hub consumer's name as a JetStream durable (no dots, wildcards or spaces)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", consumer)
+
+
+def family_of(message_type: str) -> str:
+    return message_type.split(".", 1)[0]
+
+
+def parse_servers(url: str) -> list[str]:
+    """``nats://h1:p1,nats://h2:p2`` (or ``nats://h1:p1,h2:p2``) -> the server URLs."""
+    servers = []
+    for part in (p.strip() for p in url.split(",")):
+        if part:
+            servers.append(part if "://" in part else f"nats://{part}")
+    return servers
+
+
+@dataclass
+class _Durable:
+    consumer: str
+    stream: str
+    name: str
+    filters: list[str]
+    repair: bool = False
+    inbox: str = ""
+    outstanding: int = 0
+    done: asyncio.Event | None = None
+    failures: int = 0
+
+
+@dataclass
+class _ConsumerState:
+    types: frozenset[str] | None
+    ordered: bool
+    durables: list[_Durable] = field(default_factory=list)
+    buffer: deque[tuple[Msg, _Durable]] = field(default_factory=deque)
+    space: asyncio.Event | None = None
+
+
+class NatsTransport:
+    """JetStream behind the :class:`~ordersync.messaging.transport.Transport` port."""
+
+    publishes_in_transaction = False
+    claims_in_transaction = False
+    #: deliveries of one correlation id may come in any order: the consumer runner orders them
+    orders_by_correlation = False
+
+    def __init__(self, db: Database, servers: list[str], *, prefix: str = "ordersync", replicas: int = 1,
+                 partitions: int = 16, lease_seconds: float = 15.0, max_deliver: int = 200,
+                 duplicate_window: float = 120.0, max_age_days: float = 7.0, buffer: int = 50,
+                 connect_timeout: float = 20.0, publish_timeout: float = 10.0) -> None:
+        if not servers:
+            raise ValueError("the NATS transport needs at least one server URL")
+        self.db = db
+        self.servers = servers
+        self.prefix = prefix
+        self.replicas = replicas
+        self.partitions = partitions
+        self.ack_wait = max(2 * lease_seconds, 1.0)
+        self.max_deliver = max_deliver
+        self.duplicate_window = duplicate_window
+        self.max_age = max_age_days * 86400
+        self.buffer = buffer
+        self.connect_timeout = connect_timeout
+        self.publish_timeout = publish_timeout
+        self._consumers: dict[str, _ConsumerState] = {}
+        self._listeners: list[Callable[[], None]] = []
+        self._streams: set[str] = set()
+        self._lock = threading.Lock()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="ordersync-nats", daemon=True)
+        self._thread.start()
+        self._nc: NatsClient | None = None
+        self._js: JetStreamContext | None = None
+        self._started = False
+        self._closed = False
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- plumbing ---------------------------------------------------------------------------------
+
+    def _run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        try:
+            return future.result(timeout)
+        except TimeoutError as exc:
+            future.cancel()
+            raise Unavailable(f"NATS did not answer within {timeout:.0f}s") from exc
+
+    def on_publish(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` when messages arrive for a consumer of this process (wakes the worker)."""
+        self._listeners.append(listener)
+
+    def stream_name(self, family: str) -> str:
+        return f"{self.prefix.upper()}_{re.sub(r'[^A-Za-z0-9_-]', '_', family).upper()}"
+
+    @property
+    def repair_stream(self) -> str:
+        return self.stream_name("repair")
+
+    def subject(self, message_type: str, correlation_id: str | None, message_id: str) -> str:
+        family, _, rest = message_type.partition(".")
+        key = (correlation_id or message_id).encode()
+        return f"{self.prefix}.{family}.{rest or '_'}.{zlib.crc32(key) % self.partitions}"
+
+    def start(self) -> None:
+        """Connect, create the streams and the durables of every subscribed consumer, start pulling."""
+        with self._lock:
+            if self._started:
+                return
+            self._run(self._start(), timeout=self.connect_timeout + 60)
+            self._started = True
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._started:
+            try:
+                self._run(self._stop(), timeout=10)
+            except Exception:  # closing is best effort
+                log.debug("closing the NATS connection failed", exc_info=True)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+
+    async def _connect(self) -> NatsClient:
+        deadline = time.monotonic() + self.connect_timeout
+        while True:
+            try:
+                return await nats.connect(
+                    servers=self.servers, name="ordersync", connect_timeout=2, allow_reconnect=True,
+                    max_reconnect_attempts=-1, reconnect_time_wait=0.5, error_cb=self._on_error,
+                    disconnected_cb=self._on_disconnect, reconnected_cb=self._on_reconnect)
+            except Exception as exc:
+                if time.monotonic() > deadline:
+                    raise Unavailable(f"cannot connect to NATS {', '.join(self.servers)}: {exc}") from exc
+                await asyncio.sleep(0.5)
+
+    async def _on_error(self, exc: Exception) -> None:
+        log.warning("NATS: %s", exc)
+
+    async def _on_disconnect(self) -> None:
+        log.warning("NATS: disconnected; reconnecting")
+
+    async def _on_reconnect(self) -> None:
+        nc = self._nc
+        log.warning("NATS: reconnected to %s", nc.connected_url.netloc if nc and nc.connected_url else "?")
+
+    async def _start(self) -> None:
+        self._nc = await self._connect()
+        self._js = self._nc.jetstream(timeout=self.publish_timeout)
+        families = sorted({family_of(t) for t in MESSAGE_TYPES})
+        for family in families:
+            await self._ensure_stream(family)
+        await self._ensure_stream("repair")
+        for consumer, state in self._consumers.items():
+            self._plan_durables(consumer, state, families)
+            state.space = asyncio.Event()
+            for d in state.durables:
+                await self._ensure_durable(d)
+                d.inbox = self._nc.new_inbox()
+                await self._nc.subscribe(d.inbox, cb=self._receiver(state, d), pending_msgs_limit=-1,
+                                         pending_bytes_limit=-1)
+                self._tasks.append(asyncio.get_running_loop().create_task(self._pull_loop(state, d)))
+
+    async def _stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        if self._nc is not None:
+            await self._nc.close()
+
+    async def _retry_api(self, what: str, call: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        """JetStream API calls fail for a moment while a cluster elects its meta leader: retry."""
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                return await call()
+            except Exception as exc:
+                if time.monotonic() > deadline:
+                    raise Unavailable(f"NATS: {what} failed: {exc}") from exc
+                await asyncio.sleep(0.5)
+
+    async def _ensure_stream(self, family: str) -> str:
+        name = self.stream_name(family)
+        if name in self._streams:
+            return name
+        js = self._js
+        assert js is not None
+        config = dict(name=name, subjects=[f"{self.prefix}.{family}.>"], retention=RetentionPolicy.LIMITS,
+                      storage=StorageType.FILE, num_replicas=self.replicas, duplicate_window=self.duplicate_window,
+                      max_age=self.max_age, discard=DiscardPolicy.OLD)
+
+        async def create() -> None:
+            try:
+                await js.add_stream(**config)  # type: ignore[arg-type]
+            except APIError as exc:
+                if exc.err_code != 10058:  # exists with another configuration: bring it up to date
+                    raise
+                await js.update_stream(**config)  # type: ignore[arg-type]
+
+        await self._retry_api(f"creating stream {name}", create)
+        self._streams.add(name)
+        return name
+
+    def _plan_durables(self, consumer: str, state: _ConsumerState, families: list[str]) -> None:
+        base = durable_name(consumer)
+        by_family: dict[str, list[str]] = {}
+        for t in sorted(state.types) if state.types is not None else []:
+            family, _, rest = t.partition(".")
+            by_family.setdefault(family, []).append(f"{self.prefix}.{family}.{rest or '_'}.*")
+        if state.types is None:
+            by_family = {f: [f"{self.prefix}.{f}.>"] for f in families}
+        state.durables = [_Durable(consumer, self.stream_name(f), base, filters) for f, filters in by_family.items()]
+        state.durables.append(_Durable(consumer, self.repair_stream, base, [f"{self.prefix}.repair.{base}"],
+                                       repair=True))
+
+    async def _ensure_durable(self, d: _Durable) -> None:
+        js = self._js
+        assert js is not None
+        if not d.repair:
+            await self._ensure_stream(d.stream.removeprefix(f"{self.prefix.upper()}_").lower())
+        config = ConsumerConfig(name=d.name, durable_name=d.name, ack_policy=AckPolicy.EXPLICIT,
+                                deliver_policy=DeliverPolicy.ALL, ack_wait=self.ack_wait,
+                                max_deliver=self.max_deliver, max_ack_pending=10_000,
+                                filter_subjects=d.filters if len(d.filters) > 1 else None,
+                                filter_subject=d.filters[0] if len(d.filters) == 1 else None)
+
+        async def create() -> None:
+            await js.add_consumer(d.stream, config)
+
+        await self._retry_api(f"creating consumer {d.name} on {d.stream}", create)
+
+    def _receiver(self, state: _ConsumerState, d: _Durable) -> Callable[[Msg], Coroutine[Any, Any, None]]:
+        async def receive(msg: Msg) -> None:
+            status = msg.headers.get("Status") if msg.headers else None
+            if status:
+                if status != "100" and d.done is not None:  # 404 no messages, 408 expired, 409 ...
+                    if status not in ("404", "408"):
+                        log.debug("NATS pull %s/%s: %s %s", d.stream, d.name, status,
+                                  (msg.headers or {}).get("Description"))
+                        d.failures += 1
+                    d.done.set()
+                return
+            state.buffer.append((msg, d))
+            d.outstanding -= 1
+            if d.outstanding <= 0 and d.done is not None:
+                d.done.set()
+            for listener in self._listeners:
+                listener()
+
+        return receive
+
+    async def _pull_loop(self, state: _ConsumerState, d: _Durable) -> None:
+        """Keep the consumer's buffer filled: one long-poll pull request at a time for the room left."""
+        nc = self._nc
+        assert nc is not None and state.space is not None
+        subject = f"$JS.API.CONSUMER.MSG.NEXT.{d.stream}.{d.name}"
+        while not self._closed:
+            try:
+                room = self.buffer - len(state.buffer)
+                if room <= 0:
+                    state.space.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(state.space.wait(), timeout=1.0)
+                    continue
+                if d.failures >= 3:  # the durable may be gone (a node lost it): create it again
+                    d.failures = 0
+                    try:
+                        await self._ensure_durable(d)
+                    except Exception as exc:
+                        log.warning("NATS: consumer %s on %s unavailable: %s", d.name, d.stream, exc)
+                        await asyncio.sleep(1.0)
+                        continue
+                d.done = asyncio.Event()
+                d.outstanding = room
+                request = {"batch": room, "expires": 2_000_000_000}
+                await nc.publish(subject, json.dumps(request).encode(), reply=d.inbox)
+                try:
+                    await asyncio.wait_for(d.done.wait(), timeout=3.0)
+                except TimeoutError:
+                    d.failures += 1
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("NATS pull %s/%s failed: %s", d.stream, d.name, exc)
+                await asyncio.sleep(0.5)
+
+    # -- the Transport port -----------------------------------------------------------------------
+
+    def subscribe(self, consumer: str, types: frozenset[str] | None, ordered: bool) -> None:
+        if self._started:
+            raise RuntimeError("subscribe consumers before the NATS transport starts")
+        self._consumers[consumer] = _ConsumerState(types, ordered)
+
+    def publish(self, messages: list[OutboxMessage], conn: Connection | None) -> None:
+        self.start()
+        self._run(self._publish(messages), timeout=self.publish_timeout + 30)
+
+    async def _publish(self, messages: list[OutboxMessage]) -> None:
+        js = self._js
+        assert js is not None
+        for family in {family_of(m.type) for m in messages}:
+            await self._ensure_stream(family)
+        for i in range(0, len(messages), 256):
+            chunk = messages[i:i + 256]
+            await asyncio.gather(*(js.publish(
+                self.subject(m.type, m.correlation_id, m.message_id), m.body.encode(),
+                headers={"Nats-Msg-Id": m.message_id, H_MESSAGE_ID: m.message_id, H_SEQ: str(m.seq),
+                         H_TYPE: m.type, **({H_CORRELATION: m.correlation_id} if m.correlation_id else {})})
+                for m in chunk))
+
+    def fetch(self, consumer: str, limit: int, now: dt.datetime) -> list[Delivery]:
+        self.start()
+        state = self._consumers[consumer]
+        taken: list[tuple[Msg, _Durable]] = []
+        while state.buffer and len(taken) < limit:
+            taken.append(state.buffer.popleft())
+        if taken and state.space is not None:
+            self._loop.call_soon_threadsafe(state.space.set)
+        out = [self._delivery(consumer, msg, d) for msg, d in taken]
+        self._load_attempts(consumer, out)
+        out.sort(key=lambda x: x.seq if x.seq is not None else 0)
+        return out
+
+    def _delivery(self, consumer: str, msg: Msg, d: _Durable) -> Delivery:
+        headers = msg.headers or {}
+        seq = headers.get(H_SEQ)
+        try:
+            delivered = msg.metadata.num_delivered
+        except Exception:  # not a JetStream message (cannot happen on a durable's inbox)
+            delivered = 1
+        return Delivery(consumer=consumer, body=msg.data.decode("utf-8", errors="replace"),
+                        message_id=headers.get(H_MESSAGE_ID) or headers.get("Nats-Msg-Id"),
+                        correlation_id=headers.get(H_CORRELATION), seq=int(seq) if seq else None, attempts=0,
+                        token=_Token(msg, d, delivered), deliveries=delivered)
+
+    def _load_attempts(self, consumer: str, batch: list[Delivery]) -> None:
+        """Failed attempts are counted in the store (the broker counts deliveries)."""
+        again = {d.message_id: d for d in batch if d.message_id and (d.token.delivered > 1 or d.token.durable.repair)}
+        if not again:
+            return
+        a = delivery_attempts.c
+        with self.db.read() as conn:
+            rows = conn.execute(select(a.message_id, a.attempts, a.history)
+                                .where(a.consumer == consumer, a.message_id.in_(list(again)))).all()
+        for message_id, attempts, history in rows:
+            delivery = again[message_id]
+            delivery.attempts = int(attempts)
+            delivery.history = json.loads(history) if history and history != "[]" else []
+
+    def claim(self, conn: Connection, consumer: str, limit: int, now: dt.datetime) -> list[Delivery]:
+        raise NotImplementedError("the NATS transport does not claim inside a database transaction")
+
+    def has_due(self, consumer: str, now: dt.datetime) -> bool:
+        state = self._consumers.get(consumer)
+        return bool(state and state.buffer)
+
+    def extend(self, deliveries: list[Delivery], now: dt.datetime) -> None:
+        self._reply(deliveries, lambda _d: b"+WPI")
+
+    def release_leases(self) -> int:
+        return 0
+
+    def settle(self, conn: Connection, deliveries: list[Delivery]) -> None:
+        """Forget the failed attempts of messages now processed (the ack follows the commit)."""
+        keys = [(d.consumer, d.message_id) for d in deliveries
+                if d.message_id and (d.attempts or d.token.delivered > 1 or d.token.durable.repair)]
+        if keys:
+            conn.execute(delete(delivery_attempts).where(
+                tuple_(delivery_attempts.c.consumer, delivery_attempts.c.message_id).in_(keys)))
+
+    def after_commit(self, deliveries: list[Delivery]) -> None:
+        self._reply(deliveries, lambda _d: b"+ACK")
+
+    def retry_later(self, delivery: Delivery, at: dt.datetime) -> None:
+        if delivery.message_id:
+            a = delivery_attempts.c
+            values = {"attempts": delivery.attempts, "history": json.dumps(delivery.history), "next_attempt_at": at}
+            with self.db.write() as conn:
+                changed = conn.execute(update(delivery_attempts).where(
+                    a.consumer == delivery.consumer, a.message_id == delivery.message_id).values(**values)).rowcount
+                if not changed:
+                    insert_ignore(conn, delivery_attempts, {"consumer": delivery.consumer,
+                                                            "message_id": delivery.message_id, "repairs": 0, **values},
+                                  conflict=("consumer", "message_id"))
+        self.defer(delivery, (at - dt.datetime.now(dt.UTC)).total_seconds())
+
+    def defer(self, delivery: Delivery, seconds: float) -> None:
+        """Hand the message back to be delivered again in ``seconds`` (no attempt used up)."""
+        delay = max(0, int(seconds * 1_000_000_000))
+        self._reply([delivery], lambda _d: b"-NAK " + json.dumps({"delay": delay}).encode())
+
+    def _reply(self, deliveries: list[Delivery], payload: Callable[[Delivery], bytes]) -> None:
+        replies = [(d.token.msg.reply, payload(d)) for d in deliveries if d.token is not None and d.token.msg.reply]
+        if not replies:
+            return
+
+        async def send() -> None:
+            nc = self._nc
+            assert nc is not None
+            for reply, data in replies:
+                await nc.publish(reply, data)
+
+        try:
+            self._run(send(), timeout=10)
+        except Exception as exc:  # an ack lost is a redelivery later, which the inbox absorbs
+            log.warning("NATS: could not answer %d deliveries: %s", len(replies), exc)
+
+    def redeliver(self, conn: Connection, consumer: str, body: str, message_id: str | None,
+                  correlation_id: str | None, seq: int | None, now: dt.datetime) -> None:
+        """Publish a message to one consumer (gap repair, dead-letter replay) through the repair stream.
+        Each redelivery has an id of its own, so the stream's deduplication never swallows it."""
+        self.start()
+        headers = {"Nats-Msg-Id": f"{message_id or 'none'}:{uuid.uuid4().hex}", H_REPAIR: "1"}
+        if message_id:
+            headers[H_MESSAGE_ID] = message_id
+        if seq is not None:
+            headers[H_SEQ] = str(seq)
+        if correlation_id:
+            headers[H_CORRELATION] = correlation_id
+        js = self._js
+        assert js is not None
+        subject = f"{self.prefix}.repair.{durable_name(consumer)}"
+        self._run(js.publish(subject, body.encode(), headers=headers), timeout=self.publish_timeout + 5)
+
+    def pending(self, consumer: str | None = None) -> int:
+        self.start()
+        names = [consumer] if consumer is not None else list(self._consumers)
+        return sum(n + a for n, a in self._run(self._counts(names), timeout=30))
+
+    def caught_up(self, consumer: str) -> bool:
+        """Nothing left to deliver to ``consumer`` at the broker. Messages delivered and not yet answered
+        don't count: they are in a worker's hands, waiting for a retry or for their turn behind an
+        earlier event of their order (which may be the lost one)."""
+        self.start()
+        try:
+            return all(n == 0 for n, _a in self._run(self._counts([consumer]), timeout=30))
+        except Exception:
+            return False
+
+    async def _counts(self, consumers: list[str]) -> list[tuple[int, int]]:
+        js = self._js
+        assert js is not None
+        out = []
+        for consumer in consumers:
+            for d in self._consumers[consumer].durables:
+                info = await js.consumer_info(d.stream, d.name)
+                out.append((int(info.num_pending or 0), int(info.num_ack_pending or 0)))
+        return out
+
+    def stream_names(self) -> list[str]:
+        return sorted(self._streams)
+
+
+@dataclass
+class _Token:
+    msg: Msg
+    durable: _Durable
+    delivered: int
+
+
+__all__ = ["NatsTransport", "durable_name", "family_of", "parse_servers"]
