@@ -8,6 +8,7 @@
     |   +-- ValidationFailed        an order (or request) breaks business rules; carries reasons
     |   +-- NotFound                no such order / account / case / dead letter
     |   +-- Conflict                a concurrent change or a duplicate key won the race
+    |       +-- ConcurrentUpdate    an optimistic version check lost: retryable on a fresh read
     +-- IntegrationError            a remote system failed (retryable unless said otherwise)
     |   +-- Unavailable             down, timing out, or circuit open
     |   +-- ProtocolError           answered garbage
@@ -48,6 +49,13 @@ class NotFound(DomainError):
 
 class Conflict(DomainError):
     pass
+
+
+class ConcurrentUpdate(Conflict):
+    """Someone else changed the record since it was read (optimistic version check). Trying again on a
+    fresh read can succeed: consumers retry it instead of parking it as a rejection."""
+
+    retryable = True
 
 
 class IntegrationError(OrdersyncError):

@@ -339,7 +339,7 @@ class ConsumerRunner:
             self.transport.retry_later(delivery, now + _seconds(delay))
             return
         if reason is None:
-            reason = "rejected" if isinstance(exc, (DomainError, MessageError)) else "exhausted"
+            reason = "rejected" if isinstance(exc, (DomainError, MessageError)) and not _retryable(exc) else "exhausted"
             if not _retryable(exc) and reason == "exhausted":
                 reason = "not_retryable"
         with self.db.write() as conn:
@@ -396,6 +396,8 @@ def _defer_seconds(delivery: Delivery) -> float:
 
 
 def _retryable(exc: BaseException) -> bool:
+    if getattr(exc, "retryable", None) is True:  # e.g. a concurrent update: a fresh read may succeed
+        return True
     if isinstance(exc, (DomainError, MessageError)):
         return False
     return bool(getattr(exc, "retryable", True))

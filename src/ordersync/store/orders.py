@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, select, update
 
 from ordersync.canonical.v1 import Order, OrderState
-from ordersync.domain.errors import Conflict, NotFound
+from ordersync.domain.errors import ConcurrentUpdate, Conflict, NotFound
 from ordersync.domain.order import OrderRecord, Transition
 from ordersync.store.schema import order_transitions, orders
 from ordersync.store.sql import bulk_insert, driver_time, insert_ignore
@@ -108,7 +108,7 @@ class OrderRepository:
             },
         )
         if result.rowcount != 1:
-            raise Conflict(f"order {record.id} was changed concurrently (version {record.version})")
+            raise ConcurrentUpdate(f"order {record.id} was changed concurrently (version {record.version})")
         record.version += 1
         self._write_transitions(record)
 
