@@ -449,7 +449,7 @@ class ChaosRig:
         self.logs = root / "logs"
         self.hub_dir = root / "hub"
         self.erp: TrytonServer | None = None
-        self.erp_frozen = False
+        self.down: set[str] = set()  # what a fault has taken down and not healed yet
         self.nats: Any = None  # tests.support.nats.NatsCluster when the bus is NATS
         self.store_url: str | None = None
         self.config: Path | None = None
@@ -522,71 +522,80 @@ class ChaosRig:
     def check_processes(self) -> None:
         """Restart a hub process that ended on its own (a crash of the hub), and remember it."""
         for p in [self.api, *self.workers]:
-            if p is not None and p.proc is not None and not p.alive():
+            if p is not None and p.proc is not None and not p.alive() and p.name not in self.down:
                 code = p.proc.returncode
                 self.exits.append(f"{p.name} (pid {p.pid}) exited by itself with {code}; last lines of {p.log}:\n"
                                   + p.tail(15))
                 self.say(f"!! {p.name} (pid {p.pid}) exited by itself with {code}; restarting it")
                 p.start()
-        if self.erp is not None and not self.erp_frozen and not self.erp.is_running():
+        if self.erp is not None and "trytond" not in self.down and not self.erp.is_running():
             self.exits.append(f"trytond exited by itself; {self.erp.log_path}:\n{self.erp.log_tail(15)}")
             self.erp.start()
 
-    # -- faults
-    def kill_worker(self, i: int, pause: float) -> str:
+    # -- faults: each one breaks something now and returns how to heal it later (faults overlap in time)
+    def worker_kill(self, i: int) -> tuple[str, Callable[[], str]]:
         w = self.workers[i]
         old = w.pid
         w.kill()
-        time.sleep(pause)
-        w.start()
-        return f"SIGKILL pid {old}, down {pause:.1f} s, restarted as pid {w.pid}"
 
-    def erp_down(self, seconds: float) -> str:
-        """trytond is killed (SIGKILL) and started again on the same port ``seconds`` later."""
+        def heal() -> str:
+            w.start()
+            return f"restarted as pid {w.pid}"
+
+        return f"SIGKILL pid {old}", heal
+
+    def erp_kill(self) -> tuple[str, Callable[[], str]]:
+        """trytond is killed (SIGKILL) now and started again on the same port at healing."""
         assert self.erp is not None
-        old = self.erp.pid
-        self.erp.kill()
-        time.sleep(seconds)
-        t = time.monotonic()
-        self.erp.start()
-        return f"SIGKILL pid {old}, down {seconds:.0f} s, back as pid {self.erp.pid} after {time.monotonic() - t:.1f} s"
+        erp, old = self.erp, self.erp.pid
+        erp.kill()
 
-    def erp_freeze(self, seconds: float) -> str:
-        """trytond is frozen (SIGSTOP: connections hang, nothing answers) and thawed ``seconds`` later."""
+        def heal() -> str:
+            t = time.monotonic()
+            erp.start()
+            return f"started again as pid {erp.pid} (ready in {time.monotonic() - t:.1f} s)"
+
+        return f"SIGKILL pid {old}", heal
+
+    def erp_freeze(self) -> tuple[str, Callable[[], str]]:
+        """trytond is frozen (SIGSTOP: connections hang, nothing answers) now and thawed at healing."""
         assert self.erp is not None and self.erp.pid is not None
         pid = self.erp.pid
         os.kill(pid, signal.SIGSTOP)
-        self.erp_frozen = True
-        try:
-            time.sleep(seconds)
-        finally:
+
+        def heal() -> str:
             os.kill(pid, signal.SIGCONT)
-            self.erp_frozen = False
-        return f"SIGSTOP pid {pid} for {seconds:.0f} s, then SIGCONT"
+            return "SIGCONT"
 
-    def nats_kill(self, i: int, pause: float) -> str:
+        return f"SIGSTOP pid {pid}", heal
+
+    def nats_kill(self, i: int) -> tuple[str, Callable[[], str]]:
         self.nats.kill(i)
-        time.sleep(pause)
-        self.nats.restart(i)
-        return f"SIGKILL, down {pause:.1f} s, healthy again after {self.nats.last_restart_seconds:.1f} s"
+        return "SIGKILL", lambda: self._nats_restart(i)
 
-    def nats_truncate(self, i: int) -> str:
+    def nats_truncate(self, i: int) -> tuple[str, Callable[[], str]]:
+        """Stop node i, truncate the newest block of the order stream on it; it restarts at healing."""
         stream = self.order_stream(i)
         self.nats.stop(i)
         damaged = self.nats.truncate_newest_block(i, stream) if stream else None
+        what = f"stopped, truncated {damaged.relative_to(self.nats.root)} to half its size" if damaged else \
+            f"stopped; no block file of stream {stream!r} to truncate"
+        return what, lambda: self._nats_restart(i)
+
+    def _nats_restart(self, i: int) -> str:
         self.nats.restart(i)
-        what = f"truncated {damaged.relative_to(self.nats.root)} to half" if damaged else \
-            f"no block file of stream {stream!r} to truncate"
-        return f"stopped, {what}, healthy again after {self.nats.last_restart_seconds:.1f} s"
+        return f"restarted, healthy after {self.nats.last_restart_seconds:.1f} s"
 
     def order_stream(self, i: int) -> str | None:
-        """The stream holding the ``order.*`` events on node i (the transport makes one per event family)."""
+        """The stream holding the ``order.*`` events on node i: the transport makes one per event family,
+        ``<PREFIX>_ORDER`` for ``order.*``; without one, the stream with the most data."""
         streams_dir = self.nats.store_dir(i) / "jetstream" / "$G" / "streams"
-        names = sorted(p.name for p in streams_dir.glob("*") if p.is_dir()) if streams_dir.is_dir() else []
-        for name in names:
-            if "ORDER" in name.upper() and "RETURN" not in name.upper():
-                return str(name)
-        return str(names[0]) if names else None
+        dirs = [p for p in streams_dir.iterdir() if p.is_dir()] if streams_dir.is_dir() else []
+        for d in dirs:
+            if d.name.upper().endswith("_ORDER"):
+                return str(d.name)
+        sizes = {d.name: sum(f.stat().st_size for f in d.rglob("*.blk")) for d in dirs}
+        return max(sizes, key=lambda n: sizes[n]) if sizes else None
 
     # -- stop
     def close(self) -> None:
@@ -755,33 +764,57 @@ def run_chaos(plan: ChaosPlan, root: Path, *, home: TrytonHome | None = None,
             rig.drop_store()
 
 
+@dataclass
+class _Healing:
+    due: float  # monotonic
+    fault: Fault
+    target: str
+    heal: Callable[[], str]
+
+
 def _offer_with_faults(plan: ChaosPlan, rig: ChaosRig, deliveries: list[Delivery], report: Report,
                        log: Callable[[str], None]) -> None:
+    """Offer every delivery while the faults happen at their times; returns once every delivery is
+    answered (or given up) and every fault healed."""
     rng = random.Random(plan.seed * 31337 + 5)
     window = max(d.due for d in deliveries)
-    faults = fault_schedule(plan, window)
+    pending = fault_schedule(plan, window)
     log(f"offering {len(deliveries)} deliveries of {plan.orders} orders over {window:.0f} s; "
-        f"{len(faults)} faults planned")
+        f"{len(pending)} faults planned")
     assert rig.checker_db is not None and rig.registry is not None
     shop = Storefront(rig.base_url, rig.token, deliveries, plan.retry_for)
+    healing: list[_Healing] = []
     started = time.monotonic()
     shop.start()
     next_progress = time.monotonic() + plan.progress_every
     try:
-        pending = list(faults)
-        while shop.running() or pending:
-            now = time.monotonic() - started
-            if pending and pending[0][0] <= now:
-                _due, kind, target = pending.pop(0)
-                _inject(plan, rig, kind, target, rng, started, report, log)
+        while shop.running() or pending or healing:
+            now = time.monotonic()
+            healing.sort(key=lambda h: h.due)
+            if healing and healing[0].due <= now:
+                h = healing.pop(0)
+                h.fault.detail += f"; {h.heal()} at +{time.monotonic() - started:.1f}s"
+                rig.down.discard(h.target)
+                log(f"HEALED {h.fault.kind} {h.fault.target}: {h.fault.detail}")
+                continue
+            ready = [f for f in pending if f[0] <= now - started]
+            injected = False
+            for item in ready:
+                fault = _inject(plan, rig, item, rng, started, log)
+                if fault is not None:
+                    pending.remove(item)
+                    report.faults.append(fault[0])
+                    healing.append(fault[1])
+                    injected = True
+                    break
+            if injected:
                 continue
             rig.check_processes()
             if time.monotonic() >= next_progress:
                 log(f"offered {shop.offered()}/{len(deliveries)} | "
                     f"{snapshot(rig.checker_db, rig.registry).line()}")
                 next_progress = time.monotonic() + plan.progress_every
-            wait = min(0.25, pending[0][0] - now) if pending else 0.25
-            time.sleep(max(0.0, wait))
+            time.sleep(0.1)
     except BaseException:
         shop.stop.set()  # Ctrl-C or a failed fault: the storefront gives up at once
         raise
@@ -792,24 +825,42 @@ def _offer_with_faults(plan: ChaosPlan, rig: ChaosRig, deliveries: list[Delivery
     report.counts["api_errors_by_kind"] = dict(shop.retried)
 
 
-def _inject(plan: ChaosPlan, rig: ChaosRig, kind: str, target: int, rng: random.Random, started: float,
-            report: Report, log: Callable[[str], None]) -> None:
-    at = time.monotonic() - started
-    name = {"worker-kill": f"worker-{target}", "nats-kill": f"nats-n{target}",
-            "nats-truncate": f"nats-n{target}"}.get(kind, "trytond")
-    log(f"FAULT {len(report.faults) + 1}: {kind} {name} ...")
+def _inject(plan: ChaosPlan, rig: ChaosRig, item: tuple[float, str, int], rng: random.Random, started: float,
+            log: Callable[[str], None]) -> tuple[Fault, _Healing] | None:
+    """Break something now; None when what the fault would hit is still down from an earlier fault (it
+    then waits): a worker already killed (the other one is taken), the ERP, any NATS node (the cluster
+    keeps its quorum)."""
+    _due, kind, target = item
     if kind == "worker-kill":
-        detail = rig.kill_worker(target, rng.uniform(*plan.worker_pause))
-    elif kind == "erp-down":
-        detail = rig.erp_down(plan.erp_outage_seconds)
-    elif kind == "erp-freeze":
-        detail = rig.erp_freeze(plan.erp_outage_seconds)
-    elif kind == "nats-kill":
-        detail = rig.nats_kill(target, rng.uniform(*plan.nats_pause))
+        choices = [t for t in (target, 1 - target) if f"worker-{t}" not in rig.down]
+        if not choices:
+            return None
+        name = f"worker-{choices[0]}"
+        pause = rng.uniform(*plan.worker_pause)
+    elif kind.startswith("erp"):
+        if "trytond" in rig.down:
+            return None
+        name, pause = "trytond", plan.erp_outage_seconds
     else:
-        detail = rig.nats_truncate(target)
-    report.faults.append(Fault(round(at, 1), kind, name, detail))
-    log(f"FAULT {len(report.faults)}: {kind} {name}: {detail}")
+        if any(t.startswith("nats") for t in rig.down):
+            return None
+        name = f"nats-n{target}"
+        pause = rng.uniform(*plan.nats_pause)
+    at = time.monotonic() - started
+    if kind == "worker-kill":
+        what, heal = rig.worker_kill(int(name[-1]))
+    elif kind == "erp-down":
+        what, heal = rig.erp_kill()
+    elif kind == "erp-freeze":
+        what, heal = rig.erp_freeze()
+    elif kind == "nats-kill":
+        what, heal = rig.nats_kill(target)
+    else:
+        what, heal = rig.nats_truncate(target)
+    rig.down.add(name)
+    fault = Fault(round(at, 1), kind, name, f"{what}; down {pause:.1f} s")
+    log(f"FAULT {kind} {name}: {fault.detail}")
+    return fault, _Healing(time.monotonic() + pause, fault, name, heal)
 
 
 def _settle(plan: ChaosPlan, rig: ChaosRig, report: Report, log: Callable[[str], None]) -> bool:
