@@ -144,6 +144,7 @@ class NatsTransport:
         self._nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
         self._started = False
+        self._pulling = False
         self._closed = False
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -174,7 +175,8 @@ class NatsTransport:
         return f"{self.prefix}.{family}.{rest or '_'}.{zlib.crc32(key) % self.partitions}"
 
     def start(self) -> None:
-        """Connect, create the streams and the durables of every subscribed consumer, start pulling."""
+        """Connect, create the streams and the durables of every subscribed consumer (idempotent; what
+        exists with another configuration is brought up to date). Pulling starts with the first fetch."""
         with self._lock:
             if self._started:
                 return
@@ -228,9 +230,25 @@ class NatsTransport:
             state.space = asyncio.Event()
             for d in state.durables:
                 await self._ensure_durable(d)
-                d.inbox = self._nc.new_inbox()
-                await self._nc.subscribe(d.inbox, cb=self._receiver(state, d), pending_msgs_limit=-1,
-                                         pending_bytes_limit=-1)
+
+    def _start_pulling(self) -> None:
+        """Start filling the consumers' buffers: only in a process that consumes (a worker), never in
+        one that only publishes or replays (an API process), or its buffers would hold messages nobody
+        handles until their ack_wait runs out."""
+        with self._lock:
+            if self._pulling:
+                return
+            self._run(self._pull_all(), timeout=30)
+            self._pulling = True
+
+    async def _pull_all(self) -> None:
+        nc = self._nc
+        assert nc is not None
+        for state in self._consumers.values():
+            for d in state.durables:
+                d.inbox = nc.new_inbox()
+                await nc.subscribe(d.inbox, cb=self._receiver(state, d), pending_msgs_limit=-1,
+                                   pending_bytes_limit=-1)
                 self._tasks.append(asyncio.get_running_loop().create_task(self._pull_loop(state, d)))
 
     async def _stop(self) -> None:
@@ -381,6 +399,8 @@ class NatsTransport:
 
     def fetch(self, consumer: str, limit: int, now: dt.datetime) -> list[Delivery]:
         self.start()
+        if not self._pulling:
+            self._start_pulling()
         state = self._consumers[consumer]
         taken: list[tuple[Msg, _Durable]] = []
         while state.buffer and len(taken) < limit:
