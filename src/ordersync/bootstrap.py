@@ -111,16 +111,18 @@ def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Regis
     dead = DeadLetterService(db, transport, registry, clock)
     cases = case_policy(settings)
     runner.dead_letter_hooks.append(dead_letter_cases(cases))  # every dead letter becomes a case
-    worker.every(settings.cases.check_seconds, "case escalation", lambda: escalate_overdue(db, clock, cases))
+    worker.every(settings.cases.check_seconds, "case escalation", lambda: escalate_overdue(db, clock, cases),
+                 singleton=True)
     if deps is not None:  # promises are dates: every ten minutes is soon enough
         worker.every(max(600.0, settings.cases.check_seconds), "backorder promises",
-                     lambda: flag_passed_promises(db, clock, cases))
+                     lambda: flag_passed_promises(db, clock, cases), singleton=True)
     if poller is not None:
         seconds = min((e.poll_seconds for e in settings.erp), default=2.0)
-        worker.every(seconds, "erp change poll", poller.poll_all)
-        worker.every(3600, "erp change log prune", poller.prune)
+        worker.every(seconds, "erp change poll", poller.poll_all, singleton=True)
+        worker.every(3600, "erp change log prune", poller.prune, singleton=True)
     if readmodel is not None:
-        worker.every(min(60.0, settings.read_model.refresh_seconds), "read model refresh", readmodel.refresh_due)
+        worker.every(min(60.0, settings.read_model.refresh_seconds), "read model refresh", readmodel.refresh_due,
+                     singleton=True)
     gaps = None
     if isinstance(transport, NatsTransport):  # the embedded transport publishes in the outbox's transaction
         n = settings.nats

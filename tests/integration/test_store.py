@@ -157,3 +157,28 @@ def test_concurrent_arrivals_of_one_order_collapse_into_one(store_url: str, arri
     assert types.count("order.received") == 1
     assert types.count("order.duplicate_received") == arrivals - 1
     db.dispose()
+
+
+def test_exclusive_lets_one_process_at_a_time_run_a_job(pg_url: str) -> None:
+    """Two engines stand for two worker processes: while one holds the job, the other is told to skip;
+    once released, the other gets it."""
+    a, b = Database(pg_url), Database(pg_url)
+    try:
+        with a.exclusive("periodic:erp change poll") as first:
+            assert first is True
+            with b.exclusive("periodic:erp change poll") as second:
+                assert second is False
+            with b.exclusive("periodic:read model refresh") as other_job:
+                assert other_job is True
+        with b.exclusive("periodic:erp change poll") as after:
+            assert after is True
+    finally:
+        a.dispose()
+        b.dispose()
+
+
+def test_exclusive_is_always_granted_on_sqlite(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'x.db'}")
+    with db.exclusive("job") as one, db.exclusive("job") as two:
+        assert one and two
+    db.dispose()

@@ -25,6 +25,7 @@ class _Periodic:
     seconds: float
     task: Callable[[], int]
     next_at: float
+    singleton: bool = False
 
 
 class Worker:
@@ -52,9 +53,11 @@ class Worker:
         self._periodic: list[_Periodic] = []
         self._periodic_threads: list[threading.Thread] = []
 
-    def every(self, seconds: float, name: str, task: Callable[[], int]) -> None:
-        """Run ``task`` (returning the work it did) at most every ``seconds`` from the worker loop."""
-        self._periodic.append(_Periodic(name, seconds, task, next_at=self.clock.monotonic()))
+    def every(self, seconds: float, name: str, task: Callable[[], int], *, singleton: bool = False) -> None:
+        """Run ``task`` (returning the work it did) at most every ``seconds`` from the worker loop.
+        ``singleton``: in one worker process at a time across every process sharing the store (ERP
+        change polls and refreshes: several workers would ask the ERP the same questions)."""
+        self._periodic.append(_Periodic(name, seconds, task, next_at=self.clock.monotonic(), singleton=singleton))
 
     def wake(self) -> None:
         """Cut the idle sleep short (called when something is published in this process)."""
@@ -88,7 +91,11 @@ class Worker:
                 continue
             job.next_at = now + job.seconds
             try:
-                done += job.task()
+                if job.singleton:
+                    with self.relay.db.exclusive(f"periodic:{job.name}") as mine:
+                        done += job.task() if mine else 0
+                else:
+                    done += job.task()
             except Exception:
                 log.exception("periodic task %s failed; it runs again in %.0fs", job.name, job.seconds)
         return done

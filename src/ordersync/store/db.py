@@ -16,11 +16,12 @@ import os
 import threading
 import time
 import traceback
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.pool import NullPool
 
 from ordersync.store.schema import metadata
@@ -149,6 +150,26 @@ class Database:
     def events_committed(self) -> None:
         for listener in self._event_listeners:
             listener()
+
+    @contextlib.contextmanager
+    def exclusive(self, name: str) -> Iterator[bool]:
+        """Run a block in at most one process at a time across every process sharing this store: yields
+        True when this process got the turn, False when another holds it (skip the work). PostgreSQL: a
+        session-level advisory lock on a connection held for the block (a process that dies releases
+        it with its session). SQLite: one process owns the store, always True."""
+        if self.is_sqlite:
+            yield True
+            return
+        key = zlib.crc32(name.encode()) & 0x7FFFFFFF
+        with self.engine.connect() as conn:
+            got = bool(conn.execute(text("SELECT pg_try_advisory_lock(7243003, :k)"), {"k": key}).scalar_one())
+            conn.commit()
+            try:
+                yield got
+            finally:
+                if got:
+                    conn.execute(text("SELECT pg_advisory_unlock(7243003, :k)"), {"k": key})
+                    conn.commit()
 
     def dispose(self) -> None:
         self._closed.set()
