@@ -52,7 +52,7 @@ from ordersync.messaging.registry import Registry
 from ordersync.ports.erp import parse_reference
 from ordersync.store.db import Database
 from ordersync.store.orders import OrderRepository
-from ordersync.store.schema import cases, dead_letters, inbox, orders, outbox
+from ordersync.store.schema import cases, dead_letters, delivery_attempts, inbox, orders, outbox
 
 PROFILE = demo_data.profile("main")
 CHANNEL = "storefront"
@@ -93,7 +93,7 @@ class ChaosPlan:
         """The CI form: a few dozen orders (Tryton confirms about one a second on two cores), three worker
         kills, one ERP outage of 5 s, one NATS node killed and one damaged."""
         values: dict[str, Any] = {"orders": 35, "rate": 1.2, "worker_kills": 3, "worker_pause": (1.0, 3.0),
-                                  "erp_outages": 1, "erp_outage_seconds": 5.0, "settle_timeout": 150.0,
+                                  "erp_outages": 1, "erp_outage_seconds": 5.0, "settle_timeout": 200.0,
                                   "retry_for": 120.0, "progress_every": 5.0}
         values.update(changes)
         return cls(**values)
@@ -239,16 +239,22 @@ class HubProcess:
             self.proc.wait()
         self._close_log()
 
-    def stop(self, timeout: float = 20.0) -> None:
-        """SIGTERM (the process stops cleanly), SIGKILL after ``timeout`` seconds."""
+    def stop(self, timeout: float = 20.0) -> str | None:
+        """SIGTERM (the process stops cleanly), SIGKILL after ``timeout`` seconds. Returns how it ended
+        ("exit 0 after 1.2 s", "SIGKILLed after 20 s"), None when it was not running."""
+        outcome = None
         if self.proc is not None and self.proc.poll() is None:
+            t = time.monotonic()
             self.proc.terminate()
             try:
-                self.proc.wait(timeout)
+                code = self.proc.wait(timeout)
+                outcome = f"exit {code} after {time.monotonic() - t:.1f} s"
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+                outcome = f"SIGKILLed: still running {timeout:.0f} s after SIGTERM"
         self._close_log()
+        return outcome
 
     def _close_log(self) -> None:
         if self._log_file is not None:
@@ -324,6 +330,10 @@ class Report:
             out.append(f"  rejected because: {c.get('rejections')}")
         out.append(f"  ERP sales by state {c.get('erp_sale_states')}; dead letters {c.get('dead_letters')}; "
                    f"outbox events {c.get('outbox_events')}")
+        out.append(f"  events processed later than 10 s {c.get('events_later_than_10s')}; slowest (s) "
+                   f"{c.get('slowest_event_seconds')}")
+        out.append(f"  gap repairs {c.get('gap_repairs')}; failed handler attempts {c.get('failed_attempts')}; "
+                   f"hub stopped: {c.get('shutdown')}")
         out.append("  faults:")
         for f in self.faults:
             out.append(f"    +{f.at:7.1f}s  {f.kind:<16} {f.target:<10} {f.detail}")
@@ -598,6 +608,16 @@ class ChaosRig:
         return max(sizes, key=lambda n: sizes[n]) if sizes else None
 
     # -- stop
+    def stop_hub(self) -> dict[str, str]:
+        """SIGTERM the API and the workers (as a deployment stops them); how each one ended."""
+        out = {}
+        for p in [self.api, *self.workers]:
+            if p is not None:
+                outcome = p.stop()
+                if outcome is not None:
+                    out[p.name] = outcome
+        return out
+
     def close(self) -> None:
         """Stop everything this rig started (idempotent, never raises)."""
         for p in [self.api, *self.workers]:
@@ -752,14 +772,25 @@ def run_chaos(plan: ChaosPlan, root: Path, *, home: TrytonHome | None = None,
         settled_at = time.monotonic()
         settled = _settle(plan, rig, report, log)
         report.counts["settle_seconds"] = round(time.monotonic() - settled_at, 1)
+        # the audit looks at a system at rest: the hub is stopped as a deployment stops it
+        shutdown = rig.stop_hub()
+        report.counts["shutdown"] = shutdown
+        for name, outcome in shutdown.items():
+            # uvicorn (the API) stops gracefully on SIGTERM, then re-raises it: -15 is its clean exit
+            clean = ("exit 0 after", "exit -15 after") if name == "api" else ("exit 0 after",)
+            if not (outcome.startswith(clean) and float(outcome.split()[3]) < 10):
+                proc = next(p for p in [rig.api, *rig.workers] if p is not None and p.name == name)
+                report.problems.append(f"{name} did not stop cleanly on SIGTERM ({outcome}); last lines of "
+                                       f"{proc.log}:\n{proc.tail(6)}")
+        log(f"hub stopped: {shutdown}")
         _audit(plan, rig, deliveries, report, settled)
         report.counts["run_seconds"] = round(clock(), 1)
         (root / "report.json").write_text(json.dumps(report.as_json(), indent=2, default=str))
         return report
     finally:
         rig.close()
-        if keep_store and not report.ok:
-            log(f"kept the store for post-mortem: {rig.store_url}")
+        if keep_store:
+            log(f"kept the store: {rig.store_url}")
         else:
             rig.drop_store()
 
@@ -918,6 +949,26 @@ def _erp_sales(rig: ChaosRig) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
+def _bus_stats(db: Database) -> dict[str, Any]:
+    """How late each consumer processed events (seconds from the event's commit to its inbox record),
+    and how often the hub's gap repair had to republish events to it: what the faults cost in time."""
+    late = inbox.c.processed_at - outbox.c.occurred_at
+    a = delivery_attempts.c
+    with db.read() as conn:
+        rows = conn.execute(
+            select(inbox.c.consumer, func.max(late), func.count().filter(late > dt.timedelta(seconds=10)))
+            .select_from(inbox.join(outbox, outbox.c.message_id == inbox.c.message_id))
+            .group_by(inbox.c.consumer)).all()
+        repairs = conn.execute(select(a.consumer, func.count(), func.sum(a.repairs), func.sum(a.attempts))
+                               .group_by(a.consumer)).all()
+    return {
+        "slowest_event_seconds": {str(c): round(m.total_seconds(), 1) for c, m, _ in rows if m is not None},
+        "events_later_than_10s": {str(c): int(n) for c, _, n in rows if n},
+        "gap_repairs": {str(c): f"{int(n)} events republished {int(r or 0)} times" for c, n, r, _ in repairs if r},
+        "failed_attempts": {str(c): int(f) for c, _, _, f in repairs if f},
+    }
+
+
 def _audit(plan: ChaosPlan, rig: ChaosRig, deliveries: list[Delivery], report: Report, settled: bool) -> None:
     assert rig.checker_db is not None and rig.registry is not None
     db = rig.checker_db
@@ -1051,6 +1102,7 @@ def _audit(plan: ChaosPlan, rig: ChaosRig, deliveries: list[Delivery], report: R
                         f"{len(line_diffs)} sales differ" + (f": {line_diffs[:3]}" if line_diffs else "")))
 
     # -- events and dead letters
+    counts.update(_bus_stats(db))
     gaps = unprocessed(db, rig.registry)
     checks.append(Check("every outbox event processed by every subscribed consumer", not gaps and backlog == 0,
                         f"{counts['outbox_events']} events, {len(list(rig.registry))} consumers; unpublished "

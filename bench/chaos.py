@@ -53,9 +53,11 @@ def main() -> int:
     parser.add_argument("--worker-kills", type=int)
     parser.add_argument("--erp-outages", type=int)
     parser.add_argument("--erp-outage-seconds", type=float)
-    parser.add_argument("--settle-timeout", type=float, help="seconds (default 3600; --short: 150)")
+    parser.add_argument("--nats-kills", type=int)
+    parser.add_argument("--nats-truncations", type=int)
+    parser.add_argument("--settle-timeout", type=float, help="seconds (default 3600; --short: 200)")
     parser.add_argument("--run-dir", type=Path, help="where logs and data go (default: a new temporary directory)")
-    parser.add_argument("--keep-store", action="store_true", help="keep the PostgreSQL database of a failed run")
+    parser.add_argument("--keep-store", action="store_true", help="keep the PostgreSQL database (to inspect it)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args()
     if not postgres_available():
@@ -64,7 +66,8 @@ def main() -> int:
     changes = {k: v for k, v in {
         "orders": args.orders, "rate": args.rate, "seed": args.seed, "bus": args.bus,
         "worker_kills": args.worker_kills, "erp_outages": args.erp_outages,
-        "erp_outage_seconds": args.erp_outage_seconds, "settle_timeout": args.settle_timeout}.items()
+        "erp_outage_seconds": args.erp_outage_seconds, "nats_kills": args.nats_kills,
+        "nats_truncations": args.nats_truncations, "settle_timeout": args.settle_timeout}.items()
         if v is not None}
     plan = ChaosPlan.short(**changes) if args.short else dataclasses.replace(ChaosPlan(), **changes)
     root = args.run_dir or Path(tempfile.mkdtemp(prefix="ordersync-chaos-"))
