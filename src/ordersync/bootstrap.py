@@ -103,7 +103,10 @@ def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Regis
     register_consumers(db, registry, clock)
     transport = _transport(settings, db)
     runner = ConsumerRunner(db, transport, registry, clock, lease_seconds=settings.worker.lease_seconds)
-    relay = Relay(db, transport, clock, batch_size=settings.worker.relay_batch)
+    relay_batch = settings.worker.relay_batch
+    if isinstance(transport, NatsTransport) and "relay_batch" not in settings.worker.model_fields_set:
+        relay_batch = 500
+    relay = Relay(db, transport, clock, batch_size=relay_batch)
     worker = Worker(relay, runner, registry, clock, poll_interval=settings.worker.poll_interval,
                     max_idle=settings.worker.max_idle_seconds)
     transport.on_publish(worker.wake)

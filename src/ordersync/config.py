@@ -37,7 +37,8 @@ class WorkerSettings(Strict):
     max_idle_seconds: float = Field(default=0.5, gt=0, le=60,
                                     description="longest idle sleep; work published in-process wakes at once")
     lease_seconds: float = Field(default=15.0, gt=0)
-    relay_batch: int = Field(default=100, ge=1)
+    relay_batch: int = Field(default=100, ge=1, description="outbox rows per publish (with bus = nats://, the "
+                             "default is 500: a broker round trip costs more than a local insert)")
     retry: RetrySettings = RetrySettings()
 
 
@@ -198,7 +199,8 @@ class NatsSettings(Strict):
     max_deliver: int = Field(default=200, ge=2)
     duplicate_window_seconds: float = Field(default=120.0, gt=0)
     max_age_days: float = Field(default=7.0, gt=0)
-    buffer: int = Field(default=50, ge=1, le=10_000)
+    buffer: int = Field(default=10, ge=1, le=10_000, description="messages prefetched per consumer: at least this "
+                        "many, or one batch of the consumer if more")
     connect_timeout: float = Field(default=20.0, gt=0)
     publish_timeout: float = Field(default=10.0, gt=0)
     prefix: str = Field(default="ordersync", pattern=r"^[A-Za-z0-9_-]{1,32}$")

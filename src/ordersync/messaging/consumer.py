@@ -81,7 +81,7 @@ class ConsumerRunner:
         self._pools: dict[str, ThreadPoolExecutor] = {}
         self._since: dict[str, int] | None = None
         for sub in registry:
-            transport.subscribe(sub.consumer, sub.types, sub.ordered)
+            transport.subscribe(sub.consumer, sub.types, sub.ordered, sub.batch_size)
 
     def run_once(self, consumer: str) -> int:
         """Handle one batch of due deliveries for ``consumer``; returns how many were handled."""

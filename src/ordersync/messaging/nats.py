@@ -103,6 +103,7 @@ class _Durable:
 class _ConsumerState:
     types: frozenset[str] | None
     ordered: bool
+    buffer_size: int
     durables: list[_Durable] = field(default_factory=list)
     buffer: deque[tuple[Msg, _Durable]] = field(default_factory=deque)
     space: asyncio.Event | None = None
@@ -118,7 +119,7 @@ class NatsTransport:
 
     def __init__(self, db: Database, servers: list[str], *, prefix: str = "ordersync", replicas: int = 1,
                  partitions: int = 16, lease_seconds: float = 15.0, max_deliver: int = 200,
-                 duplicate_window: float = 120.0, max_age_days: float = 7.0, buffer: int = 50,
+                 duplicate_window: float = 120.0, max_age_days: float = 7.0, buffer: int = 10,
                  connect_timeout: float = 20.0, publish_timeout: float = 10.0) -> None:
         if not servers:
             raise ValueError("the NATS transport needs at least one server URL")
@@ -212,7 +213,8 @@ class NatsTransport:
         log.warning("NATS: %s", exc)
 
     async def _on_disconnect(self) -> None:
-        log.warning("NATS: disconnected; reconnecting")
+        if not self._closed:
+            log.warning("NATS: disconnected; reconnecting")
 
     async def _on_reconnect(self) -> None:
         nc = self._nc
@@ -345,7 +347,7 @@ class NatsTransport:
         subject = f"$JS.API.CONSUMER.MSG.NEXT.{d.stream}.{d.name}"
         while not self._closed:
             try:
-                room = self.buffer - len(state.buffer)
+                room = state.buffer_size - len(state.buffer)
                 if room <= 0:
                     state.space.clear()
                     with contextlib.suppress(TimeoutError):
@@ -375,10 +377,13 @@ class NatsTransport:
 
     # -- the Transport port -----------------------------------------------------------------------
 
-    def subscribe(self, consumer: str, types: frozenset[str] | None, ordered: bool) -> None:
+    def subscribe(self, consumer: str, types: frozenset[str] | None, ordered: bool, batch_size: int = 0) -> None:
+        """The consumer's buffer holds one batch (at least ``buffer``): the next batch arrives while this
+        one is handled, and an I/O consumer taking ten at a time does not sit on hundreds that another
+        worker could take."""
         if self._started:
             raise RuntimeError("subscribe consumers before the NATS transport starts")
-        self._consumers[consumer] = _ConsumerState(types, ordered)
+        self._consumers[consumer] = _ConsumerState(types, ordered, max(batch_size, self.buffer))
 
     def publish(self, messages: list[OutboxMessage], conn: Connection | None) -> None:
         self.start()

@@ -70,9 +70,12 @@ class Relay:
             .order_by(outbox.c.seq)
             .limit(self.batch_size)
         )
-        if conn.dialect.name == "postgresql":
-            # One relay at a time per store: publishing stays in outbox order across worker processes.
-            conn.execute(text("SELECT pg_advisory_xact_lock(7243001)"))
+        if conn.dialect.name == "postgresql" and not conn.execute(
+                text("SELECT pg_try_advisory_xact_lock(7243001)")).scalar_one():
+            # One relay at a time per store, so publishing stays in outbox order across worker
+            # processes. Another worker's relay has the turn: this one skips the round rather than
+            # wait, so its consumers keep working meanwhile.
+            return []
         return [OutboxMessage(*row) for row in conn.execute(query)]
 
     def _mark(self, conn: Connection, messages: list[OutboxMessage]) -> None:

@@ -45,7 +45,7 @@ class SqlQueueTransport:
         self._listeners: list[Callable[[], None]] = []
         self._lock = threading.Lock()
 
-    def subscribe(self, consumer: str, types: frozenset[str] | None, ordered: bool) -> None:
+    def subscribe(self, consumer: str, types: frozenset[str] | None, ordered: bool, batch_size: int = 0) -> None:
         with self._lock:
             self._subscriptions[consumer] = (types, ordered)
 

@@ -52,8 +52,9 @@ class Transport(Protocol):
     #: that id is undelivered or unsettled; when False the consumer runner orders by outbox sequence.
     orders_by_correlation: bool
 
-    def subscribe(self, consumer: str, types: frozenset[str] | None, ordered: bool) -> None:
-        """Declare a consumer and the message types it takes (None = every type)."""
+    def subscribe(self, consumer: str, types: frozenset[str] | None, ordered: bool, batch_size: int = 0) -> None:
+        """Declare a consumer, the message types it takes (None = every type) and how many deliveries
+        it takes at a time (a broker transport prefetches that many)."""
         ...
 
     def publish(self, messages: list[OutboxMessage], conn: Connection | None) -> None:
