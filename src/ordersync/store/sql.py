@@ -76,11 +76,13 @@ def upsert_add(conn: Connection, table: Table, key_col: str, key: str, value_col
 
 def upsert_add_many(conn: Connection, table: Table, key_col: str, value_col: str,
                     amounts: dict[str, int]) -> None:
-    """Several counter increments in one round trip (executemany)."""
+    """Several counter increments in one round trip (executemany), in key order: concurrent batches of
+    several workers then lock the rows they share in the same order and wait for each other instead of
+    deadlocking."""
     if amounts:
         conn.execute(
             _upsert_add_stmt(conn.dialect.name, table, key_col, value_col),
-            [{"k": k, "v": v} for k, v in amounts.items()],
+            [{"k": k, "v": v} for k, v in sorted(amounts.items())],
         )
 
 
