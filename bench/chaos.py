@@ -71,8 +71,12 @@ def main() -> int:
         if v is not None}
     plan = ChaosPlan.short(**changes) if args.short else dataclasses.replace(ChaosPlan(), **changes)
     root = args.run_dir or Path(tempfile.mkdtemp(prefix="ordersync-chaos-"))
-    with sigterm_as_interrupt():
-        report = run_chaos(plan, root, keep_store=args.keep_store)
+    try:
+        with sigterm_as_interrupt():
+            report = run_chaos(plan, root, keep_store=args.keep_store)
+    except KeyboardInterrupt:
+        print(f"chaos: interrupted; every process it started is stopped (logs in {root})", file=sys.stderr)
+        return 130
     print(json.dumps(report.as_json(), default=str) if args.json else report.text(), flush=True)
     return 0 if report.ok else 1
 
