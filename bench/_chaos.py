@@ -184,7 +184,7 @@ def schedule(plan: ChaosPlan) -> list[Delivery]:
         if rng.random() < 0.5:  # a webhook retry or an impatient re-send: shortly after
             return base + rng.uniform(0.3, 5.0)
         lo = base + max(10.0, 0.05 * span)  # ... or late, after a backlog or a storefront's sync job
-        return rng.uniform(lo, max(lo, span)) + 0.0
+        return rng.uniform(lo, max(lo, span))
 
     extra = [Delivery(i, "repeat", first[i].delivery_id, later(i), bodies[i]) for i in repeats]
     extra += [Delivery(i, "resend", f"dl-{plan.seed}-{i:05d}-resend", later(i), bodies[i]) for i in resends]
@@ -321,8 +321,9 @@ class Report:
                    f"(redelivered with the same delivery id {c.get('repeats')}, re-sent with a new one "
                    f"{c.get('resends')}); duplicates answered as duplicates {c.get('duplicates_answered')}"
                    f"/{c.get('duplicates_offered')}")
-        out.append(f"  API errors retried {c.get('api_errors_retried')} {c.get('api_errors_by_kind') or ''}; "
-                   f"faults injected {c.get('faults_injected')} {c.get('faults_by_kind') or ''}")
+        out.append(f"  API errors retried with the same delivery id {c.get('api_errors_retried')} "
+                   f"{c.get('api_errors_by_kind') or '(none)'}; faults injected {c.get('faults_injected')} "
+                   f"{c.get('faults_by_kind') or ''}")
         out.append(f"  offering took {c.get('offer_seconds')} s; settled {c.get('settle_seconds')} s after the last "
                    f"delivery and fault; whole run {c.get('run_seconds')} s")
         out.append(f"  hub orders by state {c.get('order_states')}; open cases {c.get('open_cases')}")
