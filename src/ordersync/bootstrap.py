@@ -147,6 +147,7 @@ def _transport(settings: Settings, db: Database) -> SqlQueueTransport | NatsTran
     n = settings.nats
     return NatsTransport(db, parse_servers(settings.bus), prefix=n.prefix, replicas=n.replicas,
                          partitions=n.partitions, lease_seconds=settings.worker.lease_seconds,
+                         ack_wait=n.ack_wait_seconds,
                          max_deliver=n.max_deliver, duplicate_window=n.duplicate_window_seconds,
                          max_age_days=n.max_age_days, buffer=n.buffer, connect_timeout=n.connect_timeout,
                          publish_timeout=n.publish_timeout)

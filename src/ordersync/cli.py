@@ -153,9 +153,13 @@ def run_worker_with_status(hub: Any, stop: threading.Event, label: str = "worker
     def on_round(_n: int) -> None:
         now = time.monotonic()
         if now - last[0] >= 5 and hub.worker.processed != last[1]:
+            try:
+                queued: int | str = hub.transport.pending()
+            except Exception as exc:  # the broker is failing over: say so, keep working
+                queued = f"unknown ({type(exc).__name__})"
             console.print(
                 f"{label}: {hub.worker.processed} deliveries handled, "
-                f"outbox backlog {hub.relay.backlog()}, queued {hub.transport.pending()}, "
+                f"outbox backlog {hub.relay.backlog()}, queued {queued}, "
                 f"dead letters {hub.dead_letters.count()}"
             )
             last[0], last[1] = now, hub.worker.processed

@@ -7,12 +7,15 @@ time and assert afterwards.
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import nats
 import pytest
 from sqlalchemy import func, select, update
 
@@ -20,7 +23,7 @@ from ordersync.bootstrap import Hub, build_hub
 from ordersync.config import NatsSettings, Settings, WorkerSettings
 from ordersync.messaging.deadletters import DeadLetterFilter
 from ordersync.messaging.gaps import prunable_below, unprocessed
-from ordersync.messaging.nats import NatsTransport
+from ordersync.messaging.nats import NatsTransport, durable_name
 from ordersync.messaging.registry import Registry, Subscription
 from ordersync.messaging.retry import RetryPolicy
 from ordersync.store.schema import inbox, outbox
@@ -46,8 +49,8 @@ def nats_hub(pg: str, nats_single: NatsCluster) -> Iterator[Callable[..., Hub]]:
     def make(registry: Registry, **nats: Any) -> Hub:
         settings = Settings(data_dir=Path("/nonexistent"), store=pg, bus=nats_single.url,
                             worker=WorkerSettings(lease_seconds=1.0),
-                            nats=NatsSettings(prefix=prefix, gap_grace_seconds=0.5, gap_check_seconds=0.2,
-                                              **nats))
+                            nats=NatsSettings(**{"prefix": prefix, "gap_grace_seconds": 0.5,
+                                                 "gap_check_seconds": 0.2, **nats}))
         hub = build_hub(settings, registry=registry)
         hubs.append(hub)
         return hub
@@ -149,20 +152,76 @@ def test_a_dead_letter_replayed_goes_through_the_repair_stream_to_that_consumer(
         assert conn.execute(select(func.count()).select_from(inbox)).scalar_one() == 1
 
 
-def test_an_unanswered_delivery_comes_back_after_the_ack_wait(nats_hub: Callable[..., Hub]) -> None:
-    """A worker that dies holding deliveries never answers them: JetStream redelivers after ack_wait."""
+def test_deliveries_a_dead_worker_held_come_back_after_the_ack_wait(nats_hub: Callable[..., Hub]) -> None:
+    """A worker that dies holding deliveries never answers them and stops keeping them alive: JetStream
+    redelivers them to the living worker after ack_wait (gap repair is kept out of it here)."""
     handler = Flaky()
-    hub = nats_hub(registry_of(handler))
-    emit(hub, *range(5))
-    hub.relay.pump()
+    quiet = {"ack_wait_seconds": 1.0, "gap_grace_seconds": 3600}
+    living, dying = nats_hub(registry_of(handler), **quiet), nats_hub(registry_of(handler), **quiet)
+    emit(living, *range(5))
+    living.relay.pump()
     deadline = time.monotonic() + 10
     taken: list[Any] = []
-    while len(taken) < 5 and time.monotonic() < deadline:  # take them and "die" without an answer
-        taken += hub.transport.fetch("test.pings", 50, hub.clock.now())
+    while len(taken) < 5 and time.monotonic() < deadline:
+        taken += dying.transport.fetch("test.pings", 50, dying.clock.now())
         time.sleep(0.02)
     assert len(taken) == 5
-    run_until(hub, lambda: counters(hub.db).get("ping", 0) >= 5, timeout=20)
-    assert counters(hub.db)["ping"] == 5
+    assert isinstance(dying.transport, NatsTransport)
+    dying.transport.close()  # the "crash": nothing answered, nothing kept alive
+    started = time.monotonic()
+    run_until(living, lambda: counters(living.db).get("ping", 0) >= 5, timeout=20)
+    assert time.monotonic() - started >= 0.5  # they came back after the ack wait, not at once
+    assert counters(living.db)["ping"] == 5 and handler.calls == [0, 1, 2, 3, 4]
+
+
+def test_work_in_progress_is_kept_alive_past_the_ack_wait(nats_hub: Callable[..., Hub]) -> None:
+    """A handler slower than ack_wait is not redelivered to another worker meanwhile."""
+    calls: list[int] = []
+
+    def slow(msg: Ping, ctx: Any) -> None:
+        calls.append(msg.n)
+        time.sleep(2.5)
+
+    quiet = {"ack_wait_seconds": 1.0, "gap_grace_seconds": 3600}
+    one = nats_hub(registry_of(slow, mode="io"), **quiet)
+    two = nats_hub(registry_of(slow, mode="io"), **quiet)
+    emit(one, 1)
+    one.relay.pump()
+
+    def first_worker() -> None:
+        deadline = time.monotonic() + 15
+        while not calls and time.monotonic() < deadline:
+            one.worker.run_once()
+
+    worker = threading.Thread(target=first_worker)
+    worker.start()
+    deadline = time.monotonic() + 15
+    while not calls and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert calls == [1]
+    while worker.is_alive():  # the other worker finds nothing to do while the first one works on it
+        two.worker.run_once()
+        time.sleep(0.05)
+    assert calls == [1]
+    run_until(one, lambda: inbox_count(one) == 1)
+    assert deliveries_made(one, "test.pings", "test") == 1  # JetStream never gave it out again
+
+
+def deliveries_made(hub: Hub, consumer: str, family: str) -> int:
+    """How many deliveries JetStream has made on ``consumer``'s durable of ``family``'s stream (its
+    consumer sequence: one per delivery, redeliveries included)."""
+    transport = hub.transport
+    assert isinstance(transport, NatsTransport)
+
+    async def ask() -> int:
+        nc = await nats.connect(servers=transport.servers)
+        try:
+            info = await nc.jetstream().consumer_info(transport.stream_name(family), durable_name(consumer))
+            return int(info.delivered.consumer_seq or 0)
+        finally:
+            await nc.close()
+
+    return asyncio.run(ask())
 
 
 def lose(hub: Hub, *seqs: int) -> None:

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import nats
+import nats.errors
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -105,7 +106,7 @@ class _ConsumerState:
     ordered: bool
     buffer_size: int
     durables: list[_Durable] = field(default_factory=list)
-    buffer: deque[tuple[Msg, _Durable]] = field(default_factory=deque)
+    buffer: deque[tuple[Msg, _Durable, float]] = field(default_factory=deque)
     space: asyncio.Event | None = None
 
 
@@ -118,7 +119,8 @@ class NatsTransport:
     orders_by_correlation = False
 
     def __init__(self, db: Database, servers: list[str], *, prefix: str = "ordersync", replicas: int = 1,
-                 partitions: int = 16, lease_seconds: float = 15.0, max_deliver: int = 200,
+                 partitions: int = 16, lease_seconds: float = 15.0, ack_wait: float | None = None,
+                 max_deliver: int = 200,
                  duplicate_window: float = 120.0, max_age_days: float = 7.0, buffer: int = 10,
                  connect_timeout: float = 20.0, publish_timeout: float = 10.0) -> None:
         if not servers:
@@ -128,7 +130,7 @@ class NatsTransport:
         self.prefix = prefix
         self.replicas = replicas
         self.partitions = partitions
-        self.ack_wait = max(2 * lease_seconds, 1.0)
+        self.ack_wait = ack_wait if ack_wait is not None else max(2 * lease_seconds, 1.0)
         self.max_deliver = max_deliver
         self.duplicate_window = duplicate_window
         self.max_age = max_age_days * 86400
@@ -148,16 +150,27 @@ class NatsTransport:
         self._pulling = False
         self._closed = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._claimed: dict[int, Msg] = {}  # handed to the worker, not answered yet (kept alive)
+        self._claimed_lock = threading.Lock()
 
     # -- plumbing ---------------------------------------------------------------------------------
 
-    def _run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+    def _run(self, coro: Coroutine[Any, Any, T], timeout: float, what: str) -> T:
+        """Run ``coro`` on the transport's event loop and wait at most ``timeout`` seconds. Failures of
+        the broker (timeouts, no responders while a stream elects a leader, a lost connection) become
+        :class:`Unavailable`: the caller waits and tries again, nothing is lost."""
         future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        started = time.monotonic()
         try:
             return future.result(timeout)
+        except Unavailable:
+            raise
         except TimeoutError as exc:
             future.cancel()
-            raise Unavailable(f"NATS did not answer within {timeout:.0f}s") from exc
+            waited = time.monotonic() - started
+            raise Unavailable(f"NATS: {what} timed out after {waited:.1f}s ({type(exc).__name__})") from exc
+        except (nats.errors.Error, OSError) as exc:
+            raise Unavailable(f"NATS: {what} failed: {type(exc).__name__}: {exc}") from exc
 
     def on_publish(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` when messages arrive for a consumer of this process (wakes the worker)."""
@@ -181,7 +194,7 @@ class NatsTransport:
         with self._lock:
             if self._started:
                 return
-            self._run(self._start(), timeout=self.connect_timeout + 60)
+            self._run(self._start(), self.connect_timeout + 60, "connecting and creating streams and consumers")
             self._started = True
 
     def close(self) -> None:
@@ -190,7 +203,7 @@ class NatsTransport:
         self._closed = True
         if self._started:
             try:
-                self._run(self._stop(), timeout=10)
+                self._run(self._stop(), 10, "closing")
             except Exception:  # closing is best effort
                 log.debug("closing the NATS connection failed", exc_info=True)
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -240,7 +253,7 @@ class NatsTransport:
         with self._lock:
             if self._pulling:
                 return
-            self._run(self._pull_all(), timeout=30)
+            self._run(self._pull_all(), 30, "starting to pull")
             self._pulling = True
 
     async def _pull_all(self) -> None:
@@ -252,6 +265,31 @@ class NatsTransport:
                 await nc.subscribe(d.inbox, cb=self._receiver(state, d), pending_msgs_limit=-1,
                                    pending_bytes_limit=-1)
                 self._tasks.append(asyncio.get_running_loop().create_task(self._pull_loop(state, d)))
+        self._tasks.append(asyncio.get_running_loop().create_task(self._keep_buffered()))
+
+    async def _keep_buffered(self) -> None:
+        """Messages prefetched and not yet handed to the worker, and messages the worker is handling, are
+        work in progress: tell JetStream so (``+WPI``) before their ack_wait runs out, or it would
+        redeliver them to another worker while they wait their turn or a slow ERP call runs here. A
+        worker that dies stops doing this, and its messages come back after ``ack_wait``."""
+        nc = self._nc
+        assert nc is not None
+        every = max(self.ack_wait / 3, 0.2)
+        while not self._closed:
+            await asyncio.sleep(every)
+            cutoff = time.monotonic() - every
+            with self._claimed_lock:
+                busy = list(self._claimed.values())
+            try:
+                for state in self._consumers.values():
+                    busy += [msg for msg, _d, at in list(state.buffer) if at < cutoff]
+                for msg in busy:
+                    if msg.reply:
+                        await nc.publish(msg.reply, b"+WPI")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a lost +WPI is at worst a redelivery, which the inbox absorbs
+                log.debug("NATS: in-progress notice failed: %s", exc)
 
     async def _stop(self) -> None:
         for task in self._tasks:
@@ -331,7 +369,7 @@ class NatsTransport:
                         d.failures += 1
                     d.done.set()
                 return
-            state.buffer.append((msg, d))
+            state.buffer.append((msg, d, time.monotonic()))
             d.outstanding -= 1
             if d.outstanding <= 0 and d.done is not None:
                 d.done.set()
@@ -387,7 +425,7 @@ class NatsTransport:
 
     def publish(self, messages: list[OutboxMessage], conn: Connection | None) -> None:
         self.start()
-        self._run(self._publish(messages), timeout=self.publish_timeout + 30)
+        self._run(self._publish(messages), self.publish_timeout + 30, f"publishing {len(messages)} messages")
 
     async def _publish(self, messages: list[OutboxMessage]) -> None:
         js = self._js
@@ -407,12 +445,15 @@ class NatsTransport:
         if not self._pulling:
             self._start_pulling()
         state = self._consumers[consumer]
-        taken: list[tuple[Msg, _Durable]] = []
+        taken: list[tuple[Msg, _Durable, float]] = []
         while state.buffer and len(taken) < limit:
             taken.append(state.buffer.popleft())
         if taken and state.space is not None:
             self._loop.call_soon_threadsafe(state.space.set)
-        out = [self._delivery(consumer, msg, d) for msg, d in taken]
+        out = [self._delivery(consumer, msg, d) for msg, d, _at in taken]
+        with self._claimed_lock:
+            for msg, _d, _at in taken:
+                self._claimed[id(msg)] = msg
         self._load_attempts(consumer, out)
         out.sort(key=lambda x: x.seq if x.seq is not None else 0)
         return out
@@ -489,6 +530,11 @@ class NatsTransport:
         replies = [(d.token.msg.reply, payload(d)) for d in deliveries if d.token is not None and d.token.msg.reply]
         if not replies:
             return
+        if replies[0][1] != b"+WPI":  # answered: no longer in this worker's hands
+            with self._claimed_lock:
+                for d in deliveries:
+                    if d.token is not None:
+                        self._claimed.pop(id(d.token.msg), None)
 
         async def send() -> None:
             nc = self._nc
@@ -497,7 +543,7 @@ class NatsTransport:
                 await nc.publish(reply, data)
 
         try:
-            self._run(send(), timeout=10)
+            self._run(send(), 10, f"answering {len(replies)} deliveries")
         except Exception as exc:  # an ack lost is a redelivery later, which the inbox absorbs
             log.warning("NATS: could not answer %d deliveries: %s", len(replies), exc)
 
@@ -516,12 +562,13 @@ class NatsTransport:
         js = self._js
         assert js is not None
         subject = f"{self.prefix}.repair.{durable_name(consumer)}"
-        self._run(js.publish(subject, body.encode(), headers=headers), timeout=self.publish_timeout + 5)
+        self._run(js.publish(subject, body.encode(), headers=headers), self.publish_timeout + 5,
+                  f"republishing {message_id} to {consumer}")
 
     def pending(self, consumer: str | None = None) -> int:
         self.start()
         names = [consumer] if consumer is not None else list(self._consumers)
-        return sum(n + a for n, a in self._run(self._counts(names), timeout=30))
+        return sum(n + a for n, a in self._run(self._counts(names), 15, "reading consumer state"))
 
     def caught_up(self, consumer: str) -> bool:
         """Nothing left to deliver to ``consumer`` at the broker. Messages delivered and not yet answered
@@ -529,19 +576,16 @@ class NatsTransport:
         earlier event of their order (which may be the lost one)."""
         self.start()
         try:
-            return all(n == 0 for n, _a in self._run(self._counts([consumer]), timeout=30))
+            return all(n == 0 for n, _a in self._run(self._counts([consumer]), 15, "reading consumer state"))
         except Exception:
             return False
 
     async def _counts(self, consumers: list[str]) -> list[tuple[int, int]]:
         js = self._js
         assert js is not None
-        out = []
-        for consumer in consumers:
-            for d in self._consumers[consumer].durables:
-                info = await js.consumer_info(d.stream, d.name)
-                out.append((int(info.num_pending or 0), int(info.num_ack_pending or 0)))
-        return out
+        durables = [d for consumer in consumers for d in self._consumers[consumer].durables]
+        infos = await asyncio.gather(*(js.consumer_info(d.stream, d.name, timeout=5) for d in durables))
+        return [(int(i.num_pending or 0), int(i.num_ack_pending or 0)) for i in infos]
 
     def stream_names(self) -> list[str]:
         return sorted(self._streams)

@@ -130,6 +130,7 @@ class Worker:
         try:
             self._loop(stop, on_round)
         finally:
+            stop.set()  # however the loop ended, the periodic threads end with it
             for thread in self._periodic_threads:
                 thread.join(timeout=30)
             self._periodic_threads = []
@@ -148,7 +149,10 @@ class Worker:
                 n = 0
                 stop.wait(1.0)
             if on_round is not None:
-                on_round(n)
+                try:
+                    on_round(n)
+                except Exception:  # a status line that cannot be drawn must not stop the work
+                    log.warning("worker status callback failed", exc_info=True)
             if n == 0:
                 woken = self._wake.wait(idle)
                 self._wake.clear()
