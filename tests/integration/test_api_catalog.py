@@ -178,7 +178,8 @@ def test_ready_reports_the_store_and_each_erp_circuit(client: TestClient) -> Non
     r = client.get("/ready")
     assert r.status_code == 200
     assert r.json() == {"status": "ready", "store": "ok",
-                        "erps": {"main": {"circuit": "closed", "last_error": None, "in_flight": 0}}}
+                        "erps": {"main": {"circuit": "closed", "last_error": None, "in_flight": 0,
+                                          "max_concurrency": 2, "budget_scope": "process"}}}
 
 
 def test_another_process_sees_refreshed_rows_after_its_sync(hub: Any, tmp_path: Path) -> None:

@@ -89,7 +89,8 @@ def readiness(hub: Any) -> JSONResponse:
         for name in hub.router.names():
             status = hub.router.erp(name).status()
             body["erps"][name] = {"circuit": status.circuit.value, "last_error": status.last_error,
-                                  "in_flight": status.in_flight}
+                                  "in_flight": status.in_flight, "max_concurrency": status.max_concurrency,
+                                  "budget_scope": status.scope}
             if status.circuit.value != "closed":
                 body["status"] = "degraded"
     return JSONResponse(body)
