@@ -18,12 +18,10 @@ import pytest
 from sqlalchemy import func, select
 
 from ordersync.flows import build_registry
-from ordersync.flows.projections import COUNTERS
 from ordersync.messaging.gaps import unprocessed
 from ordersync.store.db import Database
-from ordersync.store.schema import dead_letters, inbox, order_transitions, orders, outbox
-from tests.e2e.test_worker_crash import produce, scalar
-from tests.support.messages import counters
+from ordersync.store.schema import inbox, outbox
+from tests.e2e.test_worker_crash import assert_every_effect_applied_once, produce, scalar
 from tests.support.nats import NatsCluster, nats_cluster  # noqa: F401  (fixture)
 from tests.support.services import create_pg_database, drop_pg_database, postgres_available, require
 
@@ -103,17 +101,7 @@ def test_two_workers_on_nats_killed_again_and_again_process_every_event_once(
     try:
         assert kills == KILLS
         assert unprocessed(db, registry) == {}
-        transitions = scalar(db, select(func.count()).select_from(order_transitions))
-        state_events = scalar(db, select(func.count()).select_from(outbox)
-                              .where(outbox.c.type == "order.state_changed"))
-        processed = scalar(db, select(func.count()).select_from(inbox).where(inbox.c.consumer == COUNTERS))
-        c = counters(db)
-        assert transitions == state_events == processed == c["transitions"]
-        with db.read() as conn:
-            by_state = dict(conn.execute(select(orders.c.state, func.count()).group_by(orders.c.state)).all())
-        assert by_state == {k.split(":", 1)[1]: v for k, v in c.items() if k.startswith("state:") and v}
-        assert scalar(db, select(func.count()).select_from(dead_letters)) == 0
-        assert scalar(db, select(func.count()).select_from(orders)) == ORDERS
+        assert_every_effect_applied_once(db, ORDERS)
         assert all(w.returncode is not None for w in workers)
     finally:
         db.dispose()

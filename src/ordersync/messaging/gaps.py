@@ -41,14 +41,16 @@ _REPAIR_LOCK = 7243002
 
 
 def register_consumers(db: Database, registry: Registry, clock: Clock) -> None:
-    """Record every consumer of ``registry`` that the store does not know yet. A new consumer answers for
-    events appended from now on (it does not receive the history)."""
+    """Record every consumer of ``registry`` that the store does not know yet. On a new hub (no consumer
+    registered yet) every consumer answers for every event, including those written before the first
+    process registered; a consumer added to a running hub answers for events appended from then on (it
+    does not receive the history)."""
     with db.write() as conn:
         known = set(conn.execute(select(bus_consumers.c.consumer)).scalars())
         missing = [sub.consumer for sub in registry if sub.consumer not in known]
         if not missing:
             return
-        start = int(conn.execute(select(func.coalesce(func.max(outbox.c.seq), 0))).scalar_one()) + 1
+        start = 1 if not known else int(conn.execute(select(func.coalesce(func.max(outbox.c.seq), 0))).scalar_one()) + 1
         for name in missing:
             insert_ignore(conn, bus_consumers, {"consumer": name, "since_seq": start, "low_seq": start,
                                                 "registered_at": clock.now()}, conflict=("consumer",))

@@ -27,22 +27,16 @@ class Relay:
         with self.db.read() as conn:  # cheap check first: an idle relay never takes the write lock
             if conn.execute(self._unpublished().limit(1)).first() is None:
                 return 0
-        if self.transport.publishes_in_transaction:
+        in_tx = self.transport.publishes_in_transaction
+        if in_tx or not self.db.is_sqlite:
+            # One transaction from loading to marking. The embedded transport publishes in it (exactly
+            # once). A broker on a shared store: the relay lock is held until the rows are marked, so
+            # two workers' relays never publish the same rows; a crash between the publish and the
+            # commit publishes the batch again, deduplicated by message id, then by the inboxes.
             with self.db.write() as conn:
                 messages = self._load(conn)
                 if messages:
-                    self.transport.publish(messages, conn)
-                    self._mark(conn, messages)
-            return len(messages)
-        if not self.db.is_sqlite:
-            # A broker on a shared store: hold the relay lock from loading to marking, so that two
-            # workers' relays never publish the same rows (the broker's deduplication would absorb
-            # it, but the work and the interleaving are avoided). A crash between the publish and
-            # the commit publishes the batch again: deduplicated by message id, then by the inboxes.
-            with self.db.write() as conn:
-                messages = self._load(conn)
-                if messages:
-                    self.transport.publish(messages, None)
+                    self.transport.publish(messages, conn if in_tx else None)
                     self._mark(conn, messages)
             return len(messages)
         with self.db.read() as conn:
