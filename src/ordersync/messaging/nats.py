@@ -67,6 +67,7 @@ H_SEQ = "Ordersync-Seq"
 H_CORRELATION = "Ordersync-Correlation"
 H_TYPE = "Ordersync-Type"
 H_REPAIR = "Ordersync-Repair"
+_KEEP_CLAIMED = 600.0  # seconds a delivery in a worker's hands is kept alive without an answer
 
 
 def durable_name(consumer: str) -> str:
@@ -150,7 +151,9 @@ class NatsTransport:
         self._pulling = False
         self._closed = False
         self._tasks: list[asyncio.Task[None]] = []
-        self._claimed: dict[int, Msg] = {}  # handed to the worker, not answered yet (kept alive)
+        #: handed to the worker, not answered yet: kept alive, for at most ``_KEEP_CLAIMED`` seconds (a
+        #: round that failed half-way must not hide its messages forever)
+        self._claimed: dict[int, tuple[Msg, float]] = {}
         self._claimed_lock = threading.Lock()
 
     # -- plumbing ---------------------------------------------------------------------------------
@@ -279,7 +282,9 @@ class NatsTransport:
             await asyncio.sleep(every)
             cutoff = time.monotonic() - every
             with self._claimed_lock:
-                busy = list(self._claimed.values())
+                for key in [k for k, (_m, at) in self._claimed.items() if at < time.monotonic() - _KEEP_CLAIMED]:
+                    del self._claimed[key]
+                busy = [msg for msg, _at in self._claimed.values()]
             try:
                 for state in self._consumers.values():
                     busy += [msg for msg, _d, at in list(state.buffer) if at < cutoff]
@@ -451,9 +456,10 @@ class NatsTransport:
         if taken and state.space is not None:
             self._loop.call_soon_threadsafe(state.space.set)
         out = [self._delivery(consumer, msg, d) for msg, d, _at in taken]
+        now_m = time.monotonic()
         with self._claimed_lock:
             for msg, _d, _at in taken:
-                self._claimed[id(msg)] = msg
+                self._claimed[id(msg)] = (msg, now_m)
         self._load_attempts(consumer, out)
         out.sort(key=lambda x: x.seq if x.seq is not None else 0)
         return out
