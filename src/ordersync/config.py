@@ -196,7 +196,7 @@ class NatsSettings(Strict):
 
     replicas: int = Field(default=1, ge=1, le=5)
     partitions: int = Field(default=16, ge=1, le=1024)
-    max_deliver: int = Field(default=200, ge=2)
+    max_deliver: int = Field(default=2000, ge=2)
     ack_wait_seconds: float = Field(default=10.0, gt=0, le=3600, description="a delivery nobody answers (its "
                                     "worker died) is redelivered after this; work in progress is extended")
     duplicate_window_seconds: float = Field(default=120.0, gt=0)

@@ -7,7 +7,7 @@ Layout (prefix ``ordersync`` by default):
   ``ordersync.<family>.<rest of type>.<partition>``, the partition a stable hash of its correlation id
   (the order), so one order's events always share a subject;
 - one durable pull consumer per hub consumer and stream it takes types from, filtered to those types,
-  explicit ack, ``ack_wait`` twice the lease, at most ``max_deliver`` deliveries;
+  explicit ack, ``ack_wait`` (10 s; work in progress kept alive), at most ``max_deliver`` deliveries;
 - a repair stream ``ORDERSYNC_REPAIR`` (``ordersync.repair.<consumer>``) through which gap repair and
   dead-letter replay reach ONE consumer, with a durable per consumer;
 - publishes carry ``Nats-Msg-Id`` = the outbox message id: a relay that publishes a batch again after a
@@ -121,7 +121,7 @@ class NatsTransport:
 
     def __init__(self, db: Database, servers: list[str], *, prefix: str = "ordersync", replicas: int = 1,
                  partitions: int = 16, lease_seconds: float = 15.0, ack_wait: float | None = None,
-                 max_deliver: int = 200,
+                 max_deliver: int = 2000,
                  duplicate_window: float = 120.0, max_age_days: float = 7.0, buffer: int = 10,
                  connect_timeout: float = 20.0, publish_timeout: float = 10.0) -> None:
         if not servers:
