@@ -252,3 +252,44 @@ def test_an_unavailable_remote_system_makes_messages_wait_without_using_up_attem
         clock.advance(31)
     assert counters(hub.db)["ping:1"] == 1
     assert hub.dead_letters.count() == 0
+
+
+def test_a_slow_io_consumer_does_not_hold_up_the_transactional_ones(tmp_path: Any) -> None:
+    """While an I/O handler waits on a slow remote system, the running worker keeps relaying and
+    projecting: each I/O consumer has a lane (thread) of its own."""
+    import threading
+    import time
+
+    from ordersync.bootstrap import build_hub
+    from ordersync.config import Settings
+    from ordersync.messaging.registry import Registry, Subscription
+
+    release = threading.Event()
+    started = threading.Event()
+
+    def slow(msg: Ping, ctx: Any) -> None:
+        started.set()
+        release.wait(20)
+
+    fast = Flaky()
+    registry = Registry()
+    registry.add(Subscription("test.slow", frozenset({Ping.TYPE}), slow, "io"))
+    registry.add(Subscription("test.fast", frozenset({Ping.TYPE}), fast, "tx"))
+    hub = build_hub(Settings(data_dir=tmp_path), registry=registry)
+    stop = threading.Event()
+    worker = threading.Thread(target=hub.worker.run_forever, args=(stop,))
+    worker.start()
+    try:
+        emit_pings(hub, 0)
+        assert started.wait(10)  # the slow handler now blocks its lane
+        emit_pings(hub, *range(1, 21), key="k2")
+        deadline = time.monotonic() + 10
+        while counters(hub.db).get("ping", 0) < 21 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert counters(hub.db).get("ping", 0) == 21  # all projected while the slow one still waits
+        assert not release.is_set()
+    finally:
+        release.set()
+        stop.set()
+        worker.join(30)
+        hub.close()

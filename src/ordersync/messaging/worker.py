@@ -49,6 +49,10 @@ class Worker:
         self.consumers = consumers if consumers is not None else registry.names()
         self._wake = threading.Event()
         self.processed = 0
+        self._count_lock = threading.Lock()
+        #: consumers running in threads of their own (I/O consumers, while run_forever runs)
+        self._laned: set[str] = set()
+        self._lane_wakes: list[threading.Event] = []
 
         self._periodic: list[_Periodic] = []
         self._periodic_threads: list[threading.Thread] = []
@@ -62,6 +66,8 @@ class Worker:
     def wake(self) -> None:
         """Cut the idle sleep short (called when something is published in this process)."""
         self._wake.set()
+        for event in self._lane_wakes:
+            event.set()
 
     def recover(self, *, sole_worker: bool) -> int:
         """Start-up recovery. A sole worker (the embedded SQLite default) takes back the deliveries a
@@ -78,10 +84,17 @@ class Worker:
         done = 0 if self._periodic_threads else self._run_periodic()
         done += self.relay.pump()
         for consumer in self.consumers:
+            if consumer in self._laned:
+                continue
             n = self.runner.run_once(consumer)
-            self.processed += n
+            self._count(n)
             done += n
         return done
+
+    def _count(self, n: int) -> None:
+        if n:
+            with self._count_lock:
+                self.processed += n
 
     def _run_periodic(self, jobs: list[_Periodic] | None = None) -> int:
         done = 0
@@ -125,6 +138,15 @@ class Worker:
             threading.Thread(target=self._periodic_loop, args=(job, stop), name=f"ordersync-{job.name}", daemon=True)
             for job in self._periodic
         ]
+        # An I/O consumer's batch can take seconds (ERP calls): each runs in a lane of its own, so the
+        # relay and the transactional consumers (projections, fan-out) never wait behind it.
+        lanes = [c for c in self.consumers if self.registry[c].mode == "io"]
+        self._laned = set(lanes)
+        for consumer in lanes:
+            wake = threading.Event()
+            self._lane_wakes.append(wake)
+            self._periodic_threads.append(threading.Thread(target=self._lane_loop, args=(consumer, wake, stop),
+                                                           name=f"ordersync-{consumer}", daemon=True))
         for thread in self._periodic_threads:
             thread.start()
         try:
@@ -134,7 +156,27 @@ class Worker:
             for thread in self._periodic_threads:
                 thread.join(timeout=30)
             self._periodic_threads = []
+            self._laned = set()
+            self._lane_wakes = []
         log.info("worker stopped after %d deliveries", self.processed)
+
+    def _lane_loop(self, consumer: str, wake: threading.Event, stop: threading.Event) -> None:
+        """One I/O consumer, batch after batch; idle, it sleeps like the main loop (woken by publishes)."""
+        idle = self.poll_interval
+        while not stop.is_set():
+            try:
+                n = self.runner.run_once(consumer)
+            except Exception:  # survives a broken store or broker connection, like the main loop
+                log.exception("%s: round failed; retrying", consumer)
+                n = 0
+                stop.wait(1.0)
+            self._count(n)
+            if n == 0:
+                woken = wake.wait(idle)
+                wake.clear()
+                idle = self.poll_interval if woken else min(idle * 2, self.max_idle)
+            else:
+                idle = self.poll_interval
 
     def _loop(self, stop: threading.Event, on_round: Callable[[int], None] | None) -> None:
         """Rounds back to back while there is work; when idle, sleep ``poll_interval``, doubling up to
