@@ -131,7 +131,7 @@ def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Regis
         n = settings.nats
         gaps = GapRepair(db, transport, registry, clock, grace_seconds=n.gap_grace_seconds,
                          stuck_seconds=n.gap_stuck_seconds)
-        worker.every(n.gap_check_seconds, "gap repair", gaps.run)
+        worker.every(n.gap_check_seconds, "gap repair", gaps.run, singleton=True)
     intake = IntakeWriter(db, clock, on_commit=worker.wake)
     webhooks = _webhooks(settings, db, clock, runner, worker)
     return Hub(settings, clock, db, transport, registry, runner, relay, worker, dead, intake, router, poller, deps,

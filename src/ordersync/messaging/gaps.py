@@ -8,7 +8,7 @@ deliver the events of one order out of their outbox order. Nothing of that may r
   answers for; an event counts as processed by a consumer when its inbox holds the event's message id
   (or a dead letter of that consumer does: parked with a reason, owned by a case);
 - :func:`unprocessed` lists, per consumer, the events of its types that it has not processed;
-- :class:`GapRepair` (a periodic worker job) republishes, to that one consumer only, every event still
+- :class:`GapRepair` (a periodic job, one worker at a time) republishes, to that one consumer only, every event still
   unprocessed after a grace period, and raises each consumer's low-water mark past what it processed;
 - :func:`first_unprocessed` tells an ordered consumer, when the transport does not order deliveries by
   itself, whether an earlier event of the same order is still waiting: the later one is deferred.
@@ -25,7 +25,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, and_, exists, func, select, text, update
+from sqlalchemy import Connection, and_, exists, func, select, update
 
 from ordersync.domain.clock import Clock
 from ordersync.messaging.registry import Registry, Subscription
@@ -35,9 +35,6 @@ from ordersync.store.schema import bus_consumers, dead_letters, delivery_attempt
 from ordersync.store.sql import insert_ignore
 
 log = logging.getLogger("ordersync.gaps")
-
-#: PostgreSQL advisory lock: one gap repair pass at a time across worker processes
-_REPAIR_LOCK = 7243002
 
 
 def register_consumers(db: Database, registry: Registry, clock: Clock) -> None:
@@ -147,13 +144,11 @@ class GapRepair:
         self.republished = 0
 
     def run(self) -> int:
-        """One pass over every consumer; returns how many events were republished."""
+        """One pass over every consumer; returns how many events were republished. Run it in one process
+        at a time (the worker schedules it as a singleton job)."""
         done = 0
         caught_up = {sub.consumer: self.transport.caught_up(sub.consumer) for sub in self.registry}
         with self.db.write() as conn:
-            if conn.dialect.name == "postgresql" and not conn.execute(
-                    text(f"SELECT pg_try_advisory_xact_lock({_REPAIR_LOCK})")).scalar_one():
-                return 0  # another worker is repairing right now
             marks = _marks(conn)
             now = self.clock.now()
             for sub in self.registry:

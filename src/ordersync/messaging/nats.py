@@ -50,14 +50,14 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType
 from nats.js.errors import APIError
-from sqlalchemy import Connection, delete, select, tuple_, update
+from sqlalchemy import Connection, delete, select, tuple_
 
 from ordersync.domain.errors import Unavailable
 from ordersync.domain.events import MESSAGE_TYPES
 from ordersync.messaging.transport import Delivery, OutboxMessage
 from ordersync.store.db import Database
 from ordersync.store.schema import delivery_attempts
-from ordersync.store.sql import insert_ignore
+from ordersync.store.sql import upsert_row
 
 log = logging.getLogger("ordersync.nats")
 T = TypeVar("T")
@@ -94,11 +94,15 @@ class _Durable:
     stream: str
     name: str
     filters: list[str]
-    repair: bool = False
+    family: str | None  # the event family whose stream it reads; None: the repair stream
     inbox: str = ""
     outstanding: int = 0
     done: asyncio.Event | None = None
     failures: int = 0
+
+    @property
+    def repair(self) -> bool:
+        return self.family is None
 
 
 @dataclass
@@ -343,15 +347,13 @@ class NatsTransport:
             by_family.setdefault(family, []).append(f"{self.prefix}.{family}.{rest or '_'}.*")
         if state.types is None:
             by_family = {f: [f"{self.prefix}.{f}.>"] for f in families}
-        state.durables = [_Durable(consumer, self.stream_name(f), base, filters) for f, filters in by_family.items()]
-        state.durables.append(_Durable(consumer, self.repair_stream, base, [f"{self.prefix}.repair.{base}"],
-                                       repair=True))
+        state.durables = [_Durable(consumer, self.stream_name(f), base, filters, f) for f, filters in by_family.items()]
+        state.durables.append(_Durable(consumer, self.repair_stream, base, [f"{self.prefix}.repair.{base}"], None))
 
     async def _ensure_durable(self, d: _Durable) -> None:
         js = self._js
         assert js is not None
-        if not d.repair:
-            await self._ensure_stream(d.stream.removeprefix(f"{self.prefix.upper()}_").lower())
+        await self._ensure_stream(d.family or "repair")
         config = ConsumerConfig(name=d.name, durable_name=d.name, ack_policy=AckPolicy.EXPLICIT,
                                 deliver_policy=DeliverPolicy.ALL, ack_wait=self.ack_wait,
                                 max_deliver=self.max_deliver, max_ack_pending=10_000,
@@ -474,11 +476,11 @@ class NatsTransport:
         return Delivery(consumer=consumer, body=msg.data.decode("utf-8", errors="replace"),
                         message_id=headers.get(H_MESSAGE_ID) or headers.get("Nats-Msg-Id"),
                         correlation_id=headers.get(H_CORRELATION), seq=int(seq) if seq else None, attempts=0,
-                        token=_Token(msg, d, delivered), deliveries=delivered)
+                        token=_Token(msg, d), deliveries=delivered)
 
     def _load_attempts(self, consumer: str, batch: list[Delivery]) -> None:
         """Failed attempts are counted in the store (the broker counts deliveries)."""
-        again = {d.message_id: d for d in batch if d.message_id and (d.token.delivered > 1 or d.token.durable.repair)}
+        again = {d.message_id: d for d in batch if d.message_id and (d.deliveries > 1 or d.token.durable.repair)}
         if not again:
             return
         a = delivery_attempts.c
@@ -506,7 +508,7 @@ class NatsTransport:
     def settle(self, conn: Connection, deliveries: list[Delivery]) -> None:
         """Forget the failed attempts of messages now processed (the ack follows the commit)."""
         keys = [(d.consumer, d.message_id) for d in deliveries
-                if d.message_id and (d.attempts or d.token.delivered > 1 or d.token.durable.repair)]
+                if d.message_id and (d.attempts or d.deliveries > 1 or d.token.durable.repair)]
         if keys:
             conn.execute(delete(delivery_attempts).where(
                 tuple_(delivery_attempts.c.consumer, delivery_attempts.c.message_id).in_(keys)))
@@ -516,15 +518,10 @@ class NatsTransport:
 
     def retry_later(self, delivery: Delivery, at: dt.datetime) -> None:
         if delivery.message_id:
-            a = delivery_attempts.c
-            values = {"attempts": delivery.attempts, "history": json.dumps(delivery.history), "next_attempt_at": at}
             with self.db.write() as conn:
-                changed = conn.execute(update(delivery_attempts).where(
-                    a.consumer == delivery.consumer, a.message_id == delivery.message_id).values(**values)).rowcount
-                if not changed:
-                    insert_ignore(conn, delivery_attempts, {"consumer": delivery.consumer,
-                                                            "message_id": delivery.message_id, "repairs": 0, **values},
-                                  conflict=("consumer", "message_id"))
+                upsert_row(conn, delivery_attempts, {"consumer": delivery.consumer, "message_id": delivery.message_id},
+                           {"attempts": delivery.attempts, "history": json.dumps(delivery.history),
+                            "next_attempt_at": at})
         self.defer(delivery, (at - dt.datetime.now(dt.UTC)).total_seconds())
 
     def defer(self, delivery: Delivery, seconds: float) -> None:
@@ -601,7 +598,6 @@ class NatsTransport:
 class _Token:
     msg: Msg
     durable: _Durable
-    delivered: int
 
 
 __all__ = ["NatsTransport", "durable_name", "family_of", "parse_servers"]

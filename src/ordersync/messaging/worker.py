@@ -171,12 +171,16 @@ class Worker:
                 n = 0
                 stop.wait(1.0)
             self._count(n)
-            if n == 0:
-                woken = wake.wait(idle)
-                wake.clear()
-                idle = self.poll_interval if woken else min(idle * 2, self.max_idle)
-            else:
-                idle = self.poll_interval
+            idle = self._pause(n, wake, idle)
+
+    def _pause(self, done: int, wake: threading.Event, idle: float) -> float:
+        """After a round: go on at once if it did work, else sleep ``idle`` (cut short by ``wake``);
+        returns the next idle sleep, doubling up to ``max_idle`` while nothing happens."""
+        if done:
+            return self.poll_interval
+        woken = wake.wait(idle)
+        wake.clear()
+        return self.poll_interval if woken else min(idle * 2, self.max_idle)
 
     def _loop(self, stop: threading.Event, on_round: Callable[[int], None] | None) -> None:
         """Rounds back to back while there is work; when idle, sleep ``poll_interval``, doubling up to
@@ -195,9 +199,4 @@ class Worker:
                     on_round(n)
                 except Exception:  # a status line that cannot be drawn must not stop the work
                     log.warning("worker status callback failed", exc_info=True)
-            if n == 0:
-                woken = self._wake.wait(idle)
-                self._wake.clear()
-                idle = self.poll_interval if woken else min(idle * 2, self.max_idle)
-            else:
-                idle = self.poll_interval
+            idle = self._pause(n, self._wake, idle)

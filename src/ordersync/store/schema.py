@@ -178,10 +178,10 @@ delivery_attempts = Table(
     metadata,
     Column("consumer", String(120), primary_key=True),
     Column("message_id", Id, primary_key=True),
-    Column("attempts", Integer, nullable=False),
-    Column("history", Text, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("history", Text, nullable=False, default="[]"),
     Column("next_attempt_at", UtcDateTime),
-    Column("repairs", Integer, nullable=False),
+    Column("repairs", Integer, nullable=False, default=0),
     Column("repaired_at", UtcDateTime),
 )
 
