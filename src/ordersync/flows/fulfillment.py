@@ -149,6 +149,18 @@ def _stamp(data: dict[str, Any], key: str, at: dt.datetime | str | None) -> bool
 
 # -- reports ------------------------------------------------------------------------------------------
 
+def _erp_order(uow: UnitOfWork, policy: CasePolicy, msg: ErpShipmentChanged | ErpInvoicePosted,
+               name: str) -> tuple[OrderRecord, dict[str, Any]] | None:
+    """The hub order an ERP document belongs to, locked, with its fulfillment record; None (after opening
+    an unknown-order case) when the hub has no such order."""
+    assert msg.order_id is not None
+    record = _lock(uow, msg.order_id)
+    if record is None:
+        _unknown_order(uow, policy, f"erp:{msg.erp}:{msg.reference}", f"{name} belongs to {msg.reference}")
+        return None
+    return record, fulfillment_record(uow.conn, record.id)
+
+
 def _lock(uow: UnitOfWork, order_id: str) -> OrderRecord | None:
     """The order, its row locked for this transaction (PostgreSQL: another writer waits instead of
     failing our optimistic save; SQLite's single writer needs no lock)."""
@@ -161,11 +173,10 @@ def erp_shipment(msg: ErpShipmentChanged, uow: UnitOfWork, policy: CasePolicy) -
         return  # an ERP order the hub did not create
     s = msg.shipment
     name = f"ERP {msg.erp} shipment {s.erp_ref or s.id}"
-    record = _lock(uow, msg.order_id)
-    if record is None:
-        _unknown_order(uow, policy, f"erp:{msg.erp}:{msg.reference}", f"{name} belongs to {msg.reference}")
+    found = _erp_order(uow, policy, msg, name)
+    if found is None:
         return
-    f = fulfillment_record(uow.conn, record.id)
+    record, f = found
     key = f"erp:{msg.erp}:{s.id}"
     held = f["shipments"].get(key)
     if held is not None and not supersedes(Sh(held["state"]), None, s.state, None):
@@ -183,11 +194,10 @@ def erp_invoice(msg: ErpInvoicePosted, uow: UnitOfWork, policy: CasePolicy) -> N
         return
     i = msg.invoice
     name = f"ERP {msg.erp} invoice {i.number or i.id}"
-    record = _lock(uow, msg.order_id)
-    if record is None:
-        _unknown_order(uow, policy, f"erp:{msg.erp}:{msg.reference}", f"{name} belongs to {msg.reference}")
+    found = _erp_order(uow, policy, msg, name)
+    if found is None:
         return
-    f = fulfillment_record(uow.conn, record.id)
+    record, f = found
     key = f"{msg.erp}:{i.id}"
     held = f["invoices"].get(key) or {}
     if held and not invoice_supersedes(InvoiceState(held["state"]), i.state):
