@@ -296,42 +296,37 @@ class ReportedLine(BaseModel):
     quantity: Decimal
 
 
-class WmsShipmentEvent(Event):
+class _ShipmentReport(Event):
+    """What the warehouse reports of a shipment through the signed WMS webhook (the fields of the two
+    report events below)."""
+
+    source: str
+    event_id: str
+    kind: str
+    order_id: str | None
+    order_ref: str
+    shipment_ref: str | None = None
+    lines: tuple[ReportedLine, ...] = ()
+    carrier: str | None = None
+    tracking_number: str | None = None
+    detail: str = ""
+    occurred_at: dt.datetime
+
+
+class WmsShipmentEvent(_ShipmentReport):
     """A warehouse reported progress of a shipment (``kind``: pick, pack or ship) through the signed
     WMS webhook. ``order_id`` is the hub order the webhook matched (None: no such order; the fulfillment
     flow opens a case instead of dropping the event); ``order_ref`` is what the warehouse named.
     ``lines`` are the shipment's quantities as of the event, not increments."""
 
     TYPE = "wms.shipment_event"
-    source: str
-    event_id: str
-    kind: str
-    order_id: str | None
-    order_ref: str
-    shipment_ref: str | None = None
-    lines: tuple[ReportedLine, ...] = ()
-    carrier: str | None = None
-    tracking_number: str | None = None
-    detail: str = ""
-    occurred_at: dt.datetime
 
 
-class CarrierTrackingEvent(Event):
+class CarrierTrackingEvent(_ShipmentReport):
     """A carrier status of a shipment that left (``kind``: in_transit, delivered or exception), relayed
     by the warehouse through the signed WMS webhook; fields as in :class:`WmsShipmentEvent`."""
 
     TYPE = "carrier.tracking_event"
-    source: str
-    event_id: str
-    kind: str
-    order_id: str | None
-    order_ref: str
-    shipment_ref: str | None = None
-    lines: tuple[ReportedLine, ...] = ()
-    carrier: str | None = None
-    tracking_number: str | None = None
-    detail: str = ""
-    occurred_at: dt.datetime
 
 
 class InvoiceDisputed(Event):
