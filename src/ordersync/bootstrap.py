@@ -130,7 +130,7 @@ def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Regis
     if isinstance(transport, NatsTransport):  # the embedded transport publishes in the outbox's transaction
         n = settings.nats
         gaps = GapRepair(db, transport, registry, clock, grace_seconds=n.gap_grace_seconds,
-                         stuck_seconds=n.gap_stuck_seconds)
+                         stuck_seconds=n.gap_stuck_seconds, horizon_seconds=n.gap_horizon_seconds)
         worker.every(n.gap_check_seconds, "gap repair", gaps.run, singleton=True)
     intake = IntakeWriter(db, clock, on_commit=worker.wake)
     webhooks = _webhooks(settings, db, clock, runner, worker)

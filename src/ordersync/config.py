@@ -192,7 +192,10 @@ class NatsSettings(Strict):
     ``gap_grace_seconds``: an event a consumer has not processed this long after it was published,
     while the broker has nothing left for that consumer, is republished to it from the outbox;
     ``gap_stuck_seconds``: after this long it is republished even while the consumer has a backlog.
-    ``gap_check_seconds``: how often the repair loop looks."""
+    ``gap_check_seconds``: how often the repair loop looks. ``gap_horizon_seconds``: the repair loop's
+    low-water mark (where it starts reading, and the bound for outbox retention) only passes outbox
+    sequences that were visible this long ago; a transaction that drew an outbox sequence and commits
+    later than this is still delivered by the broker, but is out of gap repair's sight."""
 
     replicas: int = Field(default=1, ge=1, le=5)
     partitions: int = Field(default=16, ge=1, le=1024)
@@ -209,6 +212,7 @@ class NatsSettings(Strict):
     gap_grace_seconds: float = Field(default=30.0, gt=0)
     gap_stuck_seconds: float = Field(default=600.0, gt=0)
     gap_check_seconds: float = Field(default=5.0, gt=0)
+    gap_horizon_seconds: float = Field(default=60.0, gt=0)
 
 
 class Settings(Strict):

@@ -16,7 +16,9 @@ from ordersync.domain.clock import FakeClock
 from ordersync.domain.errors import ValidationFailed
 from ordersync.flows.intake import receive_order
 from ordersync.messaging.deadletters import DeadLetterFilter
-from ordersync.store.schema import deliveries, inbox, outbox
+from ordersync.messaging.gaps import GapRepair, unprocessed
+from ordersync.store.schema import bus_consumers, deliveries, inbox, outbox
+from ordersync.store.uow import UnitOfWork
 from tests.support.messages import Flaky, Ping, counters, ping_registry
 from tests.support.orders import make_order
 
@@ -293,3 +295,46 @@ def test_a_slow_io_consumer_does_not_hold_up_the_transactional_ones(tmp_path: An
         stop.set()
         worker.join(30)
         hub.close()
+
+
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
+def test_gap_repair_never_moves_its_mark_past_an_event_still_committing(
+        make_hub: Any, store_url: str, clock: FakeClock) -> None:
+    """On PostgreSQL outbox sequences are drawn at insert and commit in any order: an event that commits
+    after a later one was processed must stay within gap repair's sight (the low-water mark waits)."""
+    handler = Flaky()
+    hub = make_hub(store_url, ping_registry(handler))
+    repair = GapRepair(hub.db, hub.transport, hub.registry, clock, grace_seconds=1, horizon_seconds=60)
+    emit_pings(hub, 0, 1)
+    hub.worker.drain()
+    with hub.db.engine.connect() as slow:  # a transaction that draws its sequence now and commits later
+        tx = slow.begin()
+        uow = UnitOfWork(slow, clock)
+        uow.emit(Ping(n=2, key="k"), correlation_id="order-k")
+        uow.flush()
+        # ... and whose event the broker then loses: marked published, never delivered
+        slow.execute(update(outbox).where(outbox.c.published_at.is_(None)).values(published_at=clock.now()))
+        late_seq = slow.execute(select(func.max(outbox.c.seq))).scalar_one()
+        emit_pings(hub, 3)  # a later sequence, committed, published and processed meanwhile
+        hub.worker.drain()
+        for _ in range(3):
+            repair.run()
+            clock.advance(2)
+        assert low_seq(hub, "test.pings") <= late_seq  # it saw everything visible processed, and waited
+        tx.commit()
+    assert unprocessed(hub.db, hub.registry) == {"test.pings": [late_seq]}
+    assert repair.run() == 1  # seen, and republished to its consumer
+    hub.worker.drain()
+    c = counters(hub.db)
+    assert c["ping"] == 4 and c["ping:2"] == 1
+    assert unprocessed(hub.db, hub.registry) == {}
+    repair.run()
+    clock.advance(61)
+    repair.run()
+    assert low_seq(hub, "test.pings") == late_seq + 2  # once nothing that old can still be open
+
+
+def low_seq(hub: Any, consumer: str) -> int:
+    with hub.db.read() as conn:
+        return int(conn.execute(select(bus_consumers.c.low_seq).where(bus_consumers.c.consumer == consumer))
+                   .scalar_one())

@@ -9,9 +9,16 @@ deliver the events of one order out of their outbox order. Nothing of that may r
   (or a dead letter of that consumer does: parked with a reason, owned by a case);
 - :func:`unprocessed` lists, per consumer, the events of its types that it has not processed;
 - :class:`GapRepair` (a periodic job, one worker at a time) republishes, to that one consumer only, every event still
-  unprocessed after a grace period, and raises each consumer's low-water mark past what it processed;
+  unprocessed after a grace period, and raises each consumer's low-water mark past what it processed
+  (never past an event that may still be committing: see below);
 - :func:`first_unprocessed` tells an ordered consumer, when the transport does not order deliveries by
   itself, whether an earlier event of the same order is still waiting: the later one is deferred.
+
+Outbox sequences are drawn when a row is inserted, not when it commits: on PostgreSQL a transaction
+that drew sequence 500 may commit after another one that drew 501 was committed, published and
+processed. So "every visible event up to 501 is processed" does not mean nothing below 502 can appear.
+The low-water mark therefore only passes sequences that were already visible ``horizon_seconds`` ago:
+an event below such a sequence that is still invisible belongs to a transaction open that long.
 
 Nothing here deletes outbox rows; :func:`prunable_below` says up to which sequence every consumer has
 processed everything, the bound below which a retention policy may delete.
@@ -21,7 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterable
 from typing import Any
 
@@ -73,16 +80,17 @@ def unprocessed(db: Database, registry: Registry, *, older_than: float = 0.0,
                 clock: Clock | None = None, limit: int = 100_000) -> dict[str, list[int]]:
     """Consumer name -> outbox sequences of published events of its types it has not processed (neither
     in its inbox nor dead-lettered), counting only events published ``older_than`` seconds ago or more.
-    Consumers without a gap are left out."""
+    Consumers without a gap are left out. It reads every event a consumer answers for (from its
+    ``since_seq``, not from its low-water mark): the full answer, for checks and reports."""
     out: dict[str, list[int]] = {}
     with db.read() as conn:
         marks = _marks(conn)
         cutoff = (clock.now() if clock else dt.datetime.now(dt.UTC)) - dt.timedelta(seconds=older_than)
         for sub in registry:
-            _since, low = marks.get(sub.consumer, (1, 1))
+            since, _low = marks.get(sub.consumer, (1, 1))
             seqs = list(conn.execute(
                 select(outbox.c.seq)
-                .where(outbox.c.seq >= low, outbox.c.published_at.is_not(None), outbox.c.published_at <= cutoff,
+                .where(outbox.c.seq >= since, outbox.c.published_at.is_not(None), outbox.c.published_at <= cutoff,
                        _types_clause(sub), _not_processed(sub.consumer))
                 .order_by(outbox.c.seq).limit(limit)
             ).scalars())
@@ -130,18 +138,25 @@ class GapRepair:
     gap), and either the transport has nothing left to deliver to that consumer (it is caught up, so the
     event is not merely queued behind a backlog) or the event is older than ``stuck_seconds``. A
     repaired event is not republished again before ``grace_seconds * 2**repairs`` (at most ten minutes)
-    have passed: a consumer that is merely slow is not flooded."""
+    have passed: a consumer that is merely slow is not flooded.
+
+    The low-water mark (where the next pass starts reading) never passes the newest sequence this
+    object saw visible ``horizon_seconds`` ago or earlier (see the module's docstring); a new instance
+    holds the marks where they are for that long."""
 
     def __init__(self, db: Database, transport: Transport, registry: Registry, clock: Clock, *,
-                 grace_seconds: float = 30.0, stuck_seconds: float = 600.0, batch: int = 500) -> None:
+                 grace_seconds: float = 30.0, stuck_seconds: float = 600.0, horizon_seconds: float = 60.0,
+                 batch: int = 500) -> None:
         self.db = db
         self.transport = transport
         self.registry = registry
         self.clock = clock
         self.grace = dt.timedelta(seconds=grace_seconds)
         self.stuck = dt.timedelta(seconds=max(stuck_seconds, grace_seconds))
+        self.horizon = horizon_seconds
         self.batch = batch
         self.republished = 0
+        self._seen: deque[tuple[float, int]] = deque()  # (monotonic time, newest visible outbox sequence)
 
     def run(self) -> int:
         """One pass over every consumer; returns how many events were republished. Run it in one process
@@ -151,14 +166,27 @@ class GapRepair:
         with self.db.write() as conn:
             marks = _marks(conn)
             now = self.clock.now()
+            settled = self._settled_below(conn)
             for sub in self.registry:
                 if sub.consumer not in marks:
                     continue
-                done += self._repair(conn, sub, marks[sub.consumer][1], now, caught_up[sub.consumer])
+                done += self._repair(conn, sub, marks[sub.consumer][1], now, caught_up[sub.consumer], settled)
         self.republished += done
         return done
 
-    def _repair(self, conn: Connection, sub: Subscription, low: int, now: dt.datetime, caught_up: bool) -> int:
+    def _settled_below(self, conn: Connection) -> int:
+        """A sequence no invisible event lies below, unless its transaction is ``horizon`` seconds old:
+        one past the newest sequence seen visible at least that long ago (0 when nothing was)."""
+        t = self.clock.monotonic()
+        newest = conn.execute(select(func.max(outbox.c.seq))).scalar_one()
+        self._seen.append((t, int(newest or 0)))
+        while len(self._seen) > 1 and self._seen[1][0] <= t - self.horizon:
+            self._seen.popleft()
+        seen_at, seq = self._seen[0]
+        return seq + 1 if seen_at <= t - self.horizon else 0
+
+    def _repair(self, conn: Connection, sub: Subscription, low: int, now: dt.datetime, caught_up: bool,
+                settled: int) -> int:
         a = delivery_attempts.c
         cutoff = now - (self.grace if caught_up else self.stuck)
         gaps = conn.execute(
@@ -171,8 +199,8 @@ class GapRepair:
             .order_by(outbox.c.seq)
             .limit(self.batch)
         ).all()
-        new_low = int(gaps[0].seq) if gaps else self._next_seq(conn, low)
-        if new_low != low:
+        new_low = min(int(gaps[0].seq) if gaps else self._next_seq(conn, low), max(low, settled))
+        if new_low > low:
             conn.execute(update(bus_consumers).where(bus_consumers.c.consumer == sub.consumer)
                          .values(low_seq=new_low, checked_at=now))
         repaired = 0
