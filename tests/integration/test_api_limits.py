@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 
 from ordersync.adapters.erp.memory import MemoryErp
 from ordersync.api.app import create_app
-from ordersync.api.limits import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_JSON_DEPTH, json_too_deep
+from ordersync.api.limits import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_JSON_DEPTH, body_has_nul, json_too_deep
 from tests.support.hub import api_key, erp_hub
 
 MiB = 1024 * 1024
@@ -261,3 +261,51 @@ def test_a_wrong_method_is_a_405_problem_naming_every_method_of_the_path(client:
     r = client.request("DELETE", "/v1/orders")
     assert_problem(r, 405)
     assert {m.strip() for m in r.headers["Allow"].split(",")} >= {"GET", "POST"}
+
+
+@pytest.fixture
+def any_store_client(tmp_path: Path, store_url: str) -> Iterator[tuple[Any, TestClient]]:
+    h = erp_hub(tmp_path, {"main": MemoryErp.from_profile("main", name="main")}, store=store_url)
+    yield h, TestClient(create_app(h), raise_server_exceptions=False)
+    h.close()
+
+
+@pytest.mark.parametrize("where", ["json string", "json key", "query", "path", "raw body"])
+def test_a_nul_character_anywhere_is_a_400_problem_on_every_store(
+        any_store_client: tuple[Any, TestClient], where: str) -> None:
+    """PostgreSQL text cannot hold NUL (SQLite can): refused at the edge, the same on both stores."""
+    hub, client = any_store_client
+    token = api_key(hub, "orders:write", "orders:read")
+    if where == "json string":
+        r = client.post("/v1/orders", content=json.dumps({**BODY, "external_order_number": "LIM\u0000-1"}),
+                        headers=headers(token))
+    elif where == "json key":
+        r = client.post("/v1/orders", content=json.dumps({**BODY, "x\u0000": 1}), headers=headers(token))
+    elif where == "query":
+        r = client.get("/v1/orders?external_order_number=PO%00-1", headers=headers(token))
+    elif where == "path":
+        r = client.get("/v1/orders/abc%00def", headers=headers(token))
+    else:
+        r = client.post("/v1/orders", content=b'{"external_order_number": "LIM\x00-1"}', headers=headers(token))
+    assert "NUL" in assert_problem(r, 400)["detail"]
+    assert counts(hub) == dict.fromkeys(TABLES, 0)
+
+
+def test_an_escaped_backslash_before_u0000_is_not_a_nul(client: TestClient, token: str, hub: Any) -> None:
+    r = client.post("/v1/orders", content=json.dumps({**BODY, "external_order_number": "LIM\\u0000"}),
+                    headers=headers(token))
+    assert r.status_code == 202, r.text
+
+
+@pytest.mark.parametrize(("body", "content_type", "nul"), [
+    (b'{"a": "x\\u0000"}', b"application/json", True),
+    (b'{"a": "x\\\\u0000"}', b"application/json", False),  # an escaped backslash, then the text u0000
+    (b'{"a": "x\\\\\\u0000"}', b"application/vnd.x+json; charset=utf-8", True),
+    (b"a=x%00y", b"application/x-www-form-urlencoded", True),
+    (b"a=x%2500y", b"application/x-www-form-urlencoded", False),
+    (b"ISA*00\x00~", b"text/plain", True),
+    (b"\x00\x01binary", b"application/octet-stream", False),  # binary bodies are not scanned
+    (b"--b\r\n\x00\r\n--b--", b"multipart/form-data; boundary=b", False),
+])
+def test_nul_detection_by_content_type(body: bytes, content_type: bytes, nul: bool) -> None:
+    assert body_has_nul(body, content_type) is nul

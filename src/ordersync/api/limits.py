@@ -1,4 +1,5 @@
-"""Request limits at the edge: body size and JSON nesting depth, refused before any route runs.
+"""Request limits at the edge: body size, JSON nesting depth and NUL characters, refused before any
+route runs.
 
 Why a pure ASGI middleware and not ``BaseHTTPMiddleware``: the latter wraps every request in extra tasks
 and streams, which costs the intake endpoint a noticeable part of its few-millisecond p99 budget. Here a
@@ -16,6 +17,11 @@ is capped at ``max_body_bytes``, so this adds no memory a request could not alre
   Python's JSON parser recurses per level; a depth limit keeps a hostile body from costing a deep
   recursion (and its error path) in every worker. The scan removes string literals first, so brackets
   inside strings do not count, and never recurses itself.
+
+- A NUL character in the path, the query string or a JSON, form or text body is refused (400): PostgreSQL
+  text cannot hold one (the store would fail with a server error), SQLite would keep it, and no order
+  number, SKU or note has a use for it. Refusing it here gives both stores one answer. Binary bodies
+  (multipart, octet-stream) are not scanned.
 
 FastAPI's own ``max_body_size`` is not used: it answers with its default error body rather than a problem
 document, and has no depth limit.
@@ -40,6 +46,8 @@ _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.DOTALL)
 # Opening brackets become 1 and closing ones -1 (0xff read as a signed byte); everything else is deleted.
 _BRACKETS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
 _NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
+# ``\u0000`` after an even number of backslashes (an odd one would make it the literal text "\u0000")
+_JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 
 def _outside_strings(body: bytes) -> bytes:
@@ -63,8 +71,22 @@ def json_too_deep(body: bytes, max_depth: int) -> bool:
 def _is_json(content_type: bytes | None) -> bool:
     if not content_type:
         return True
-    media = content_type.split(b";", 1)[0].strip().lower()
+    media = _media(content_type)
     return media == b"application/json" or (media.startswith(b"application/") and media.endswith(b"+json"))
+
+
+def _media(content_type: bytes | None) -> bytes:
+    return content_type.split(b";", 1)[0].strip().lower() if content_type else b""
+
+
+def body_has_nul(body: bytes, content_type: bytes | None) -> bool:
+    """Whether a JSON, form or text body carries a NUL character (raw, JSON-escaped or percent-encoded)."""
+    if _is_json(content_type):
+        return b"\x00" in body or (b"\\u0000" in body and _JSON_NUL.search(body) is not None)
+    media = _media(content_type)
+    if media == b"application/x-www-form-urlencoded":
+        return b"\x00" in body or b"%00" in body
+    return media.startswith(b"text/") and b"\x00" in body
 
 
 def check(max_body_bytes: int, max_json_depth: int) -> None:
@@ -75,7 +97,7 @@ def check(max_body_bytes: int, max_json_depth: int) -> None:
 
 class RequestLimits:
     """ASGI middleware: 413 for bodies over ``max_body_bytes``, 400 for JSON nested deeper than
-    ``max_json_depth``; both as ``application/problem+json``."""
+    ``max_json_depth`` and for NUL characters; all as ``application/problem+json``."""
 
     def __init__(self, app: ASGIApp, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
                  max_json_depth: int = DEFAULT_MAX_JSON_DEPTH) -> None:
@@ -108,6 +130,9 @@ class RequestLimits:
             if declared > self.max_body_bytes:
                 await self._too_large(scope, receive, send)
                 return
+        if "\x00" in scope["path"] or b"%00" in scope["query_string"] or b"\x00" in scope["query_string"]:
+            await self._nul(scope, receive, send, "the path or the query string", close=declared > 0 or chunked)
+            return
         method = scope["method"]
         if method not in BODY_METHODS and not chunked and declared == 0:
             await self.app(scope, receive, send)
@@ -135,6 +160,9 @@ class RequestLimits:
                                f"JSON arrays and objects may nest at most {self.max_json_depth} levels",
                                type_="https://ordersync.dev/problems/too-deep")
             return
+        if method in BODY_METHODS and body_has_nul(body, content_type):
+            await self._nul(scope, receive, send, "the body")
+            return
 
         replayed = False
 
@@ -151,6 +179,11 @@ class RequestLimits:
         await self._refuse(scope, receive, send, 413, "Request body too large",
                            f"the body may have at most {self.max_body_bytes} bytes",
                            type_="https://ordersync.dev/problems/body-too-large", close=True)
+
+    async def _nul(self, scope: Scope, receive: Receive, send: Send, where: str, close: bool = False) -> None:
+        await self._refuse(scope, receive, send, 400, "NUL character in the request",
+                           f"{where} contains a NUL character (U+0000), which no field may hold",
+                           type_="https://ordersync.dev/problems/nul-character", close=close)
 
     @staticmethod
     async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, title: str, detail: str,
