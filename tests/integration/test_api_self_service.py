@@ -149,6 +149,9 @@ def test_history_filters_and_account_binding(hub: Any, client: TestClient, mine:
     assert summary["state"] == "accepted" and summary["buyer_po_number"] == "PO-77" and Decimal(summary["total"]) > 0
     bad = client.get("/v1/orders", params={"placed_from": "2026-02-01", "placed_to": "2026-01-01"}, headers=mine)
     assert bad.status_code == 422 and bad.headers["content-type"] == "application/problem+json"
+    for lax in ("0", "1767225600", "20260101", "2026-01-01junk"):  # not read as Unix timestamps, nor cut short
+        r = client.get("/v1/orders", params={"placed_to": lax}, headers=mine)
+        assert r.status_code == 422 and "query.placed_to" in r.text and "ISO 8601" in r.text, r.text
     assert client.get("/v1/orders", params={"cursor": "not-a-cursor"}, headers=mine).status_code == 422
     assert client.get("/v1/orders", params={"limit": 201}, headers=mine).status_code == 422
     # a bound key cannot ask for another account; an unbound key must name one

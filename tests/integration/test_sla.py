@@ -170,6 +170,8 @@ def test_the_sla_report_groups_filters_by_time_and_account_and_needs_ops(hub: An
     assert client.get("/v1/ops/sla", params={"account_id": "C-1"}, headers=bound).status_code == 404
     assert client.get("/v1/ops/sla", params={"group_by": "sku"}, headers=ops).status_code == 422
     assert client.get("/v1/ops/sla", params={"since": "0001-01-01T00:00:00+14:00"}, headers=ops).status_code == 422
+    lax = client.get("/v1/ops/sla", params={"since": "0"}, headers=ops)  # not a Unix timestamp
+    assert lax.status_code == 422 and "query.since" in lax.text and "ISO 8601" in lax.text, lax.text
     buyer = auth(api_key(hub, "orders:read", account="C-1"))
     assert client.get("/v1/ops/sla", headers=buyer).status_code == 403
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from ordersync.api.auth import OrderReader, account_for
 from ordersync.api.deps import HubDep
 from ordersync.api.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, encode_cursor
+from ordersync.api.params import IsoDate, Text
 from ordersync.api.problems import Problem
 from ordersync.api.queries import OrderFilter, invoice_page, order_summaries
 from ordersync.canonical.v1 import InvoiceState, OrderState
@@ -26,7 +27,6 @@ router = APIRouter(prefix="/v1", tags=["self-service"])
 
 AccountQuery = Annotated[str | None, Query(min_length=1, max_length=120,
                                            description="required unless the API key is bound to an account")]
-Text = Annotated[str | None, Query(min_length=1, max_length=120)]
 
 
 class OrderSummary(BaseModel):
@@ -92,8 +92,8 @@ def list_orders(
     channel: Text = None,
     external_order_number: Text = None,
     buyer_po_number: Text = None,
-    placed_from: Annotated[dt.date | None, Query(description="first day (UTC) the order was received")] = None,
-    placed_to: Annotated[dt.date | None, Query(description="last day (UTC) the order was received")] = None,
+    placed_from: Annotated[IsoDate | None, Query(description="first day (UTC) the order was received")] = None,
+    placed_to: Annotated[IsoDate | None, Query(description="last day (UTC) the order was received")] = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> OrderPage:

@@ -18,6 +18,7 @@ from ordersync.api.auth import require
 from ordersync.api.deps import HubDep
 from ordersync.api.keys import Principal, Scope
 from ordersync.api.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, encode_cursor, older_than
+from ordersync.api.params import IsoDateTime, Text
 from ordersync.api.problems import Problem
 from ordersync.canonical.v1 import CaseState, CaseType, ExceptionCase, OrderState
 from ordersync.domain.cases import is_overdue
@@ -30,7 +31,6 @@ from ordersync.store.schema import cases, orders
 router = APIRouter(prefix="/v1/ops", tags=["operations"])
 
 Ops = Annotated[Principal, require(Scope.OPS)]
-Text = Annotated[str | None, Query(min_length=1, max_length=120)]
 CaseId = Annotated[str, Path(max_length=64)]
 OPEN_STATES = (CaseState.OPEN.value, CaseState.IN_PROGRESS.value, CaseState.ESCALATED.value)
 
@@ -285,7 +285,7 @@ def _since(since: dt.datetime | None, default: dt.datetime) -> dt.datetime:
 def sla(
     hub: HubDep,
     principal: Ops,
-    since: Annotated[dt.datetime | None, Query(description="orders received from this time; default: "
+    since: Annotated[IsoDateTime | None, Query(description="orders received from this time; default: "
                                                             "``[sla] window_seconds`` ago (a day)")] = None,
     group_by: GroupBy | None = None,
     account_id: Text = None,
