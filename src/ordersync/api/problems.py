@@ -144,9 +144,13 @@ V1_PROBLEMS: dict[int, tuple[str, dict[str, Any]]] = {
     502: ("a connected system answered with an error", _RETRY_AFTER),
     503: ("a connected system is not available", _RETRY_AFTER),
 }
+# The request limits' answer (``api/limits.py``) to any operation: PostgreSQL text cannot hold a NUL.
+ANY_PROBLEMS: dict[int, tuple[str, dict[str, Any]]] = {
+    400: ("the path or the query string holds a NUL character", {}),
+}
 # The answers of the request limits (``api/limits.py``) for any operation with a request body.
 BODY_PROBLEMS: dict[int, tuple[str, dict[str, Any]]] = {
-    400: ("the body cannot be parsed, or its JSON nests too deeply", {}),
+    400: ("the body cannot be parsed, its JSON nests too deeply, or the request holds a NUL character", {}),
     413: ("the body is larger than the hub accepts", {}),
 }
 
@@ -172,7 +176,8 @@ def document(app: FastAPI) -> None:
             v1 = path.startswith("/v1/")
             for operation in item.values():
                 responses = operation.setdefault("responses", {})
-                declared = {**(V1_PROBLEMS if v1 else {}), **(BODY_PROBLEMS if "requestBody" in operation else {})}
+                declared = {**ANY_PROBLEMS, **(V1_PROBLEMS if v1 else {}),
+                            **(BODY_PROBLEMS if "requestBody" in operation else {})}
                 for status, (description, headers) in declared.items():
                     response = responses.setdefault(str(status), {"description": description})
                     if headers:
