@@ -33,6 +33,7 @@ from ordersync.messaging.gaps import GapRepair, register_consumers
 from ordersync.messaging.nats import NatsTransport, parse_servers
 from ordersync.messaging.registry import Registry
 from ordersync.messaging.relay import Relay
+from ordersync.messaging.retention import Retention
 from ordersync.messaging.retry import RetryPolicy
 from ordersync.messaging.sqlqueue import SqlQueueTransport
 from ordersync.messaging.transport import Transport
@@ -63,6 +64,7 @@ class Hub:
     webhooks: WebhookDispatcher | None = None
     workbench: Workbench | None = None
     gap_repair: GapRepair | None = None
+    retention: Retention | None = None
 
     def uow(self, causation_id: str | None = None):  # type: ignore[no-untyped-def]
         """A unit of work (one write transaction) on this hub's store."""
@@ -132,10 +134,16 @@ def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Regis
         gaps = GapRepair(db, transport, registry, clock, grace_seconds=n.gap_grace_seconds,
                          stuck_seconds=n.gap_stuck_seconds, horizon_seconds=n.gap_horizon_seconds)
         worker.every(n.gap_check_seconds, "gap repair", gaps.run, singleton=True)
+    keep = settings.retention
+    retention = Retention(db, clock, registry, keep_days=keep.keep_days, gap_tracked=gaps is not None,
+                          batch=keep.batch)
+    if keep.keep_days:
+        worker.every(keep.check_seconds, "retention", lambda: retention.run().total, singleton=True)
     intake = IntakeWriter(db, clock, on_commit=worker.wake)
     webhooks = _webhooks(settings, db, clock, runner, worker)
     return Hub(settings, clock, db, transport, registry, runner, relay, worker, dead, intake, router, poller, deps,
-               readmodel, webhooks=webhooks, workbench=Workbench(db, clock, cases, dead, deps), gap_repair=gaps)
+               readmodel, webhooks=webhooks, workbench=Workbench(db, clock, cases, dead, deps), gap_repair=gaps,
+               retention=retention)
 
 
 def _transport(settings: Settings, db: Database) -> SqlQueueTransport | NatsTransport:

@@ -495,6 +495,32 @@ def dlq_replay(
                   "; run `ordersync worker` (or the demo) to process them"))
 
 
+@app.command()
+def prune(
+    data_dir: DataDir = None, store: Store = None, config: ConfigFile = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what would go; change nothing.")] = False,
+    as_json: AsJson = False,
+) -> None:
+    """Delete processed outbox events, inbox records and idempotency keys older than [retention] keep_days.
+
+    Workers do this every [retention] check_seconds by themselves; this runs one pass now."""
+    hub = _hub(data_dir, store, config)
+    retention = hub.retention
+    keep = hub.settings.retention.keep_days
+    pruned = retention.run(dry_run=dry_run) if retention is not None else None
+    counts = vars(pruned) if pruned is not None else {"outbox": 0, "inbox": 0, "idempotency_keys": 0}
+    if as_json:
+        out.print_json(json.dumps({"dry_run": dry_run, "keep_days": keep, **counts}))
+        return
+    if not keep:
+        console.print("retention is off ([retention] keep_days = 0): nothing is ever deleted")
+        return
+    verb = "would delete" if dry_run else "deleted"
+    console.print(f"{verb} {counts['outbox']} outbox event(s), {counts['inbox']} inbox record(s) and "
+                  f"{counts['idempotency_keys']} idempotency key(s) older than {keep:g} days"
+                  + ("; nothing was changed" if dry_run else ""))
+
+
 def _letter_json(letter: Any, body: bool) -> dict[str, Any]:
     data = {k: v for k, v in vars(letter).items() if body or k != "body"}
     return data

@@ -181,6 +181,23 @@ class WebhookSettings(Strict):
     keep_days: float = Field(default=7.0, gt=0)
 
 
+class RetentionSettings(Strict):
+    """How long the hub keeps messaging records it no longer needs; a worker prunes every
+    ``check_seconds`` (``ordersync prune`` runs one pass by hand).
+
+    Older than ``keep_days`` go: outbox events every consumer is done with (embedded bus: no delivery of
+    the event pending; NATS bus: below every consumer's gap-repair low-water mark), a consumer's record
+    of a message it processed (the inbox row that makes a redelivery a no-op), and API idempotency keys
+    (a storefront retry after that is still recognised as a duplicate by its order number, answered
+    ``duplicate: true`` rather than replayed). Orders, cases, dead letters and transitions are business
+    records and stay. ``keep_days = 0`` keeps everything. On a NATS bus ``keep_days`` must exceed
+    ``nats.max_age_days``: the broker may redeliver a message for as long as it holds it."""
+
+    keep_days: float = Field(default=30.0, ge=0)
+    check_seconds: float = Field(default=3600.0, gt=0)
+    batch: int = Field(default=5000, ge=1, le=100_000, description="rows deleted per statement")
+
+
 class NatsSettings(Strict):
     """The NATS JetStream bus (``bus = "nats://host:port,nats://host:port,..."``), see docs/scale-out.md.
 
@@ -232,6 +249,7 @@ class Settings(Strict):
     read_model: ReadModelSettings = ReadModelSettings()
     webhooks: WebhookSettings = WebhookSettings()
     wms: WmsSettings = WmsSettings()
+    retention: RetentionSettings = RetentionSettings()
     source: str = Field(default="defaults", exclude=True)
 
     @model_validator(mode="after")
@@ -244,6 +262,11 @@ class Settings(Strict):
                 raise ValueError(f"routing: account {account} routes to unknown ERP {name!r}")
         if self.routing.default and self.routing.default not in names:
             raise ValueError(f"routing: default ERP {self.routing.default!r} is not configured")
+        keep = self.retention.keep_days
+        if self.bus.startswith("nats://") and keep and keep <= self.nats.max_age_days:
+            raise ValueError(f"retention: keep_days ({keep:g}) must exceed nats.max_age_days "
+                             f"({self.nats.max_age_days:g}): the broker may redeliver a message that old, and "
+                             "only the inbox record of it makes the redelivery a no-op")
         return self
 
     @property

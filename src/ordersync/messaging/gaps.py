@@ -123,10 +123,14 @@ def since_seqs(db: Database) -> dict[str, int]:
         return {name: since for name, (since, _low) in _marks(conn).items()}
 
 
-def prunable_below(db: Database) -> int:
-    """Every consumer has processed every event below this outbox sequence."""
+def prunable_below(db: Database, registry: Registry | None = None) -> int:
+    """Every consumer (of ``registry``, when given: a consumer removed from the code no longer holds
+    retention back) has processed every event below this outbox sequence."""
+    query = select(func.min(bus_consumers.c.low_seq))
+    if registry is not None:
+        query = query.where(bus_consumers.c.consumer.in_(sorted(sub.consumer for sub in registry)))
     with db.read() as conn:
-        value = conn.execute(select(func.min(bus_consumers.c.low_seq))).scalar_one()
+        value = conn.execute(query).scalar_one()
         return int(value) if value is not None else 0
 
 

@@ -134,6 +134,7 @@ inbox = Table(
     Column("message_id", Id, primary_key=True),
     Column("seq", BigInteger),
     Column("processed_at", UtcDateTime, nullable=False),
+    Index("ix_inbox_processed_at", "processed_at"),
 )
 
 dead_letters = Table(
@@ -231,6 +232,7 @@ idempotency_keys = Table(
     Column("request_hash", String(64), nullable=False),
     Column("order_id", Id, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    Index("ix_idempotency_keys_created_at", "created_at"),
 )
 
 cases = Table(
