@@ -9,6 +9,7 @@ into one message, so it could not show that the limit stops reading part-way thr
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,10 +18,12 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from pydantic import TypeAdapter, ValidationError
 
 from ordersync.adapters.erp.memory import MemoryErp
 from ordersync.api.app import create_app
 from ordersync.api.limits import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_JSON_DEPTH, body_has_nul, json_too_deep
+from ordersync.api.params import IsoAwareDateTime, IsoDate, IsoDateTime
 from tests.support.hub import api_key, erp_hub
 
 MiB = 1024 * 1024
@@ -238,9 +241,11 @@ def test_invalid_json_is_a_problem_not_a_server_error(hub: Any, client: TestClie
     {"lines": [{"line_no": 1, "sku": "BRG-6204-2RS", "quantity": True}]},
     {"lines": [{"line_no": 1, "sku": {"$ne": ""}, "quantity": "1"}]},
     {"requested_date": "next tuesday"},
+    {"requested_date": 0},  # not a Unix timestamp (1970-01-01)
+    {"requested_date": "20260301"},
     {"currency": 978},
     {"notes": None},
-], ids=lambda c: next(iter(c)))
+], ids=lambda c: f"{next(iter(c))}={next(iter(c.values()))!r}")
 def test_wrong_types_are_422_problems_naming_the_field(hub: Any, client: TestClient, token: str,
                                                       change: dict[str, Any]) -> None:
     body = assert_problem(client.post("/v1/orders", json={**BODY, **change}, headers=headers(token)), 422)
@@ -309,3 +314,14 @@ def test_an_escaped_backslash_before_u0000_is_not_a_nul(client: TestClient, toke
 ])
 def test_nul_detection_by_content_type(body: bytes, content_type: bytes, nul: bool) -> None:
     assert body_has_nul(body, content_type) is nul
+
+
+def test_iso_input_types_take_text_and_objects_but_no_timestamps() -> None:
+    aware, date, when = TypeAdapter(IsoAwareDateTime), TypeAdapter(IsoDate), TypeAdapter(IsoDateTime)
+    assert aware.validate_python("2026-03-01T08:00:00Z") == dt.datetime(2026, 3, 1, 8, tzinfo=dt.UTC)
+    assert date.validate_python(dt.date(2026, 3, 1)) == date.validate_python("2026-03-01")
+    assert when.validate_python("2026-03-01 08:00") == dt.datetime(2026, 3, 1, 8)
+    for adapter, value in ((aware, 0), (aware, 1.7e9), (aware, "2026-03-01T08:00:00"), (date, 0),
+                           (date, "2026-3-1"), (when, 1767225600), (when, "1767225600")):
+        with pytest.raises(ValidationError):
+            adapter.validate_python(value)

@@ -21,6 +21,7 @@ from ordersync.api.auth import OrderWriter
 from ordersync.api.deps import HubDep
 from ordersync.api.keys import Principal
 from ordersync.api.orders import Accepted
+from ordersync.api.params import IsoDate
 from ordersync.api.problems import Problem
 from ordersync.canonical.v1 import Order, OrderState
 from ordersync.domain.events import AmendedLine
@@ -46,7 +47,7 @@ class ReorderIn(BaseModel):
         default=None, min_length=1, max_length=120,
         description="the new order's number; default: the past order's number with -R<n> (the next free n)")
     buyer_po_number: str | None = Field(default=None, max_length=120, description="the new order's PO number")
-    requested_date: dt.date | None = None
+    requested_date: IsoDate | None = None
 
 
 def _build_reorder(hub: Any, order_id: str, principal: Principal, body: ReorderIn) -> Order:
@@ -97,7 +98,7 @@ class LineChangeIn(BaseModel):
     line_no: int = Field(ge=1, le=9999)
     quantity: Decimal | None = Field(default=None, gt=0, max_digits=18, decimal_places=6,
                                      description="the new quantity of the line (cancel to remove it)")
-    requested_date: dt.date | None = Field(default=None, description="the new requested delivery date")
+    requested_date: IsoDate | None = Field(default=None, description="the new requested delivery date")
     cancel: bool = False
 
     @model_validator(mode="after")

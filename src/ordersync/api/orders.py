@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from decimal import Decimal
 from typing import Annotated, Any
@@ -13,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ordersync.api.auth import OrderReader, OrderWriter, account_for
 from ordersync.api.deps import HubDep
+from ordersync.api.params import IsoDate
 from ordersync.api.problems import Problem
 from ordersync.api.queries import order_view
 from ordersync.canonical.v1 import Order, OrderLine
@@ -29,7 +29,7 @@ class LineIn(BaseModel):
     quantity: Decimal = Field(gt=0, max_digits=18, decimal_places=6)
     unit: str | None = Field(default=None, max_length=20)
     unit_price_shown: Decimal | None = Field(default=None, ge=0, max_digits=18, decimal_places=6)
-    requested_date: dt.date | None = None
+    requested_date: IsoDate | None = None
 
 
 class OrderIn(BaseModel):
@@ -41,7 +41,7 @@ class OrderIn(BaseModel):
                                    description="required unless the API key is bound to an account")
     buyer_po_number: str | None = Field(default=None, max_length=120)
     ship_to_id: str | None = Field(default=None, max_length=120)
-    requested_date: dt.date | None = None
+    requested_date: IsoDate | None = None
     currency: str | None = Field(default=None, min_length=3, max_length=3)
     campaign: str | None = Field(default=None, max_length=64)
     notes: str = Field(default="", max_length=2000)

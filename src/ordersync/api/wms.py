@@ -17,11 +17,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ordersync.api.auth import require
 from ordersync.api.deps import HubDep
 from ordersync.api.keys import Principal, Scope
+from ordersync.api.params import IsoAwareDateTime
 from ordersync.api.problems import Problem
 from ordersync.domain.errors import Conflict
 from ordersync.flows.wms import WmsReport, body_digest, receive, record_attempt, signature_problem
@@ -68,7 +69,7 @@ class WmsEventIn(BaseModel):
     carrier: str | None = Field(default=None, max_length=120)
     tracking_number: str | None = Field(default=None, max_length=120)
     detail: str = Field(default="", max_length=2000, description="what happened, for an exception")
-    occurred_at: AwareDatetime
+    occurred_at: IsoAwareDateTime
 
     @model_validator(mode="after")
     def _names_an_order(self) -> WmsEventIn:
