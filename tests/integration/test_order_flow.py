@@ -117,6 +117,50 @@ def test_what_no_plant_has_is_backordered_and_the_partial_acceptance_is_explicit
     assert "backordered" in " ".join(t.cause for t in _history(hub, receipt.order_id))
 
 
+def test_stock_taken_by_others_while_submitting_is_backordered_not_a_rejection(hub: Any, erp: MemoryErp) -> None:
+    """Another order takes stock between the hub's allocation and the ERP's quote: the shortfall is
+    backordered and the same ERP sale confirmed."""
+    inner = erp.submit_orders
+
+    def others_take_stock(requests: Any) -> Any:
+        erp.set_stock("BRG-6204-2RS", "PLANT-N", Decimal(6))
+        erp.submit_orders = inner  # type: ignore[method-assign]
+        return inner(requests)
+
+    erp.submit_orders = others_take_stock  # type: ignore[method-assign]
+    receipt = place(hub, order("C-1001", ("BRG-6204-2RS", 10), ship_to="RIS-DUS"))
+    settle(hub)
+    r = record(hub, receipt.order_id)
+    assert r.state.value == "accepted", r.data.get("rejection")
+    by_kind = {(a["plant"], a["backorder"]): Decimal(a["quantity"]) for a in r.data["allocations"]}
+    assert by_kind == {("PLANT-N", False): 6, ("PLANT-N", True): 4}
+    assert [state for _, state in sales(erp, receipt.order_id, "PLANT-N")] == ["processing"]
+
+
+def test_a_shortfall_the_erp_cannot_quantify_is_accepted_as_it_stands_not_rejected(
+        hub: Any, erp: MemoryErp) -> None:
+    """The ERP warns that stock is short, but by the time the hub asks how much, the figures moved
+    again and name no quantity (seen against Tryton with two workers submitting at once): the order
+    used to be rejected and its draft sale left in the ERP. Now the ERP takes it with the shortfall
+    acknowledged, after a bounded number of rounds."""
+    inner = erp.submit_orders
+    calls: list[list[bool]] = []
+
+    def vague_shortfall(requests: Any) -> Any:
+        calls.append([q.accept_shortfall for q in requests])
+        if len(calls) == 1:
+            erp.set_stock("BRG-6204-2RS", "PLANT-N", Decimal(6))
+        return [x.model_copy(update={"shortfalls": ()}) for x in inner(requests)]
+
+    erp.submit_orders = vague_shortfall  # type: ignore[method-assign]
+    receipt = place(hub, order("C-1001", ("BRG-6204-2RS", 10), ship_to="RIS-DUS"))
+    settle(hub)
+    r = record(hub, receipt.order_id)
+    assert r.state.value == "accepted", r.data.get("rejection")
+    assert calls == [[False], [True]]
+    assert [state for _, state in sales(erp, receipt.order_id, "PLANT-N")] == ["processing"]
+
+
 def test_a_price_the_channel_showed_wrongly_opens_a_case_instead_of_accepting_silently(
     hub: Any, erp: MemoryErp
 ) -> None:

@@ -178,12 +178,20 @@ def submit(deps: FlowDeps) -> Any:
         allocations = [Allocation.model_validate(a) for a in record.data["allocations"]]
         with erp_priority(Priority.ORDERS):
             results = erp.submit_orders(requests_for(record, allocations, credit_approved))
-            short = [r for r in results if r.outcome is SubmitOutcome.STOCK_SHORTFALL]
-            if short:  # the ERP knows less stock than we allocated from: backorder the difference
-                allocations = backorder_shortfalls(allocations, short, deps)
+            for _ in range(SHORTFALL_ROUNDS):
+                short = [r for r in results if r.outcome is SubmitOutcome.STOCK_SHORTFALL]
+                if not short:
+                    break
+                # the ERP knows less stock than we allocated from (other orders took it meanwhile):
+                # backorder the difference and submit those sales again
+                moved = backorder_shortfalls(allocations, short, deps)
                 retry = {r.reference for r in short}
-                again = {x.reference: x for x in erp.submit_orders(
-                    [q for q in requests_for(record, allocations, credit_approved) if q.reference in retry])}
+                requests = [q for q in requests_for(record, moved, credit_approved) if q.reference in retry]
+                if moved == allocations:  # short, but by nothing we can name (the figures moved again):
+                    # the ERP takes the order as it stands and ships what it lacks later
+                    requests = [q.model_copy(update={"accept_shortfall": True}) for q in requests]
+                allocations = moved
+                again = {x.reference: x for x in erp.submit_orders(requests)}
                 results = [again.get(r.reference, r) for r in results]
         with ctx.transaction() as uow:
             record = uow.orders.get(msg.order_id)
@@ -244,6 +252,10 @@ def resume(deps: FlowDeps) -> Any:
 
 
 # -- ERP requests and results ----------------------------------------------------------------------
+
+#: how often a submission that the ERP finds short of stock is backordered and sent again
+SHORTFALL_ROUNDS = 3
+
 
 def requests_for(record: OrderRecord, allocations: list[Allocation], credit_approved: bool
                  ) -> list[SalesOrderRequest]:
