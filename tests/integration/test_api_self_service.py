@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from ordersync.adapters.erp.memory import MemoryErp
 from ordersync.adapters.erp.tryton import demo_data
 from ordersync.api.app import create_app
+from ordersync.config import ErpSettings
 from ordersync.domain.clock import FakeClock
 from ordersync.domain.events import MESSAGE_TYPES
 from ordersync.ports.erp import order_reference
@@ -33,7 +34,11 @@ def erp() -> MemoryErp:
 
 @pytest.fixture
 def hub(tmp_path: Path, erp: MemoryErp) -> Any:
-    h = erp_hub(tmp_path, {"main": erp})
+    # the ERP's changes reach the hub when a test polls (``hub.poller.poll_all()``), not when the worker's
+    # periodic poll happens to come round during a slow ``settle`` (a shipment reported that early
+    # changes what a return may ask for)
+    h = erp_hub(tmp_path, {"main": erp}, erp=[ErpSettings(name="main", kind="memory", retries=1, reset_timeout=0.2,
+                                                          poll_seconds=3600)])
     yield h
     h.close()
 
