@@ -5,7 +5,10 @@ Handlers (registered at the bottom):
 - ``flow.order_prepare`` on ``order.received``: plan (ERP reads) and apply the plan.
 - ``flow.erp_submit`` on ``order.ready_for_erp``: create the ERP sales orders, exactly once per plant.
   Ordered per order, so two submissions of one order never run at the same time; the ERP adapter finds
-  orders left behind by a crash by their reference.
+  orders left behind by a crash by their reference. When the ERP finds less stock than was allocated
+  (other orders took it meanwhile), the difference is backordered and the short sales are sent again,
+  up to ``SHORTFALL_ROUNDS`` times; a shortfall the ERP reports without a quantity the hub can move is
+  accepted as it stands (the ERP ships what it lacks later) rather than rejecting the order.
 - ``flow.order_resume`` on ``order.hold_released``: continue where the hold stopped the flow.
 """
 
