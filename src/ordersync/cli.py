@@ -504,11 +504,11 @@ def prune(
     """Delete processed outbox events, inbox records and idempotency keys older than [retention] keep_days.
 
     Workers do this every [retention] check_seconds by themselves; this runs one pass now."""
+    from ordersync.messaging.retention import Pruned
+
     hub = _hub(data_dir, store, config)
-    retention = hub.retention
     keep = hub.settings.retention.keep_days
-    pruned = retention.run(dry_run=dry_run) if retention is not None else None
-    counts = vars(pruned) if pruned is not None else {"outbox": 0, "inbox": 0, "idempotency_keys": 0}
+    counts = vars(hub.retention.run(dry_run=dry_run) if hub.retention is not None else Pruned())
     if as_json:
         out.print_json(json.dumps({"dry_run": dry_run, "keep_days": keep, **counts}))
         return

@@ -21,7 +21,7 @@ The low-water mark therefore only passes sequences that were already visible ``h
 an event below such a sequence that is still invisible belongs to a transaction open that long.
 
 Nothing here deletes outbox rows; :func:`prunable_below` says up to which sequence every consumer has
-processed everything, the bound below which a retention policy may delete.
+processed everything, the bound that retention (:mod:`ordersync.messaging.retention`) keeps to.
 """
 
 from __future__ import annotations
