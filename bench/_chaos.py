@@ -39,15 +39,13 @@ from sqlalchemy import and_, exists, func, select
 from tests.support.services import create_pg_database, drop_pg_database
 from tests.support.tryton import admin, erp_settings
 
-from ordersync.adapters.erp.tryton import demo_data
-from ordersync.adapters.erp.tryton.home import TrytonHome
-from ordersync.adapters.erp.tryton.server import TrytonServer, free_port
-from ordersync.adapters.erp.tryton.template import create_database, ensure_template
-from ordersync.canonical.v1 import Allocation, CaseType
+from ordersync.canonical.v1 import CaseType
 from ordersync.config import ErpSettings, Settings, load_settings
-from ordersync.domain.lifecycle import TERMINAL
-from ordersync.flows.amendments import REACHED_ERP
-from ordersync.flows.orders import requests_for
+from ordersync.devkit import demo_data
+from ordersync.devkit.tryton.home import TrytonHome
+from ordersync.devkit.tryton.server import TrytonServer, free_port
+from ordersync.devkit.tryton.template import create_database, ensure_template
+from ordersync.domain.lifecycle import REACHED_ERP, TERMINAL
 from ordersync.messaging.registry import Registry
 from ordersync.ports.erp import parse_reference
 from ordersync.store.db import Database
@@ -1030,7 +1028,7 @@ def _audit(plan: ChaosPlan, rig: ChaosRig, deliveries: list[Delivery], report: R
                         f"{len(answered_ids - stored_ids)}"))
     counts["order_states"] = dict(sorted(Counter(r.state for r in ours).items()))
     counts["rejections"] = dict(Counter(
-        "; ".join(sorted({str(x.get("message") or x.get("code")) for x in records[r.id].data.get("rejection", [])}))
+        "; ".join(sorted({str(x.message or x.code) for x in records[r.id].rejection}))
         for r in ours if r.state == "rejected").most_common(8))
     open_cases = [c for c in case_rows if c.state != "resolved"]
     counts["open_cases"] = dict(sorted(Counter(c.type for c in open_cases).items()))
@@ -1065,8 +1063,7 @@ def _audit(plan: ChaosPlan, rig: ChaosRig, deliveries: list[Delivery], report: R
         record = records[r.id]
         refs = set(by_order.get(r.id, []))
         if r.state in {s.value for s in REACHED_ERP}:
-            allocations = [Allocation.model_validate(a) for a in record.data.get("allocations", [])]
-            wanted = {q.reference: q for q in requests_for(record, allocations, False)}
+            wanted = {q.reference: q for q in record.erp_requests(credit_approved=False)}
             missing += [f"{r.external_order_number} {ref}" for ref in sorted(set(wanted) - refs)]
             unexpected += [f"{r.external_order_number} {ref}" for ref in sorted(refs - set(wanted))]
             for ref in sorted(set(wanted) & refs):

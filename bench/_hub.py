@@ -11,8 +11,8 @@ from pathlib import Path
 
 import httpx
 
-from ordersync.adapters.erp.tryton import demo_data
-from ordersync.adapters.erp.tryton.server import TrytonServer, free_port
+from ordersync.devkit import demo_data
+from ordersync.devkit.tryton.server import TrytonServer, free_port
 from ordersync.store.db import Database, sqlite_url
 
 

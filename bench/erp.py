@@ -36,15 +36,15 @@ from pathlib import Path
 from typing import Any
 
 from bench._common import median
-from ordersync.adapters.erp.tryton import demo_data
 from ordersync.adapters.erp.tryton.adapter import TrytonErp
 from ordersync.adapters.erp.tryton.directory import Directory
-from ordersync.adapters.erp.tryton.home import TrytonHome
 from ordersync.adapters.erp.tryton.rpc import TrytonClient
-from ordersync.adapters.erp.tryton.server import TrytonServer
 from ordersync.adapters.erp.tryton.submit import DEFAULT_CHUNK
 from ordersync.adapters.erp.tryton.submit_plan import Job, create_values, prepare
-from ordersync.adapters.erp.tryton.template import create_database, ensure_template
+from ordersync.devkit import demo_data
+from ordersync.devkit.tryton.home import TrytonHome
+from ordersync.devkit.tryton.server import TrytonServer
+from ordersync.devkit.tryton.template import create_database, ensure_template
 from ordersync.ports.erp import SalesOrderLine, SalesOrderRequest, SubmitOutcome, order_reference
 
 PROFILE = demo_data.profile("main")
@@ -179,7 +179,8 @@ def main(argv: list[str] | None = None) -> None:
                     elif v == "batched":
                         seconds[v].append(batched(client, sale_values(Directory(client), orders)))
                     else:
-                        erp = TrytonErp(client, chunk=int(v.removeprefix("adapter")))
+                        erp = TrytonErp(client, chunk=int(v.removeprefix("adapter")),
+                                        regions=demo_data.subdivision_regions())
                         seconds[v].append(adapter(erp, orders, args.batch))
                     done = confirmed(client, f"bench{tag}")
                     assert done == args.orders, f"{v}: {done} of {args.orders} confirmed"

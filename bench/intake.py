@@ -33,12 +33,12 @@ from sqlalchemy import func, select
 from bench._common import median, percentile
 from bench._hub import start_hub, stop_hub
 from bench._load import open_loop, request_bytes
-from ordersync.adapters.erp.tryton import demo_data
-from ordersync.adapters.erp.tryton.home import TrytonHome
 from ordersync.adapters.erp.tryton.rpc import TrytonClient, TrytonUserWarning
-from ordersync.adapters.erp.tryton.server import TrytonServer
-from ordersync.adapters.erp.tryton.template import create_database, ensure_template
 from ordersync.api.keys import KeyService
+from ordersync.devkit import demo_data
+from ordersync.devkit.tryton.home import TrytonHome
+from ordersync.devkit.tryton.server import TrytonServer
+from ordersync.devkit.tryton.template import create_database, ensure_template
 from ordersync.domain.clock import SystemClock
 from ordersync.store.schema import orders as orders_table
 

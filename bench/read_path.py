@@ -44,14 +44,14 @@ import httpx
 from bench._common import median, percentile
 from bench._hub import start_hub, stop_hub
 from bench._load import closed_loop, open_loop, request_bytes
-from ordersync.adapters.erp.tryton import demo_data
 from ordersync.adapters.erp.tryton.adapter import TrytonErp
 from ordersync.adapters.erp.tryton.directory import Directory
-from ordersync.adapters.erp.tryton.home import TrytonHome
 from ordersync.adapters.erp.tryton.rpc import TrytonClient, TrytonUserWarning
-from ordersync.adapters.erp.tryton.server import TrytonServer
-from ordersync.adapters.erp.tryton.template import create_database, ensure_template
 from ordersync.api.keys import KeyService
+from ordersync.devkit import demo_data
+from ordersync.devkit.tryton.home import TrytonHome
+from ordersync.devkit.tryton.server import TrytonServer
+from ordersync.devkit.tryton.template import create_database, ensure_template
 from ordersync.domain.clock import SystemClock
 from ordersync.store.db import Database
 
@@ -110,7 +110,8 @@ def run_hub(port: int, requests: list[bytes], connections: int, seconds: float, 
 
 def run_direct(server: TrytonServer, baskets: list[Any], clients: int, seconds: float) -> dict[str, float]:
     user = demo_data.INTEGRATION_USER
-    erps = [TrytonErp.connect(url=server.url, database="main", login=user["login"], password=user["password"])
+    erps = [TrytonErp.connect(url=server.url, database="main", login=user["login"], password=user["password"],
+                              regions=demo_data.subdivision_regions())
             for _ in range(clients)]
     for erp in erps:  # master data cached: the direct path's best case
         erp.directory.snapshot()

@@ -1,12 +1,12 @@
-"""The composition root: the one place that builds concrete adapters and wires them together.
+"""The composition root: the one place that builds concrete adapters and wires them together, and that
+says which consumer runs on which message (:func:`build_registry`).
 
 Nothing here runs at import time; :func:`build_hub` does the work when called.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from ordersync.adapters.erp.budget import budget_for
 from ordersync.adapters.erp.factory import make_erp
 from ordersync.adapters.erp.guard import ErpGate
 from ordersync.adapters.erp.guarded import GuardedErp
@@ -19,14 +19,10 @@ from ordersync.domain.cases import CasePolicy
 from ordersync.domain.clock import Clock, SystemClock
 from ordersync.domain.errors import ConfigError
 from ordersync.domain.pricing import ChannelRule
-from ordersync.flows import build_registry
-from ordersync.flows.backorders import flag_passed_promises
 from ordersync.flows.deps import FlowDeps, FlowPolicy
-from ordersync.flows.erp_sync import ErpChangePoller
-from ordersync.flows.intake_writer import IntakeWriter
-from ordersync.flows.readmodel import ReadModel
-from ordersync.flows.subscriptions import WebhookDispatcher
-from ordersync.flows.workbench import Workbench, dead_letter_cases, escalate_overdue
+from ordersync.flows.handlers import backorders, counters, documents, fulfillment, orders, returns
+from ordersync.flows.jobs import escalate_overdue, flag_passed_promises
+from ordersync.flows.services.workbench import Workbench, dead_letter_cases
 from ordersync.messaging.consumer import ConsumerRunner
 from ordersync.messaging.deadletters import DeadLetterService
 from ordersync.messaging.gaps import GapRepair, register_consumers
@@ -36,48 +32,34 @@ from ordersync.messaging.relay import Relay
 from ordersync.messaging.retention import Retention
 from ordersync.messaging.retry import RetryPolicy
 from ordersync.messaging.sqlqueue import SqlQueueTransport
-from ordersync.messaging.transport import Transport
 from ordersync.messaging.worker import Worker
 from ordersync.ports.erp import ErpPort
+from ordersync.runtime import outbound
+from ordersync.runtime import readmodel as readmodel_consumers
+from ordersync.runtime.erp_changes import ErpChangePoller
+from ordersync.runtime.hub import Hub
+from ordersync.runtime.intake_writer import IntakeWriter
+from ordersync.runtime.readmodel import ReadModel
+from ordersync.runtime.webhooks import WebhookDispatcher
 from ordersync.store.db import Database
-from ordersync.store.uow import UnitOfWork, unit_of_work
+from ordersync.store.uow import SqlStore
 
 
-@dataclass
-class Hub:
-    """A wired hub: store, bus, flows and the services the CLI and API use."""
-
-    settings: Settings
-    clock: Clock
-    db: Database
-    transport: Transport
-    registry: Registry
-    runner: ConsumerRunner
-    relay: Relay
-    worker: Worker
-    dead_letters: DeadLetterService
-    intake: IntakeWriter
-    router: ErpRouter | None = None
-    poller: ErpChangePoller | None = None
-    deps: FlowDeps | None = None
-    readmodel: ReadModel | None = None
-    webhooks: WebhookDispatcher | None = None
-    workbench: Workbench | None = None
-    gap_repair: GapRepair | None = None
-    retention: Retention | None = None
-
-    def uow(self, causation_id: str | None = None):  # type: ignore[no-untyped-def]
-        """A unit of work (one write transaction) on this hub's store."""
-        return unit_of_work(self.db, self.clock, causation_id)
-
-    def close(self) -> None:
-        self.intake.close()
-        self.runner.close()
-        if isinstance(self.transport, NatsTransport):
-            self.transport.close()
-        if self.webhooks is not None:
-            self.webhooks.close()
-        self.db.dispose()
+def build_registry(deps: FlowDeps | None = None, model: ReadModel | None = None) -> Registry:
+    """Every subscription of the hub: which consumer runs on which message. Without ERP dependencies only
+    the projections, the fulfillment record and outbound webhooks run."""
+    registry = Registry()
+    counters.register(registry)
+    documents.register(registry)
+    outbound.register(registry)
+    fulfillment.register(registry, deps.cases if deps is not None else CasePolicy())
+    if deps is not None:
+        orders.register(registry, deps)
+        backorders.register(registry, deps)
+        returns.register(registry, deps)
+    if model is not None:
+        readmodel_consumers.register(registry, model)
+    return registry
 
 
 def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Registry | None = None,
@@ -87,6 +69,7 @@ def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Regis
     db = Database(settings.store_url)
     if migrate:
         db.migrate()
+    store = SqlStore(db, clock)
     router = poller = deps = readmodel = None
     adapters = erps if erps is not None else {e.name: make_erp(e) for e in settings.erp}
     if adapters:
@@ -94,8 +77,9 @@ def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Regis
         rm = settings.read_model
         readmodel = ReadModel(db, clock, router, refresh_seconds=rm.refresh_seconds,
                               stale_after_seconds=rm.stale_after_seconds, memory_seconds=rm.memory_seconds)
-        deps = FlowDeps(db=db, clock=clock, router=router, policy=flow_policy(settings), cases=case_policy(settings),
-                        submit_concurrency=settings.flows.submit_concurrency, readmodel=readmodel)
+        deps = FlowDeps(store=store, clock=clock, erps=router, policy=flow_policy(settings),
+                        cases=case_policy(settings), submit_concurrency=settings.flows.submit_concurrency,
+                        catalogs=readmodel)
         poller = ErpChangePoller(router, db, clock)
     registry = registry or build_registry(deps, readmodel)
     retry = settings.worker.retry
@@ -116,11 +100,11 @@ def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Regis
     dead = DeadLetterService(db, transport, registry, clock)
     cases = case_policy(settings)
     runner.dead_letter_hooks.append(dead_letter_cases(cases))  # every dead letter becomes a case
-    worker.every(settings.cases.check_seconds, "case escalation", lambda: escalate_overdue(db, clock, cases),
+    worker.every(settings.cases.check_seconds, "case escalation", lambda: escalate_overdue(store, clock, cases),
                  singleton=True)
     if deps is not None:  # promises are dates: every ten minutes is soon enough
         worker.every(max(600.0, settings.cases.check_seconds), "backorder promises",
-                     lambda: flag_passed_promises(db, clock, cases), singleton=True)
+                     lambda: flag_passed_promises(store, clock, cases), singleton=True)
     if poller is not None:
         seconds = min((e.poll_seconds for e in settings.erp), default=2.0)
         worker.every(seconds, "erp change poll", poller.poll_all, singleton=True)
@@ -141,9 +125,10 @@ def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Regis
         worker.every(keep.check_seconds, "retention", lambda: retention.run().total, singleton=True)
     intake = IntakeWriter(db, clock, on_commit=worker.wake)
     webhooks = _webhooks(settings, db, clock, runner, worker)
-    return Hub(settings, clock, db, transport, registry, runner, relay, worker, dead, intake, router, poller, deps,
-               readmodel, webhooks=webhooks, workbench=Workbench(db, clock, cases, dead, deps), gap_repair=gaps,
-               retention=retention)
+    return Hub(settings=settings, clock=clock, db=db, store=store, transport=transport, registry=registry,
+               runner=runner, relay=relay, worker=worker, dead_letters=dead, intake=intake,
+               workbench=Workbench(store, cases, dead, deps), webhooks=webhooks, retention=retention, erps=router,
+               poller=poller, deps=deps, readmodel=readmodel, gap_repair=gaps)
 
 
 def _transport(settings: Settings, db: Database) -> SqlQueueTransport | NatsTransport:
@@ -178,8 +163,6 @@ def _webhooks(settings: Settings, db: Database, clock: Clock, runner: ConsumerRu
 
 
 def _router(settings: Settings, adapters: dict[str, ErpPort], db: Database, clock: Clock) -> ErpRouter:
-    from ordersync.adapters.erp.budget import budget_for
-
     by_name = {e.name: e for e in settings.erp}
     guarded = {}
     for name, adapter in adapters.items():
@@ -228,4 +211,4 @@ def _with_default_retry(registry: Registry, policy: RetryPolicy) -> Registry:
     return out
 
 
-__all__ = ["Hub", "UnitOfWork", "build_hub"]
+__all__ = ["Hub", "build_hub", "build_registry"]

@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -20,6 +20,9 @@ from rich.table import Table
 from ordersync import __version__
 from ordersync.config import Settings, load_settings
 from ordersync.domain.errors import ConfigError, NotFound, OrdersyncError
+
+if TYPE_CHECKING:
+    from ordersync.runtime.hub import Hub
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="ordersync: the B2B order hub.")
 dlq = typer.Typer(no_args_is_help=True, help="Inspect and replay dead letters.")
@@ -146,7 +149,7 @@ def worker(
     run_worker_with_status(hub, stop)
 
 
-def run_worker_with_status(hub: Any, stop: threading.Event, label: str = "worker") -> None:
+def run_worker_with_status(hub: Hub, stop: threading.Event, label: str = "worker") -> None:
     """Run the worker, printing a status line every few seconds while it has work."""
     last = [time.monotonic(), 0]
 
@@ -203,7 +206,7 @@ def serve(
     """Serve the API (and, by default, run the worker in the same process)."""
     import uvicorn
 
-    from ordersync.api.app import create_app
+    from ordersync.server import create_app
 
     _setup_logging(verbose)
     # The API shares the interpreter with the worker's threads: hand the GIL over every 0.5 ms instead
@@ -307,7 +310,7 @@ def subscriptions_add(
     """Subscribe a URL to hub events. Without --secret/--secret-env a secret is made and printed once."""
     import os
 
-    from ordersync.flows.subscriptions import SubscriptionService
+    from ordersync.runtime.outbound import SubscriptionService
     from ordersync.store.db import Database
 
     if secret and secret_env:
@@ -332,7 +335,7 @@ def subscriptions_list(
     data_dir: DataDir = None, store: Store = None, config: ConfigFile = None, as_json: AsJson = False,
 ) -> None:
     """List subscriptions with their deliveries pending, delivered and dead (never their secrets)."""
-    from ordersync.flows.subscriptions import SubscriptionService
+    from ordersync.runtime.outbound import SubscriptionService
     from ordersync.store.db import Database
 
     db = Database(_settings(data_dir, store, config).store_url)
@@ -355,7 +358,7 @@ def subscriptions_list(
 def subscriptions_remove(sub_id: str, data_dir: DataDir = None, store: Store = None,
                          config: ConfigFile = None) -> None:
     """Remove a subscription: nothing more is sent to it, and its waiting deliveries are cancelled."""
-    from ordersync.flows.subscriptions import SubscriptionService
+    from ordersync.runtime.outbound import SubscriptionService
     from ordersync.store.db import Database
 
     db = Database(_settings(data_dir, store, config).store_url)

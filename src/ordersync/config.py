@@ -17,7 +17,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ordersync.domain.errors import ConfigError
-from ordersync.store.db import sqlite_url
 
 DEFAULT_DATA_DIR = Path(".ordersync")
 
@@ -40,6 +39,12 @@ class WorkerSettings(Strict):
     relay_batch: int = Field(default=100, ge=1, description="outbox rows per publish (with bus = nats://, the "
                              "default is 500: a broker round trip costs more than a local insert)")
     retry: RetrySettings = RetrySettings()
+
+
+def sqlite_url(data_dir: Path) -> str:
+    """The embedded default store: ``ordersync.db`` in the data directory (created if missing)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{(data_dir / 'ordersync.db').resolve()}"
 
 
 class ErpSettings(Strict):
@@ -67,6 +72,9 @@ class ErpSettings(Strict):
     reset_timeout: float = Field(default=10.0, gt=0)
     poll_seconds: float = Field(default=1.0, gt=0)
     submit_batch: int = Field(default=20, ge=1, le=500)
+    #: ISO 3166-2 subdivision -> the hub's region, for plants and ship-to addresses (Tryton has no region);
+    #: unset: the demo manufacturer's map
+    regions: dict[str, str] | None = None
 
     @model_validator(mode="after")
     def _remote_needs_address(self) -> ErpSettings:

@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import expect
 
 from ordersync.domain.clock import SystemClock
-from ordersync.flows.subscriptions import SubscriptionService
+from ordersync.runtime.outbound import SubscriptionService
 from tests.browser.conftest import Server
 from tests.browser.pages import BUYER_SCOPES, add_to_cart, ops_sign_in, place_cart, portal_sign_in, reload_until
 

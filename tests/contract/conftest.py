@@ -19,12 +19,12 @@ from pathlib import Path
 import pytest
 
 from ordersync.adapters.erp.memory import MemoryErp
-from ordersync.adapters.erp.tryton import demo_data
 from ordersync.adapters.erp.tryton.adapter import TrytonErp
-from ordersync.adapters.erp.tryton.home import TrytonHome
 from ordersync.adapters.erp.tryton.rpc import TrytonClient
-from ordersync.adapters.erp.tryton.server import TrytonServer
-from ordersync.adapters.erp.tryton.template import create_database, ensure_template
+from ordersync.devkit import demo_data
+from ordersync.devkit.tryton.home import TrytonHome
+from ordersync.devkit.tryton.server import TrytonServer
+from ordersync.devkit.tryton.template import create_database, ensure_template
 from ordersync.ports.erp import ErpPort
 from tests.contract.drivers import ErpTestDriver, MemoryDriver, TrytonDriver
 
@@ -81,7 +81,8 @@ def seeded(erp_kind: str, request: pytest.FixtureRequest,
     if erp_kind == "memory":
         return MemoryErp("main")
     server: TrytonServer = request.getfixturevalue("contract_tryton")
-    return TrytonErp(tryton_clients(server, READ_ONLY, demo_data.INTEGRATION_USER))
+    return TrytonErp(tryton_clients(server, READ_ONLY, demo_data.INTEGRATION_USER),
+                     regions=demo_data.subdivision_regions())
 
 
 @pytest.fixture
@@ -95,7 +96,8 @@ def subject(erp_kind: str, request: pytest.FixtureRequest,
     server: TrytonServer = request.getfixturevalue("contract_tryton")
 
     def connect() -> ErpPort:
-        return TrytonErp(tryton_clients(server, WRITABLE, demo_data.INTEGRATION_USER))
+        return TrytonErp(tryton_clients(server, WRITABLE, demo_data.INTEGRATION_USER),
+                         regions=demo_data.subdivision_regions())
 
     driver = TrytonDriver(tryton_clients(server, WRITABLE, demo_data.ADMIN))
     return ErpUnderTest("tryton", connect(), driver, profile, connect)

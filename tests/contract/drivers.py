@@ -15,8 +15,8 @@ from decimal import Decimal
 from typing import Protocol
 
 from ordersync.adapters.erp.memory import MemoryErp
-from ordersync.adapters.erp.tryton.simulate import TrytonSimulator
 from ordersync.adapters.erp.tryton.submit_plan import Job, create_values, prepare
+from ordersync.devkit.tryton.simulate import TrytonSimulator
 from ordersync.ports.erp import SalesOrderRequest
 
 

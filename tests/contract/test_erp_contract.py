@@ -13,8 +13,8 @@ from decimal import Decimal
 
 import pytest
 
-from ordersync.adapters.erp.tryton import demo_data
 from ordersync.canonical.v1 import AccountStatus, InvoiceState, ShipmentState
+from ordersync.devkit import demo_data
 from ordersync.ports.erp import (
     AmendmentRequest,
     ChangeKind,

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from ordersync.adapters.erp.memory import MemoryErp
-from ordersync.adapters.erp.tryton import demo_data
+from ordersync.devkit import demo_data
 from ordersync.domain.errors import ProtocolError, Unavailable
 from ordersync.ports.erp import SalesOrderLine, SalesOrderRequest, SubmitOutcome, order_reference
 

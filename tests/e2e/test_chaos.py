@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from bench._chaos import ChaosPlan, run_chaos
 
-from ordersync.adapters.erp.tryton.home import TrytonHome
+from ordersync.devkit.tryton.home import TrytonHome
 from tests.support.nats import nats_server_binary
 from tests.support.services import postgres_available, require
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from ordersync.adapters.erp.tryton.server import free_port
+from ordersync.devkit.tryton.server import free_port
 
 pytestmark = [pytest.mark.tryton, pytest.mark.slow, pytest.mark.timeout(900)]
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from ordersync.adapters.erp.guard import CircuitState
 from ordersync.bootstrap import build_hub
 from ordersync.config import ErpSettings, Settings
+from ordersync.ports.erp import CircuitState
 from tests.support.hub import order, place, state
 from tests.support.tryton import erp_settings, sales_by_reference
 
@@ -45,7 +45,7 @@ def test_orders_wait_while_tryton_is_stopped_and_go_through_once_it_is_back(star
 
     tryton.stop()
     during = [place(hub, order("C-1002", ("BRG-6204-2RS", 5), external=f"OUT-{i}")) for i in range(2, 6)]
-    gate = hub.router.erp("main")
+    gate = hub.erps.erp("main")
     wait(lambda: gate.status().circuit is CircuitState.OPEN, 60, "the circuit to open")
     health = gate.health()
     assert not health.ok and "circuit open" in health.detail
@@ -77,7 +77,7 @@ def test_a_frozen_erp_times_out_opens_the_circuit_and_recovers(start_tryton: Any
     os.kill(tryton.pid, signal.SIGSTOP)  # slow as slow gets: the process answers nothing
     try:
         slow = place(hub, order("C-1003", ("SEN-PX-M12-NPN", 10), external="SLOW-1"))
-        gate = hub.router.erp("main")
+        gate = hub.erps.erp("main")
         wait(lambda: gate.status().circuit is CircuitState.OPEN, 60, "the circuit to open on timeouts")
         assert state(hub, slow.order_id) == "received" and hub.dead_letters.count() == 0
     finally:
@@ -111,7 +111,7 @@ def test_an_erp_answering_garbage_trips_the_circuit_and_health_says_why(tmp_path
         receipt = place(hub, order("C-1001", ("SEN-PX-M12-NPN", 6), external="GARBAGE-1"))
         for _ in range(4):
             hub.worker.drain()
-        gate = hub.router.erp("main")
+        gate = hub.erps.erp("main")
         assert gate.status().circuit is CircuitState.OPEN
         assert "ProtocolError" in (gate.status().last_error or "")
         health = gate.health()

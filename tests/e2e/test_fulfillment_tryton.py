@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from ordersync.adapters.erp.tryton import demo_data
-from ordersync.api.app import create_app
 from ordersync.bootstrap import build_hub
 from ordersync.config import Settings
+from ordersync.devkit import demo_data
 from ordersync.ports.erp import order_reference
+from ordersync.server import create_app
 from tests.contract.drivers import TrytonDriver
 from tests.support.hub import api_key, order, place, record, settle, state
 from tests.support.tryton import admin, erp_settings
@@ -78,7 +78,7 @@ def test_a_split_order_ships_plant_by_plant_is_invoiced_and_a_dispute_goes_to_fi
     home = demo_data.forecast(MAIN, "BRG-6204-2RS", "PLANT-N")
     order_id = accepted(hub, ("BRG-6204-2RS", home + 30), external="FUL-1")
     north, south = (order_reference(order_id, p) for p in ("PLANT-N", "PLANT-S"))
-    assert sorted(record(hub, order_id).data["erp_orders"]) == sorted([north, south])
+    assert sorted(e.reference for e in record(hub, order_id).erp_orders) == sorted([north, south])
 
     driver.ship(north)
     until(hub, order_id, "partially_shipped")
@@ -88,9 +88,9 @@ def test_a_split_order_ships_plant_by_plant_is_invoiced_and_a_dispute_goes_to_fi
     driver.post_invoices(south)
     until(hub, order_id, "invoiced")
 
-    data = record(hub, order_id).data
-    assert all(data[k] for k in ("first_shipped_at", "shipped_at", "invoice_posted_at", "invoice_visible_at",
-                                 "invoiced_at"))
+    times = record(hub, order_id).fulfillment.times()
+    assert all(times[k] for k in ("first_shipped_at", "shipped_at", "invoice_posted_at", "invoice_visible_at",
+                                  "invoiced_at"))
     client = TestClient(create_app(hub), raise_server_exceptions=False)
     buyer = {"Authorization": f"Bearer {api_key(hub, 'orders:read', 'invoices:write', account='C-1001')}"}
     view = client.get(f"/v1/orders/{order_id}", headers=buyer).json()

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from ordersync.adapters.erp.tryton import demo_data
 from ordersync.bootstrap import build_hub
 from ordersync.canonical.v1 import CaseType
 from ordersync.config import Settings
-from ordersync.flows.holds import release_hold
+from ordersync.devkit import demo_data
+from ordersync.flows.services.holds import release_hold
 from ordersync.ports.erp import order_reference
 from tests.support.hub import order, place, record, settle, state
 from tests.support.tryton import erp_settings, sales_by_reference
@@ -51,7 +51,7 @@ def until_settled(hub: Any, order_ids: list[str], rounds: int = 400,
 
 def one_sale_per_plant(tryton: Any, hub: Any, order_id: str) -> dict[str, list[str]]:
     r = record(hub, order_id)
-    plants = sorted({a["plant"] for a in r.data.get("allocations", [])})
+    plants = r.plants()
     sales = sales_by_reference(tryton, f"OS-{order_id}")
     assert sorted(sales) == [order_reference(order_id, p) for p in plants]
     assert all(len(states) == 1 for states in sales.values()), sales
@@ -79,7 +79,7 @@ def test_orders_take_every_branch_against_real_tryton(hub: Any, tryton: Any) -> 
     assert len(one_sale_per_plant(tryton, hub, split.order_id)) == 2
 
     assert state(hub, backorder.order_id) == "accepted"
-    assert any(a["backorder"] for a in record(hub, backorder.order_id).data["allocations"])
+    assert record(hub, backorder.order_id).is_backordered
     one_sale_per_plant(tryton, hub, backorder.order_id)
 
     assert state(hub, unknown.order_id) == "rejected"
@@ -103,9 +103,9 @@ def test_orders_take_every_branch_against_real_tryton(hub: Any, tryton: Any) -> 
     # the prices Tryton holds are the ones the hub recorded
     for order_id in (normal.order_id, split.order_id, mismatch.order_id):
         r = record(hub, order_id)
-        for erp_order in hub.router.erp("main").orders_for(order_id):
+        for erp_order in hub.erps.erp("main").orders_for(order_id):
             for line in erp_order.lines:
-                assert line.unit_price == Decimal(r.data["lines"][str(line.line_no)]["unit_price"])
+                assert line.unit_price == r.line(line.line_no).unit_price  # type: ignore[union-attr]
 
 
 def test_concurrent_duplicate_deliveries_create_one_erp_order(hub: Any, tryton: Any) -> None:

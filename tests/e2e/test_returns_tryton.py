@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from ordersync.adapters.erp.tryton.simulate import TrytonSimulator
-from ordersync.api.app import create_app
 from ordersync.bootstrap import build_hub
 from ordersync.config import Settings
+from ordersync.devkit.tryton.simulate import TrytonSimulator
 from ordersync.ports.erp import order_reference, return_reference
+from ordersync.server import create_app
 from tests.support.hub import api_key, settle
 from tests.support.tryton import admin, erp_settings
 

@@ -23,8 +23,8 @@ def test_each_account_is_routed_to_its_erp_of_record(start_tryton: Any, tmp_path
     tryton = start_tryton({"main": "main", "acquired": "acquired"})
     hub = build_hub(Settings(data_dir=tmp_path / "hub",
                              erp=[erp_settings(tryton, "main"), erp_settings(tryton, "acquired")]))
-    assert hub.router is not None
-    routes = hub.router.discover()
+    assert hub.erps is not None
+    routes = hub.erps.discover()
     assert routes["C-1001"] == "main" and routes["C-2001"] == "acquired"
     with hub.db.read() as conn:
         stored = dict(conn.execute(select(account_routes.c.account_id, account_routes.c.erp)).all())
@@ -52,8 +52,8 @@ def test_a_configured_route_wins_over_discovery(start_tryton: Any, tmp_path: Pat
     hub = build_hub(Settings(data_dir=tmp_path / "hub",
                              erp=[erp_settings(tryton, "main"), erp_settings(tryton, "acquired")],
                              routing=RoutingSettings(accounts={"C-2002": "main"})))
-    assert hub.router is not None
-    hub.router.discover()
-    assert hub.router.erp_name_for("C-2002") == "main"
-    assert hub.router.erp_name_for("C-2001") == "acquired"
+    assert hub.erps is not None
+    hub.erps.discover()
+    assert hub.erps.erp_name_for("C-2002") == "main"
+    assert hub.erps.erp_name_for("C-2001") == "acquired"
     hub.close()

@@ -19,8 +19,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from ordersync.adapters.erp.tryton.server import free_port
 from ordersync.demo import sink
+from ordersync.devkit.tryton.server import free_port
 from ordersync.store.db import Database
 from ordersync.store.schema import dead_letters, orders, webhook_deliveries
 from tests.support.tryton import erp_settings, sales_by_reference, write_hub_config

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from ordersync.api.app import create_app
 from ordersync.bootstrap import build_hub
 from ordersync.config import Settings
 from ordersync.domain.clock import FakeClock
-from ordersync.flows.backorders import flag_passed_promises
+from ordersync.flows.jobs import flag_passed_promises
 from ordersync.ports.erp import AmendmentRequest, LineChange, order_reference
+from ordersync.server import create_app
 from tests.e2e.test_order_flow_tryton import until_settled
 from tests.support.hub import api_key, events, order, place, record, settle
 from tests.support.tryton import erp_settings
@@ -49,13 +49,13 @@ def test_a_backorder_date_moved_in_tryton_reaches_the_buyer_and_a_passed_promise
     receipt = place(hub, order("C-1003", ("BRG-7205-BEP", 4), ("SEN-PX-M12-NPN", 10)))
     until_settled(hub, [receipt.order_id])
     r = record(hub, receipt.order_id)
-    [backorder] = [a for a in r.data["allocations"] if a["backorder"]]
-    assert r.state.value == "accepted" and {a["plant"] for a in r.data["allocations"]} == {backorder["plant"]}
-    reference = order_reference(receipt.order_id, backorder["plant"])
+    [backorder] = [a for a in r.allocations if a.backorder]
+    assert r.state.value == "accepted" and r.plants() == [backorder.plant]
+    reference = order_reference(receipt.order_id, backorder.plant)
     poll(hub)
-    assert revised(hub) == [] and record(hub, receipt.order_id).data["erp_promised"]
-    later = dt.date.fromisoformat(backorder["promised_date"]) + dt.timedelta(days=20)
-    erp = hub.router.erp(r.data["erp"])  # production planning moves the shipment in Tryton
+    assert revised(hub) == [] and record(hub, receipt.order_id).backorders.erp_promised
+    later = backorder.promised_date + dt.timedelta(days=20)
+    erp = hub.erps.erp(r.erp)  # production planning moves the shipment in Tryton
     answer = erp.amend_order(AmendmentRequest(reference=reference, changes=(
         LineChange(line_no=1, promised_date=later), LineChange(line_no=2, promised_date=later))))
     assert len(answer.applied) == 2, answer
@@ -65,13 +65,12 @@ def test_a_backorder_date_moved_in_tryton_reaches_the_buyer_and_a_passed_promise
             break
     [event] = revised(hub)
     assert (event["line_no"], event["previous_date"], event["revised_date"]) == (
-        1, backorder["promised_date"], later.isoformat())
-    assert [a["promised_date"] for a in record(hub, receipt.order_id).data["allocations"] if a["backorder"]] == [
-        later.isoformat()]
+        1, backorder.promised_date.isoformat(), later.isoformat())
+    assert [a.promised_date for a in record(hub, receipt.order_id).allocations if a.backorder] == [later]
 
     # the revised promise passes without a shipment: a case for operations, worked off on the workbench
     after = FakeClock(dt.datetime.combine(later + dt.timedelta(days=1), dt.time(9), tzinfo=dt.UTC))
-    assert flag_passed_promises(hub.db, after, hub.deps.cases) == 1
+    assert flag_passed_promises(hub.store, after, hub.deps.cases) == 1
     client = TestClient(create_app(hub), raise_server_exceptions=False)
     ops = {"Authorization": f"Bearer {api_key(hub, 'ops', client='ops')}"}
     [case] = client.get("/v1/ops/cases", params={"order_id": receipt.order_id}, headers=ops).json()["items"]

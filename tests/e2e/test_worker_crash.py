@@ -16,8 +16,8 @@ from sqlalchemy import func, select
 
 from ordersync.canonical.v1 import OrderState
 from ordersync.domain.clock import SystemClock
-from ordersync.flows.intake import move_order, receive_order
-from ordersync.flows.projections import COUNTERS
+from ordersync.flows.handlers.counters import COUNTERS
+from ordersync.flows.services.intake import move_order, receive_order
 from ordersync.store.db import Database
 from ordersync.store.schema import dead_letters, deliveries, inbox, order_transitions, orders, outbox
 from ordersync.store.uow import unit_of_work

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from ordersync.flows import build_registry
+from ordersync.bootstrap import build_registry
 from ordersync.messaging.gaps import unprocessed
 from ordersync.store.db import Database
 from ordersync.store.schema import inbox, outbox

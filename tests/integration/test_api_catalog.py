@@ -13,10 +13,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ordersync.adapters.erp.memory import MemoryErp
-from ordersync.api.app import create_app
 from ordersync.canonical.v1 import StockPosition
 from ordersync.config import ChannelRuleSettings, FlowSettings
 from ordersync.domain.events import StockChanged
+from ordersync.server import create_app
 from tests.support.hub import api_key, erp_hub, settle
 
 SKU = "BRG-6204-2RS"
@@ -114,7 +114,7 @@ def test_when_the_erp_is_down_reads_serve_the_last_known_values_marked_stale(hub
         r = client.get("/v1/availability", params={"sku": "NEVER-SEEN"}, headers=auth(token))
         assert r.status_code == 503 and r.headers["content-type"] == "application/problem+json"
         assert r.headers["Retry-After"]
-    assert hub.router.erp("main").status().circuit.value == "open"
+    assert hub.erps.erp("main").status().circuit.value == "open"
     stale = client.get("/v1/availability", params={"sku": SKU}, headers=auth(token))
     assert stale.status_code == 200
     assert stale.json()["stale"] is True and stale.json()["items"][0]["plants"] == fresh["items"][0]["plants"]
@@ -183,10 +183,10 @@ def test_ready_reports_the_store_and_each_erp_circuit(client: TestClient) -> Non
 
 
 def test_another_process_sees_refreshed_rows_after_its_sync(hub: Any, tmp_path: Path) -> None:
-    from ordersync.flows.readmodel import ReadModel
+    from ordersync.runtime.readmodel import ReadModel
 
     settle(hub)  # the first change poll reports every position the ERP has
-    other = ReadModel(hub.db, hub.clock, hub.router)  # an API process of its own, same store
+    other = ReadModel(hub.db, hub.clock, hub.erps)  # an API process of its own, same store
     first = other.stock([SKU])[0]
     other.sync()  # sets its starting point
     plant = first.positions[0].plant

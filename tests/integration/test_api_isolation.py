@@ -27,10 +27,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from ordersync.adapters.erp.memory import MemoryErp
-from ordersync.api.app import create_app
 from ordersync.api.keys import Scope
 from ordersync.canonical.v1 import CaseType
 from ordersync.domain.cases import CasePolicy, open_case
+from ordersync.server import create_app
 from tests.support.hub import api_key, erp_hub, settle
 
 A, B = "C-1001", "C-1002"

@@ -21,9 +21,9 @@ from fastapi.testclient import TestClient
 from pydantic import TypeAdapter, ValidationError
 
 from ordersync.adapters.erp.memory import MemoryErp
-from ordersync.api.app import create_app
 from ordersync.api.limits import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_JSON_DEPTH, body_has_nul, json_too_deep
 from ordersync.api.params import IsoAwareDateTime, IsoDate, IsoDateTime
+from ordersync.server import create_app
 from tests.support.hub import api_key, erp_hub
 
 MiB = 1024 * 1024

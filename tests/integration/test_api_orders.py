@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ordersync.adapters.erp.memory import MemoryErp
-from ordersync.api.app import create_app
+from ordersync.server import create_app
 from tests.support.hub import api_key, erp_hub, settle
 
 BODY = {"external_order_number": "API-1", "account_id": "C-1001", "ship_to_id": "RIS-DUS",

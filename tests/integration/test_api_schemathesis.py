@@ -28,8 +28,8 @@ import schemathesis
 from fastapi.testclient import TestClient
 
 from ordersync.adapters.erp.memory import MemoryErp
-from ordersync.api.app import create_app
 from ordersync.api.keys import Scope
+from ordersync.server import create_app
 from tests.support.hub import api_key, erp_hub, settle
 
 MAX_EXAMPLES = 25

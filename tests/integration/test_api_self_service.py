@@ -15,12 +15,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from ordersync.adapters.erp.memory import MemoryErp
-from ordersync.adapters.erp.tryton import demo_data
-from ordersync.api.app import create_app
 from ordersync.config import ErpSettings
+from ordersync.devkit import demo_data
 from ordersync.domain.clock import FakeClock
 from ordersync.domain.events import MESSAGE_TYPES
 from ordersync.ports.erp import order_reference
+from ordersync.server import create_app
 from ordersync.store.schema import invoices, return_requests, shipments
 from tests.support.hub import api_key, erp_hub, events, record, settle
 
@@ -353,7 +353,7 @@ def test_shipped_quantity_cannot_be_amended_away(hub: Any, erp: MemoryErp, clien
     out = client.post(f"/v1/orders/{order_id}/amendments", headers=mine,
                       json={"changes": [{"line_no": 1, "quantity": "4"}]}).json()
     assert out["applied"] == [] and "already shipped" in out["refused"][0]["reason"]
-    assert record(hub, order_id).data["lines"]["1"]["quantity"] == "10"
+    assert str(record(hub, order_id).lines[0].quantity) == "10"
 
 
 def test_a_line_split_across_plants_refuses_a_new_quantity_but_cancels_every_part(
@@ -412,7 +412,7 @@ def test_while_the_erp_is_down_an_amendment_answers_503_and_records_nothing(hub:
     assert r.status_code == 503 and int(r.headers["Retry-After"]) > 0
     assert r.headers["content-type"] == "application/problem+json"
     after = record(hub, order_id)
-    assert after.version == before.version and after.data == before.data and amended_events(hub) == []
+    assert after.version == before.version and after == before and amended_events(hub) == []
     erp.down = False
     [line] = erp.order(order_reference(order_id, "PLANT-N")).lines  # type: ignore[union-attr]
     assert line.quantity == 10
@@ -434,9 +434,9 @@ def test_returns_are_limited_to_what_was_shipped_and_not_yet_requested(hub: Any,
             {"line_no": n, "quantity": q, "reason": "damaged"} for n, q in lines]})
 
     too_many = ask((1, "5"))
-    assert too_many.status_code == 422 and "more than the shipped quantity 4" in too_many.text
+    assert too_many.status_code == 422 and "line 1: 5 is more than the 4 shipped" in too_many.text
     not_shipped = ask((2, "1"))
-    assert not_shipped.status_code == 422 and "shipped quantity 0" in not_shipped.text
+    assert not_shipped.status_code == 422 and "line 2: 1 is more than the 0 shipped" in not_shipped.text
     assert ask((7, "1")).status_code == 422 and ask((1, "0")).status_code == 422
     created = ask((1, "3"))
     assert created.status_code == 201, created.text
@@ -464,7 +464,7 @@ def test_without_reported_shipments_returns_are_limited_to_the_ordered_quantity(
     settle(hub)
     r = client.post("/v1/returns", headers=mine,
                     json={"order_id": order_id, "lines": [{"line_no": 1, "quantity": "11"}]})
-    assert r.status_code == 422 and "more than the ordered quantity 10" in r.json()["errors"][0]["message"]
+    assert r.status_code == 422 and "line 1: 11 is more than the 10 ordered" in r.json()["errors"][0]["message"]
     assert client.post("/v1/returns", headers=mine,
                        json={"order_id": order_id, "lines": [{"line_no": 1, "quantity": "10"}]}).status_code == 201
     reader = auth(api_key(hub, "orders:read", account="C-1001"))

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from ordersync.bootstrap import build_hub
 from ordersync.cli import app
 from ordersync.config import Settings
-from ordersync.flows.projections import COUNTERS
+from ordersync.flows.handlers.counters import COUNTERS
 
 runner = CliRunner()
 

@@ -18,8 +18,9 @@ import pytest
 from sqlalchemy import text
 
 from ordersync.adapters.erp.budget import LocalBudget, PgSlotBudget, budget_for, slot_key
-from ordersync.adapters.erp.guard import CircuitState, ErpGate
+from ordersync.adapters.erp.guard import ErpGate
 from ordersync.domain.errors import Unavailable
+from ordersync.ports.erp import CircuitState
 from ordersync.store.db import Database
 from tests.support.services import create_pg_database, drop_pg_database, postgres_available, require
 

@@ -15,17 +15,19 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from ordersync.adapters.erp.memory import MemoryErp
-from ordersync.adapters.erp.tryton import demo_data
-from ordersync.api.app import create_app
 from ordersync.canonical.v1 import CaseType, Shipment, ShipmentLine, ShipmentState
 from ordersync.config import WmsSettings
+from ordersync.devkit import demo_data
 from ordersync.domain.cases import resolve_case
 from ordersync.domain.clock import FakeClock
 from ordersync.domain.events import ErpShipmentChanged
-from ordersync.flows.amendments import LineAmendment, amend_order
-from ordersync.flows.fulfillment import fulfillment_record
-from ordersync.flows.wms import attempts, sign
+from ordersync.domain.order import LineAmendment
+from ordersync.flows.services.amendments import amend_order
+from ordersync.flows.services.wms import sign
 from ordersync.ports.erp import order_reference
+from ordersync.reads.orders import fulfillment_record
+from ordersync.reads.orders import webhook_attempts as attempts
+from ordersync.server import create_app
 from ordersync.store.schema import cases, outbox, wms_events
 from tests.support.hub import api_key, erp_hub, events, order, place, record, settle, state
 
@@ -78,7 +80,7 @@ def transitions(hub: Any, order_id: str) -> list[str]:
 
 
 def view(hub: Any, order_id: str) -> dict[str, Any]:
-    from ordersync.api.queries import order_view
+    from ordersync.reads.orders import order_view
 
     with hub.db.read() as conn:
         found = order_view(conn, order_id)
@@ -127,13 +129,13 @@ def test_a_split_order_ships_plant_by_plant_and_is_invoiced_once_every_invoice_i
     erp.ship(north)
     poll(hub)
     assert state(hub, order_id) == "partially_shipped"
-    data = record(hub, order_id).data
-    assert data["first_shipped_at"] and "shipped_at" not in data
+    times = record(hub, order_id).fulfillment
+    assert times.first_shipped_at and times.shipped_at is None
 
     erp.ship(south)
     poll(hub)
     assert state(hub, order_id) == "shipped"
-    assert record(hub, order_id).data["shipped_at"]
+    assert record(hub, order_id).fulfillment.shipped_at
 
     erp.post_invoices(north)
     poll(hub)
@@ -146,9 +148,8 @@ def test_a_split_order_ships_plant_by_plant_and_is_invoiced_once_every_invoice_i
     assert state(hub, order_id) == "invoiced"
     assert transitions(hub, order_id)[-4:] == ["accepted", "partially_shipped", "shipped", "invoiced"]
     assert view(hub, order_id)["fulfillment"]["invoiced_at"]
-    per_invoice = record(hub, order_id).data["fulfillment"]["invoices"]  # one invoice-sync clock per invoice
-    assert len(per_invoice) == 2 and all(i["posted_at"] and i["visible_at"] and i["number"]
-                                         for i in per_invoice.values())
+    per_invoice = record(hub, order_id).fulfillment.invoices  # one invoice-sync clock per invoice
+    assert len(per_invoice) == 2 and all(i.posted_at and i.visible_at and i.number for i in per_invoice.values())
     assert discrepancy_cases(hub) == []
 
 
@@ -160,14 +161,15 @@ def test_an_invoice_posted_before_shipping_is_recorded_and_the_order_is_invoiced
     erp.post_invoices(reference)  # Tryton invoices on order: the invoice can come first
     poll(hub)
     assert state(hub, order_id) == "accepted"
-    posted = record(hub, order_id).data["invoice_visible_at"]
+    posted = record(hub, order_id).fulfillment.invoice_visible_at
+    assert posted is not None
     clock.advance(3600)
     erp.ship(reference)
     poll(hub)
     assert state(hub, order_id) == "invoiced"
     assert transitions(hub, order_id)[-3:] == ["accepted", "shipped", "invoiced"]  # shipped is recorded on the way
-    data = record(hub, order_id).data
-    assert data["invoice_visible_at"] == posted and data["shipped_at"] > posted
+    times = record(hub, order_id).fulfillment
+    assert times.invoice_visible_at == posted and times.shipped_at is not None and times.shipped_at > posted
 
 
 def test_a_partial_shipment_waits_for_the_rest_and_a_cancelled_rest_opens_one_short_case(
@@ -282,7 +284,7 @@ def test_tracking_from_the_warehouse_shows_on_the_erp_shipment_it_names(
     poll(hub)
     [shipment] = view(hub, order_id)["shipments"]
     with hub.db.read() as conn:
-        number = fulfillment_record(conn, order_id)["shipments"][f"erp:main:{shipment['id']}"]["erp_ref"]
+        number = fulfillment_record(conn, order_id).shipments[f"erp:main:{shipment['id']}"].erp_ref
     assert number and number != shipment["id"]  # the warehouse knows the ERP's shipment number
     r = post_event(client, wms, clock, event_id="T-1", type="exception", reference=reference, shipment_ref=number,
                    carrier="DHL", tracking_number="JD77", detail="address not found")

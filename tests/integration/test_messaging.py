@@ -14,7 +14,7 @@ from sqlalchemy import func, select, update
 from ordersync.canonical.envelope import Envelope
 from ordersync.domain.clock import FakeClock
 from ordersync.domain.errors import ValidationFailed
-from ordersync.flows.intake import receive_order
+from ordersync.flows.services.intake import receive_order
 from ordersync.messaging.deadletters import DeadLetterFilter
 from ordersync.messaging.gaps import GapRepair, unprocessed
 from ordersync.store.schema import bus_consumers, deliveries, inbox, outbox

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from ordersync.adapters.erp.memory import MemoryErp
-from ordersync.adapters.erp.tryton import demo_data
 from ordersync.canonical.v1 import CaseType
+from ordersync.devkit import demo_data
 from ordersync.domain.errors import Conflict
-from ordersync.flows.holds import release_hold
+from ordersync.flows.services.holds import release_hold
 from ordersync.ports.erp import order_reference
 from tests.support.hub import erp_hub, events, order, place, record, settle, state
 
@@ -49,8 +49,8 @@ def test_a_normal_order_is_accepted_with_one_erp_sale_and_promised_dates(hub: An
     assert [s for _, s in sales(erp, receipt.order_id, "PLANT-N")] == ["processing"]
     assert sales(erp, receipt.order_id, "PLANT-S") == []
     expected = demo_data.contract_price(MAIN, "C-1001", "BRG-6204-2RS", 10)
-    assert Decimal(r.data["lines"]["1"]["unit_price"]) == expected
-    assert r.data["lines"]["2"]["sku"] == "FIT-ELB-G12-SS"
+    assert r.lines[0].unit_price == expected
+    assert r.lines[1].sku == "FIT-ELB-G12-SS"
     [accepted] = [json.loads(b)["payload"] for b in events(hub, "order.accepted")]
     assert accepted["order_id"] == receipt.order_id and not accepted["partial"]
     assert all(a["promised_date"] for a in accepted["allocations"])
@@ -63,15 +63,15 @@ def test_an_unknown_sku_rejects_the_order_with_a_reason_per_line(hub: Any, erp: 
     settle(hub)
     r = record(hub, receipt.order_id)
     assert r.state.value == "rejected"
-    assert r.data["rejection"] == [{"code": "unknown_item", "message": "item BRG-9999-XX is not in the assortment",
-                                    "line_no": 2}]
+    assert [x.as_dict() for x in r.rejection] == [
+        {"code": "unknown_item", "message": "item BRG-9999-XX is not in the assortment", "line_no": 2}]
     assert erp.orders_for(receipt.order_id) == []
 
 
 def test_an_unknown_account_is_a_clear_rejection(hub: Any) -> None:
     receipt = place(hub, order("NOBODY", ("SEN-PX-M12-NPN", 5)))
     settle(hub)
-    assert record(hub, receipt.order_id).data["rejection"][0]["code"] == "unknown_account"
+    assert record(hub, receipt.order_id).rejection[0].code == "unknown_account"
 
 
 def test_over_the_credit_limit_the_order_waits_for_finance_and_resumes_on_release(hub: Any, erp: MemoryErp) -> None:
@@ -87,7 +87,7 @@ def test_over_the_credit_limit_the_order_waits_for_finance_and_resumes_on_releas
         release_hold(uow, case.id, decision="release", actor="fiona@finance", comment="customer paid by wire")
     settle(hub)
     assert state(hub, receipt.order_id) == "accepted"
-    plants = {a["plant"] for a in record(hub, receipt.order_id).data["allocations"]}
+    plants = set(record(hub, receipt.order_id).plants())
     assert sorted(o.plant for o in erp.orders_for(receipt.order_id)) == sorted(plants)  # one sale per plant
     with hub.uow() as uow:
         assert uow.cases.open_for_order(receipt.order_id) == []
@@ -100,7 +100,7 @@ def test_a_line_larger_than_the_home_plant_is_split_across_plants(hub: Any, erp:
     settle(hub)
     r = record(hub, receipt.order_id)
     assert r.state.value == "accepted"
-    by_plant = {a["plant"]: Decimal(a["quantity"]) for a in r.data["allocations"]}
+    by_plant = {a.plant: a.quantity for a in r.allocations}
     assert by_plant == {"PLANT-N": home, "PLANT-S": 30}
     assert len(sales(erp, receipt.order_id, "PLANT-N")) == 1 and len(sales(erp, receipt.order_id, "PLANT-S")) == 1
 
@@ -131,8 +131,8 @@ def test_stock_taken_by_others_while_submitting_is_backordered_not_a_rejection(h
     receipt = place(hub, order("C-1001", ("BRG-6204-2RS", 10), ship_to="RIS-DUS"))
     settle(hub)
     r = record(hub, receipt.order_id)
-    assert r.state.value == "accepted", r.data.get("rejection")
-    by_kind = {(a["plant"], a["backorder"]): Decimal(a["quantity"]) for a in r.data["allocations"]}
+    assert r.state.value == "accepted", r.rejection
+    by_kind = {(a.plant, a.backorder): a.quantity for a in r.allocations}
     assert by_kind == {("PLANT-N", False): 6, ("PLANT-N", True): 4}
     assert [state for _, state in sales(erp, receipt.order_id, "PLANT-N")] == ["processing"]
 
@@ -156,7 +156,7 @@ def test_a_shortfall_the_erp_cannot_quantify_is_accepted_as_it_stands_not_reject
     receipt = place(hub, order("C-1001", ("BRG-6204-2RS", 10), ship_to="RIS-DUS"))
     settle(hub)
     r = record(hub, receipt.order_id)
-    assert r.state.value == "accepted", r.data.get("rejection")
+    assert r.state.value == "accepted", r.rejection
     assert calls == [[False], [True]]
     assert [state for _, state in sales(erp, receipt.order_id, "PLANT-N")] == ["processing"]
 
@@ -175,7 +175,7 @@ def test_a_price_the_channel_showed_wrongly_opens_a_case_instead_of_accepting_si
         release_hold(uow, case.id, decision="accept_erp_price", actor="carl@commerce")
     settle(hub)
     r = record(hub, receipt.order_id)
-    assert r.state.value == "accepted" and Decimal(r.data["lines"]["1"]["unit_price"]) == right
+    assert r.state.value == "accepted" and r.lines[0].unit_price == right
 
 
 def test_a_shown_price_can_be_honoured_and_is_what_the_erp_receives(hub: Any, erp: MemoryErp) -> None:
@@ -213,7 +213,7 @@ def test_repeated_deliveries_and_resends_make_one_order_and_one_erp_sale(hub: An
     assert state(hub, a.order_id) == "accepted"
     assert len(sales(erp, a.order_id, "PLANT-N")) == 1
     with pytest.raises(Conflict), hub.uow() as uow:
-        from ordersync.flows.intake import accept_order
+        from ordersync.flows.services.intake import accept_order
 
         accept_order(uow, order("C-1001", ("BRG-6204-2RS", 99), external="WEB-78"), scope="test",
                      idempotency_key="k-1")
@@ -227,7 +227,7 @@ def test_while_the_erp_is_down_orders_wait_and_then_go_through_once(hub: Any, er
         hub.clock.advance(60) if hasattr(hub.clock, "advance") else None
     assert state(hub, receipt.order_id) == "received"
     assert hub.dead_letters.count() == 0
-    status = hub.router.erp("main").status()
+    status = hub.erps.erp("main").status()
     assert status.consecutive_failures > 0 and "down" in (status.last_error or "")
     erp.down = False
     _wait_for(hub, receipt.order_id, "accepted")
@@ -240,8 +240,8 @@ def test_a_lost_answer_during_submission_is_retried_without_a_second_sale(hub: A
     receipt = place(hub, order("C-1001", ("BRG-6204-2RS", 10)))
     _wait_for(hub, receipt.order_id, "accepted")
     assert len(sales(erp, receipt.order_id, "PLANT-N")) == 1
-    assert record(hub, receipt.order_id).data["erp_orders"][order_reference(receipt.order_id, "PLANT-N")][
-        "reconciled"]
+    [submission] = record(hub, receipt.order_id).erp_orders
+    assert submission.reference == order_reference(receipt.order_id, "PLANT-N") and submission.reconciled
 
 
 def _wait_for(hub: Any, order_id: str, target: str, rounds: int = 200) -> None:

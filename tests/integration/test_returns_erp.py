@@ -14,11 +14,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from ordersync.adapters.erp.memory import MemoryErp
-from ordersync.adapters.erp.tryton import demo_data
-from ordersync.api.app import create_app
 from ordersync.canonical.envelope import Envelope
+from ordersync.devkit import demo_data
 from ordersync.domain.clock import FakeClock
 from ordersync.ports.erp import ReturnRequest, ReturnRequestLine, order_reference, return_reference
+from ordersync.server import create_app
 from ordersync.store.schema import dead_letters, erp_returns
 from tests.support.hub import api_key, erp_hub, events, settle
 

@@ -15,16 +15,17 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import insert
 
 from ordersync.adapters.erp.memory import MemoryErp
-from ordersync.api.app import create_app
 from ordersync.bootstrap import build_hub
 from ordersync.canonical.v1 import Invoice, InvoiceState, OrderState
 from ordersync.config import Settings, SlaSettings
 from ordersync.domain.clock import FakeClock
 from ordersync.domain.errors import Unavailable
 from ordersync.domain.events import OrderReceived
+from ordersync.domain.order.parts import FulfillmentTimes, InvoiceClock
 from ordersync.domain.sla import ClockReading, SlaClock, SlaThresholds, percentile, summarize
-from ordersync.flows.intake import receive_order
-from ordersync.flows.sla import SlaScope, readings
+from ordersync.flows.services.intake import receive_order
+from ordersync.reads.sla import SlaScope, readings
+from ordersync.server import create_app
 from ordersync.store.schema import dead_letters, invoices
 from ordersync.store.uow import unit_of_work
 from tests.support.hub import api_key, erp_hub, order, place, settle
@@ -53,13 +54,14 @@ def auth(token: str) -> dict[str, str]:
 
 
 def placed(hub: Any, *, at: dt.datetime, account: str = "C-1", channel: str = "portal",
-           moves: tuple[tuple[OrderState, float], ...] = (), data: dict[str, Any] | None = None) -> str:
+           moves: tuple[tuple[OrderState, float], ...] = (), times: FulfillmentTimes | None = None) -> str:
     """An order received at ``at`` and moved through ``moves`` (state, seconds after ``at``)."""
     with unit_of_work(hub.db, FakeClock(at)) as uow:  # received at ``at``
         record, _ = receive_order(uow, make_order(channel=channel, account=account))
         for state, seconds in moves:
             record.move_to(state, at + dt.timedelta(seconds=seconds), "test")
-        record.data.update(data or {})
+        if times is not None:
+            record.fulfillment = times
         uow.save_order(record)
     return str(record.id)
 
@@ -123,14 +125,13 @@ def _invoice_row(order_id: str, invoice_id: str, posted: dt.datetime, recorded: 
 
 def test_invoice_sync_uses_the_fulfillment_stamps_then_the_invoice_rows_and_never_times_a_date(hub: Any) -> None:
     posted = T0 + dt.timedelta(hours=2, seconds=5)
-    stamps = {"fulfillment": {"invoices": {
-        "main:1": {"posted_at": posted.isoformat(), "visible_at": (posted + dt.timedelta(seconds=40)).isoformat()},
-        "main:2": {"posted_at": T0.replace(hour=0).isoformat(), "visible_at": posted.isoformat()},  # a date only
-    }}}
-    stamped = placed(hub, at=T0, moves=accepted_after(10), data=stamps)
-    order_level = placed(hub, at=T0, moves=accepted_after(10), data={
-        "invoice_posted_at": posted.isoformat(),
-        "invoice_visible_at": (posted + dt.timedelta(seconds=400)).isoformat()})
+    stamps = FulfillmentTimes(invoices={
+        "main:1": InvoiceClock(posted_at=posted, visible_at=posted + dt.timedelta(seconds=40)),
+        "main:2": InvoiceClock(posted_at=T0.replace(hour=0), visible_at=posted),  # a date only
+    })
+    stamped = placed(hub, at=T0, moves=accepted_after(10), times=stamps)
+    order_level = placed(hub, at=T0, moves=accepted_after(10), times=FulfillmentTimes(
+        invoice_posted_at=posted, invoice_visible_at=posted + dt.timedelta(seconds=400)))
     unstamped = placed(hub, at=T0, moves=accepted_after(10))
     with hub.db.write() as conn:
         for order_id, n in ((stamped, "1"), (order_level, "3"), (unstamped, "4")):
@@ -204,7 +205,7 @@ def test_metrics_show_orders_sla_cases_dead_letters_outbox_lag_and_erp_circuits(
             uow.emit(OrderReceived(order=order("C-1001", ("BRG-6204-2RS", 1))), correlation_id=None)
         clock.advance(30)
         for _ in range(5):
-            hub.router.erp("main").gate.breaker.record_failure(Unavailable("down"))
+            hub.erps.erp("main").gate.breaker.record_failure(Unavailable("down"))
         m = scrape(client)
         assert m[("ordersync_orders", (("state", "accepted"),))] == 3
         assert m[("ordersync_orders", (("state", "on_hold"),))] == 1

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from ordersync.canonical.v1 import OrderState
 from ordersync.domain.clock import FakeClock
 from ordersync.domain.errors import Conflict, IllegalTransition
-from ordersync.flows.intake import move_order, receive_order
+from ordersync.flows.services.intake import move_order, receive_order
 from ordersync.store.db import Database
 from ordersync.store.schema import metadata, order_transitions, orders, outbox
 from ordersync.store.uow import unit_of_work

@@ -25,9 +25,10 @@ from ordersync.config import Settings, WebhookSettings
 from ordersync.demo import sink
 from ordersync.domain.clock import FakeClock
 from ordersync.domain.errors import ValidationFailed
-from ordersync.flows.intake import move_order, receive_order
-from ordersync.flows.subscriptions import FANOUT, WEBHOOKS, Outcome, SubscriptionService, classify
+from ordersync.flows.services.intake import move_order, receive_order
 from ordersync.messaging.deadletters import DeadLetterFilter
+from ordersync.runtime.outbound import FANOUT, WEBHOOKS, SubscriptionService
+from ordersync.runtime.webhooks import Outcome, classify
 from ordersync.store.schema import inbox, outbox, webhook_deliveries
 from tests.support.orders import make_order
 
@@ -148,7 +149,8 @@ def test_each_event_is_posted_as_its_envelope_and_signed_over_timestamp_and_body
 def test_the_sink_refuses_a_wrong_signature_and_counts_a_repeated_delivery_once(crm: sink.Sink) -> None:
     import httpx
 
-    from ordersync.adapters.webhooks import HttpWebhookSender, WebhookRequest
+    from ordersync.adapters.webhooks import HttpWebhookSender
+    from ordersync.ports.webhooks import WebhookRequest
 
     body = json.dumps({"message_id": "m1", "type": "order.accepted", "correlation_id": "o1"}).encode()
     good = WebhookRequest(crm.url, SECRET, "order.accepted", "d1", body, int(time.time()))

@@ -16,12 +16,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from ordersync.adapters.erp.memory import MemoryErp
-from ordersync.api.app import create_app
 from ordersync.api.keys import KeyService
 from ordersync.canonical.v1 import OrderState
 from ordersync.config import RetrySettings, WorkerSettings
 from ordersync.domain.clock import FakeClock
 from ordersync.domain.errors import ProtocolError
+from ordersync.server import create_app
 from ordersync.store.schema import order_transitions
 from tests.support.hub import api_key, erp_hub, order, place, record, settle
 

@@ -12,10 +12,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ordersync.adapters.erp.memory import MemoryErp
-from ordersync.api.app import create_app
 from ordersync.api.keys import KeyService
+from ordersync.channels.portal import pages as portal
 from ordersync.ports.erp import order_reference
-from ordersync.web import portal
+from ordersync.server import create_app
 from tests.support.hub import api_key, erp_hub, settle
 
 SCOPES = ("catalog:read", "orders:read", "orders:write", "returns:write")

@@ -14,17 +14,15 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ordersync.adapters.erp.memory import MemoryErp
-from ordersync.adapters.erp.tryton import demo_data
-from ordersync.api.app import create_app
-from ordersync.canonical.v1 import CaseType, OrderState
+from ordersync.canonical.v1 import Allocation, CaseType, OrderState
 from ordersync.config import CaseSettings, RetrySettings, WorkerSettings
+from ordersync.devkit import demo_data
 from ordersync.domain.cases import open_case, resolve_case
 from ordersync.domain.clock import FakeClock
 from ordersync.domain.errors import ProtocolError
-from ordersync.flows.backorders import flag_passed_promises
-from ordersync.flows.orders import hold
-from ordersync.flows.workbench import escalate_overdue
+from ordersync.flows.jobs import escalate_overdue, flag_passed_promises
 from ordersync.ports.erp import AmendmentRequest, LineChange, order_reference
+from ordersync.server import create_app
 from tests.support.hub import api_key, erp_hub, events, order, place, record, settle
 
 MAIN = demo_data.profile("main")
@@ -152,9 +150,10 @@ def test_reallocating_a_held_shortfall_plans_the_allocation_again(hub: Any, erp:
         uow.cases.save(resolve_case(uow.cases.get(credit_case), action="release", actor="x", comment="",
                                     now=uow.now()))
         r = uow.orders.get(order_id)
-        r.data["credit_approved"] = True
+        r.credit_approved = True
         r.move_to(OrderState.PRICED, uow.now(), "test: back to priced")
-        hold(uow, r, CaseType.ALLOCATION_SHORTFALL, "plant stock is blocked", "reallocate", deps=hub.deps)
+        r.put_on_hold(CaseType.ALLOCATION_SHORTFALL, "plant stock is blocked", "reallocate", uow.now(), hub.deps.cases)
+        uow.save_order(r)
         [case] = uow.cases.open_for_order(order_id)
     assert erp.orders_for(order_id) == []
     r = act(client, ops, case.id, "reallocate", actor="olga@ops", comment="stock unblocked")
@@ -162,19 +161,19 @@ def test_reallocating_a_held_shortfall_plans_the_allocation_again(hub: Any, erp:
     settle(hub)
     after = record(hub, order_id)
     assert after.state is OrderState.ACCEPTED  # allocated again, submitted, accepted
-    assert sorted(o.plant for o in erp.orders_for(order_id)) == sorted({a["plant"] for a in after.data["allocations"]})
+    assert sorted(o.plant for o in erp.orders_for(order_id)) == after.plants()
     assert r.json()["case"]["history"][-1]["comment"] == "reallocate: stock unblocked"
 
 
-def backordered(hub: Any) -> tuple[str, str, dict[str, Any]]:
+def backordered(hub: Any) -> tuple[str, str, Allocation]:
     """An accepted order of C-1003 with line 1 backordered; (order id, ERP reference, its backorder)."""
     receipt = place(hub, order("C-1003", ("BRG-7205-BEP", 4), ("SEN-PX-M12-NPN", 10)))
     settle(hub)
     r = record(hub, receipt.order_id)
-    [backorder] = [a for a in r.data["allocations"] if a["backorder"]]
-    assert r.state is OrderState.ACCEPTED and backorder["line_no"] == 1
-    reference = order_reference(receipt.order_id, backorder["plant"])
-    assert {a["plant"] for a in r.data["allocations"]} == {backorder["plant"]}  # one ERP order
+    [backorder] = [a for a in r.allocations if a.backorder]
+    assert r.state is OrderState.ACCEPTED and backorder.line_no == 1
+    reference = order_reference(receipt.order_id, backorder.plant)
+    assert r.plants() == [backorder.plant]  # one ERP order
     return receipt.order_id, reference, backorder
 
 
@@ -184,8 +183,8 @@ def test_a_date_the_erp_revises_reaches_the_order_and_the_buyer_event(hub: Any, 
     settle(hub)
     # the ERP plans the sale for its earliest line: not a promise for the backorder, nothing revised
     assert payloads(hub, "order.backorder_date_revised") == []
-    assert record(hub, order_id).data["erp_promised"]
-    later = dt.date.fromisoformat(backorder["promised_date"]) + dt.timedelta(days=20)
+    assert record(hub, order_id).backorders.erp_promised
+    later = backorder.promised_date + dt.timedelta(days=20)
     # production planning moves the shipment in the ERP (one date per shipment: both lines)
     answer = erp.amend_order(AmendmentRequest(reference=reference, changes=(
         LineChange(line_no=1, promised_date=later), LineChange(line_no=2, promised_date=later))))
@@ -194,10 +193,11 @@ def test_a_date_the_erp_revises_reaches_the_order_and_the_buyer_event(hub: Any, 
     settle(hub)
     [revised] = payloads(hub, "order.backorder_date_revised")
     assert (revised["order_id"], revised["line_no"], revised["sku"]) == (order_id, 1, "BRG-7205-BEP")
-    assert (revised["previous_date"], revised["revised_date"]) == (backorder["promised_date"], later.isoformat())
+    assert (revised["previous_date"], revised["revised_date"]) == (backorder.promised_date.isoformat(),
+                                                                  later.isoformat())
     r = record(hub, order_id)
-    assert [a["promised_date"] for a in r.data["allocations"] if a["backorder"]] == [later.isoformat()]
-    assert r.data["backorder_revisions"][0]["to"] == later.isoformat()
+    assert [a.promised_date for a in r.allocations if a.backorder] == [later]
+    assert r.backorders.revisions[0].revised == later
     hub.poller.poll_all()  # nothing new in the ERP: nothing revised again
     settle(hub)
     assert len(payloads(hub, "order.backorder_date_revised")) == 1
@@ -207,11 +207,11 @@ def test_a_passed_promise_opens_a_shortfall_case_that_reallocate_and_cancel_line
     hub: Any, erp: MemoryErp, clock: FakeClock, client: TestClient, ops: dict[str, str]
 ) -> None:
     order_id, reference, backorder = backordered(hub)
-    assert flag_passed_promises(hub.db, clock, hub.deps.cases) == 0  # not due yet
-    promised = dt.date.fromisoformat(backorder["promised_date"])
+    assert flag_passed_promises(hub.store, clock, hub.deps.cases) == 0  # not due yet
+    promised = backorder.promised_date
     clock.advance((promised - clock.now().date()).days * 86400 + 86400)
-    assert flag_passed_promises(hub.db, clock, hub.deps.cases) == 1
-    assert flag_passed_promises(hub.db, clock, hub.deps.cases) == 0  # once per promised date
+    assert flag_passed_promises(hub.store, clock, hub.deps.cases) == 1
+    assert flag_passed_promises(hub.store, clock, hub.deps.cases) == 0  # once per promised date
     page = client.get("/v1/ops/cases", params={"type": "allocation_shortfall", "order_id": order_id},
                       headers=ops).json()
     [case] = page["items"]
@@ -234,7 +234,7 @@ def test_a_passed_promise_opens_a_shortfall_case_that_reallocate_and_cancel_line
     done = r.json()["case"]
     assert done["state"] == "resolved" and done["history"][-1]["action"] == "cancel_line"
     assert "customer agreed; line 1 cancelled in" in done["history"][-1]["comment"]
-    assert record(hub, order_id).data["lines"]["1"]["cancelled"] is True
+    assert record(hub, order_id).line(1).cancelled is True  # type: ignore[union-attr]
 
 
 def test_a_cancel_line_the_erp_refuses_is_recorded_and_an_unreachable_erp_changes_nothing(
@@ -319,7 +319,7 @@ def test_open_cases_past_due_escalate_along_the_chain_on_the_clock(hub: Any, clo
     _, case_id = held(hub, ("MOT-IE3-4.0-4P", 8), account="C-1004")  # credit hold: due in 4 h
     policy = hub.deps.cases
     clock.advance(3 * 3600)
-    assert escalate_overdue(hub.db, clock, policy) == 0
+    assert escalate_overdue(hub.store, clock, policy) == 0
     assert client.get("/v1/ops/cases", params={"overdue": True}, headers=ops).json()["items"] == []
     clock.advance(3600 + 1)
     assert [c["id"] for c in client.get("/v1/ops/cases", params={"overdue": True}, headers=ops).json()["items"]] \
@@ -332,13 +332,13 @@ def test_open_cases_past_due_escalate_along_the_chain_on_the_clock(hub: Any, clo
     assert case["history"][-1]["actor"] == "ordersync" and "due time" in case["history"][-1]["comment"]
     for team, level in (("cfo-office", 3), ("cfo-office", 4)):  # the chain ends: its last team keeps it
         clock.advance(4 * 3600 + 1)
-        assert escalate_overdue(hub.db, clock, policy) == 1
+        assert escalate_overdue(hub.store, clock, policy) == 1
         case = client.get(f"/v1/ops/cases/{case_id}", headers=ops).json()
         assert (case["owner_team"], case["owner_level"]) == (team, level)
     assert [p["case"]["owner_level"] for p in payloads(hub, "case.escalated")] == [2, 3, 4]
     assert act(client, ops, case_id, "cancel").status_code == 200
     clock.advance(5 * 3600)
-    assert escalate_overdue(hub.db, clock, policy) == 0  # resolved cases never escalate
+    assert escalate_overdue(hub.store, clock, policy) == 0  # resolved cases never escalate
 
 
 def test_the_case_list_filters_and_pages_newest_first(hub: Any, clock: FakeClock, client: TestClient,

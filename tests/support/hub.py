@@ -13,7 +13,7 @@ from ordersync.bootstrap import Hub, build_hub
 from ordersync.canonical.v1 import Order, OrderLine
 from ordersync.config import ErpSettings, Settings
 from ordersync.domain.clock import Clock
-from ordersync.flows.intake import Receipt, accept_order
+from ordersync.flows.services.intake import Receipt, accept_order
 from ordersync.ports.erp import ErpPort
 from ordersync.store.schema import outbox
 

@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from ordersync.adapters.erp.tryton import demo_data
-from ordersync.adapters.erp.tryton.home import TrytonHome
 from ordersync.adapters.erp.tryton.rpc import TrytonClient
-from ordersync.adapters.erp.tryton.server import TrytonServer
-from ordersync.adapters.erp.tryton.template import create_database, ensure_template
 from ordersync.config import ErpSettings
+from ordersync.devkit import demo_data
+from ordersync.devkit.tryton.home import TrytonHome
+from ordersync.devkit.tryton.server import TrytonServer
+from ordersync.devkit.tryton.template import create_database, ensure_template
 
 
 @pytest.fixture(scope="session")

@@ -7,9 +7,10 @@ import time
 
 import pytest
 
-from ordersync.adapters.erp.guard import CircuitOpen, CircuitState, Coalescer, ErpGate, Priority, erp_priority
+from ordersync.adapters.erp.guard import CircuitOpen, Coalescer, ErpGate
 from ordersync.domain.clock import FakeClock
 from ordersync.domain.errors import Unavailable, ValidationFailed
+from ordersync.ports.erp import CircuitState, Lane
 
 
 def gate(**kwargs: object) -> ErpGate:
@@ -52,15 +53,14 @@ def test_order_submission_is_served_before_waiting_catalog_reads() -> None:
     holder = threading.Thread(target=lambda: g.call(release.wait))
     holder.start()
     wait_until(lambda: g.status().in_flight == 1)
-    reads = [threading.Thread(target=lambda i=i: g.call(lambda: order.append(f"read{i}"), priority=Priority.READS))
+    reads = [threading.Thread(target=lambda i=i: g.call(lambda: order.append(f"read{i}"), lane=Lane.READS))
              for i in range(3)]
     for t in reads:
         t.start()
     wait_until(lambda: g.status().waiting.get("reads") == 3)
 
     def submit() -> None:
-        with erp_priority(Priority.ORDERS):
-            g.call(lambda: order.append("order"))
+        g.call(lambda: order.append("order"), lane=Lane.ORDERS)
 
     submitter = threading.Thread(target=submit)
     submitter.start()

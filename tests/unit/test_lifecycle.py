@@ -7,7 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from ordersync.canonical.v1 import Order, OrderLine, OrderState
+from ordersync.canonical.v1 import CaseType, Order, OrderLine, OrderState
+from ordersync.domain.cases import CasePolicy
 from ordersync.domain.errors import IllegalTransition
 from ordersync.domain.events import OrderStateChanged
 from ordersync.domain.lifecycle import TERMINAL, TRANSITIONS
@@ -71,10 +72,17 @@ def test_every_state_is_reachable_from_received() -> None:
 
 def test_a_released_hold_resumes_where_the_flow_stopped() -> None:
     record = OrderRecord(order=make_order(), state=OrderState.PRICED)
-    record.hold(AT, "credit limit")
+    record.put_on_hold(CaseType.CREDIT_HOLD, "credit limit", "release or cancel", AT, CasePolicy())
     assert record.state is OrderState.ON_HOLD and record.held_from is OrderState.PRICED
     record.move_to(record.resume_state(), AT, "released by finance")
-    assert record.state is OrderState.PRICED and record.held_from is None
+    assert record.state is OrderState.PRICED and record.held_from is None and record.hold is None
+
+
+def test_an_order_is_held_only_by_a_case() -> None:
+    record = OrderRecord(order=make_order(), state=OrderState.PRICED)
+    with pytest.raises(IllegalTransition):
+        record.move_to(OrderState.ON_HOLD, AT, "no case")
+    assert record.state is OrderState.PRICED and record.new_transitions == []
 
 
 def test_resume_is_refused_when_not_on_hold() -> None:

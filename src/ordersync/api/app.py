@@ -1,4 +1,6 @@
-"""The FastAPI application factory. ``create_app(hub)`` serves a hub built by the composition root."""
+"""The experience API's application factory: ``create_api(hub)`` serves the ``/v1`` routes, health,
+readiness and metrics of a hub built by the composition root. The pages and channels are added above it
+(:func:`ordersync.server.create_app`)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,6 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
-from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
 from ordersync import __version__
@@ -17,11 +18,10 @@ from ordersync.api import disputes as invoice_disputes
 from ordersync.api import wms as wms_webhook
 from ordersync.api.auth import Authenticator
 from ordersync.api.keys import KeyService
-from ordersync.web import STATIC_DIR, portal
-from ordersync.web import ops as ops_pages
+from ordersync.runtime.hub import Hub
 
 
-def create_app(hub: Any, *, max_body_bytes: int = limits.DEFAULT_MAX_BODY_BYTES,
+def create_api(hub: Hub, *, max_body_bytes: int = limits.DEFAULT_MAX_BODY_BYTES,
                max_json_depth: int = limits.DEFAULT_MAX_JSON_DEPTH) -> FastAPI:
     """The API over ``hub``. Bodies over ``max_body_bytes`` answer 413 and JSON nested deeper than
     ``max_json_depth`` 400, before any route runs (``api/limits.py``)."""
@@ -58,9 +58,6 @@ def create_app(hub: Any, *, max_body_bytes: int = limits.DEFAULT_MAX_BODY_BYTES,
     app.include_router(wms_webhook.router)
     app.include_router(ops.router)
     app.include_router(metrics.router)
-    app.include_router(ops_pages.router)  # the operations dashboard (server-rendered, /ops)
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")  # pinned front-end assets
-    app.include_router(portal.router)  # the buyer portal (/portal)
     app.state.metrics = metrics.registry_for(hub)
 
     @app.get("/health", tags=["health"])
@@ -77,7 +74,7 @@ def create_app(hub: Any, *, max_body_bytes: int = limits.DEFAULT_MAX_BODY_BYTES,
     return app
 
 
-def readiness(hub: Any) -> JSONResponse:
+def readiness(hub: Hub) -> JSONResponse:
     body: dict[str, Any] = {"status": "ready", "store": "ok", "erps": {}}
     try:
         with hub.db.read() as conn:
@@ -85,9 +82,9 @@ def readiness(hub: Any) -> JSONResponse:
     except Exception as exc:  # the answer is the diagnosis
         body.update(status="unready", store=f"{type(exc).__name__}: {exc}"[:300])
         return JSONResponse(body, status_code=503)
-    if hub.router is not None:
-        for name in hub.router.names():
-            status = hub.router.erp(name).status()
+    if hub.erps is not None:
+        for name in hub.erps.names():
+            status = hub.erps.status(name)
             body["erps"][name] = {"circuit": status.circuit.value, "last_error": status.last_error,
                                   "in_flight": status.in_flight, "max_concurrency": status.max_concurrency,
                                   "budget_scope": status.scope}

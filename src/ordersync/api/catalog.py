@@ -1,11 +1,13 @@
 """``/v1/catalog``, ``/v1/prices``, ``/v1/availability``: served from the read model, never straight
-from the ERP (a miss asks the ERP once, see :mod:`ordersync.flows.readmodel`).
+from the ERP (a miss asks the ERP once, see :mod:`ordersync.runtime.readmodel`).
 
 Every answer carries ``as_of`` (when the ERP's figures were true) and ``stale``. Catalog and prices
 answer conditional GETs: ``If-None-Match`` with the ``ETag`` of an earlier answer gives 304.
 
 The handlers are ``async`` and answer from memory when they can; anything that needs the store or the
-ERP runs in the thread pool, so the event loop never waits on I/O.
+ERP runs in the thread pool, so the event loop never waits on I/O. Each answer is built by a plain
+function (:func:`catalog_answer`, :func:`prices_answer`, :func:`availability_answer`) that the buyer portal
+calls too, so both give the same answer.
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ from ordersync.api.problems import Problem
 from ordersync.domain.allocation import LineDemand, PlantInfo, allocate
 from ordersync.domain.errors import Unavailable
 from ordersync.domain.pricing import apply_rules
-from ordersync.flows.readmodel import CatalogView, PriceView, ReadModel, StockView
 from ordersync.ports.erp import UnknownItem
+from ordersync.runtime.hub import Hub
+from ordersync.runtime.readmodel import CatalogView, PriceView, ReadModel, StockView
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
 T = TypeVar("T")
@@ -136,7 +139,7 @@ async def _io(model: ReadModel, fast: Callable[[], T | None], slow: Callable[[],
                       headers={"Retry-After": "5"}) from None
 
 
-def _model(hub: Any) -> ReadModel:
+def _model(hub: Hub) -> ReadModel:
     model: ReadModel | None = hub.readmodel
     if model is None:
         raise Problem(503, "No ERP configured", "this hub has no ERP, so it has no prices or stock",
@@ -174,13 +177,17 @@ async def get_catalog(request: Request, hub: HubDep, principal: CatalogReader, a
                       ) -> Response:
     """The account's assortment: SKUs, units, minimum quantities, pack multiples and the account's own
     customer part numbers."""
+    return _conditional(request, await catalog_answer(hub, principal, account_id))
+
+
+async def catalog_answer(hub: Hub, principal: Principal, account_id: str | None = None) -> dict[str, Any]:
+    """The body of ``GET /v1/catalog`` (see :func:`get_catalog`)."""
     account = account_for(principal, account_id)
     model = _model(hub)
     view: CatalogView = await _io(model, lambda: model.catalog_cached(account), lambda: model.catalog(account))
-    body = {"account_id": account, "as_of": view.freshness.as_of.isoformat(), "stale": view.freshness.stale,
+    return {"account_id": account, "as_of": view.freshness.as_of.isoformat(), "stale": view.freshness.stale,
             "items": [{k: v for k, v in item.items() if k != "active"} for item in view.products
                       if item.get("active", True)]}
-    return _conditional(request, body)
 
 
 @router.get("/prices", response_model=PricesOut, responses=ERRORS)
@@ -196,6 +203,12 @@ async def get_prices(
 ) -> Response:
     """Contract prices from the ERP for this account, with the channel and campaign rules that apply to
     this API key's channel. ``source`` says where the price comes from; ``as_of`` when it was true."""
+    return _conditional(request, await prices_answer(hub, principal, sku, qty, account_id, campaign))
+
+
+async def prices_answer(hub: Hub, principal: Principal, sku: list[str], qty: list[Decimal] | None = None,
+                        account_id: str | None = None, campaign: str | None = None) -> dict[str, Any]:
+    """The body of ``GET /v1/prices`` (see :func:`get_prices`)."""
     account = account_for(principal, account_id)
     quantities = _quantities(sku, qty)
     model = _model(hub)
@@ -207,9 +220,8 @@ async def get_prices(
     rules = list(hub.deps.policy.rules) if hub.deps is not None else []
     today = hub.clock.now().date()
     prices = [_price_out(v, rules, principal, campaign, categories, account, today) for v in views]
-    body = {"account_id": account, "channel": principal.channel, "campaign": campaign, **_freshness(views),
+    return {"account_id": account, "channel": principal.channel, "campaign": campaign, **_freshness(views),
             "prices": prices}
-    return _conditional(request, body)
 
 
 def _quantities(skus: list[str], qty: list[Decimal] | None) -> list[Decimal]:
@@ -257,9 +269,15 @@ async def get_availability(
     qty: Annotated[list[Decimal] | None, Query(max_length=50, description="quantities to promise (one for "
                                                "every SKU, or one per SKU)")] = None,
     account_id: AccountParam = None,
-) -> dict[str, Any] | Response:
+) -> Response:
     """Available-to-promise per plant with ``as_of``; with ``qty``, how that quantity would ship
     (plant, quantity, promised date) and what would be backordered, with its promised date."""
+    return JSONResponse(await availability_answer(hub, principal, sku, qty, account_id))
+
+
+async def availability_answer(hub: Hub, principal: Principal, sku: list[str], qty: list[Decimal] | None = None,
+                              account_id: str | None = None) -> dict[str, Any]:
+    """The body of ``GET /v1/availability`` (see :func:`get_availability`)."""
     account = principal.account_id if principal.account_id is not None else account_id
     if principal.account_id is not None and account_id not in (None, principal.account_id):
         raise Problem(404, "Not found", f"account {account_id} not found")
@@ -269,7 +287,7 @@ async def get_availability(
     quantities = _quantities(sku, qty) if qty else None
     plants: list[PlantInfo] = []
     if quantities is not None:
-        erp = model.router.erp_name_for(account) if account else model._stock_erp(None)
+        erp = model.erps.erp_name_for(account) if account else model.erps.default_name()
         plants = [PlantInfo(p.code, p.region) for p in await _io(model, lambda: None, lambda: model.plants(erp))]
     today = hub.clock.now().date()
     policy = hub.deps.policy.allocation if hub.deps is not None else None
@@ -297,4 +315,4 @@ async def get_availability(
                                 "promised_date": a.promised_date.isoformat() if a.promised_date else None,
                                 "backorder": a.backorder} for a in allocations]
         items.append(item)
-    return JSONResponse({**_freshness(views), "items": items})
+    return {**_freshness(views), "items": items}

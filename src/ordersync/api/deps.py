@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request
 
-
-async def get_hub(request: Request) -> Any:
-    return request.app.state.hub
+from ordersync.runtime.hub import Hub
 
 
-HubDep = Annotated[Any, Depends(get_hub)]
+async def get_hub(request: Request) -> Hub:
+    hub: Hub = request.app.state.hub
+    return hub
+
+
+HubDep = Annotated[Hub, Depends(get_hub)]

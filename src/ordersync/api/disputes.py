@@ -21,7 +21,7 @@ from ordersync.api.deps import HubDep
 from ordersync.api.keys import Principal, Scope
 from ordersync.canonical.v1 import CaseState
 from ordersync.domain.cases import CasePolicy
-from ordersync.flows.disputes import DisputeRequest, dispute_invoice
+from ordersync.flows.services.disputes import DisputeRequest, dispute_invoice
 
 router = APIRouter(prefix="/v1", tags=["self-service"])
 

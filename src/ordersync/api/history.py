@@ -16,12 +16,13 @@ from pydantic import BaseModel, Field
 
 from ordersync.api.auth import OrderReader, account_for
 from ordersync.api.deps import HubDep
+from ordersync.api.keys import Principal
 from ordersync.api.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, encode_cursor
 from ordersync.api.params import IsoDate, Text
 from ordersync.api.problems import Problem
-from ordersync.api.queries import OrderFilter, invoice_page, order_summaries
 from ordersync.canonical.v1 import InvoiceState, OrderState
-from ordersync.flows.disputes import disputed_invoice_ids
+from ordersync.reads.orders import OrderFilter, disputed_invoice_ids, invoice_page, order_summaries
+from ordersync.runtime.hub import Hub
 
 router = APIRouter(prefix="/v1", tags=["self-service"])
 
@@ -99,6 +100,17 @@ def list_orders(
 ) -> OrderPage:
     """The account's orders, newest first, with filters. Follow ``next_cursor`` for older ones: pages
     neither repeat nor skip orders while new ones arrive."""
+    return order_history(hub, principal, account_id=account_id, state=state, channel=channel,
+                         external_order_number=external_order_number, buyer_po_number=buyer_po_number,
+                         placed_from=placed_from, placed_to=placed_to, limit=limit, cursor=cursor)
+
+
+def order_history(hub: Hub, principal: Principal, *, account_id: str | None = None, state: OrderState | None = None,
+                  channel: str | None = None, external_order_number: str | None = None,
+                  buyer_po_number: str | None = None, placed_from: dt.date | None = None,
+                  placed_to: dt.date | None = None, limit: int = DEFAULT_LIMIT, cursor: str | None = None
+                  ) -> OrderPage:
+    """A page of ``GET /v1/orders`` (see :func:`list_orders`)."""
     account = account_for(principal, account_id)
     received_from, received_before = _received_window(placed_from, placed_to)
     after = decode_cursor(cursor, [dt.datetime, str]) if cursor else None
@@ -124,6 +136,14 @@ def list_invoices(
     cursor: Cursor = None,
 ) -> InvoicePage:
     """The account's invoices as the ERP posted them, newest first (by posting date)."""
+    return invoice_history(hub, principal, account_id=account_id, state=state, order_id=order_id, limit=limit,
+                           cursor=cursor)
+
+
+def invoice_history(hub: Hub, principal: Principal, *, account_id: str | None = None,
+                    state: InvoiceState | None = None, order_id: str | None = None, limit: int = DEFAULT_LIMIT,
+                    cursor: str | None = None) -> InvoicePage:
+    """A page of ``GET /v1/invoices`` (see :func:`list_invoices`)."""
     account = account_for(principal, account_id)
     after = decode_cursor(cursor, [dt.datetime, str, str]) if cursor else None
     with hub.db.read() as conn:

@@ -32,11 +32,12 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Connection, Select, func, select
 from starlette.requests import Request
 
-from ordersync.adapters.erp.guard import CircuitState
 from ordersync.api.ops import OPEN_STATES, thresholds
 from ordersync.canonical.v1 import CaseType, OrderState
 from ordersync.domain.sla import SlaClock, stopped_seconds, summarize
-from ordersync.flows.sla import SlaScope, readings
+from ordersync.ports.erp import CircuitState
+from ordersync.reads.sla import SlaScope, readings
+from ordersync.runtime.hub import Hub
 from ordersync.store.schema import cases, dead_letters, deliveries, order_counters, outbox
 
 router = APIRouter(tags=["health"])
@@ -48,7 +49,7 @@ BUCKETS = (60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 86400.0, 2 * 86400.0, 7 * 864
 class HubCollector(Collector):
     """Collects on each scrape (one read transaction, plus each ERP gate's in-memory status)."""
 
-    def __init__(self, hub: Any) -> None:
+    def __init__(self, hub: Hub) -> None:
         self.hub = hub
 
     def collect(self) -> Iterator[Metric]:
@@ -71,7 +72,7 @@ def _orders(conn: Connection) -> Iterator[Metric]:
     yield family
 
 
-def _sla(conn: Connection, hub: Any, now: dt.datetime) -> Iterator[Metric]:
+def _sla(conn: Connection, hub: Hub, now: dt.datetime) -> Iterator[Metric]:
     window = hub.settings.sla.window_seconds
     found = readings(conn, SlaScope(since=now - dt.timedelta(seconds=window)))
     limits = thresholds(hub.settings)
@@ -140,20 +141,20 @@ def _aware(at: Any) -> dt.datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 
 
-def _erps(hub: Any) -> Iterator[Metric]:
+def _erps(hub: Hub) -> Iterator[Metric]:
     circuit = GaugeMetricFamily("ordersync_erp_circuit", "ERP circuit breaker state (1 = current)",
                                 labels=["erp", "state"])
     in_flight = GaugeMetricFamily("ordersync_erp_in_flight", "ERP calls in flight", labels=["erp"])
-    if hub.router is not None:
-        for name in hub.router.names():
-            status = hub.router.erp(name).status()
+    if hub.erps is not None:
+        for name in hub.erps.names():
+            status = hub.erps.status(name)
             for state in CircuitState:
                 circuit.add_metric([name, state.value], 1.0 if status.circuit is state else 0.0)
             in_flight.add_metric([name], float(status.in_flight))
     yield from (circuit, in_flight)
 
 
-def registry_for(hub: Any) -> CollectorRegistry:
+def registry_for(hub: Hub) -> CollectorRegistry:
     """A registry of its own per app (the process-wide default would collect every app's hub)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(HubCollector(hub))

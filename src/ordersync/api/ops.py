@@ -17,15 +17,19 @@ from sqlalchemy import Connection, select
 from ordersync.api.auth import require
 from ordersync.api.deps import HubDep
 from ordersync.api.keys import Principal, Scope
-from ordersync.api.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, encode_cursor, older_than
+from ordersync.api.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, encode_cursor
 from ordersync.api.params import IsoDateTime, Text
 from ordersync.api.problems import Problem
 from ordersync.canonical.v1 import CaseState, CaseType, ExceptionCase, OrderState
+from ordersync.config import Settings
 from ordersync.domain.cases import is_overdue
 from ordersync.domain.errors import NotFound
+from ordersync.domain.order.aggregate import load_parts
 from ordersync.domain.sla import ClockSummary, SlaClock, SlaThresholds
-from ordersync.flows.sla import GroupBy, SlaScope, report
-from ordersync.flows.workbench import ActionNotAllowed, CaseAction, Workbench, allowed_actions
+from ordersync.flows.services.workbench import ActionNotAllowed, CaseAction, Workbench, allowed_actions
+from ordersync.reads.pages import older_than
+from ordersync.reads.sla import GroupBy, SlaScope, report
+from ordersync.runtime.hub import Hub
 from ordersync.store.schema import cases, orders
 
 router = APIRouter(prefix="/v1/ops", tags=["operations"])
@@ -45,11 +49,8 @@ def _account(principal: Principal, requested: str | None) -> str | None:
     return requested
 
 
-def _workbench(hub: Any) -> Workbench:
-    if hub.workbench is None:  # pragma: no cover - every hub built by the composition root has one
-        raise Problem(503, "No workbench", "this hub was built without the workbench", headers={"Retry-After": "60"})
-    workbench: Workbench = hub.workbench
-    return workbench
+def _workbench(hub: Hub) -> Workbench:
+    return hub.workbench
 
 
 # -- cases --------------------------------------------------------------------------------------------
@@ -128,14 +129,14 @@ def _order_brief(conn: Connection, order_id: str | None) -> OrderBrief | None:
     row = conn.execute(select(orders).where(orders.c.id == order_id)).mappings().first()
     if row is None:
         return None
-    body, data = json.loads(row["body"]), json.loads(row["data"])
+    body, hold = json.loads(row["body"]), load_parts(row["data"]).hold
     return OrderBrief(id=row["id"], channel=row["channel"], external_order_number=row["external_order_number"],
                       account_id=row["account_id"], state=OrderState(row["state"]), received_at=row["received_at"],
-                      updated_at=row["updated_at"], total=data.get("total"), currency=body.get("currency"),
-                      hold=data.get("hold"))
+                      updated_at=row["updated_at"], total=row["total"], currency=body.get("currency"),
+                      hold={"case_id": hold.case_id, "type": hold.type.value, "reason": hold.reason} if hold else None)
 
 
-def _detail(hub: Any, case: ExceptionCase) -> CaseDetail:
+def _detail(hub: Hub, case: ExceptionCase) -> CaseDetail:
     with hub.db.read() as conn:
         order = _order_brief(conn, case.order_id)
     letter = None
@@ -259,7 +260,7 @@ class SlaReport(BaseModel):
     groups: list[SlaGroup]
 
 
-def thresholds(settings: Any) -> SlaThresholds:
+def thresholds(settings: Settings) -> SlaThresholds:
     s = settings.sla
     return SlaThresholds(acknowledgment=s.ack_seconds, fulfillment=s.fulfillment_seconds,
                          invoice_sync=s.invoice_sync_seconds)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Request
 from fastapi.responses import JSONResponse
@@ -20,15 +20,16 @@ from starlette.concurrency import run_in_threadpool
 from ordersync.api.auth import OrderWriter
 from ordersync.api.deps import HubDep
 from ordersync.api.keys import Principal
-from ordersync.api.orders import Accepted
+from ordersync.api.orders import Accepted, accepted
 from ordersync.api.params import IsoDate
 from ordersync.api.problems import Problem
 from ordersync.canonical.v1 import Order, OrderState
 from ordersync.domain.events import AmendedLine
-from ordersync.flows.amendments import LineAmendment, amend_order
-from ordersync.flows.intake import request_hash
-from ordersync.flows.reorders import next_reorder_number, reorder
-from ordersync.store.orders import OrderRepository
+from ordersync.domain.order import LineAmendment
+from ordersync.flows.services.amendments import amend_order
+from ordersync.flows.services.intake import Receipt, request_hash
+from ordersync.flows.services.reorders import next_reorder_number, reorder
+from ordersync.runtime.hub import Hub
 
 router = APIRouter(prefix="/v1", tags=["self-service"])
 
@@ -50,12 +51,12 @@ class ReorderIn(BaseModel):
     requested_date: IsoDate | None = None
 
 
-def _build_reorder(hub: Any, order_id: str, principal: Principal, body: ReorderIn) -> Order:
-    with hub.db.read() as conn:
-        past = OrderRepository(conn).find(order_id)
+def _build_reorder(hub: Hub, order_id: str, principal: Principal, body: ReorderIn) -> Order:
+    with hub.store.reading() as reader:
+        past = reader.orders.find(order_id)
         if past is None or (principal.account_id is not None and past.order.account_id != principal.account_id):
             raise _not_found(order_id)
-        number = body.external_order_number or next_reorder_number(conn, principal.channel,
+        number = body.external_order_number or next_reorder_number(reader.orders, principal.channel,
                                                                    past.order.external_order_number)
     return reorder(past, channel=principal.channel, external_order_number=number, placed_at=hub.clock.now(),
                    buyer_po_number=body.buyer_po_number, requested_date=body.requested_date)
@@ -76,17 +77,17 @@ async def reorder_order(
 
     Today's contract prices and stock apply: the new order goes through validation, pricing, credit and
     allocation like any other. ``Idempotency-Key`` makes a retried request return the first answer."""
-    order = await run_in_threadpool(_build_reorder, hub, order_id, principal, body or ReorderIn())
-    fingerprint = request_hash(f"reorder {order_id} ".encode() + await request.body())
-    receipt = await hub.intake.accept(order, scope=f"key:{principal.key_id}", idempotency_key=idempotency_key,
-                                      fingerprint=fingerprint)
-    location = f"/v1/orders/{receipt.order_id}"
-    headers = {"Location": location}
-    if receipt.replayed:
-        headers["Idempotent-Replayed"] = "true"
-    content = {"order_id": receipt.order_id, "status": receipt.state.value, "location": location,
-               "duplicate": receipt.duplicate}
-    return JSONResponse(content, status_code=202, headers=headers)
+    return accepted(await place_reorder(hub, principal, order_id, body or ReorderIn(), raw=await request.body(),
+                                        idempotency_key=idempotency_key))
+
+
+async def place_reorder(hub: Hub, principal: Principal, order_id: str, body: ReorderIn, *, raw: bytes = b"",
+                        idempotency_key: str | None = None) -> Receipt:
+    """The reorder handed to the intake (what :func:`reorder_order` and the buyer portal do)."""
+    order = await run_in_threadpool(_build_reorder, hub, order_id, principal, body)
+    fingerprint = request_hash(f"reorder {order_id} ".encode() + raw)
+    return await hub.intake.accept(order, scope=f"key:{principal.key_id}", idempotency_key=idempotency_key,
+                                   fingerprint=fingerprint)
 
 
 # -- amendments ---------------------------------------------------------------------------------------

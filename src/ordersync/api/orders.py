@@ -1,4 +1,8 @@
-"""``/v1/orders``: order intake and order status."""
+"""``/v1/orders``: order intake and order status.
+
+:func:`place_order` and :func:`accepted` are the intake's answer written once: the route, the reorder
+route and the buyer portal's checkout all go through them.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ordersync.api.auth import OrderReader, OrderWriter, account_for
 from ordersync.api.deps import HubDep
+from ordersync.api.keys import Principal
 from ordersync.api.params import IsoDate
 from ordersync.api.problems import Problem
-from ordersync.api.queries import order_view
 from ordersync.canonical.v1 import Order, OrderLine
-from ordersync.flows.intake import request_hash
+from ordersync.flows.services.intake import Receipt, request_hash
+from ordersync.reads.orders import order_view
+from ordersync.runtime.hub import Hub
 
 router = APIRouter(prefix="/v1", tags=["orders"])
 
@@ -70,6 +76,14 @@ async def submit_order(
     The channel is the API key's channel; a key bound to an account orders for that account only.
     ``Idempotency-Key`` makes a retried request return the first answer (``Idempotent-Replayed: true``);
     the same key with another body is refused (409)."""
+    receipt = await place_order(hub, principal, body, fingerprint=request_hash(await request.body()),
+                                idempotency_key=idempotency_key, delivery_id=delivery_id)
+    return accepted(receipt)
+
+
+async def place_order(hub: Hub, principal: Principal, body: OrderIn, *, fingerprint: str,
+                      idempotency_key: str | None = None, delivery_id: str | None = None) -> Receipt:
+    """Hand the order to the intake as ``principal``'s channel and wait until it is stored."""
     account_id = account_for(principal, body.account_id)
     # OrderIn enforces the canonical model's constraints, so build the canonical order without
     # validating it a second time (this endpoint's cost is the hub's intake capacity).
@@ -82,8 +96,12 @@ async def submit_order(
         lines=tuple(OrderLine.model_construct(**dict(line)) for line in body.lines),
         **fields,
     )
-    receipt = await hub.intake.accept(order, scope=f"key:{principal.key_id}", idempotency_key=idempotency_key,
-                                      fingerprint=request_hash(await request.body()), delivery_id=delivery_id)
+    return await hub.intake.accept(order, scope=f"key:{principal.key_id}", idempotency_key=idempotency_key,
+                                   fingerprint=fingerprint, delivery_id=delivery_id)
+
+
+def accepted(receipt: Receipt) -> JSONResponse:
+    """202 with the order's location (and ``Idempotent-Replayed`` when the very same request came again)."""
     location = f"/v1/orders/{receipt.order_id}"
     headers = {"Location": location}
     if receipt.replayed:
@@ -97,6 +115,11 @@ async def submit_order(
 def get_order(order_id: Annotated[str, Path(max_length=64)], hub: HubDep, principal: OrderReader
               ) -> dict[str, Any]:
     """The order's lifecycle state and history, lines with price and allocation, ERP orders, cases."""
+    return order_answer(hub, principal, order_id)
+
+
+def order_answer(hub: Hub, principal: Principal, order_id: str) -> dict[str, Any]:
+    """The body of ``GET /v1/orders/{id}`` (404 for an order the caller may not see)."""
     with hub.db.read() as conn:
         view = order_view(conn, order_id)
     if view is None or (principal.account_id is not None and view["account_id"] != principal.account_id):

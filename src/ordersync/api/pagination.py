@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import Query
-from sqlalchemy import ColumnElement, and_, or_
 
 from ordersync.api.problems import Problem
 
@@ -55,12 +54,3 @@ def decode_cursor(cursor: str, kinds: Sequence[type]) -> list[Any]:
     except (ValueError, UnicodeDecodeError, binascii.Error, OverflowError) as exc:
         raise Problem(422, "Invalid cursor", "pass the next_cursor of a previous page unchanged",
                       type_="https://ordersync.dev/problems/invalid-cursor") from exc
-
-
-def older_than(columns: Sequence[Any], values: Sequence[Any]) -> ColumnElement[bool]:
-    """Rows after ``values`` in descending order of ``columns`` (a row-value comparison spelled out,
-    so that each value binds with its column's type)."""
-    clauses = []
-    for i, column in enumerate(columns):
-        clauses.append(and_(*(columns[j] == values[j] for j in range(i)), column < values[i]))
-    return or_(*clauses)

@@ -2,7 +2,7 @@
 
 The hub checks and records the request (state ``requested``) and announces it with ``return.requested``;
 creating the return in the ERP follows later, so the answer is the request, not a decision. Reading it
-back shows how it went on (``flows/returns.py``): ``approved`` with the ERP's return per plant (or
+back shows how it went on (``flows/handlers/returns.py``): ``approved`` with the ERP's return per plant (or
 ``rejected`` with the reason), then ``received`` and ``credited`` as the ERP reports them.
 """
 
@@ -15,15 +15,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Connection, select
 
 from ordersync.api.auth import OrderReader, ReturnWriter
 from ordersync.api.deps import HubDep
+from ordersync.api.keys import Principal
 from ordersync.api.problems import Problem
-from ordersync.api.queries import return_view
-from ordersync.canonical.v1 import ReturnState
-from ordersync.flows.returns import ReturnLineRequest, request_return
-from ordersync.store.schema import erp_returns
+from ordersync.canonical.v1 import ReturnAuthorization, ReturnState
+from ordersync.flows.services.returns import ReturnLineRequest, request_return
+from ordersync.reads.orders import erp_returns_of, return_view
+from ordersync.runtime.hub import Hub
 
 router = APIRouter(prefix="/v1", tags=["self-service"])
 
@@ -80,10 +80,7 @@ def create_return(body: ReturnIn, hub: HubDep, principal: ReturnWriter) -> JSONR
     """Ask to return goods: each line's quantity must be more than 0 and at most what was shipped (if
     the ERP reported shipments for the order, else what was ordered), less what earlier requests of that
     line ask for. A refused request is a 422 naming each line's problem, and nothing is stored."""
-    lines = [ReturnLineRequest(line_no=x.line_no, quantity=x.quantity, reason=x.reason) for x in body.lines]
-    with hub.uow() as uow:
-        request = request_return(uow, body.order_id, lines, account_id=principal.account_id,
-                                 channel=principal.channel, actor=f"key:{principal.key_id}")
+    request = request_return_as(hub, principal, body)
     location = f"/v1/returns/{request.id}"
     return JSONResponse(_out(request.model_dump(mode="json")).model_dump(mode="json"), status_code=201,
                         headers={"Location": location})
@@ -92,16 +89,22 @@ def create_return(body: ReturnIn, hub: HubDep, principal: ReturnWriter) -> JSONR
 @router.get("/returns/{return_id}", response_model=ReturnOut)
 def get_return(return_id: Annotated[str, Path(max_length=64)], hub: HubDep, principal: OrderReader) -> ReturnOut:
     """A return request and its state."""
+    return return_answer(hub, principal, return_id)
+
+
+def request_return_as(hub: Hub, principal: Principal, body: ReturnIn) -> ReturnAuthorization:
+    """Check and store ``principal``'s return request (what :func:`create_return` and the portal do)."""
+    lines = [ReturnLineRequest(line_no=x.line_no, quantity=x.quantity, reason=x.reason) for x in body.lines]
+    with hub.uow() as uow:
+        return request_return(uow, body.order_id, lines, account_id=principal.account_id,
+                              channel=principal.channel, actor=f"key:{principal.key_id}")
+
+
+def return_answer(hub: Hub, principal: Principal, return_id: str) -> ReturnOut:
+    """The body of ``GET /v1/returns/{id}`` (404 for a request the caller may not see)."""
     with hub.db.read() as conn:
         request = return_view(conn, return_id)
         if request is None or (principal.account_id is not None and request["account_id"] != principal.account_id):
             raise Problem(404, "Not found", f"return request {return_id} not found")
-        request["erp_returns"] = _erp_returns(conn, return_id)
+        request["erp_returns"] = erp_returns_of(conn, return_id)
     return _out(request)
-
-
-def _erp_returns(conn: Connection, return_id: str) -> list[dict[str, Any]]:
-    rows = conn.execute(select(erp_returns.c.plant, erp_returns.c.reference, erp_returns.c.number,
-                               erp_returns.c.state).where(erp_returns.c.return_id == return_id)
-                        .order_by(erp_returns.c.plant, erp_returns.c.reference))
-    return [dict(r) for r in rows.mappings()]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
@@ -25,7 +25,8 @@ from ordersync.api.keys import Principal, Scope
 from ordersync.api.params import IsoAwareDateTime
 from ordersync.api.problems import Problem
 from ordersync.domain.errors import Conflict
-from ordersync.flows.wms import WmsReport, body_digest, receive, record_attempt, signature_problem
+from ordersync.flows.services.wms import WmsReport, body_digest, receive, record_refusal, signature_problem
+from ordersync.runtime.hub import Hub
 
 router = APIRouter(prefix="/v1", tags=["fulfillment"])
 
@@ -93,7 +94,7 @@ class Signed:
 
 async def signed_request(request: Request, principal: WmsWriter) -> Signed:
     """The caller is a WMS key and the body is signed with the shared secret, recently; else 401/403."""
-    hub = request.app.state.hub
+    hub: Hub = request.app.state.hub
     if principal.client != SOURCE:
         raise Problem(403, "Not a WMS key", f"warehouse events need a key of client {SOURCE}, "
                                             f"this one is {principal.client}")
@@ -114,12 +115,11 @@ async def signed_request(request: Request, principal: WmsWriter) -> Signed:
     return Signed(principal, digest)
 
 
-def _attempt(hub: Any, principal: Principal, digest: str, reason: str, event_id: str | None = None,
+def _attempt(hub: Hub, principal: Principal, digest: str, reason: str, event_id: str | None = None,
              detail: str = "") -> None:
-    with hub.db.write() as conn:
-        record_attempt(conn, source=SOURCE, now=hub.clock.now(), outcome="refused", reason=reason,
-                       key_id=principal.key_id, event_id=event_id, body_sha256=digest,
-                       detail=detail or REASONS.get(reason, reason))
+    with hub.uow() as uow:
+        record_refusal(uow, source=SOURCE, reason=reason, key_id=principal.key_id, event_id=event_id,
+                       body_sha256=digest, detail=detail or REASONS.get(reason, reason))
 
 
 SignedWms = Annotated[Signed, Depends(signed_request)]

@@ -19,7 +19,6 @@ import datetime as dt
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -27,10 +26,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import select
 
-from ordersync.adapters.erp.tryton.simulate import TrytonSimulator
-from ordersync.bootstrap import Hub
+from ordersync.devkit.tryton.simulate import TrytonSimulator
+from ordersync.domain.order import OrderRecord
 from ordersync.ports.erp import order_reference
-from ordersync.store.orders import OrderRepository
+from ordersync.runtime.hub import Hub
 from ordersync.store.schema import invoices, orders
 
 #: order states in which the warehouse has nothing left to do for the demo
@@ -64,11 +63,12 @@ class Aftermath:
                 "problems": self.problems}
 
 
-def _accepted(hub: Hub) -> list[Any]:
+def _accepted(hub: Hub) -> list[OrderRecord]:
     with hub.db.read() as conn:
-        repo = OrderRepository(conn)
-        ids = conn.execute(select(orders.c.id).where(orders.c.state == "accepted").order_by(orders.c.received_at))
-        return [repo.get(i) for i in ids.scalars()]
+        ids = list(conn.execute(select(orders.c.id).where(orders.c.state == "accepted")
+                                .order_by(orders.c.received_at)).scalars())
+    with hub.store.reading() as reader:
+        return [reader.orders.get(i) for i in ids]
 
 
 def run(hub: Hub, base: str, erp_url: str, token: str, console: Console, timeout: float = 300.0) -> Aftermath:
@@ -89,7 +89,7 @@ def run(hub: Hub, base: str, erp_url: str, token: str, console: Console, timeout
         _revise_backorder(hub, sim, records, out, timeout, console)
         for order_id in out.shipped[2:]:  # accounting leaves the first two shipped orders uninvoiced for now
             record = next(r for r in records if r.id == order_id)
-            for plant in sorted({a["plant"] for a in record.data["allocations"]}):
+            for plant in record.plants():
                 sim.post_invoices(order_reference(order_id, plant))
             out.invoiced.append(order_id)
         _wait(lambda: _with_invoice(hub, set(out.invoiced)), len(out.invoiced), timeout, console,
@@ -101,9 +101,9 @@ def run(hub: Hub, base: str, erp_url: str, token: str, console: Console, timeout
     return out
 
 
-def _ship(sim: TrytonSimulator, record: Any, out: Aftermath, *, first: bool) -> None:
-    plants = sorted({a["plant"] for a in record.data["allocations"] if not a["backorder"]})
-    lines = {a["line_no"]: Decimal(a["quantity"]) for a in record.data["allocations"] if not a["backorder"]}
+def _ship(sim: TrytonSimulator, record: OrderRecord, out: Aftermath, *, first: bool) -> None:
+    plants = sorted({a.plant for a in record.allocations if not a.backorder})
+    lines = {a.line_no: a.quantity for a in record.allocations if not a.backorder}
     if not plants:
         return
     references = [order_reference(record.id, p) for p in plants]
@@ -127,22 +127,22 @@ def _ship(sim: TrytonSimulator, record: Any, out: Aftermath, *, first: bool) -> 
 REVISED_BY = dt.timedelta(days=14)
 
 
-def _revise_backorder(hub: Hub, sim: TrytonSimulator, records: list[Any], out: Aftermath, timeout: float,
+def _revise_backorder(hub: Hub, sim: TrytonSimulator, records: list[OrderRecord], out: Aftermath, timeout: float,
                       console: Console) -> None:
     """Production planning moves an unshipped backorder to a later date in Tryton; wait until the hub
     records the revision. The date is later than both the hub's promise and any date it has seen from
-    the ERP, so it counts as a revision whatever the hub has already read (see ``flows/backorders``)."""
+    the ERP, so it counts as a revision whatever the hub has already read (see ``domain/order/backorders``)."""
     record = next((r for r in records if r.id not in out.shipped
-                   and any(a["backorder"] for a in r.data["allocations"])), None)
+                   and r.is_backordered), None)
     if record is None:
         out.problems.append("no accepted, unshipped order with a backordered line to revise")
         return
-    with hub.db.read() as conn:  # what the hub has read from the ERP since the orders settled
-        record = OrderRepository(conn).get(record.id)
-    backordered = [a for a in record.data["allocations"] if a["backorder"]]
-    plant = backordered[0]["plant"]
-    known = [a["promised_date"] for a in backordered] + list(record.data.get("erp_promised", {}).values())
-    later = max(dt.date.fromisoformat(d) for d in known) + REVISED_BY
+    with hub.store.reading() as reader:  # what the hub has read from the ERP since the orders settled
+        record = reader.orders.get(record.id)
+    backordered = [a for a in record.allocations if a.backorder]
+    plant = backordered[0].plant
+    known = [a.promised_date for a in backordered] + list(record.backorders.erp_promised.values())
+    later = max(known) + REVISED_BY
     try:
         sim.revise_date(order_reference(record.id, plant), later)
     except LookupError as e:
@@ -156,9 +156,9 @@ def _revise_backorder(hub: Hub, sim: TrytonSimulator, records: list[Any], out: A
 
 
 def _revised(hub: Hub, order_id: str) -> int:
-    with hub.db.read() as conn:
-        record = OrderRepository(conn).get(order_id)
-    return 1 if record.data.get("backorder_revisions") else 0
+    with hub.store.reading() as reader:
+        record = reader.orders.get(order_id)
+    return 1 if record.backorders.revisions else 0
 
 
 def _in_states(hub: Hub, ids: set[str], wanted: set[str]) -> int:

@@ -20,16 +20,16 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import httpx
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import func, select
 
-from ordersync.bootstrap import Hub, build_hub
+from ordersync.bootstrap import build_hub
+from ordersync.channels.storefront.simulator import Scenario, build, place
 from ordersync.config import ErpSettings, Settings
 from ordersync.demo import aftermath, sink
-from ordersync.demo.scenario import Scenario, build
-from ordersync.flows.amendments import REACHED_ERP
+from ordersync.domain.lifecycle import REACHED_ERP
+from ordersync.runtime.hub import Hub
 from ordersync.store.schema import cases, orders, return_requests
 
 #: states in which the submission process has nothing more to do by itself
@@ -52,7 +52,7 @@ class DemoOptions:
 
 
 def run(opts: DemoOptions) -> int:
-    from ordersync.adapters.erp.tryton import demo_data
+    from ordersync.devkit import demo_data
 
     started = time.monotonic()
     data_dir = opts.data_dir.resolve()
@@ -80,7 +80,7 @@ def run(opts: DemoOptions) -> int:
     console.print(f"portal   {base}/portal   sign in with C-1001's demo key   {buyer_key}", soft_wrap=True)
     try:
         scenario = build(opts.orders, seed=opts.seed, run=f"d{int(time.time()) % 100000}")
-        sent = _place(base, scenario, _keys(hub))
+        sent = place(base, scenario, _keys(hub), console)
         settled = _wait_settled(hub, scenario, opts.timeout)
         after = aftermath.run(hub, base, server.url, _buyer_key(hub), console) if settled else None
         summary = _summary(hub, scenario, sent, server, time.monotonic() - started, settled)
@@ -116,9 +116,9 @@ def _fresh(data_dir: Path) -> Path:
 
 
 def _start_erp(erp_dir: Path) -> Any:
-    from ordersync.adapters.erp.tryton.home import TrytonHome
-    from ordersync.adapters.erp.tryton.server import TrytonServer
-    from ordersync.adapters.erp.tryton.template import create_database, ensure_template
+    from ordersync.devkit.tryton.home import TrytonHome
+    from ordersync.devkit.tryton.server import TrytonServer
+    from ordersync.devkit.tryton.template import create_database, ensure_template
 
     with console.status("preparing the demo ERP (Tryton 8.2; the first run installs and seeds it, ~3 min)"):
         home = TrytonHome().ensure()
@@ -141,7 +141,7 @@ def _write_config(data_dir: Path, url: str, login: str, password: str) -> None:
 def _start_api(hub: Hub, opts: DemoOptions) -> Any:
     import uvicorn
 
-    from ordersync.api.app import create_app
+    from ordersync.server import create_app
 
     config = uvicorn.Config(create_app(hub), host=opts.host, port=opts.port, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
@@ -173,7 +173,7 @@ def _start_sink(hub: Hub) -> sink.Sink:
     """The CRM/notification service of the demo: a local receiver subscribed to every event."""
     import secrets
 
-    from ordersync.flows.subscriptions import SubscriptionService
+    from ordersync.runtime.outbound import SubscriptionService
 
     secret = secrets.token_urlsafe(32)
     receiver = sink.start(0, secret)
@@ -200,29 +200,6 @@ def _buyer_key(hub: Hub) -> str:
     return KeyService(hub.db, hub.clock).create("demo buyers", "portal",
                                                 ["orders:read", "returns:write", "invoices:write"],
                                                 rate_per_minute=6000)[0]
-
-
-def _place(base: str, scenario: Scenario, keys: dict[str, str]) -> dict[str, int]:
-    outcomes = {"accepted": 0, "duplicate": 0, "replayed": 0, "refused": 0}
-    columns = (TextColumn("placing orders"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with httpx.Client(base_url=base, timeout=30) as client, Progress(*columns, console=console) as bar:
-        task = bar.add_task("orders", total=len(scenario.deliveries))
-        for delivery in scenario.deliveries:
-            body = {k: v for k, v in delivery.body.items() if k != "channel"}
-            response = client.post("/v1/orders", json=body, headers={
-                "Authorization": f"Bearer {keys[delivery.body['channel']]}",
-                "Idempotency-Key": delivery.idempotency_key, "X-Delivery-Id": delivery.delivery_id})
-            if response.status_code != 202:
-                outcomes["refused"] += 1
-                console.print(f"[red]refused[/red] {delivery.kind}: {response.status_code} {response.text[:200]}")
-            elif response.headers.get("Idempotent-Replayed"):
-                outcomes["replayed"] += 1
-            elif response.json()["duplicate"]:
-                outcomes["duplicate"] += 1
-            else:
-                outcomes["accepted"] += 1
-            bar.advance(task)
-    return outcomes
 
 
 def _states(hub: Hub) -> dict[str, int]:
@@ -252,8 +229,8 @@ def _wait_settled(hub: Hub, scenario: Scenario, timeout: float) -> bool:
 
 def _summary(hub: Hub, scenario: Scenario, sent: dict[str, int], server: Any, elapsed: float,
              settled: bool) -> dict[str, Any]:
-    from ordersync.adapters.erp.tryton import demo_data
     from ordersync.adapters.erp.tryton.rpc import TrytonClient
+    from ordersync.devkit import demo_data
 
     user = demo_data.INTEGRATION_USER
     client = TrytonClient(server.url, "main", user["login"], user["password"])
@@ -298,27 +275,28 @@ def _check_erp(hub: Hub) -> tuple[set[str], int]:
     """The references the hub's accepted orders must have in the ERP (one per plant), and how many ERP
     lines differ from the quantities and prices the hub recorded."""
     from ordersync.ports.erp import order_reference
-    from ordersync.store.orders import OrderRepository
 
-    assert hub.router is not None
+    assert hub.erps is not None
     with hub.db.read() as conn:
-        accepted = [OrderRepository(conn).get(i) for i in conn.execute(
-            select(orders.c.id).where(orders.c.state.in_([s.value for s in REACHED_ERP]))).scalars()]
+        reached = select(orders.c.id).where(orders.c.state.in_([s.value for s in REACHED_ERP]))
+        ids = list(conn.execute(reached).scalars())
+    with hub.store.reading() as reader:
+        accepted = [reader.orders.get(i) for i in ids]
     expected: set[str] = set()
     mismatches = 0
     for record in accepted:
-        plants = {a["plant"] for a in record.data["allocations"]}
-        expected |= {order_reference(record.id, p) for p in plants}
+        expected |= {order_reference(record.id, p) for p in record.plants()}
         want: dict[int, Decimal] = {}
-        for a in record.data["allocations"]:
-            want[a["line_no"]] = want.get(a["line_no"], Decimal(0)) + Decimal(a["quantity"])
+        for a in record.allocations:
+            want[a.line_no] = want.get(a.line_no, Decimal(0)) + a.quantity
         got: dict[int, Decimal] = {}
-        for erp_order in hub.router.erp(record.data["erp"]).orders_for(record.id):
+        prices = {x.line_no: x.unit_price for x in record.lines}
+        for erp_order in hub.erps.erp(record.erp or "").orders_for(record.id):
             if erp_order.reference.startswith("RMA-"):
                 continue
             for line in erp_order.lines:
                 got[line.line_no] = got.get(line.line_no, Decimal(0)) + line.quantity
-                if line.unit_price != Decimal(record.data["lines"][str(line.line_no)]["unit_price"]):
+                if line.unit_price != prices.get(line.line_no):
                     mismatches += 1
         mismatches += sum(1 for n in want if want[n] != got.get(n))
     return expected, mismatches

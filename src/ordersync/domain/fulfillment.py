@@ -33,6 +33,9 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from ordersync.canonical.v1 import InvoiceState, OrderState, ShipmentState
 
@@ -251,3 +254,108 @@ def _line(line_no: int, skus: Mapping[int, str]) -> str:
 def _qty(quantity: Decimal) -> str:
     text = format(quantity.normalize(), "f")
     return text
+
+
+# -- the order's fulfillment record ---------------------------------------------------------------------
+
+class ShipmentReport(BaseModel):
+    """One shipment as its source last reported it: the ERP (``erp``, ``id``, ``erp_ref``, ``plant``,
+    ``reference``) or the warehouse and its carriers (``wms``, ``shipment_ref``, ``carrier``,
+    ``tracking_number``, ``detail``, ``occurred_at``, ``delivered_at``). ``lines``: quantity per order line."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    source: str
+    state: ShipmentState
+    lines: dict[int, Decimal] = Field(default_factory=dict)
+    shipped_at: dt.datetime | None = None
+    erp: str | None = None
+    id: str | None = None
+    erp_ref: str | None = None
+    plant: str | None = None
+    reference: str | None = None
+    wms: str | None = None
+    shipment_ref: str | None = None
+    carrier: str | None = None
+    tracking_number: str | None = None
+    detail: str | None = None
+    occurred_at: dt.datetime | None = None
+    delivered_at: dt.datetime | None = None
+    first_seen_at: dt.datetime | None = None
+    updated_at: dt.datetime | None = None
+
+    def label(self) -> str:
+        if self.source == "erp":
+            return f"ERP {self.erp} shipment {self.erp_ref or self.id}"
+        return f"{self.wms} shipment {self.shipment_ref or '(unnamed)'}"
+
+
+class InvoiceReport(BaseModel):
+    """One invoice as the ERP last reported it; ``lines`` are signed quantities (a credit note's are
+    negative); ``visible_at`` is when the hub first showed it posted to the buyer."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    erp: str
+    id: str
+    state: InvoiceState
+    number: str | None = None
+    currency: str | None = None
+    total: Decimal | None = None
+    lines: dict[int, Decimal] = Field(default_factory=dict)
+    posted_at: dt.datetime | None = None
+    visible_at: dt.datetime | None = None
+    first_seen_at: dt.datetime | None = None
+    updated_at: dt.datetime | None = None
+
+
+R = TypeVar("R", ShipmentReport, InvoiceReport)
+
+
+class FulfillmentRecord(BaseModel):
+    """Everything reported about an order's shipments (by ``<source>:...`` key) and invoices (by
+    ``<erp>:<invoice id>``): the facts the rules above weigh."""
+
+    shipments: dict[str, ShipmentReport] = Field(default_factory=dict)
+    invoices: dict[str, InvoiceReport] = Field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        return not self.shipments and not self.invoices
+
+    def facts(self) -> tuple[list[ShipmentFacts], list[InvoiceFacts]]:
+        shipments = [ShipmentFacts(key, s.source, s.state, s.lines, s.label())
+                     for key, s in sorted(self.shipments.items())]
+        invoices = [InvoiceFacts(key, i.state, i.lines) for key, i in sorted(self.invoices.items())]
+        return shipments, invoices
+
+    def put_shipment(self, key: str, changes: Mapping[str, Any], now: dt.datetime) -> bool:
+        """Take what a report says of shipment ``key`` (keeping when it was first seen); False if it
+        changes nothing."""
+        return _put(self.shipments, key, changes, now, ShipmentReport)
+
+    def put_invoice(self, key: str, changes: Mapping[str, Any], now: dt.datetime) -> bool:
+        return _put(self.invoices, key, changes, now, InvoiceReport)
+
+    def delivered_at(self) -> dt.datetime | None:
+        """When the last of the warehouse's shipments that left was delivered, once every one of them is."""
+        left = [s for s in self.shipments.values() if s.source == "wms" and s.state in LEFT]
+        if left and all(s.state is Sh.DELIVERED and s.delivered_at is not None for s in left):
+            return max(s.delivered_at for s in left if s.delivered_at is not None)
+        return None
+
+
+def _put(entries: dict[str, R], key: str, changes: Mapping[str, Any], now: dt.datetime, kind: type[R]) -> bool:
+    held = entries.get(key)
+    if held is not None and all(getattr(held, k) == v for k, v in changes.items()):
+        return False
+    stamps = {"first_seen_at": (held.first_seen_at if held is not None else None) or now, "updated_at": now}
+    entries[key] = (held.model_copy(update={**changes, **stamps}) if held is not None
+                    else kind.model_validate({**changes, **stamps}))
+    return True
+
+
+def line_quantities(lines: Iterable[tuple[int, Decimal]], sign: int = 1) -> dict[int, Decimal]:
+    """Quantity per order line of ``(line_no, quantity)`` pairs (several pairs of one line add up)."""
+    out: dict[int, Decimal] = {}
+    for line_no, quantity in lines:
+        out[line_no] = out.get(line_no, ZERO) + sign * quantity
+    return dict(sorted(out.items()))

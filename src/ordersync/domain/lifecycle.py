@@ -37,3 +37,8 @@ WAITING_FOR_PEOPLE: frozenset[S] = frozenset({S.ON_HOLD})
 
 def can_move(current: S, target: S) -> bool:
     return target in TRANSITIONS[current]
+
+#: the order reached the ERP (accepted or later): its ERP orders exist and the ERP can amend them or take
+#: goods back
+REACHED_ERP: frozenset[S] = frozenset({S.ACCEPTED, S.IN_FULFILLMENT, S.PARTIALLY_SHIPPED, S.SHIPPED, S.INVOICED,
+                                       S.CLOSED})

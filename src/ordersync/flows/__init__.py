@@ -1,29 +1,10 @@
-"""Process flows. Each module ends with ``register(registry, ...)``: which handler runs on which message.
+"""Process flows: the order's way from intake to the ERP, fulfillment, amendments, returns and the
+people who act on exceptions. They speak only to ports (:mod:`ordersync.ports`) and let the order decide
+(:mod:`ordersync.domain.order`).
 
-:func:`build_registry` assembles every flow's subscriptions for the composition root.
+- :mod:`~ordersync.flows.handlers`: message handlers, each module ending with ``register(registry, ...)``:
+  which consumer runs on which message (the composition root assembles them).
+- :mod:`~ordersync.flows.services`: what the experience API, the pages and the workbench call directly
+  (intake, amendments, reorders, returns, disputes, warehouse events, case actions).
+- :mod:`~ordersync.flows.jobs`: what the worker runs on a clock.
 """
-
-from __future__ import annotations
-
-from ordersync.domain.cases import CasePolicy
-from ordersync.flows import backorders, documents, fulfillment, orders, projections, readmodel, returns
-from ordersync.flows import subscriptions as outbound
-from ordersync.flows.deps import FlowDeps
-from ordersync.flows.readmodel import ReadModel
-from ordersync.messaging.registry import Registry
-
-
-def build_registry(deps: FlowDeps | None = None, model: ReadModel | None = None) -> Registry:
-    """Every subscription of the hub. Without ERP dependencies only the projections run."""
-    registry = Registry()
-    projections.register(registry)
-    documents.register(registry)
-    outbound.register(registry)
-    fulfillment.register(registry, deps.cases if deps is not None else CasePolicy())
-    if deps is not None:
-        orders.register(registry, deps)
-        backorders.register(registry, deps)
-        returns.register(registry, deps)
-    if model is not None:
-        readmodel.register(registry, model)
-    return registry

@@ -1,17 +1,19 @@
-"""What the order flows need, built once by the composition root and handed to handlers."""
+"""What the flows need, built once by the composition root and handed to handlers and services: ports
+only (the store, the ERPs behind their access policy, the read model's catalogs), the clock and policy."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from ordersync.adapters.erp.router import ErpRouter
 from ordersync.domain.allocation import AllocationPolicy
 from ordersync.domain.cases import CasePolicy
 from ordersync.domain.clock import Clock
 from ordersync.domain.pricing import ChannelRule
-from ordersync.flows.readmodel import ReadModel
-from ordersync.store.db import Database
+from ordersync.ports.catalogs import Catalogs
+from ordersync.ports.erp import Erps, Lane
+from ordersync.ports.store import Store
 
 
 @dataclass(frozen=True)
@@ -24,10 +26,15 @@ class FlowPolicy:
 
 @dataclass(frozen=True)
 class FlowDeps:
-    db: Database
+    store: Store
     clock: Clock
-    router: ErpRouter
+    erps: Erps
     policy: FlowPolicy = field(default_factory=FlowPolicy)
     cases: CasePolicy = field(default_factory=CasePolicy)
     submit_concurrency: int = 4
-    readmodel: ReadModel | None = None  # catalogs and plants for planning (prices and stock stay live)
+    catalogs: Catalogs | None = None  # catalogs and plants for preparation (prices and stock stay live)
+
+    def in_lane(self, lane: Lane) -> FlowDeps:
+        """The same dependencies with every ERP call in ``lane`` (a consumer picks its lane where it is
+        registered)."""
+        return dataclasses.replace(self, erps=self.erps.in_lane(lane))

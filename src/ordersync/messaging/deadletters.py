@@ -19,8 +19,11 @@ from ordersync.domain.clock import Clock
 from ordersync.domain.errors import Conflict, NotFound
 from ordersync.messaging.registry import DecodeError, Registry, decode
 from ordersync.messaging.transport import Transport
+from ordersync.ports.deadletters import ReplayItem
+from ordersync.ports.store import UnitOfWork as PortUnitOfWork
 from ordersync.store.db import Database
 from ordersync.store.schema import dead_letters
+from ordersync.store.uow import UnitOfWork
 
 
 @dataclass(frozen=True)
@@ -88,15 +91,6 @@ class DeadLetter:
         )
 
 
-@dataclass(frozen=True)
-class ReplayItem:
-    id: str
-    consumer: str
-    type: str | None
-    correlation_id: str | None
-    outlook: str  # what will happen: "will run", or why it would fail again
-
-
 @dataclass
 class ReplayReport:
     dry_run: bool
@@ -148,10 +142,13 @@ class DeadLetterService:
                     self._requeue(conn, letter, now)
         return report
 
-    def replay_in(self, conn: Connection, letter_id: str) -> ReplayItem:
+    def replay_in(self, uow: PortUnitOfWork, letter_id: str) -> ReplayItem:
         """Replay one dead letter inside the caller's transaction, so that a workbench action commits
         the replay together with the case it resolves. Raises NotFound, or Conflict if the letter is no
         longer dead or its consumer does not run in this process."""
+        if not isinstance(uow, UnitOfWork):
+            raise TypeError(f"dead letters are replayed within a transaction of their own store, not {uow!r}")
+        conn = uow.conn
         row = conn.execute(select(dead_letters).where(dead_letters.c.id == letter_id)).mappings().first()
         if row is None:
             raise NotFound(f"dead letter {letter_id} not found")

@@ -15,7 +15,7 @@ from ordersync.domain.clock import Clock
 from ordersync.domain.errors import MessageError
 from ordersync.domain.events import MESSAGE_TYPES, Message
 from ordersync.messaging.retry import RetryPolicy
-from ordersync.store.uow import UnitOfWork
+from ordersync.ports.store import UnitOfWork
 
 TxHandler = Callable[[Any, UnitOfWork], None]
 

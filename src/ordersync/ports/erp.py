@@ -1,72 +1,103 @@
-"""The ERP port: the system of record for accounts, credit, contract prices, stock, sales orders,
-shipments and invoices, in ERP-neutral terms.
+"""The ERP port: what the hub needs from the system of record for accounts, credit, contract prices,
+stock, sales orders, shipments, invoices and returns, in its own terms (the vocabulary is
+:mod:`ordersync.canonical.erp`).
 
-One hub order becomes one ERP sales order per plant it ships from (a sale ships from one warehouse).
-Each ERP order carries a *reference* that names the hub order and the plant
-(:func:`order_reference`); creation is idempotent by that reference, so retries, duplicate deliveries
-and crash recovery can never create a second ERP order for the same hub order and plant.
+Two protocols:
+
+- :class:`ErpPort` is one ERP instance, as an adapter implements it (Tryton, the in-memory twin).
+- :class:`Erps` is every ERP instance of the hub *behind its access policy*: one concurrency budget per
+  ERP shared by every flow, priority lanes, bounded retries, a circuit breaker, and routing of each
+  account to its ERP of record. The composition root wires it (``ordersync.adapters.erp``); flows only
+  ever see this protocol. A caller picks its :class:`Lane` once, where it is built or registered
+  (``erps.in_lane(Lane.ORDERS)``), and every ERP call it makes through that view waits in that lane.
 
 ERP warnings are business outcomes, not errors: a credit limit warning is a ``credit_hold`` result, a
 stock warning is a ``stock_shortfall`` result (the hub decides: split, backorder, or hold), unless the
-request says the hub already decided (``credit_approved``, ``accept_shortfall``).
-
-Returns go the same way: one ERP return per hub return request and plant, idempotent by its reference
-(:func:`return_reference`); the ERP checks what it shipped and what was returned before, and a refusal
-is a result (``refused`` with the reason), not an error.
+request says the hub already decided (``credit_approved``, ``accept_shortfall``). A return the ERP will
+not take is a ``refused`` result with the reason.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
-from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from enum import IntEnum, StrEnum
+from typing import Literal, Protocol, runtime_checkable
 
-from ordersync.canonical.v1 import (
-    Account,
-    Canonical,
-    CreditStatus,
-    Invoice,
-    PriceQuote,
-    Product,
-    Shipment,
-    StockPosition,
+from ordersync.canonical.erp import (
+    REFERENCE_PREFIX,
+    RETURN_PREFIX,
+    AmendmentRequest,
+    AmendmentResult,
+    Change,
+    ChangeBatch,
+    ChangeKind,
+    ErpHealth,
+    ErpOrder,
+    ErpOrderLine,
+    ErpOrderState,
+    ErpReturn,
+    ErpReturnLine,
+    ErpReturnState,
+    LineChange,
+    Plant,
+    ReturnOutcome,
+    ReturnRequest,
+    ReturnRequestLine,
+    ReturnResult,
+    SalesOrderLine,
+    SalesOrderRequest,
+    Shortfall,
+    SubmitOutcome,
+    SubmitResult,
+    order_reference,
+    parse_reference,
+    parse_return_reference,
+    return_reference,
 )
+from ordersync.canonical.v1 import Account, CreditStatus, PriceQuote, Product, StockPosition
 from ordersync.domain.errors import DomainError
 
-REFERENCE_PREFIX = "OS"
-
-
-def order_reference(order_id: str, plant: str) -> str:
-    """The ERP order reference of the part of hub order ``order_id`` that ships from ``plant``."""
-    return f"{REFERENCE_PREFIX}-{order_id}-{plant}"
-
-
-def parse_reference(reference: str) -> tuple[str, str] | None:
-    """``(order_id, plant)`` of a reference made by :func:`order_reference`, else None."""
-    prefix = f"{REFERENCE_PREFIX}-"
-    if not reference.startswith(prefix):
-        return None
-    order_id, sep, plant = reference[len(prefix) :].partition("-")
-    return (order_id, plant) if sep and order_id and plant else None
-
-
-RETURN_PREFIX = "RMA"
-
-
-def return_reference(return_id: str, plant: str) -> str:
-    """The ERP return reference of the part of hub return request ``return_id`` that goes back to ``plant``."""
-    return f"{RETURN_PREFIX}-{return_id}-{plant}"
-
-
-def parse_return_reference(reference: str) -> tuple[str, str] | None:
-    """``(return_id, plant)`` of a reference made by :func:`return_reference`, else None."""
-    prefix = f"{RETURN_PREFIX}-"
-    if not reference.startswith(prefix):
-        return None
-    return_id, sep, plant = reference[len(prefix) :].partition("-")
-    return (return_id, plant) if sep and return_id and plant else None
+__all__ = [  # the port's vocabulary, re-exported so that an adapter imports one module
+    "REFERENCE_PREFIX",
+    "RETURN_PREFIX",
+    "AmendmentRequest",
+    "AmendmentResult",
+    "Change",
+    "ChangeBatch",
+    "ChangeKind",
+    "CircuitState",
+    "ErpHealth",
+    "ErpOrder",
+    "ErpOrderLine",
+    "ErpOrderState",
+    "ErpPort",
+    "ErpReturn",
+    "ErpReturnLine",
+    "ErpReturnState",
+    "ErpStatus",
+    "Erps",
+    "Known",
+    "Lane",
+    "LineChange",
+    "Plant",
+    "ReturnOutcome",
+    "ReturnRequest",
+    "ReturnRequestLine",
+    "ReturnResult",
+    "SalesOrderLine",
+    "SalesOrderRequest",
+    "Shortfall",
+    "SubmitOutcome",
+    "SubmitResult",
+    "UnknownItem",
+    "order_reference",
+    "parse_reference",
+    "parse_return_reference",
+    "return_reference",
+]
 
 
 class UnknownItem(DomainError):
@@ -78,210 +109,38 @@ class UnknownItem(DomainError):
         self.key = key
 
 
-class Plant(Canonical):
-    """A warehouse that ships orders; ``region`` is matched against ship-to regions."""
+class Lane(IntEnum):
+    """The priority lanes of an ERP's concurrency budget; lower is served first."""
 
-    code: str
-    name: str = ""
-    region: str = ""
-
-
-class SalesOrderLine(Canonical):
-    line_no: int
-    sku: str
-    quantity: Decimal
-    unit_price: Decimal
-    promised_date: dt.date | None = None
+    ORDERS = 0  # submission, amendments, credit and stock for an order in flight, returns
+    CHANGES = 1  # change detection (shipments, invoices) and what follows from it
+    READS = 2  # prices, availability, catalog for the read model
+    BACKGROUND = 3  # full refreshes, route discovery, reconciliation sweeps
 
 
-class SalesOrderRequest(Canonical):
-    """One ERP sales order to create (or find) for one plant of one hub order."""
-
-    reference: str
-    order_id: str
-    account_id: str
-    plant: str
-    currency: str
-    lines: tuple[SalesOrderLine, ...]
-    ship_to_id: str | None = None
-    buyer_po_number: str | None = None
-    accept_shortfall: bool = False
-    credit_approved: bool = False
+class CircuitState(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
 
 
-class SubmitOutcome(StrEnum):
-    ACCEPTED = "accepted"  # confirmed in the ERP
-    CREDIT_HOLD = "credit_hold"  # the ERP's credit check said no; the order waits as a quotation
-    STOCK_SHORTFALL = "stock_shortfall"  # the ERP's stock check said no; the hub must decide
-    REJECTED = "rejected"  # the ERP refused it for a reason retrying will not change
+BudgetScope = Literal["process", "global"]
 
 
-class Shortfall(Canonical):
-    sku: str
-    plant: str
-    requested: Decimal
-    available: Decimal
+@dataclass
+class ErpStatus:
+    """How an ERP instance's access policy stands (``/ready``, ``/metrics``, the dashboard)."""
 
-
-class SubmitResult(Canonical):
-    reference: str
-    outcome: SubmitOutcome
-    erp_order_id: str | None = None
-    erp_order_number: str | None = None
-    message: str = ""
-    reconciled: bool = False  # an existing ERP order was found (retry or crash recovery)
-    shortfalls: tuple[Shortfall, ...] = ()
-
-
-class LineChange(Canonical):
-    """An amendment of one line: new quantity, new date, or cancel (quantity 0)."""
-
-    line_no: int
-    quantity: Decimal | None = None
-    promised_date: dt.date | None = None
-    cancel: bool = False
-
-
-class AmendmentRequest(Canonical):
-    reference: str
-    changes: tuple[LineChange, ...]
-
-
-class AmendmentResult(Canonical):
-    reference: str
-    applied: tuple[LineChange, ...] = ()
-    refused: tuple[tuple[LineChange, str], ...] = ()
-    message: str = ""
-
-
-class ErpOrderState(StrEnum):
-    DRAFT = "draft"
-    QUOTATION = "quotation"
-    CONFIRMED = "confirmed"
-    PROCESSING = "processing"
-    DONE = "done"
-    CANCELLED = "cancelled"
-
-
-class ErpOrderLine(Canonical):
-    line_no: int
-    sku: str
-    quantity: Decimal
-    unit_price: Decimal
-    promised_date: dt.date | None = None
-
-
-class ErpOrder(Canonical):
-    """An ERP sales order as the hub sees it, with its shipments and invoices."""
-
-    reference: str
-    order_id: str
-    plant: str
-    erp_order_id: str
-    erp_order_number: str
-    state: ErpOrderState
-    account_id: str
-    currency: str
-    lines: tuple[ErpOrderLine, ...]
-    shipments: tuple[Shipment, ...] = ()
-    invoices: tuple[Invoice, ...] = ()
-
-
-class ReturnRequestLine(Canonical):
-    """A line of the ERP order to take back: its line number there (the hub line number) and quantity."""
-
-    line_no: int
-    quantity: Decimal
-    reason: str = ""
-
-
-class ReturnRequest(Canonical):
-    """One ERP return to create (or find) for one plant of one hub return request: the goods of ERP
-    order ``order_reference`` (:func:`order_reference`) that come back."""
-
-    reference: str
-    return_id: str
-    order_reference: str
-    account_id: str
-    plant: str
-    lines: tuple[ReturnRequestLine, ...]
-
-
-class ReturnOutcome(StrEnum):
-    AUTHORIZED = "authorized"  # the return exists, confirmed, in the ERP: goods may be sent back
-    REFUSED = "refused"  # the ERP will not take it back (more than shipped, unknown order or line ...)
-
-
-class ReturnResult(Canonical):
-    reference: str
-    outcome: ReturnOutcome
-    erp_return_id: str | None = None
-    erp_return_number: str | None = None
-    message: str = ""
-    reconciled: bool = False  # an existing ERP return was found (retry or crash recovery)
-
-
-class ErpReturnState(StrEnum):
-    PENDING = "pending"  # left as a draft or quotation (an interrupted creation)
-    AUTHORIZED = "authorized"  # confirmed: waiting for the goods
-    RECEIVED = "received"  # every line received back into the plant
-    CREDITED = "credited"  # its credit note is posted (with or before the goods)
-    CANCELLED = "cancelled"
-
-
-class ErpReturnLine(Canonical):
-    line_no: int
-    sku: str
-    quantity: Decimal  # positive: what comes back
-
-
-class ErpReturn(Canonical):
-    """An ERP return as the hub sees it."""
-
-    reference: str
-    return_id: str
-    plant: str
-    erp_return_id: str
-    erp_return_number: str
-    state: ErpReturnState
-    account_id: str
-    lines: tuple[ErpReturnLine, ...] = ()
-
-
-class ChangeKind(StrEnum):
-    SHIPMENT = "shipment"
-    INVOICE = "invoice"
-    STOCK = "stock"
-    PRICE_LIST = "price_list"
-    ORDER = "order"
-    RETURN = "return"
-
-
-class Change(Canonical):
-    """One change detected in the ERP. ``key`` identifies the record, ``version`` its state (for
-    deduplication across overlapping polls: the same (key, version) is one change)."""
-
-    kind: ChangeKind
-    key: str
-    version: str
-    reference: str | None = None
-    shipment: Shipment | None = None
-    invoice: Invoice | None = None
-    stock: tuple[StockPosition, ...] = ()
-    account_ids: tuple[str, ...] = ()
-    erp_return: ErpReturn | None = None
-
-
-class ChangeBatch(Canonical):
-    changes: tuple[Change, ...]
-    watermark: dt.datetime  # pass back (minus the overlap window) on the next poll
-
-
-class ErpHealth(Canonical):
     erp: str
-    ok: bool
-    detail: str = ""
-    latency_ms: float | None = None
+    circuit: CircuitState
+    consecutive_failures: int
+    last_error: str | None
+    in_flight: int
+    waiting: dict[str, int] = field(default_factory=dict)
+    max_concurrency: int = 1
+    calls: int = 0
+    failures: int = 0
+    scope: BudgetScope = "process"  # "global": max_concurrency holds across every process sharing the store
 
 
 Known = Callable[[str, str], bool]
@@ -358,4 +217,46 @@ class ErpPort(Protocol):
 
     def return_status(self, reference: str) -> ErpReturn | None:
         """The ERP return with this reference, or None."""
+        ...
+
+
+class Erps(Protocol):
+    """Every ERP instance of the hub behind its access policy, and the route of each account to its ERP
+    of record. Views made with :meth:`in_lane` share budgets, breakers and routes with this one."""
+
+    def names(self) -> list[str]:
+        """The configured ERP instances."""
+        ...
+
+    def erp(self, name: str) -> ErpPort:
+        """ERP ``name`` (:class:`UnknownItem` if there is none), its calls in this view's lane."""
+        ...
+
+    def erp_name_for(self, account_id: str) -> str:
+        """The name of ``account_id``'s ERP of record (:class:`UnknownItem` if no ERP knows it)."""
+        ...
+
+    def default_name(self) -> str:
+        """The ERP that answers what names no account (stock): the configured default, else the first."""
+        ...
+
+    def for_account(self, account_id: str) -> ErpPort:
+        """The ERP of record of ``account_id``, its calls in this view's lane."""
+        ...
+
+    def in_lane(self, lane: Lane) -> Erps:
+        """The same ERPs, every call waiting in ``lane`` (without a lane, each call takes its natural one:
+        orders for submissions, reads for prices and stock, background for account lists)."""
+        ...
+
+    def status(self, name: str) -> ErpStatus:
+        """How ERP ``name``'s budget and circuit stand."""
+        ...
+
+    def reachable(self, name: str) -> bool:
+        """Whether ERP ``name``'s circuit is closed (its last answers can be called live)."""
+        ...
+
+    def discover(self) -> dict[str, str]:
+        """Ask every ERP for its accounts and remember the routes; returns account -> ERP name."""
         ...

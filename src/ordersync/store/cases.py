@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from sqlalchemy import Connection, select, update
 
 from ordersync.canonical.v1 import CaseState, CaseType, ExceptionCase
 from ordersync.domain.errors import NotFound
 from ordersync.store.schema import cases
+
+OPEN_STATES = (CaseState.OPEN.value, CaseState.IN_PROGRESS.value, CaseState.ESCALATED.value)
 
 
 class CaseRepository:
@@ -33,6 +37,12 @@ class CaseRepository:
             query = query.where(cases.c.type == case_type.value)
         return [ExceptionCase.model_validate_json(b) for b in self.conn.execute(query.order_by(cases.c.opened_at))
                 .scalars()]
+
+    def overdue(self, now: dt.datetime, limit: int) -> list[ExceptionCase]:
+        """Open cases past their due time, the longest overdue first."""
+        query = (select(cases.c.body).where(cases.c.state.in_(OPEN_STATES), cases.c.due_at < now)
+                 .order_by(cases.c.due_at).limit(limit))
+        return [ExceptionCase.model_validate_json(b) for b in self.conn.execute(query).scalars()]
 
     def for_order(self, order_id: str) -> list[ExceptionCase]:
         rows = self.conn.execute(select(cases.c.body).where(cases.c.order_id == order_id).order_by(cases.c.opened_at))

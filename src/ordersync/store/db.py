@@ -24,15 +24,11 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.pool import NullPool
 
+from ordersync.config import sqlite_url
 from ordersync.store.schema import metadata
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 log = logging.getLogger("ordersync.store")
-
-
-def sqlite_url(data_dir: Path) -> str:
-    data_dir.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{(data_dir / 'ordersync.db').resolve()}"
 
 
 def normalise_url(url: str) -> str:

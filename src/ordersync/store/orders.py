@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, select, update
 
+from ordersync.canonical.erp import parse_reference
 from ordersync.canonical.v1 import Order, OrderState
 from ordersync.domain.errors import ConcurrentUpdate, Conflict, NotFound
-from ordersync.domain.order import OrderRecord, Transition
-from ordersync.store.schema import order_transitions, orders
-from ordersync.store.sql import bulk_insert, driver_time, insert_ignore
+from ordersync.domain.order.aggregate import OrderRecord, Transition, dump_parts, load_record
+from ordersync.store.schema import idempotency_keys, order_transitions, orders
+from ordersync.store.sql import bulk_insert, driver_time, insert_ignore, raw_cursor
 
 # Built once: constructing SQLAlchemy statements per call costs more than running them on SQLite.
 _BY_ID = select(orders).where(orders.c.id == bindparam("order_id"))
@@ -24,6 +24,8 @@ _SAVE = (
         held_from=bindparam("held_from"),
         data=bindparam("data"),
         body=bindparam("body"),
+        total=bindparam("total"),
+        backordered=bindparam("backordered"),
         version=bindparam("new_version"),
         updated_at=bindparam("updated_at"),
     )
@@ -55,7 +57,9 @@ class OrderRepository:
                 "held_from": None,
                 "version": 1,
                 "body": order.model_dump_json(),
-                "data": json.dumps(record.data),
+                "data": dump_parts(record),
+                "total": _total(record),
+                "backordered": record.is_backordered,
                 "received_at": at,
                 "updated_at": at,
             },
@@ -80,6 +84,58 @@ class OrderRepository:
         row = self.conn.execute(_BY_ID, {"order_id": order_id}).mappings().first()
         return _record(row) if row else None
 
+    def lock(self, order_id: str) -> OrderRecord | None:
+        """The order, its row locked for this transaction (PostgreSQL: another writer waits instead of
+        failing our optimistic save; SQLite's single writer needs no lock)."""
+        self.conn.execute(select(orders.c.id).where(orders.c.id == order_id).with_for_update())
+        return self.find(order_id)
+
+    def account_of(self, order_id: str) -> str | None:
+        account: str | None = self.conn.execute(select(orders.c.account_id).where(orders.c.id == order_id)
+                                                ).scalar_one_or_none()
+        return account
+
+    def match(self, order_id: str | None, reference: str | None, account_id: str | None) -> str | None:
+        """The hub order a partner names by hub id, ERP reference (``OS-<order>-<plant>``) or the
+        channel's order number, if exactly one matches (and, with ``account_id``, it is that account's)."""
+        query = select(orders.c.id, orders.c.account_id)
+        if order_id:
+            rows = list(self.conn.execute(query.where(orders.c.id == order_id)))
+        elif reference and (parsed := parse_reference(reference)) is not None:
+            rows = list(self.conn.execute(query.where(orders.c.id == parsed[0])))
+        elif reference:
+            rows = list(self.conn.execute(query.where(orders.c.external_order_number == reference).limit(2)))
+        else:
+            rows = []
+        if len(rows) != 1 or (account_id is not None and rows[0][1] != account_id):
+            return None
+        found: str = rows[0][0]
+        return found
+
+    def numbers_starting(self, channel: str, prefix: str) -> list[str]:
+        """The channel's external order numbers that start with ``prefix``."""
+        return list(self.conn.execute(select(orders.c.external_order_number).where(
+            orders.c.channel == channel, orders.c.external_order_number.startswith(prefix, autoescape=True)))
+            .scalars())
+
+    def backordered(self, states: frozenset[OrderState], limit: int) -> list[str]:
+        """Ids of orders in ``states`` with backordered allocations, least recently changed first."""
+        return list(self.conn.execute(
+            select(orders.c.id).where(orders.c.state.in_([s.value for s in states]), orders.c.backordered)
+            .order_by(orders.c.updated_at).limit(limit)).scalars())
+
+    def idempotency_key(self, scope: str, key: str) -> tuple[str, str] | None:
+        """(request fingerprint, order id) of an idempotency key used before."""
+        row = raw_cursor(self.conn, _key_lookup(self.conn), (scope, key)).fetchone()
+        return (row[0], row[1]) if row is not None else None
+
+    def remember_idempotency_key(self, scope: str, key: str, fingerprint: str, order_id: str,
+                                 at: dt.datetime) -> bool:
+        """False if a concurrent request took the key first."""
+        return insert_ignore(self.conn, idempotency_keys, {"scope": scope, "key": key, "request_hash": fingerprint,
+                                                           "order_id": order_id, "created_at": at},
+                             conflict=("scope", "key"))
+
     def by_business_key(self, channel: str, external_order_number: str) -> OrderRecord | None:
         row = (
             self.conn.execute(
@@ -93,7 +149,7 @@ class OrderRepository:
         return _record(row) if row else None
 
     def save(self, record: OrderRecord, at: dt.datetime) -> None:
-        """Write state and data if nobody changed the row since it was read (else :class:`Conflict`)."""
+        """Write state and parts if nobody changed the row since it was read (else :class:`Conflict`)."""
         result = self.conn.execute(
             _SAVE,
             {
@@ -101,8 +157,10 @@ class OrderRepository:
                 "expected": record.version,
                 "state": record.state.value,
                 "held_from": record.held_from.value if record.held_from else None,
-                "data": json.dumps(record.data, default=str),
+                "data": dump_parts(record),
                 "body": record.order.model_dump_json(),
+                "total": _total(record),
+                "backordered": record.is_backordered,
                 "new_version": record.version + 1,
                 "updated_at": at,
             },
@@ -145,11 +203,15 @@ class OrderRepository:
         record.new_transitions.clear()
 
 
+def _key_lookup(conn: Connection) -> str:
+    mark = "?" if conn.dialect.name == "sqlite" else "%s"
+    return f"SELECT request_hash, order_id FROM idempotency_keys WHERE scope = {mark} AND key = {mark}"
+
+
 def _record(row: Any) -> OrderRecord:
-    return OrderRecord(
-        order=Order.model_validate_json(row["body"]),
-        state=OrderState(row["state"]),
-        held_from=OrderState(row["held_from"]) if row["held_from"] else None,
-        version=row["version"],
-        data=json.loads(row["data"]),
-    )
+    return load_record(Order.model_validate_json(row["body"]), OrderState(row["state"]), row["version"], row["data"])
+
+
+def _total(record: OrderRecord) -> str | None:
+    total = record.total
+    return str(total) if total is not None else None

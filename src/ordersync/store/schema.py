@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.types import TypeDecorator
 
@@ -71,12 +72,15 @@ orders = Table(
     Column("held_from", String(32)),
     Column("version", Integer, nullable=False),
     Column("body", Text, nullable=False),
-    Column("data", Text, nullable=False),
+    Column("data", Text, nullable=False),  # the order's typed parts (ordersync.domain.order.parts)
     Column("received_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    Column("total", String(40)),  # the lines' amounts as they stand (None before pricing)
+    Column("backordered", Boolean, nullable=False, server_default=false()),
     UniqueConstraint("channel", "external_order_number", name="uq_orders_business_key"),
     Index("ix_orders_account_state", "account_id", "state"),
     Index("ix_orders_state_updated", "state", "updated_at"),
+    Index("ix_orders_backordered_state", "backordered", "state"),
 )
 
 order_transitions = Table(

@@ -1,11 +1,16 @@
 """Unit of work: one database transaction in which state changes and the events they cause are
-written together (transactional outbox). Either both are committed or neither."""
+written together (transactional outbox). Either both are committed or neither.
+
+:class:`UnitOfWork` and :class:`SqlStore` implement the store port (:mod:`ordersync.ports.store`) the
+flows speak to.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from functools import cached_property
 
 from sqlalchemy import Connection
 
@@ -15,6 +20,14 @@ from ordersync.domain.events import Message
 from ordersync.domain.order import OrderRecord
 from ordersync.store.cases import CaseRepository
 from ordersync.store.db import Database
+from ordersync.store.documents import (
+    CounterRepository,
+    DisputeRepository,
+    DocumentRepository,
+    FulfillmentRepository,
+    ReturnRepository,
+    WmsRepository,
+)
 from ordersync.store.orders import OrderRepository
 from ordersync.store.schema import outbox
 from ordersync.store.sql import bulk_insert, driver_time
@@ -32,9 +45,36 @@ class UnitOfWork:
         self.clock = clock
         self.causation_id = causation_id
         self.orders = OrderRepository(conn)
-        self.cases = CaseRepository(conn)
         self.emitted: list[Envelope] = []
         self._pending: list[Envelope] = []
+
+    @cached_property
+    def cases(self) -> CaseRepository:
+        return CaseRepository(self.conn)
+
+    @cached_property
+    def documents(self) -> DocumentRepository:
+        return DocumentRepository(self.conn)
+
+    @cached_property
+    def fulfillment(self) -> FulfillmentRepository:
+        return FulfillmentRepository(self.conn)
+
+    @cached_property
+    def returns(self) -> ReturnRepository:
+        return ReturnRepository(self.conn)
+
+    @cached_property
+    def disputes(self) -> DisputeRepository:
+        return DisputeRepository(self.conn)
+
+    @cached_property
+    def wms(self) -> WmsRepository:
+        return WmsRepository(self.conn)
+
+    @cached_property
+    def counters(self) -> CounterRepository:
+        return CounterRepository(self.conn)
 
     def now(self) -> dt.datetime:
         return self.clock.now()
@@ -84,8 +124,15 @@ class UnitOfWork:
         return stored, created
 
     def save_order(self, record: OrderRecord) -> None:
-        """Persist the order's state and its pending events in this transaction."""
+        """Persist the order's state, the cases its decisions opened or changed, and its pending events in
+        this transaction."""
         self.orders.save(record, self.now())
+        for case in record.new_cases:
+            self.cases.add(case)
+        for case in record.changed_cases:
+            self.cases.save(case)
+        record.new_cases.clear()
+        record.changed_cases.clear()
         self._flush_events(record)
 
     def _flush_events(self, record: OrderRecord) -> None:
@@ -101,3 +148,19 @@ def unit_of_work(db: Database, clock: Clock, causation_id: str | None = None) ->
         uow.flush()
     if uow.emitted:
         db.events_committed()
+
+
+class SqlStore:
+    """The store port over a :class:`Database`: read-only repositories, and write transactions."""
+
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+
+    @contextmanager
+    def reading(self) -> Iterator[UnitOfWork]:
+        with self.db.read() as conn:
+            yield UnitOfWork(conn, self.clock)
+
+    def transaction(self, causation_id: str | None = None) -> AbstractContextManager[UnitOfWork]:
+        return unit_of_work(self.db, self.clock, causation_id)

@@ -9,7 +9,7 @@ shows every account; a bound key is refused rather than half-served). The key is
 stored in the browser: the session cookie holds the key id and an HMAC (``web.SessionSigner``), is
 HttpOnly and SameSite=Strict, and every request looks the key up again so that revoking it ends the
 session. Every form carries the session's CSRF token and writes through the flows the API uses
-(:class:`~ordersync.flows.workbench.Workbench`, :class:`~ordersync.messaging.deadletters.DeadLetterService`).
+(:class:`~ordersync.flows.services.workbench.Workbench`, :class:`~ordersync.messaging.deadletters.DeadLetterService`).
 """
 
 from __future__ import annotations
@@ -24,8 +24,10 @@ from fastapi.responses import RedirectResponse, Response
 from ordersync.api.keys import KeyService, Scope
 from ordersync.canonical.v1 import CaseState, CaseType, OrderState
 from ordersync.domain.errors import Conflict, IntegrationError, NotFound, Unavailable, ValidationFailed
-from ordersync.flows.workbench import ActionNotAllowed, CaseAction, Workbench, allowed_actions
-from ordersync.messaging.deadletters import DeadLetterFilter, ReplayItem
+from ordersync.flows.services.workbench import ActionNotAllowed, CaseAction, Workbench, allowed_actions
+from ordersync.messaging.deadletters import DeadLetterFilter
+from ordersync.ports.deadletters import ReplayItem
+from ordersync.runtime.hub import Hub
 from ordersync.web import SessionSigner, templates
 from ordersync.web import ops_data as data
 
@@ -123,8 +125,9 @@ Signed = Annotated[Operator, Depends(signed_in)]
 Acting = Annotated[Operator, Depends(acting)]
 
 
-def _hub(request: Request) -> Any:
-    return request.app.state.hub
+def _hub(request: Request) -> Hub:
+    hub: Hub = request.app.state.hub
+    return hub
 
 
 def _page(request: Request, operator: Operator | None, name: str, status: int = 200, **context: Any) -> Response:
@@ -205,10 +208,7 @@ def case_queue(request: Request, operator: Signed, view: Text = None, type: Text
 
 
 def _workbench(request: Request) -> Workbench:
-    workbench: Workbench | None = _hub(request).workbench
-    if workbench is None:  # pragma: no cover - every hub built by the composition root has one
-        raise HTTPException(503, "This hub was built without the workbench")
-    return workbench
+    return _hub(request).workbench
 
 
 def _case_page(request: Request, operator: Operator, case_id: str, status: int = 200, **extra: Any) -> Response:

@@ -16,9 +16,12 @@ from typing import Any
 from sqlalchemy import Connection, and_, case, func, or_, select
 
 from ordersync.canonical.v1 import CaseState, CaseType, ExceptionCase, OrderState
+from ordersync.config import Settings
+from ordersync.domain.order.aggregate import load_parts
 from ordersync.domain.sla import ClockSummary, SlaClock, SlaThresholds
-from ordersync.flows.sla import SlaScope, report
 from ordersync.messaging.deadletters import DeadLetter
+from ordersync.reads.sla import SlaScope, report
+from ordersync.runtime.hub import Hub
 from ordersync.store.schema import (
     cases,
     dead_letters,
@@ -152,13 +155,13 @@ class SlaRow:
     unmeasured: int
 
 
-def thresholds(settings: Any) -> SlaThresholds:
+def thresholds(settings: Settings) -> SlaThresholds:
     s = settings.sla
     return SlaThresholds(acknowledgment=s.ack_seconds, fulfillment=s.fulfillment_seconds,
                          invoice_sync=s.invoice_sync_seconds)
 
 
-def sla(hub: Any, now: dt.datetime) -> tuple[dt.datetime, list[SlaRow]]:
+def sla(hub: Hub, now: dt.datetime) -> tuple[dt.datetime, list[SlaRow]]:
     """The SLA clocks of the orders received in the ``[sla]`` window (what ``GET /v1/ops/sla`` reports)."""
     since = now - dt.timedelta(seconds=hub.settings.sla.window_seconds)
     limits = thresholds(hub.settings)
@@ -204,12 +207,12 @@ class Health:
     overdue_cases: int
 
 
-def health(hub: Any, conn: Connection, now: dt.datetime) -> Health:
+def health(hub: Hub, conn: Connection, now: dt.datetime) -> Health:
     polls = {r.name: r for r in conn.execute(select(sync_state).where(sync_state.c.name.like("erp:%:changes")))}
     erps = []
-    if hub.router is not None:
-        for name in hub.router.names():
-            st = hub.router.erp(name).status()
+    if hub.erps is not None:
+        for name in hub.erps.names():
+            st = hub.erps.status(name)
             poll = polls.get(f"erp:{name}:changes")
             mark = dt.datetime.fromisoformat(poll.value) if poll is not None and poll.value else None
             erps.append(ErpHealthRow(
@@ -325,11 +328,11 @@ class OrderRow:
 
 
 def _order_row(row: Any) -> OrderRow:
-    body, data = json.loads(row.body), json.loads(row.data)
+    body, hold = json.loads(row.body), load_parts(row.data).hold
     return OrderRow(id=row.id, channel=row.channel, external_order_number=row.external_order_number,
                     account_id=row.account_id, state=row.state, received_at=row.received_at,
-                    updated_at=row.updated_at, total=data.get("total"), currency=body.get("currency"),
-                    hold=data.get("hold"))
+                    updated_at=row.updated_at, total=row.total, currency=body.get("currency"),
+                    hold={"case_id": hold.case_id, "type": hold.type.value, "reason": hold.reason} if hold else None)
 
 
 def order(conn: Connection, order_id: str) -> OrderRow | None:

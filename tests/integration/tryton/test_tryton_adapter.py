@@ -13,10 +13,10 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from ordersync.adapters.erp.tryton import demo_data
 from ordersync.adapters.erp.tryton.adapter import TrytonErp
 from ordersync.adapters.erp.tryton.rpc import TrytonClient
-from ordersync.adapters.erp.tryton.server import TrytonServer, free_port
+from ordersync.devkit import demo_data
+from ordersync.devkit.tryton.server import TrytonServer, free_port
 from ordersync.domain.errors import ProtocolError, Unavailable
 from ordersync.ports.erp import SalesOrderLine, SalesOrderRequest, SubmitOutcome, order_reference
 from tests.integration.tryton.conftest import SANDBOX
@@ -48,7 +48,8 @@ class FlakyTransport(httpx.HTTPTransport):
 
 def _erp(server: TrytonServer, transport: httpx.BaseTransport | None = None) -> TrytonErp:
     user = demo_data.INTEGRATION_USER
-    return TrytonErp(TrytonClient(server.url, SANDBOX, user["login"], user["password"], transport=transport))
+    return TrytonErp(TrytonClient(server.url, SANDBOX, user["login"], user["password"], transport=transport),
+                     regions=demo_data.subdivision_regions())
 
 
 def _request() -> SalesOrderRequest:

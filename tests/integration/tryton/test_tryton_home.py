@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ordersync.adapters.erp.tryton import home as home_module
-from ordersync.adapters.erp.tryton.home import TrytonHome, cache_dir
+from ordersync.devkit.tryton import home as home_module
+from ordersync.devkit.tryton.home import TrytonHome, cache_dir
 
 
 def test_cache_dir_honours_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -38,7 +38,7 @@ def test_two_racing_processes_build_one_environment(tmp_path: Path) -> None:
     req.write_text("# nothing to install: the race is about the venv, not pip\n")
     script = textwrap.dedent(f"""
         from pathlib import Path
-        from ordersync.adapters.erp.tryton.home import TrytonHome
+        from ordersync.devkit.tryton.home import TrytonHome
         home = TrytonHome(cache=Path({str(tmp_path)!r}), requirements=Path({str(req)!r})).ensure()
         assert home.is_ready() and home.python.exists()
     """)

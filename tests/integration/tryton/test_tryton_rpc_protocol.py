@@ -22,7 +22,7 @@ from ordersync.adapters.erp.tryton.rpc import (
     decode,
     encode,
 )
-from ordersync.adapters.erp.tryton.server import free_port
+from ordersync.devkit.tryton.server import free_port
 
 Handler = Callable[[str, list[Any], httpx.Request], httpx.Response]
 LOGIN_OK = [7, "sess-1", None]

@@ -8,9 +8,9 @@ from decimal import Decimal
 
 import pytest
 
-from ordersync.adapters.erp.tryton import demo_data
 from ordersync.adapters.erp.tryton.rpc import TrytonAuthError, TrytonClient
-from ordersync.adapters.erp.tryton.server import TrytonServer
+from ordersync.devkit import demo_data
+from ordersync.devkit.tryton.server import TrytonServer
 
 pytestmark = [pytest.mark.tryton, pytest.mark.timeout(900)]  # the first test may build the templates
 

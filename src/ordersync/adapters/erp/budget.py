@@ -45,20 +45,21 @@ import threading
 import time
 import zlib
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Protocol
 
 from sqlalchemy import Connection, create_engine, event, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 
 from ordersync.domain.errors import Unavailable
+from ordersync.ports.erp import BudgetScope
 from ordersync.store.db import Database
 
 log = logging.getLogger("ordersync.erp.budget")
 
 NAMESPACE = 7243002  # first key of every ERP slot lock ("ordersync ERP call budget")
 MAX_SLOTS = 64  # slot numbers take the low 6 bits of the second key (ErpSettings caps max_concurrency at 64)
-Scope = Literal["process", "global"]
+Scope = BudgetScope  # where the budget holds: this process, or every process on the store
 
 _TRY = text("SELECT pg_try_advisory_lock(CAST(:ns AS integer), CAST(:key AS integer))")
 _UNLOCK = text("SELECT pg_advisory_unlock(CAST(:ns AS integer), CAST(:key AS integer))")

@@ -13,6 +13,7 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from decimal import Decimal
 
 from ordersync.canonical.v1 import InvoiceState, ShipmentState
+from ordersync.domain.returns import returnable_problems
 from ordersync.ports.erp import (
     ErpOrderState,
     ErpReturnState,
@@ -127,31 +128,11 @@ def return_state(sale_state: str, shipment_state: str, invoice_state: str) -> Er
 
 def return_problems(request: ReturnRequest, lines: Collection[int], shipped: Mapping[int, Decimal],
                     returned: Mapping[int, Decimal]) -> list[str]:
-    """Why an ERP refuses ``request`` (the same words from Tryton and its twin): a line the ERP order does
-    not have, or more than the line shipped less what earlier returns of the order take back."""
-    problems = []
-    seen: set[int] = set()
-    for line in request.lines:
-        n = line.line_no
-        if n in seen:
-            problems.append(f"line {n}: named twice")
-        seen.add(n)
-        if n not in lines:
-            problems.append(f"line {n}: the ERP order {request.order_reference} has no such line")
-            continue
-        if line.quantity <= 0:
-            problems.append(f"line {n}: the quantity must be more than 0")
-            continue
-        have, before = shipped.get(n, Decimal(0)), returned.get(n, Decimal(0))
-        if line.quantity > have - before:
-            already = f", of which {_plain(before)} already came back or is on its way" if before else ""
-            problems.append(f"line {n}: {_plain(line.quantity)} is more than the {_plain(have)} shipped{already}")
-    return problems
-
-
-def _plain(quantity: Decimal) -> str:
-    """A quantity as people write it: ``6``, not Tryton's float ``6.0``; ``2.5`` stays."""
-    return str(quantity.quantize(Decimal(1))) if quantity == quantity.to_integral_value() else str(quantity.normalize())
+    """Why an ERP refuses ``request`` (the same words from Tryton and its twin, and from the hub's own
+    check of a request): the rule of :func:`ordersync.domain.returns.returnable_problems`."""
+    return returnable_problems([(x.line_no, x.quantity) for x in request.lines],
+                               owner=f"the ERP order {request.order_reference}", lines=lines, limit=shipped,
+                               limit_word="shipped", before=returned, before_words="already came back or is on its way")
 
 
 class KeyedLocks:

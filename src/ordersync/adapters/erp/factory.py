@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ordersync.config import ErpSettings
+from ordersync.devkit import demo_data
 from ordersync.domain.errors import ConfigError
 from ordersync.ports.erp import ErpPort
 
@@ -15,8 +16,9 @@ def make_erp(settings: ErpSettings) -> ErpPort:
     if settings.kind == "tryton":
         from ordersync.adapters.erp.tryton.adapter import TrytonErp
 
+        regions = settings.regions if settings.regions is not None else demo_data.subdivision_regions()
         return TrytonErp.connect(
             name=settings.name, url=settings.url or "", database=settings.database or "",
-            login=settings.login, password=settings.secret(), timeout=settings.call_timeout,
+            login=settings.login, password=settings.secret(), timeout=settings.call_timeout, regions=regions,
         )
     raise ConfigError(f"unknown ERP kind {settings.kind!r}")

@@ -20,55 +20,21 @@ second). Every call any flow makes goes through the :class:`ErpGate` of its ERP 
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import heapq
 import itertools
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from enum import IntEnum, StrEnum
 from typing import Any, TypeVar
 
-from ordersync.adapters.erp.budget import Scope, SlotBudget
+from ordersync.adapters.erp.budget import SlotBudget
 from ordersync.domain.clock import Clock, SystemClock
 from ordersync.domain.errors import IntegrationError, Unavailable
+from ordersync.ports.erp import CircuitState, ErpStatus, Lane
 
 log = logging.getLogger("ordersync.erp.guard")
 T = TypeVar("T")
-
-
-class Priority(IntEnum):
-    """Lower is served first."""
-
-    ORDERS = 0  # submission, amendments, credit for an order in flight
-    CHANGES = 1  # change detection (shipments, invoices)
-    READS = 2  # prices, availability, catalog for the read model
-    BACKGROUND = 3  # full refreshes and reconciliation sweeps
-
-
-_priority: contextvars.ContextVar[Priority | None] = contextvars.ContextVar("erp_priority", default=None)
-
-
-def current_priority() -> Priority | None:
-    return _priority.get()
-
-
-@contextlib.contextmanager
-def erp_priority(priority: Priority) -> Iterator[None]:
-    """Run ERP calls made inside this block in ``priority``'s lane (flows set this; adapters don't)."""
-    token = _priority.set(priority)
-    try:
-        yield
-    finally:
-        _priority.reset(token)
-
-
-class CircuitState(StrEnum):
-    CLOSED = "closed"
-    OPEN = "open"
-    HALF_OPEN = "half_open"
 
 
 class CircuitOpen(Unavailable):
@@ -129,20 +95,6 @@ class CircuitBreaker:
             self._probing = False
 
 
-@dataclass
-class GateStatus:
-    erp: str
-    circuit: CircuitState
-    consecutive_failures: int
-    last_error: str | None
-    in_flight: int
-    waiting: dict[str, int]
-    max_concurrency: int
-    calls: int
-    failures: int
-    scope: Scope = "process"  # "global": max_concurrency holds across every process sharing the store
-
-
 class ErpGate:
     """The concurrency budget, retries and circuit breaker of one ERP instance."""
 
@@ -176,11 +128,9 @@ class ErpGate:
         self.calls = 0
         self.failed_calls = 0
 
-    def call(self, fn: Callable[[], T], *, priority: Priority | None = None, retryable: bool = True) -> T:
+    def call(self, fn: Callable[[], T], *, lane: Lane | None = None, retryable: bool = True) -> T:
         """Run ``fn`` within the budget, retrying transient failures, guarded by the circuit."""
-        if priority is None:
-            priority = _priority.get()
-        lane = Priority.READS if priority is None else priority  # (ORDERS is 0: never use `or` here)
+        lane = Lane.READS if lane is None else lane  # (ORDERS is 0: never use `or` here)
         attempt = 0
         while True:
             with self._slot(lane):  # waiting too long raises Unavailable; that is not the ERP's fault
@@ -204,7 +154,7 @@ class ErpGate:
             self.sleep(self.backoff * 2 ** (attempt - 1))
 
     @contextlib.contextmanager
-    def _slot(self, lane: Priority) -> Iterator[None]:
+    def _slot(self, lane: Lane) -> Iterator[None]:
         ticket = (int(lane), next(self._seq))
         deadline = time.monotonic() + self.wait_timeout
         with self._cond:
@@ -243,13 +193,13 @@ class ErpGate:
                 self._in_flight -= 1
                 self._cond.notify_all()
 
-    def status(self) -> GateStatus:
+    def status(self) -> ErpStatus:
         with self._cond:
             waiting: dict[str, int] = {}
             for lane, _ in self._waiters:
-                key = Priority(lane).name.lower()
+                key = Lane(lane).name.lower()
                 waiting[key] = waiting.get(key, 0) + 1
-            return GateStatus(
+            return ErpStatus(
                 erp=self.name, circuit=self.breaker.state, consecutive_failures=self.breaker.failures,
                 last_error=self.breaker.last_error, in_flight=self._in_flight, waiting=waiting,
                 max_concurrency=self.max_concurrency, calls=self.calls, failures=self.failed_calls,

@@ -1,6 +1,6 @@
 """``MemoryErp``: the in-memory twin of the ERP port, behaving like the Tryton adapter.
 
-Seeded from the same :mod:`~ordersync.adapters.erp.tryton.demo_data` profile as the demo Tryton, it
+Seeded from the same :mod:`~ordersync.devkit.demo_data` profile as the demo Tryton, it
 emulates what the hub can observe of Tryton: first-match contract price lists, available-to-promise =
 on hand minus confirmed unshipped quantity, credit exposure = confirmed uninvoiced sales plus posted
 unpaid invoices, minimum quantities and packs, the same warning outcomes, drafts and quotations left
@@ -33,7 +33,6 @@ from ordersync.adapters.erp.erp_common import EPOCH
 from ordersync.adapters.erp.memory_documents import MemoryDocuments
 from ordersync.adapters.erp.memory_state import ErpState, MSale
 from ordersync.adapters.erp.memory_submit import amend, submit
-from ordersync.adapters.erp.tryton import demo_data
 from ordersync.canonical.v1 import (
     Account,
     AccountStatus,
@@ -44,6 +43,7 @@ from ordersync.canonical.v1 import (
     Product,
     StockPosition,
 )
+from ordersync.devkit import demo_data
 from ordersync.domain.errors import Unavailable
 from ordersync.ports.erp import (
     AmendmentRequest,

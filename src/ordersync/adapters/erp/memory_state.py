@@ -2,7 +2,7 @@
 
 Sales with lines, stock moves grouped into customer shipments, invoices, price lists, stock on hand;
 every record keeps a ``stamp`` (its write time) for change polling, as Tryton's ``write_date`` does.
-Seeded from a :mod:`~ordersync.adapters.erp.tryton.demo_data` profile, exactly as ``provision.py``
+Seeded from a :mod:`~ordersync.devkit.demo_data` profile, exactly as ``provision.py``
 seeds Tryton. Not thread-safe by itself: :class:`~ordersync.adapters.erp.memory.MemoryErp` locks.
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from ordersync.adapters.erp.erp_common import EPOCH, UNLIMITED_CREDIT
-from ordersync.adapters.erp.tryton import demo_data
+from ordersync.devkit import demo_data
 
 ZERO = Decimal(0)
 

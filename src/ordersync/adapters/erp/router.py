@@ -1,11 +1,15 @@
-"""Several ERP instances: each account is routed to its ERP of record.
+"""The hub's ERP instances behind their access policy (:class:`~ordersync.ports.erp.Erps`): each account
+is routed to its ERP of record, and every call goes through that ERP's gate.
 
 Routes come from configuration (explicit, they win) and from discovery (each ERP lists its accounts;
 the result is stored so routing survives an ERP outage). With a single ERP every account routes to it.
+:meth:`ErpRouter.in_lane` gives a view whose ERPs make every call in one lane; views share routes,
+gates and caches.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 
@@ -14,7 +18,7 @@ from sqlalchemy import select
 from ordersync.adapters.erp.guarded import GuardedErp
 from ordersync.domain.clock import Clock
 from ordersync.domain.errors import ConfigError, Unavailable
-from ordersync.ports.erp import UnknownItem
+from ordersync.ports.erp import CircuitState, ErpStatus, Lane, UnknownItem
 from ordersync.store.db import Database
 from ordersync.store.schema import account_routes
 from ordersync.store.sql import upsert_row
@@ -46,15 +50,32 @@ class ErpRouter:
         self.default = default or (next(iter(erps)) if len(erps) == 1 else None)
         self._cache: dict[str, str] = {}
         self._discover_lock = threading.Lock()
+        self.lane: Lane | None = None
+
+    def in_lane(self, lane: Lane) -> ErpRouter:
+        view = copy.copy(self)
+        view.lane = lane
+        return view
 
     def erp(self, name: str) -> GuardedErp:
         try:
-            return self.erps[name]
+            guarded = self.erps[name]
         except KeyError:
             raise UnknownItem("ERP", name) from None
+        return guarded if self.lane is None else guarded.in_lane(self.lane)
+
+    def status(self, name: str) -> ErpStatus:
+        return self.erp(name).status()
+
+    def reachable(self, name: str) -> bool:
+        guarded = self.erps.get(name)
+        return guarded is not None and guarded.gate.breaker.state is CircuitState.CLOSED
 
     def names(self) -> list[str]:
         return list(self.erps)
+
+    def default_name(self) -> str:
+        return self.default if self.default is not None else next(iter(self.erps))
 
     def erp_name_for(self, account_id: str) -> str:
         """The name of ``account_id``'s ERP of record (discovering routes on a miss)."""
@@ -70,7 +91,7 @@ class ErpRouter:
         return name
 
     def for_account(self, account_id: str) -> GuardedErp:
-        return self.erps[self.erp_name_for(account_id)]
+        return self.erp(self.erp_name_for(account_id))
 
     def discover(self) -> dict[str, str]:
         """Ask every ERP for its accounts and store the routes; one discovery at a time."""

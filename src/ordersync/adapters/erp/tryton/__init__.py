@@ -1,8 +1,9 @@
-"""The Tryton ERP side: its own environment, demo databases, a server process manager and a JSON-RPC client.
+"""The Tryton ERP adapter: the ERP port (:class:`~ordersync.ports.erp.ErpPort`) over Tryton's JSON-RPC.
 
-* ``home.TrytonHome``: the Tryton 8.2 virtual environment in the cache (never the hub's).
-* ``template.ensure_template`` / ``template.create_database``: seeded demo databases from ``demo_data``.
-* ``server.TrytonServer``: a real ``trytond`` subprocess on 127.0.0.1.
 * ``rpc.TrytonClient``: JSON-RPC transport with typed errors (no business logic).
-* ``adapter.TrytonErp``: the ERP port over that client (submit, amend, read orders, poll changes).
+* ``adapter.TrytonErp``: the port over that client (submit, amend, read orders, poll changes, returns),
+  with one module per part (``submit``, ``amend``, ``changes``, ``documents``, ``returns``...).
+
+The demo's Tryton (its environment, seeded databases, server process and simulators) is developer
+tooling, in :mod:`ordersync.devkit.tryton`.
 """

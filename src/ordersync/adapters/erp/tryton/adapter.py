@@ -3,7 +3,7 @@
 Mapping: account id = party ``code``; SKU = product ``code``; plant = warehouse location ``code``;
 ship-to id = the address key kept in ``building_name``; ERP order = ``sale.sale`` with the hub reference
 in ``reference`` and the hub line number in each line's ``sequence``; region = a map from the address'
-subdivision (ISO 3166-2) to the hub region (Tryton has no region), by default the demo seed's.
+subdivision (ISO 3166-2) to the hub region (Tryton has no region), from the ERP's settings (``regions``).
 
 Errors: transport failures, a refused login and server-side exceptions raise
 :class:`~ordersync.domain.errors.Unavailable`; an answer that is not what Tryton answers raises
@@ -21,7 +21,6 @@ from decimal import Decimal
 from typing import Any
 
 from ordersync.adapters.erp.erp_common import UNLIMITED_CREDIT
-from ordersync.adapters.erp.tryton import demo_data
 from ordersync.adapters.erp.tryton.amend import Amender
 from ordersync.adapters.erp.tryton.changes import ChangeReader
 from ordersync.adapters.erp.tryton.directory import AddressRow, Directory, PartyRow
@@ -104,7 +103,7 @@ class TrytonErp:
     ) -> None:
         self.name = name
         self.client = client
-        self.regions = dict(demo_data.subdivision_regions() if regions is None else regions)
+        self.regions = dict(regions or {})
         self._clock = clock or SystemClock()
         self.directory = Directory(client)
         self._documents = Documents(client, self.directory)

@@ -1,0 +1,7 @@
+"""The order aggregate and its parts (see :mod:`ordersync.domain.order.aggregate`)."""
+
+from ordersync.domain.order.aggregate import OrderRecord, Transition
+from ordersync.domain.order.amendment import LineAmendment
+from ordersync.domain.order.plan import HoldRequest, OrderPlan
+
+__all__ = ["HoldRequest", "LineAmendment", "OrderPlan", "OrderRecord", "Transition"]

@@ -1,0 +1,1 @@
+"""Message handlers: consumers of the hub's events (see :func:`ordersync.bootstrap.build_registry`)."""

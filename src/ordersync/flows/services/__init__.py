@@ -1,0 +1,1 @@
+"""Services the experience API, the pages and the workbench call directly."""

@@ -1,0 +1,98 @@
+"""Intake: an order arrives from a channel and is stored once, whatever happens on the way.
+
+The business key (channel, external order number) is unique in the store: webhook retries, EDI resends,
+API retries and reconciliation polls all collapse onto one order, race-safe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from ordersync.canonical.v1 import Order, OrderState
+from ordersync.domain.errors import Conflict
+from ordersync.domain.events import DuplicateOrderReceived, OrderReceived
+from ordersync.domain.order import OrderRecord
+from ordersync.ports.store import UnitOfWork
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What a channel gets back at once: the hub order id, and whether this was a repeat."""
+
+    order_id: str
+    state: OrderState
+    duplicate: bool  # the business key was known (same order re-sent, maybe with a new delivery id)
+    replayed: bool  # the idempotency key was known: the very same request was sent again
+
+
+def request_hash(body: bytes | str) -> str:
+    data = body.encode() if isinstance(body, str) else body
+    return hashlib.sha256(data).hexdigest()
+
+
+def accept_order(
+    uow: UnitOfWork,
+    order: Order,
+    *,
+    scope: str,
+    idempotency_key: str | None = None,
+    fingerprint: str | None = None,
+    delivery_id: str | None = None,
+) -> Receipt:
+    """Intake from any channel, in one short transaction and without any ERP work.
+
+    ``idempotency_key`` (scoped per client) makes a repeated request return the first answer; the same
+    key with a different request body is a :class:`Conflict`. Independently of it, the business key
+    (channel, external order number) collapses re-sent orders onto the first one.
+    """
+    fingerprint = fingerprint or request_hash(order.model_dump_json(exclude={"id"}))
+    if idempotency_key:
+        existing = uow.orders.idempotency_key(scope, idempotency_key)
+        if existing is not None:
+            known_hash, known_order = existing
+            if known_hash != fingerprint:
+                raise Conflict(f"idempotency key {idempotency_key!r} was used for a different request")
+            record = uow.orders.get(known_order)
+            return Receipt(record.id, record.state, duplicate=False, replayed=True)
+    record, created = receive_order(uow, order, delivery_id)
+    if idempotency_key and not uow.orders.remember_idempotency_key(scope, idempotency_key, fingerprint, record.id,
+                                                                   uow.now()):
+        # a concurrent request with the same key won; answer as it did
+        raise Conflict(f"idempotency key {idempotency_key!r} is being used by a concurrent request")
+    return Receipt(record.id, record.state, duplicate=not created, replayed=False)
+
+
+def receive_order(uow: UnitOfWork, order: Order, delivery_id: str | None = None) -> tuple[OrderRecord, bool]:
+    """Store ``order`` (state ``received``) with its events, or find the order it duplicates.
+
+    Returns the stored record and whether it is new. A duplicate is recorded as an event on the existing
+    order (so the timeline shows it) and changes nothing else.
+    """
+    record = OrderRecord.receive(order, at=uow.now(), cause=f"received from channel {order.channel}")
+    record.record_event(OrderReceived(order=order, delivery_id=delivery_id))
+    stored, created = uow.add_order(record)
+    if not created and stored.order.account_id != order.account_id:
+        # the channel's order number is taken by another account's order: refuse, without saying whose
+        # (answering "duplicate" would hand out another buyer's order id and lose this order)
+        raise Conflict(f"order number {order.external_order_number!r} of channel {order.channel!r} is already "
+                       "used by an order of another account; send it with its own order number")
+    if not created:
+        uow.emit(
+            DuplicateOrderReceived(
+                order_id=stored.id,
+                channel=order.channel,
+                external_order_number=order.external_order_number,
+                delivery_id=delivery_id,
+            ),
+            correlation_id=stored.id,
+        )
+    return stored, created
+
+
+def move_order(uow: UnitOfWork, order_id: str, target: OrderState, cause: str) -> OrderRecord:
+    """Load, transition and save an order in this unit of work (IllegalTransition changes nothing)."""
+    record = uow.orders.get(order_id)
+    record.move_to(target, uow.now(), cause)
+    uow.save_order(record)
+    return record

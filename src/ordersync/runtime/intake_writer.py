@@ -1,0 +1,126 @@
+"""Group commit for intake: concurrent order submissions are written by one thread, many per
+transaction, and each caller learns its receipt once that transaction is committed.
+
+Why: SQLite has one writer at a time and the worker shares the process. An API request that waited
+for the write lock on the event loop would stall every other request; many small transactions would
+each pay for BEGIN/COMMIT. Here the event loop only awaits a future, and a burst of orders costs one
+commit. One refused order (e.g. an idempotency conflict) does not take the others down with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from ordersync.canonical.v1 import Order
+from ordersync.domain.clock import Clock
+from ordersync.flows.services.intake import Receipt, accept_order
+from ordersync.store.db import Database
+from ordersync.store.uow import UnitOfWork
+
+log = logging.getLogger("ordersync.intake")
+
+
+@dataclass
+class _Job:
+    order: Order
+    scope: str
+    idempotency_key: str | None
+    fingerprint: str | None
+    delivery_id: str | None
+    future: Future[Receipt]
+
+
+class IntakeWriter:
+    def __init__(self, db: Database, clock: Clock, *, max_batch: int = 100, on_commit: object = None) -> None:
+        self.db = db
+        self.clock = clock
+        self.max_batch = max_batch
+        self.on_commit = on_commit
+        self._queue: queue.Queue[_Job | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.batches = 0
+        self.orders = 0
+
+
+    def submit(self, order: Order, *, scope: str, idempotency_key: str | None = None,
+               fingerprint: str | None = None, delivery_id: str | None = None) -> Future[Receipt]:
+        self._ensure_started()
+        future: Future[Receipt] = Future()
+        self._queue.put(_Job(order, scope, idempotency_key, fingerprint, delivery_id, future))
+        return future
+
+    async def accept(self, order: Order, **kwargs: str | None) -> Receipt:
+        """Await the committed receipt without blocking the event loop."""
+        return await asyncio.wrap_future(self.submit(order, **kwargs))  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def _ensure_started(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="intake-writer", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            jobs = [first]
+            while len(jobs) < self.max_batch:
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if job is None:
+                    self._write(jobs)
+                    return
+                jobs.append(job)
+            self._write(jobs)
+
+    def _write(self, jobs: list[_Job]) -> None:
+        """Write ``jobs`` in one transaction. A job that raises (an idempotency conflict, say) is
+        answered with its error and the batch is written again without it, so one refused order never
+        takes the others down; that path is rare, the common one has no savepoints to pay for."""
+        pending = list(jobs)
+        while pending:
+            receipts: list[Receipt] = []
+            failed: _Job | None = None
+            try:
+                with self.db.write(urgent=True) as conn:
+                    uow = UnitOfWork(conn, self.clock)
+                    for job in pending:
+                        try:
+                            receipts.append(accept_order(uow, job.order, scope=job.scope,
+                                                         idempotency_key=job.idempotency_key,
+                                                         fingerprint=job.fingerprint, delivery_id=job.delivery_id))
+                        except Exception:
+                            failed = job
+                            raise
+                    uow.flush()
+            except Exception as exc:
+                if failed is None:  # the commit itself failed: nobody's order was stored
+                    log.exception("intake batch of %d orders failed to commit", len(pending))
+                    for job in pending:
+                        job.future.set_exception(exc)
+                    return
+                failed.future.set_exception(exc)
+                pending.remove(failed)
+                continue
+            self.batches += 1
+            self.orders += len(pending)
+            for job, receipt in zip(pending, receipts, strict=True):
+                job.future.set_result(receipt)
+            if callable(self.on_commit):
+                self.on_commit()
+            return
