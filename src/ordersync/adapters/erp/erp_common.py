@@ -10,13 +10,18 @@ import contextlib
 import datetime as dt
 import threading
 from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Protocol
 
 from ordersync.canonical.v1 import InvoiceState, ShipmentState
 from ordersync.domain.returns import returnable_problems
 from ordersync.ports.erp import (
+    AmendmentRequest,
+    AmendmentResult,
     ErpOrderState,
     ErpReturnState,
+    LineChange,
     ReturnRequest,
     SalesOrderRequest,
     Shortfall,
@@ -166,3 +171,131 @@ class KeyedLocks:
                         del self._locks[key]
                     else:
                         self._locks[key] = (lock, users - 1)
+
+
+# -- amendments: Tryton's rules, which the twin obeys too ----------------------------------------------------
+
+#: sale states in which Tryton amends a sale (a quotation is resubmitted instead)
+AMENDABLE_SALE_STATES = frozenset({"processing", "done"})
+
+
+@dataclass(frozen=True)
+class ShipmentRef:
+    id: int
+    number: str
+    state: str
+
+
+class SaleLines(Protocol):
+    """What the amendment rules read of a confirmed sale, by line number (Tryton's ``sequence``)."""
+
+    def has_line(self, line_no: int) -> bool: ...
+
+    def quantity(self, line_no: int) -> Decimal: ...
+
+    def shipped(self, line_no: int) -> Decimal:
+        """What left the plant for the line (done moves)."""
+        ...
+
+    def pending_shipments(self, line_no: int) -> list[ShipmentRef]:
+        """The shipments that still carry some of the line, by id."""
+        ...
+
+    def lines_in(self, shipment_id: int) -> set[int]:
+        """The lines a pending shipment carries."""
+        ...
+
+
+@dataclass
+class AmendmentPlan:
+    """How a sale takes an amendment: new quantities to write (change, target), changes that need
+    nothing (applied as they are), refusals with reasons, and date changes to plan once the quantities
+    are written."""
+
+    quantities: list[tuple[LineChange, Decimal]] = field(default_factory=list)
+    applied: list[LineChange] = field(default_factory=list)
+    refused: list[tuple[LineChange, str]] = field(default_factory=list)
+    dated: list[LineChange] = field(default_factory=list)
+
+
+def not_amendable(request: AmendmentRequest, state: str) -> AmendmentResult | None:
+    """A refusal of every change when the sale is not confirmed (else None)."""
+    if state in AMENDABLE_SALE_STATES:
+        return None
+    reason = f"the ERP order is a {state}: only confirmed orders are amended (resubmit it instead)"
+    return AmendmentResult(reference=request.reference, refused=tuple((c, reason) for c in request.changes))
+
+
+def plan_amendment(sale: SaleLines, changes: Sequence[LineChange]) -> AmendmentPlan:
+    """Tryton's rules for quantities: a line cannot go below what shipped (Tryton would accept it and show a
+    negative quantity to ship), nor change while a shipment of it is being picked (Tryton would delete
+    the picker's moves)."""
+    plan = AmendmentPlan()
+    for change in changes:
+        n = change.line_no
+        if not sale.has_line(n):
+            plan.refused.append((change, f"the ERP order has no line {n}"))
+            continue
+        target = Decimal(0) if change.cancel else change.quantity
+        if target is not None:
+            shipped = sale.shipped(n)
+            busy = [s for s in sale.pending_shipments(n) if s.state in PICKING_SHIPMENT_STATES]
+            if target < shipped:
+                plan.refused.append((change, f"line {n}: {shipped} already shipped, cannot reduce it to {target}"))
+                continue
+            if busy and target != sale.quantity(n):
+                plan.refused.append((change, f"line {n} is being picked in shipment {busy[0].number} "
+                                             f"({busy[0].state}): amend it after it ships"))
+                continue
+            if target != sale.quantity(n):
+                plan.quantities.append((change, target))
+            elif change.promised_date is None:
+                plan.applied.append(change)
+        if change.promised_date is not None:
+            plan.dated.append(change)
+    return plan
+
+
+def quantity_part(change: LineChange) -> LineChange:
+    """The quantity change of a change that also moves the date (the date is applied on its own)."""
+    return change.model_copy(update={"promised_date": None}) if change.promised_date is not None else change
+
+
+def plan_dates(sale: SaleLines, changes: Sequence[LineChange]
+               ) -> tuple[list[LineChange], list[tuple[LineChange, str]], dict[int, dt.date]]:
+    """Tryton has no date amendment and plans one date per shipment: a new date goes to the line's waiting
+    shipments, when nothing of it is being picked and every line of those shipments gets the same date.
+    Returns the applied and refused date changes and the planned date per shipment id."""
+    applied: list[LineChange] = []
+    refused: list[tuple[LineChange, str]] = []
+    wanted = {c.line_no: c.promised_date for c in changes}
+    plan: dict[int, dt.date] = {}
+    for change in changes:
+        assert change.promised_date is not None
+        part = LineChange(line_no=change.line_no, promised_date=change.promised_date)
+        shipments = sale.pending_shipments(change.line_no)
+        if not shipments:
+            refused.append((part, f"line {change.line_no} has nothing left to ship"))
+            continue
+        busy = [s for s in shipments if s.state in PICKING_SHIPMENT_STATES]
+        if busy:
+            refused.append((part, f"line {change.line_no} is being picked in shipment {busy[0].number}"))
+            continue
+        others = sorted(seq for s in shipments for seq in sale.lines_in(s.id)
+                        if wanted.get(seq) != change.promised_date)
+        if others:
+            refused.append((part, f"line {change.line_no} ships with line(s) {', '.join(map(str, others))} in one "
+                                  "shipment and Tryton plans one date per shipment: change them together"))
+            continue
+        for shipment in shipments:
+            plan[shipment.id] = change.promised_date
+        applied.append(part)
+    return applied, refused, plan
+
+
+def amendment_result(request: AmendmentRequest, applied: Sequence[LineChange],
+                     refused: Sequence[tuple[LineChange, str]]) -> AmendmentResult:
+    done = sorted(applied, key=lambda c: c.line_no)
+    refusals = sorted(refused, key=lambda x: x[0].line_no)
+    return AmendmentResult(reference=request.reference, applied=tuple(done), refused=tuple(refusals),
+                           message=f"{len(done)} change(s) applied, {len(refusals)} refused")

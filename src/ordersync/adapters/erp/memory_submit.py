@@ -3,24 +3,31 @@
 Requests are handled one after the other; for each: find the sale by reference (an accepted one is
 reported again, a cancelled one refuses, a draft or quotation is made to match and continues), else
 create it; quote (stock check), confirm (credit, then stock check). See ``tryton/submit.py`` for the
-real thing and ``tryton/amend.py`` for the amendment rules mirrored here.
+real thing; amendments follow Tryton's rules as ``erp_common`` writes them for both.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
 from ordersync.adapters.erp import memory_workflow as wf
-from ordersync.adapters.erp.erp_common import ACCEPTED_SALE_STATES, PICKING_SHIPMENT_STATES
+from ordersync.adapters.erp.erp_common import (
+    ACCEPTED_SALE_STATES,
+    AMENDABLE_SALE_STATES,
+    ShipmentRef,
+    amendment_result,
+    not_amendable,
+    plan_amendment,
+    plan_dates,
+    quantity_part,
+)
 from ordersync.adapters.erp.memory_documents import MemoryDocuments
-from ordersync.adapters.erp.memory_state import ErpState, MSale, MShipment
+from ordersync.adapters.erp.memory_state import ErpState, MSale
 from ordersync.ports.erp import (
     AmendmentRequest,
     AmendmentResult,
-    LineChange,
     SalesOrderRequest,
     SubmitOutcome,
     SubmitResult,
@@ -134,112 +141,53 @@ def _differs(sale: MSale, header: dict[str, Any]) -> bool:
 # -- amendments --------------------------------------------------------------------------------------------
 
 
-def _pending_shipments(st: ErpState, sale: MSale, seq: int) -> list[MShipment]:
-    line = sale.line(seq)
-    assert line is not None
-    ids = {m.shipment_id for m in st.moves.values() if m.line_id == line.id and m.state == "draft"}
-    return [st.shipments[i] for i in sorted(ids)]
+class _Sale:
+    """The twin's sale as the shared amendment rules read it (:class:`~ordersync.adapters.erp.erp_common.SaleLines`)."""
 
+    def __init__(self, st: ErpState, sale: MSale) -> None:
+        self.st = st
+        self.sale = sale
 
-def _lines_in(st: ErpState, sale: MSale, shipment: MShipment) -> set[int]:
-    seqs = {ln.id: ln.seq for ln in sale.lines}
-    return {seqs[m.line_id] for m in st.moves.values() if m.shipment_id == shipment.id and m.state == "draft"}
+    def has_line(self, line_no: int) -> bool:
+        return self.sale.line(line_no) is not None
 
+    def quantity(self, line_no: int) -> Decimal:
+        line = self.sale.line(line_no)
+        assert line is not None
+        return line.quantity
 
-def _shipped(st: ErpState, sale: MSale, seq: int) -> Decimal:
-    line = sale.line(seq)
-    assert line is not None
-    return sum((m.quantity for m in st.moves.values() if m.line_id == line.id and m.state == "done"), Decimal(0))
+    def _moves(self, line_no: int, state: str) -> list[Any]:
+        line = self.sale.line(line_no)
+        assert line is not None
+        return [m for m in self.st.moves.values() if m.line_id == line.id and m.state == state]
+
+    def shipped(self, line_no: int) -> Decimal:
+        return sum((m.quantity for m in self._moves(line_no, "done")), Decimal(0))
+
+    def pending_shipments(self, line_no: int) -> list[ShipmentRef]:
+        ids = sorted({m.shipment_id for m in self._moves(line_no, "draft")})
+        return [ShipmentRef(i, self.st.shipments[i].number, self.st.shipments[i].state) for i in ids]
+
+    def lines_in(self, shipment_id: int) -> set[int]:
+        seqs = {ln.id: ln.seq for ln in self.sale.lines}
+        return {seqs[m.line_id] for m in self.st.moves.values() if m.shipment_id == shipment_id and m.state == "draft"}
 
 
 def amend(st: ErpState, request: AmendmentRequest) -> AmendmentResult:
+    """Tryton's amendment rules (:func:`~ordersync.adapters.erp.erp_common.plan_amendment`), applied to
+    the twin's state."""
     sales = [s for s in st.sales_of(request.reference) if s.state != "cancelled"]
     if not sales:
         raise UnknownItem("order", request.reference)
-    sale = max(sales, key=lambda s: (s.state in ("processing", "done"), -s.id))
-    if sale.state not in ("processing", "done"):
-        reason = f"the ERP order is a {sale.state}: only confirmed orders are amended (resubmit it instead)"
-        return AmendmentResult(reference=request.reference, refused=tuple((c, reason) for c in request.changes))
-    applied: list[LineChange] = []
-    refused: list[tuple[LineChange, str]] = []
-    quantities: dict[int, Decimal] = {}
-    dated: list[LineChange] = []
-    for change in request.changes:
-        line = sale.line(change.line_no)
-        if line is None:
-            refused.append((change, f"the ERP order has no line {change.line_no}"))
-            continue
-        target = Decimal(0) if change.cancel else change.quantity
-        if target is not None:
-            shipped = _shipped(st, sale, change.line_no)
-            busy = [s for s in _pending_shipments(st, sale, change.line_no) if s.state in PICKING_SHIPMENT_STATES]
-            if target < shipped:
-                refused.append(
-                    (change, f"line {change.line_no}: {shipped} already shipped, cannot reduce it to {target}")
-                )
-                continue
-            if busy and target != line.quantity:
-                refused.append(
-                    (
-                        change,
-                        f"line {change.line_no} is being picked in shipment {busy[0].number} "
-                        f"({busy[0].state}): amend it after it ships",
-                    )
-                )
-                continue
-            if target != line.quantity:
-                quantities[change.line_no] = target
-                applied.append(change.model_copy(update={"promised_date": None}) if change.promised_date else change)
-            elif change.promised_date is None:
-                applied.append(change)
-        if change.promised_date is not None:
-            dated.append(change)
-    if quantities:
-        wf.amend_quantities(st, sale, quantities)
-    a, r = _move_dates(st, sale, dated)
-    applied = sorted([*applied, *a], key=lambda c: c.line_no)
-    refused = sorted([*refused, *r], key=lambda x: x[0].line_no)
-    return AmendmentResult(
-        reference=request.reference,
-        applied=tuple(applied),
-        refused=tuple(refused),
-        message=f"{len(applied)} change(s) applied, {len(refused)} refused",
-    )
-
-
-def _move_dates(
-    st: ErpState, sale: MSale, changes: list[LineChange]
-) -> tuple[list[LineChange], list[tuple[LineChange, str]]]:
-    applied: list[LineChange] = []
-    refused: list[tuple[LineChange, str]] = []
-    wanted = {c.line_no: c.promised_date for c in changes}
-    plan: dict[int, dt.date] = {}
-    for change in changes:
-        assert change.promised_date is not None
-        part = LineChange(line_no=change.line_no, promised_date=change.promised_date)
-        shipments = _pending_shipments(st, sale, change.line_no)
-        if not shipments:
-            refused.append((part, f"line {change.line_no} has nothing left to ship"))
-            continue
-        busy = [s for s in shipments if s.state in PICKING_SHIPMENT_STATES]
-        if busy:
-            refused.append((part, f"line {change.line_no} is being picked in shipment {busy[0].number}"))
-            continue
-        others = sorted(
-            seq for s in shipments for seq in _lines_in(st, sale, s) if wanted.get(seq) != change.promised_date
-        )
-        if others:
-            refused.append(
-                (
-                    part,
-                    f"line {change.line_no} ships with line(s) {', '.join(map(str, others))} in one "
-                    "shipment and Tryton plans one date per shipment: change them together",
-                )
-            )
-            continue
-        for shipment in shipments:
-            plan[shipment.id] = change.promised_date
-        applied.append(part)
-    for shipment_id, day in plan.items():
+    sale = max(sales, key=lambda s: (s.state in AMENDABLE_SALE_STATES, -s.id))
+    refused_whole = not_amendable(request, sale.state)
+    if refused_whole is not None:
+        return refused_whole
+    plan = plan_amendment(_Sale(st, sale), request.changes)
+    if plan.quantities:
+        wf.amend_quantities(st, sale, {c.line_no: target for c, target in plan.quantities})
+    dates_applied, dates_refused, planned = plan_dates(_Sale(st, sale), plan.dated)
+    for shipment_id, day in planned.items():
         wf.plan_shipment(st, st.shipments[shipment_id], day)
-    return applied, refused
+    applied = [*plan.applied, *(quantity_part(c) for c, _ in plan.quantities), *dates_applied]
+    return amendment_result(request, applied, [*plan.refused, *dates_refused])

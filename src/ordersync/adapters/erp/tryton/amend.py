@@ -6,21 +6,28 @@ Tryton accepts reducing a line below what has already shipped (the sale then sho
 to ship) and deletes the draft moves of a shipment being picked, so the adapter refuses both itself,
 from the ERP's own moves. Tryton has no date amendment and plans one date per shipment: a new date
 is written to the line's waiting shipment (reset to draft, planned date, back to waiting), which is
-allowed only when every line of that shipment gets the same date.
+allowed only when every line of that shipment gets the same date. The rules are written once, in
+:mod:`ordersync.adapters.erp.erp_common` (``plan_amendment``, ``plan_dates``), for this adapter and its
+in-memory twin; this module reads the sale and writes what they decide.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
-from ordersync.adapters.erp.erp_common import PICKING_SHIPMENT_STATES
+from ordersync.adapters.erp.erp_common import (
+    AMENDABLE_SALE_STATES,
+    ShipmentRef,
+    amendment_result,
+    not_amendable,
+    plan_amendment,
+    plan_dates,
+    quantity_part,
+)
 from ordersync.adapters.erp.tryton.rpc import TrytonClient, TrytonUserError
 from ordersync.ports.erp import AmendmentRequest, AmendmentResult, LineChange, UnknownItem
-
-_AMENDABLE = ("processing", "done")
 
 
 def _shipment_id(reference: Any) -> int | None:
@@ -30,7 +37,8 @@ def _shipment_id(reference: Any) -> int | None:
 
 
 class _SaleView:
-    """A sale's lines, their outgoing moves and shipments, read in three calls."""
+    """A sale's lines, their outgoing moves and shipments, read in three calls; what the amendment rules
+    read (:class:`~ordersync.adapters.erp.erp_common.SaleLines`)."""
 
     def __init__(self, client: TrytonClient, sale: dict[str, Any]) -> None:
         self.sale = sale
@@ -51,12 +59,19 @@ class _SaleView:
     def line_moves(self, seq: int) -> list[dict[str, Any]]:
         return [self.moves[m] for m in self.lines[seq]["moves"] if m in self.moves]
 
+    def has_line(self, seq: int) -> bool:
+        return seq in self.lines
+
+    def quantity(self, seq: int) -> Decimal:
+        return Decimal(str(self.lines[seq]["quantity"]))
+
     def shipped(self, seq: int) -> Decimal:
         return sum((Decimal(str(m["quantity"])) for m in self.line_moves(seq) if m["state"] == "done"), Decimal(0))
 
-    def pending_shipments(self, seq: int) -> list[dict[str, Any]]:
+    def pending_shipments(self, seq: int) -> list[ShipmentRef]:
         ids = {_shipment_id(m["shipment"]) for m in self.line_moves(seq) if m["state"] not in ("done", "cancelled")}
-        return [self.shipments[i] for i in sorted(i for i in ids if i is not None and i in self.shipments)]
+        return [ShipmentRef(i, self.shipments[i]["number"], self.shipments[i]["state"])
+                for i in sorted(i for i in ids if i is not None and i in self.shipments)]
 
     def lines_in(self, shipment_id: int) -> set[int]:
         return {
@@ -87,135 +102,39 @@ class Amender:
         )
         if not rows:
             raise UnknownItem("order", request.reference)
-        sale = max(rows, key=lambda r: (r["state"] in _AMENDABLE, -r["id"]))
-        if sale["state"] not in _AMENDABLE:
-            reason = f"the ERP order is a {sale['state']}: only confirmed orders are amended (resubmit it instead)"
-            return AmendmentResult(reference=request.reference, refused=tuple((c, reason) for c in request.changes))
-        applied: list[LineChange] = []
-        refused: list[tuple[LineChange, str]] = []
+        sale = max(rows, key=lambda r: (r["state"] in AMENDABLE_SALE_STATES, -r["id"]))
+        refused_whole = not_amendable(request, sale["state"])
+        if refused_whole is not None:
+            return refused_whole
         view = _SaleView(self._c, sale)
-        amendments: list[tuple[LineChange, dict[str, Any]]] = []
-        dated: list[LineChange] = []
-        for change in request.changes:
-            line = view.lines.get(change.line_no)
-            if line is None:
-                refused.append((change, f"the ERP order has no line {change.line_no}"))
-                continue
-            target = Decimal(0) if change.cancel else change.quantity
-            if target is not None:
-                refusal = self._quantity_refusal(view, change.line_no, target)
-                if refusal:
-                    refused.append((change, refusal))
-                    continue
-                if target != Decimal(str(line["quantity"])):
-                    amendments.append(
-                        (
-                            change,
-                            {
-                                "action": "line",
-                                "line": line["id"],
-                                "product": line["product"],
-                                "quantity": float(target),
-                                "unit": line["unit"],
-                                "unit_price": line["unit_price"],
-                            },
-                        )
-                    )
-                elif change.promised_date is None:
-                    applied.append(change)
-            if change.promised_date is not None:
-                dated.append(change)
-        if amendments:
+        plan = plan_amendment(view, request.changes)
+        applied, refused, dated = list(plan.applied), list(plan.refused), list(plan.dated)
+        if plan.quantities:
             try:
-                (amendment,) = self._c.call(
-                    "sale.amendment",
-                    "create",
-                    [
-                        {
-                            "sale": sale["id"],
-                            "description": "ordersync",
-                            "lines": [["create", [values for _, values in amendments]]],
-                        }
-                    ],
-                )
-                self._c.call("sale.amendment", "validate_amendment", [amendment])
-                applied += [_quantity_part(c) for c, _ in amendments if c.promised_date is not None]
-                applied += [c for c, _ in amendments if c.promised_date is None]
+                self._amend_quantities(sale["id"], view, plan.quantities)
+                applied += [quantity_part(c) for c, _ in plan.quantities]
             except TrytonUserError as exc:
                 why = f"{exc.message} {exc.description}".strip()
-                refused += [(c, why) for c, _ in amendments]
-                dated = [c for c in dated if all(c is not a for a, _ in amendments)]
+                refused += [(c, why) for c, _ in plan.quantities]
+                dated = [c for c in dated if all(c is not a for a, _ in plan.quantities)]
             view = _SaleView(self._c, sale)  # moves and shipments were rebuilt
-        a, r = self._move_dates(view, dated)
-        applied += a
-        refused += r
-        applied.sort(key=lambda c: c.line_no)
-        refused.sort(key=lambda x: x[0].line_no)
-        message = f"{len(applied)} change(s) applied, {len(refused)} refused"
-        return AmendmentResult(
-            reference=request.reference, applied=tuple(applied), refused=tuple(refused), message=message
-        )
+        dates_applied, dates_refused, planned = plan_dates(view, dated)
+        self._plan_shipments(view, planned)
+        return amendment_result(request, [*applied, *dates_applied], [*refused, *dates_refused])
 
-    @staticmethod
-    def _quantity_refusal(view: _SaleView, seq: int, target: Decimal) -> str | None:
-        shipped = view.shipped(seq)
-        if target < shipped:
-            return f"line {seq}: {shipped} already shipped, cannot reduce it to {target}"
-        busy = [s for s in view.pending_shipments(seq) if s["state"] in PICKING_SHIPMENT_STATES]
-        if busy and target != Decimal(str(view.lines[seq]["quantity"])):
-            shipment = f"{busy[0]['number']} ({busy[0]['state']})"
-            return f"line {seq} is being picked in shipment {shipment}: amend it after it ships"
-        return None
+    def _amend_quantities(self, sale_id: int, view: _SaleView, quantities: list[tuple[LineChange, Decimal]]) -> None:
+        lines = [{"action": "line", "line": view.lines[c.line_no]["id"], "product": view.lines[c.line_no]["product"],
+                  "quantity": float(target), "unit": view.lines[c.line_no]["unit"],
+                  "unit_price": view.lines[c.line_no]["unit_price"]} for c, target in quantities]
+        (amendment,) = self._c.call("sale.amendment", "create", [
+            {"sale": sale_id, "description": "ordersync", "lines": [["create", lines]]}])
+        self._c.call("sale.amendment", "validate_amendment", [amendment])
 
-    def _move_dates(
-        self, view: _SaleView, changes: list[LineChange]
-    ) -> tuple[list[LineChange], list[tuple[LineChange, str]]]:
-        applied: list[LineChange] = []
-        refused: list[tuple[LineChange, str]] = []
-        wanted = {c.line_no: c.promised_date for c in changes}
-        plan: dict[int, dt.date] = {}
-        for change in changes:
-            assert change.promised_date is not None
-            part = _date_part(change)
-            shipments = view.pending_shipments(change.line_no)
-            if not shipments:
-                refused.append((part, f"line {change.line_no} has nothing left to ship"))
-                continue
-            busy = [s for s in shipments if s["state"] in PICKING_SHIPMENT_STATES]
-            if busy:
-                refused.append((part, f"line {change.line_no} is being picked in shipment {busy[0]['number']}"))
-                continue
-            others = sorted(
-                seq for s in shipments for seq in view.lines_in(s["id"]) if wanted.get(seq) != change.promised_date
-            )
-            if others:
-                refused.append(
-                    (
-                        part,
-                        f"line {change.line_no} ships with line(s) {', '.join(map(str, others))} in one "
-                        "shipment and Tryton plans one date per shipment: change them together",
-                    )
-                )
-                continue
-            for shipment in shipments:
-                plan[shipment["id"]] = change.promised_date
-            applied.append(part)
-        by_state: dict[str, list[int]] = defaultdict(list)
-        for shipment_id in plan:
-            by_state[view.shipments[shipment_id]["state"]].append(shipment_id)
-        waiting = by_state.get("waiting", [])
+    def _plan_shipments(self, view: _SaleView, planned: dict[int, dt.date]) -> None:
+        waiting = [i for i in planned if view.shipments[i]["state"] == "waiting"]
         if waiting:
             self._c.call("stock.shipment.out", "draft", waiting)  # the planned date is editable in draft only
-        for shipment_id, day in plan.items():
+        for shipment_id, day in planned.items():
             self._c.call("stock.shipment.out", "write", [shipment_id], {"planned_date": day})
         if waiting:
             self._c.call("stock.shipment.out", "wait", waiting)
-        return applied, refused
-
-
-def _quantity_part(change: LineChange) -> LineChange:
-    return change.model_copy(update={"promised_date": None})
-
-
-def _date_part(change: LineChange) -> LineChange:
-    return LineChange(line_no=change.line_no, promised_date=change.promised_date)
