@@ -1,4 +1,8 @@
-"""The ``ordersync`` command line. Errors print one clear line and exit non-zero; no stack traces."""
+"""The ``ordersync`` command line. Errors print one clear line and exit non-zero; no stack traces.
+
+One module on purpose: it is the table of contents of the commands (``ordersync --help`` in code), each a
+short function that parses, calls one service and prints; the services live elsewhere.
+"""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from ordersync.adapters.erp.memory import MemoryErp
 from ordersync.api.keys import KeyService
-from ordersync.channels.portal import pages as portal
+from ordersync.channels.portal import orders as portal
 from ordersync.ports.erp import order_reference
 from ordersync.server import create_app
 from tests.support.hub import api_key, erp_hub, settle

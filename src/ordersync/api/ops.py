@@ -24,7 +24,7 @@ from ordersync.canonical.v1 import CaseState, CaseType, ExceptionCase, OrderStat
 from ordersync.config import Settings
 from ordersync.domain.cases import is_overdue
 from ordersync.domain.errors import NotFound
-from ordersync.domain.order.aggregate import load_parts
+from ordersync.domain.order.parts import load_parts
 from ordersync.domain.sla import ClockSummary, SlaClock, SlaThresholds
 from ordersync.flows.services.workbench import ActionNotAllowed, CaseAction, Workbench, allowed_actions
 from ordersync.reads.pages import older_than

@@ -4,6 +4,8 @@ Plain data plus a few pure helpers, standard library only: ``scripts/provision.p
 path inside the Tryton virtual environment (where ``ordersync`` is not installed), and the hub's tests
 import it as ``ordersync.devkit.demo_data`` to assert against what the ERP was seeded with.
 
+Most of its 700 lines are the seed itself (companies, customers, products, price lists): data, not code.
+
 Money and quantities are decimal strings (exact, JSON friendly). Price list lines are evaluated in
 order, first match wins, exactly like Tryton; the last line of every price list is a catch-all.
 """

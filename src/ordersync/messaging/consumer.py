@@ -5,6 +5,9 @@ For every delivery the runner guarantees one of three outcomes, each committed a
 - a scheduled retry (attempt count, history and next attempt time), or
 - a dead letter with reason, error, attempt history and the verbatim body.
 
+One module (about 430 lines) because the three outcomes must be written by the same code paths for the
+batched and the single, the tx and the I/O deliveries; split, the paths would drift.
+
 A message that cannot be decoded (bad JSON, unknown type, schema violation) goes to the dead letters at
 once: retrying cannot help. Handler errors are retried unless they say they are not retryable (domain
 and message errors, or ``retryable = False``).

@@ -20,6 +20,9 @@ counts deliveries, including deferrals and crashes), the order in which one orde
 and whether a message was lost (gap repair, :mod:`ordersync.messaging.gaps`). The outbox stays the log
 of record; the broker is transport.
 
+Why one module of about 600 lines: the transport is one object whose event loop thread, buffers, leases
+and stream layout share state; split, each part would reach into the others' privates.
+
 nats-py is asyncio; this transport runs its own event loop in a daemon thread and exposes the
 synchronous :class:`~ordersync.messaging.transport.Transport` the worker uses. Each durable keeps a
 small buffer filled by a long-poll pull loop, so :meth:`fetch` never waits on the network and a

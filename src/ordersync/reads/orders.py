@@ -15,8 +15,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from ordersync.canonical.v1 import CaseState, Invoice, Shipment
 from ordersync.domain.fulfillment import FulfillmentRecord
-from ordersync.domain.order.aggregate import load_parts
-from ordersync.domain.order.parts import OrderParts
+from ordersync.domain.order.parts import OrderParts, load_parts
 from ordersync.reads.pages import older_than
 from ordersync.store.schema import (
     cases,

@@ -26,8 +26,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection, Select, func, select
 
 from ordersync.canonical.v1 import Invoice, InvoiceState, OrderState
-from ordersync.domain.order.aggregate import load_parts
-from ordersync.domain.order.parts import FulfillmentTimes
+from ordersync.domain.order.parts import FulfillmentTimes, load_parts
 from ordersync.domain.sla import ClockReading, ClockSummary, SlaClock, SlaThresholds, day_precision, summarize
 from ordersync.store.db import Database
 from ordersync.store.schema import invoices, order_transitions, orders

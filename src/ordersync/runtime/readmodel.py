@@ -12,6 +12,9 @@ Where answers come from, fastest first:
 3. on a miss, the ERP, once for all concurrent requests of the same keys (single flight), in the
    READS lane of the ERP's concurrency budget; the answer is stored for everybody.
 
+One class of about 500 lines: stock, prices and catalogs share the memory, the sync with other processes,
+single flight and freshness; split by kind, each would repeat that machinery.
+
 Every answer carries ``as_of`` (the time the ERP's answer describes) and ``stale``: true when the entry
 is older than ``stale_after`` or the ERP is unreachable (circuit not closed), so that a portal can say
 "prices as of 10:02" instead of failing while the ERP is down.

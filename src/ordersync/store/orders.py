@@ -10,7 +10,8 @@ from sqlalchemy import Connection, bindparam, select, update
 from ordersync.canonical.erp import parse_reference
 from ordersync.canonical.v1 import Order, OrderState
 from ordersync.domain.errors import ConcurrentUpdate, Conflict, NotFound
-from ordersync.domain.order.aggregate import OrderRecord, Transition, dump_parts, load_record
+from ordersync.domain.order.aggregate import OrderRecord, Transition, load_record
+from ordersync.domain.order.parts import dump_parts
 from ordersync.store.schema import idempotency_keys, order_transitions, orders
 from ordersync.store.sql import bulk_insert, driver_time, insert_ignore, raw_cursor
 

@@ -1,4 +1,6 @@
 """Table definitions (SQLAlchemy Core). Alembic migrations create exactly these; a test compares them.
+One module for every table (about 500 lines): the schema reads in one place, in the order the migrations
+added its parts.
 
 Naming: ``*_at`` columns are UTC timestamps; ``body`` columns hold JSON text exactly as received or
 produced (dead letters keep malformed input verbatim).

@@ -17,7 +17,6 @@ Decisions that read best on their own live in sibling modules and are exposed he
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -51,7 +50,7 @@ from ordersync.domain.fulfillment import TRACK, Progress, moves
 from ordersync.domain.lifecycle import TERMINAL, can_move
 from ordersync.domain.order import amendment as amendment_rules
 from ordersync.domain.order import backorders as backorder_rules
-from ordersync.domain.order.parts import DATA_SHAPE, ErpSubmission, Hold, InvoiceClock, OrderParts, PricedLine
+from ordersync.domain.order.parts import ErpSubmission, Hold, InvoiceClock, OrderParts, PricedLine, stored_parts
 from ordersync.domain.order.plan import OrderPlan
 from ordersync.domain.order.submission import Submission, erp_requests
 from ordersync.domain.validation import Reason
@@ -406,31 +405,7 @@ def _plant_of(reference: str) -> str:
 
 # -- the stored document ----------------------------------------------------------------------------------
 
-#: the fields of :class:`OrderRecord` stored in its ``data`` document (the rest have columns of their own)
-PART_FIELDS: set[str] = set(OrderParts.model_fields)
-_SHAPE_PREFIX = f'{{"shape":{DATA_SHAPE}'
-
-
-def dump_parts(record: OrderRecord) -> str:
-    """The order's parts as its stored JSON document (fields at their defaults are left out)."""
-    body = record.model_dump_json(include=PART_FIELDS, exclude_defaults=True)
-    return _SHAPE_PREFIX + ("}" if body == "{}" else "," + body[1:])
-
-
 def load_record(order: Order, state: OrderState, version: int, data: str) -> OrderRecord:
-    """The aggregate from its stored row; a document of another shape is refused (migrations convert)."""
-    return OrderRecord.model_validate({**_parts(data, order.id), "order": order, "state": state, "version": version})
-
-
-def load_parts(data: str) -> OrderParts:
-    """Only the parts of a stored order (the read side shows them without the aggregate)."""
-    return OrderParts.model_validate(_parts(data, "?"))
-
-
-def _parts(data: str, order_id: str) -> dict[str, Any]:
-    parts: dict[str, Any] = json.loads(data)
-    shape = parts.pop("shape", None)
-    if shape != DATA_SHAPE:
-        raise ValueError(f"order {order_id}: stored parts have shape {shape!r}, this code reads shape {DATA_SHAPE} "
-                         "(run `ordersync init` to migrate the store)")
-    return parts
+    """The aggregate from its stored row (:func:`~ordersync.domain.order.parts.stored_parts` checks the shape)."""
+    return OrderRecord.model_validate({**stored_parts(data, order.id), "order": order, "state": state,
+                                       "version": version})

@@ -11,7 +11,9 @@ Money and quantities are :class:`~decimal.Decimal`, times timezone-aware UTC, da
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -181,3 +183,31 @@ class OrderParts(BaseModel):
     @property
     def is_backordered(self) -> bool:
         return any(a.backorder for a in self.allocations)
+
+
+# -- the stored document ----------------------------------------------------------------------------------
+
+#: the fields stored in an order's ``data`` document (the order, its state and version have columns)
+PART_FIELDS: set[str] = set(OrderParts.model_fields)
+_SHAPE_PREFIX = f'{{"shape":{DATA_SHAPE}'
+
+
+def dump_parts(parts: OrderParts) -> str:
+    """An order's parts as its stored JSON document (fields at their defaults are left out)."""
+    body = parts.model_dump_json(include=PART_FIELDS, exclude_defaults=True)
+    return _SHAPE_PREFIX + ("}" if body == "{}" else "," + body[1:])
+
+
+def load_parts(data: str) -> OrderParts:
+    """Only the parts of a stored order (the read side shows them without the aggregate)."""
+    return OrderParts.model_validate(stored_parts(data, "?"))
+
+
+def stored_parts(data: str, order_id: str) -> dict[str, Any]:
+    """The fields of a stored document; one of another shape is refused (migrations convert)."""
+    parts: dict[str, Any] = json.loads(data)
+    shape = parts.pop("shape", None)
+    if shape != DATA_SHAPE:
+        raise ValueError(f"order {order_id}: stored parts have shape {shape!r}, this code reads shape {DATA_SHAPE} "
+                         "(run `ordersync init` to migrate the store)")
+    return parts
