@@ -230,7 +230,10 @@ class OrderRecord(OrderParts):
 
     def put_on_hold(self, case_type: CaseType, summary: str, next_action: str, at: dt.datetime,
                     cases: CasePolicy) -> list[Event]:
-        """Hold the order for a person: a case of ``case_type`` owns the decision."""
+        """Hold the order for a person: a case of ``case_type`` owns the decision (an order that cannot be
+        held raises :class:`IllegalTransition` and changes nothing)."""
+        if not can_move(self.state, S.ON_HOLD):
+            raise IllegalTransition(self.id, self.state.value, S.ON_HOLD.value)
         mark = len(self._events)
         case = open_case(case_type, summary=summary, next_action=next_action, now=at, policy=cases,
                          order_id=self.id, account_id=self.order.account_id)
