@@ -12,7 +12,7 @@ from ordersync.canonical.erp import Shortfall, SubmitOutcome, SubmitResult
 from ordersync.canonical.v1 import CaseType, OrderState
 from ordersync.domain.errors import IllegalTransition
 from ordersync.domain.events import OrderAccepted, OrderRejected
-from ordersync.domain.order.submission import SHORTFALL_ROUNDS
+from ordersync.domain.order.to_erp import SHORTFALL_ROUNDS
 from tests.unit.orders import AT, CASES, make_order, prepared, reference, stock
 
 S = OrderState

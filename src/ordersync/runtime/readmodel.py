@@ -9,7 +9,8 @@ Where answers come from, fastest first:
 2. the store (``rm_stock``, ``rm_prices``, ``rm_catalogs``), kept fresh by ERP change events
    (:class:`~ordersync.domain.events.StockChanged`, :class:`~ordersync.domain.events.PriceListChanged`)
    and by a scheduled refresh of entries older than ``refresh_seconds``;
-3. on a miss, the ERP, once for all concurrent requests of the same keys (single flight), in the
+3. on a miss, the ERP, once for all concurrent requests of the same keys (single flight,
+   :class:`SingleFlight` at the bottom of this module), in the
    READS lane of the ERP's concurrency budget; the answer is stored for everybody.
 
 One class of about 500 lines: stock, prices and catalogs share the memory, the sync with other processes,
@@ -29,10 +30,11 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection, select, tuple_
 
@@ -42,7 +44,6 @@ from ordersync.domain.errors import Unavailable
 from ordersync.domain.events import PriceListChanged, StockChanged
 from ordersync.messaging.registry import HandlerContext, Registry
 from ordersync.ports.erp import Erps, Lane, Plant, UnknownItem
-from ordersync.runtime.singleflight import SingleFlight
 from ordersync.store.db import Database
 from ordersync.store.schema import rm_catalogs, rm_prices, rm_stock
 from ordersync.store.sql import upsert_row
@@ -532,3 +533,50 @@ def product_of(item: dict[str, Any], account_id: str) -> Product:
 def register(registry: Registry, model: ReadModel) -> None:
     registry.on(STOCK_CONSUMER, StockChanged, batched=True)(model.on_stock_changed)
     registry.on(PRICES_CONSUMER, PriceListChanged, mode="io")(model.on_price_list_changed)
+
+
+# -- single flight ------------------------------------------------------------------------------------------
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class SingleFlight(Generic[K, V]):
+    """Concurrent requests for the same keys share one call to the system behind them: a storefront spike
+    of 200 requests for the same SKU that is not in the read model yet costs the ERP one lookup, not 200.
+    :meth:`fetch` takes a batch of keys; keys already being fetched by another caller are waited for, the
+    rest are fetched in ONE call by this caller, which then hands every waiter its result (or exception)."""
+
+    def __init__(self, *, wait_timeout: float = 60.0) -> None:
+        self.wait_timeout = wait_timeout
+        self._lock = threading.Lock()
+        self._inflight: dict[K, Future[V | None]] = {}
+        self.calls = 0  # how many times ``fn`` ran (tests and metrics)
+
+    def fetch(self, keys: Sequence[K], fn: Callable[[list[K]], dict[K, V]]) -> dict[K, V | None]:
+        """``fn(keys)`` returns the values it found (absent keys map to None for every waiter)."""
+        lead: list[K] = []
+        futures: dict[K, Future[V | None]] = {}
+        with self._lock:
+            for key in dict.fromkeys(keys):
+                future = self._inflight.get(key)
+                if future is None:
+                    future = Future()
+                    self._inflight[key] = future
+                    lead.append(key)
+                futures[key] = future
+        if lead:
+            try:
+                self.calls += 1
+                found = fn(lead)
+            except BaseException as exc:
+                for key in lead:
+                    futures[key].set_exception(exc)
+            else:
+                for key in lead:
+                    futures[key].set_result(found.get(key))
+            finally:
+                with self._lock:
+                    for key in lead:
+                        self._inflight.pop(key, None)
+        return {key: future.result(timeout=self.wait_timeout) for key, future in futures.items()}

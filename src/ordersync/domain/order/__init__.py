@@ -2,6 +2,6 @@
 
 from ordersync.domain.order.aggregate import OrderRecord, Transition
 from ordersync.domain.order.amendment import LineAmendment
-from ordersync.domain.order.plan import HoldRequest, OrderPlan
+from ordersync.domain.order.to_erp import HoldRequest, OrderPlan
 
 __all__ = ["HoldRequest", "LineAmendment", "OrderPlan", "OrderRecord", "Transition"]

@@ -9,7 +9,7 @@ work writes the order, its transitions, its cases and its events in one transact
 outbox). Nothing here does I/O, so every rule is a unit test without a store.
 
 Decisions that read best on their own live in sibling modules and are exposed here as methods:
-:mod:`~ordersync.domain.order.submission` (ERP sales orders per plant, shortfall rounds),
+:mod:`~ordersync.domain.order.to_erp` (ERP sales orders per plant, shortfall rounds),
 :mod:`~ordersync.domain.order.amendment` (line changes after acceptance) and
 :mod:`~ordersync.domain.order.backorders` (revised and passed backorder promises).
 """
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from pydantic import ConfigDict, PrivateAttr
+from pydantic import ConfigDict, Field
 
 from ordersync.canonical.erp import (
     ErpOrder,
@@ -51,8 +51,7 @@ from ordersync.domain.lifecycle import TERMINAL, can_move
 from ordersync.domain.order import amendment as amendment_rules
 from ordersync.domain.order import backorders as backorder_rules
 from ordersync.domain.order.parts import ErpSubmission, Hold, InvoiceClock, OrderParts, PricedLine, stored_parts
-from ordersync.domain.order.plan import OrderPlan
-from ordersync.domain.order.submission import Submission, erp_requests
+from ordersync.domain.order.to_erp import OrderPlan, Submission, erp_requests
 from ordersync.domain.validation import Reason
 
 S = OrderState
@@ -80,34 +79,19 @@ class OrderRecord(OrderParts):
     state: OrderState = S.RECEIVED
     version: int = 0
 
-    _transitions: list[Transition] = PrivateAttr(default_factory=list)
-    _events: list[Event] = PrivateAttr(default_factory=list)
-    _new_cases: list[ExceptionCase] = PrivateAttr(default_factory=list)
-    _changed_cases: list[ExceptionCase] = PrivateAttr(default_factory=list)
+    # -- what the decisions recorded, written with the order by the unit of work (never stored as parts) ----
+    new_transitions: list[Transition] = Field(default_factory=list, exclude=True, repr=False)
+    pending_events: list[Event] = Field(default_factory=list, exclude=True, repr=False)
+    new_cases: list[ExceptionCase] = Field(default_factory=list, exclude=True, repr=False)
+    """Cases this order's decisions opened (the unit of work adds them with the order)."""
+    changed_cases: list[ExceptionCase] = Field(default_factory=list, exclude=True, repr=False)
+    """Open cases this order's decisions changed (escalated), saved with the order."""
 
-    # -- identity and what was recorded ----------------------------------------------------------------
+    # -- identity --------------------------------------------------------------------------------------------
 
     @property
     def id(self) -> str:
         return self.order.id
-
-    @property
-    def new_transitions(self) -> list[Transition]:
-        return self._transitions
-
-    @property
-    def pending_events(self) -> list[Event]:
-        return self._events
-
-    @property
-    def new_cases(self) -> list[ExceptionCase]:
-        """Cases this order's decisions opened (the unit of work adds them with the order)."""
-        return self._new_cases
-
-    @property
-    def changed_cases(self) -> list[ExceptionCase]:
-        """Open cases this order's decisions changed (escalated), to be saved with the order."""
-        return self._changed_cases
 
     # -- what the parts say ----------------------------------------------------------------------------
 
@@ -170,16 +154,16 @@ class OrderRecord(OrderParts):
         return self.held_from
 
     def record_event(self, event: Event) -> None:
-        self._events.append(event)
+        self.pending_events.append(event)
 
     def _record(self, previous: OrderState | None, target: OrderState, at: dt.datetime, cause: str) -> None:
-        self._transitions.append(Transition(self.id, previous, target, at, cause))
-        self._events.append(OrderStateChanged(order_id=self.id, channel=self.order.channel,
+        self.new_transitions.append(Transition(self.id, previous, target, at, cause))
+        self.pending_events.append(OrderStateChanged(order_id=self.id, channel=self.order.channel,
                                               account_id=self.order.account_id, from_state=previous, to_state=target,
                                               cause=cause, at=at))
 
     def _since(self, mark: int) -> list[Event]:
-        return self._events[mark:]
+        return self.pending_events[mark:]
 
     # -- preparation: validated, priced, held or allocated ---------------------------------------------
 
@@ -187,7 +171,7 @@ class OrderRecord(OrderParts):
                    credit_approved: bool = False) -> list[Event]:
         """Record what preparing the order decided: rejected, held for a person, or allocated and ready
         for the ERP (``order.ready_for_erp``)."""
-        mark = len(self._events)
+        mark = len(self.pending_events)
         if plan.erp:
             self.erp = plan.erp
         if plan.reasons:
@@ -221,7 +205,7 @@ class OrderRecord(OrderParts):
         return self._since(mark)
 
     def reject(self, reasons: Sequence[Reason], at: dt.datetime, cause: str) -> list[Event]:
-        mark = len(self._events)
+        mark = len(self.pending_events)
         self.rejection = tuple(reasons)
         self.move_to(S.REJECTED, at, cause)
         self.record_event(OrderRejected(order_id=self.id, channel=self.order.channel,
@@ -234,10 +218,10 @@ class OrderRecord(OrderParts):
         held raises :class:`IllegalTransition` and changes nothing)."""
         if not can_move(self.state, S.ON_HOLD):
             raise IllegalTransition(self.id, self.state.value, S.ON_HOLD.value)
-        mark = len(self._events)
+        mark = len(self.pending_events)
         case = open_case(case_type, summary=summary, next_action=next_action, now=at, policy=cases,
                          order_id=self.id, account_id=self.order.account_id)
-        self._new_cases.append(case)
+        self.new_cases.append(case)
         self.hold = Hold(case_id=case.id, type=case_type, reason=summary, interrupted=self.state)
         self.move_to(S.ON_HOLD, at, f"{case_type.value}: {summary}"[:500])
         self.record_event(OrderHeld(order_id=self.id, case_id=case.id, case_type=case_type, reason=summary))
@@ -249,7 +233,7 @@ class OrderRecord(OrderParts):
         """A person decided the hold: ``cancel`` ends the order; otherwise it goes on where the hold
         stopped it: resubmitted to the ERP (a hold the ERP's credit check caused, ``plan`` None) or
         prepared again from its priced lines (``plan``: credit and allocation asked again)."""
-        mark = len(self._events)
+        mark = len(self.pending_events)
         cause = f"hold released by {actor}: {decision}"
         if decision == "cancel":
             self.move_to(S.CANCELLED, at, cause)
@@ -272,7 +256,7 @@ class OrderRecord(OrderParts):
     def start_submission(self, at: dt.datetime) -> list[Event]:
         """Visible before the ERP call: if the submitter dies after it, the retry finds this state and
         submits again, and the ERP adapter reconciles by reference (still one ERP order per plant)."""
-        mark = len(self._events)
+        mark = len(self.pending_events)
         self.move_to(S.SUBMITTED_TO_ERP, at, f"submitting to ERP {self.erp}")
         return self._since(mark)
 
@@ -280,7 +264,7 @@ class OrderRecord(OrderParts):
                       cases: CasePolicy) -> list[Event]:
         """What the ERP answered for each plant's sales order: accepted (``order.accepted``), held by its
         credit check, refused altogether (rejected) or in part (a case for integration)."""
-        mark = len(self._events)
+        mark = len(self.pending_events)
         self.allocations = tuple(allocations)
         self.erp_orders = tuple(ErpSubmission(reference=r.reference, outcome=r.outcome, number=r.erp_order_number,
                                               id=r.erp_order_id, message=r.message, reconciled=r.reconciled)
@@ -314,7 +298,7 @@ class OrderRecord(OrderParts):
         return self._since(mark)
 
     def submission(self, *, credit_approved: bool, backorder_by: dt.date) -> Submission:
-        """The rounds of this order's submission (:class:`~ordersync.domain.order.submission.Submission`)."""
+        """The rounds of this order's submission (:class:`~ordersync.domain.order.to_erp.Submission`)."""
         return Submission(self, credit_approved=credit_approved or self.credit_approved,
                                      backorder_by=backorder_by)
 
