@@ -5,6 +5,7 @@ shapes refused."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal
 
 import pytest
@@ -91,8 +92,10 @@ def test_the_stored_document_reads_back_as_the_same_parts() -> None:
     record.record_invoice_clock("main:1", "INV1", AT, AT)
     data = dump_parts(record)
     assert data.startswith('{"shape":2,')
-    again = load_record(record.order, record.state, record.version, data)
+    again = load_record(record.order.model_dump_json(), record.state, record.version, data)
     assert again == record and load_parts(data).total == record.total == Decimal("131.60")
+    spaced = json.dumps(json.loads(data))  # the same document as another writer would space it
+    assert load_record(record.order.model_dump_json(), record.state, record.version, spaced) == record
 
 
 def test_a_document_of_another_shape_is_refused_with_what_to_do() -> None:

@@ -1,4 +1,4 @@
-"""``POST /v1/invoices/{invoice_id}/disputes``: a buyer disputes an invoice (rules in ``flows/disputes.py``).
+"""``POST /v1/invoices/{invoice_id}/disputes``: a buyer disputes an invoice (rules in ``flows/services/disputes.py``).
 
 Scope ``invoices:write``: disputing changes something (a case for finance), so a read-only key
 (``orders:read``) cannot; a portal gives it to the buyer's key next to ``orders:read``. The invoice must

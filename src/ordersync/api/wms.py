@@ -1,4 +1,4 @@
-"""``POST /v1/wms/events``: the warehouse's signed webhook (the protocol is in ``flows/wms.py``).
+"""``POST /v1/wms/events``: the warehouse's signed webhook (the protocol is in ``flows/services/wms.py``).
 
 Checks, in order: an API key of client ``wms`` with the ``fulfillment:write`` scope (401/403 as on every
 route), then the HMAC-SHA256 signature over ``<timestamp>.<raw body>`` and the timestamp's age (401,

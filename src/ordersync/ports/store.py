@@ -65,6 +65,10 @@ class OrderRepository(Protocol):
         """Ids of orders in ``states`` with backordered allocations, least recently changed first."""
         ...
 
+    def has_backorders(self, order_id: str) -> bool:
+        """Whether the order has backordered allocations, without loading it."""
+        ...
+
     def idempotency_key(self, scope: str, key: str) -> tuple[str, str] | None:
         """(request fingerprint, order id) of an idempotency key used before."""
         ...

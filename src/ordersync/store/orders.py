@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, select, update
 
 from ordersync.canonical.erp import parse_reference
-from ordersync.canonical.v1 import Order, OrderState
+from ordersync.canonical.v1 import OrderState
 from ordersync.domain.errors import ConcurrentUpdate, Conflict, NotFound
 from ordersync.domain.order.aggregate import OrderRecord, Transition, load_record
 from ordersync.domain.order.parts import dump_parts
@@ -17,6 +17,7 @@ from ordersync.store.sql import bulk_insert, driver_time, insert_ignore, raw_cur
 
 # Built once: constructing SQLAlchemy statements per call costs more than running them on SQLite.
 _BY_ID = select(orders).where(orders.c.id == bindparam("order_id"))
+_HAS_BACKORDERS = select(orders.c.backordered).where(orders.c.id == bindparam("order_id"))
 _SAVE = (
     update(orders)
     .where(orders.c.id == bindparam("order_id"), orders.c.version == bindparam("expected"))
@@ -125,6 +126,10 @@ class OrderRepository:
             select(orders.c.id).where(orders.c.state.in_([s.value for s in states]), orders.c.backordered)
             .order_by(orders.c.updated_at).limit(limit)).scalars())
 
+    def has_backorders(self, order_id: str) -> bool:
+        """Whether the order has backordered allocations (a column: no need to load the order)."""
+        return bool(self.conn.execute(_HAS_BACKORDERS, {"order_id": order_id}).scalar())
+
     def idempotency_key(self, scope: str, key: str) -> tuple[str, str] | None:
         """(request fingerprint, order id) of an idempotency key used before."""
         row = raw_cursor(self.conn, _key_lookup(self.conn), (scope, key)).fetchone()
@@ -210,7 +215,7 @@ def _key_lookup(conn: Connection) -> str:
 
 
 def _record(row: Any) -> OrderRecord:
-    return load_record(Order.model_validate_json(row["body"]), OrderState(row["state"]), row["version"], row["data"])
+    return load_record(row["body"], OrderState(row["state"]), row["version"], row["data"])
 
 
 def _total(record: OrderRecord) -> str | None:

@@ -1,4 +1,5 @@
-"""Server-rendered pages for people: the operations dashboard (``/ops``) and the buyer portal (``/portal``).
+"""Server-rendered pages for people: the operations dashboard (``/ops``, :mod:`ordersync.web.ops`) and what
+every page shares, the buyer portal (``/portal``, a sales channel: :mod:`ordersync.channels.portal`) included.
 
 Why server-rendered: the pages are lists, forms and one chart; rendering them where the data is keeps them
 fast, needs no front-end build step, and every form posts to the same flows the API uses. Front-end

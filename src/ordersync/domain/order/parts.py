@@ -171,8 +171,8 @@ class OrderParts(BaseModel):
     allocations: tuple[Allocation, ...] = ()
     erp_orders: tuple[ErpSubmission, ...] = ()
     rejection: tuple[Reason, ...] = ()
-    fulfillment: FulfillmentTimes = FulfillmentTimes()
-    backorders: BackorderWatch = BackorderWatch()
+    fulfillment: FulfillmentTimes = Field(default_factory=FulfillmentTimes)  # (a default instance would be
+    backorders: BackorderWatch = Field(default_factory=BackorderWatch)  # deep-copied for every order loaded)
     amendments: tuple[AmendmentEntry, ...] = ()
 
     @property
@@ -194,13 +194,25 @@ _SHAPE_PREFIX = f'{{"shape":{DATA_SHAPE}'
 
 def dump_parts(parts: OrderParts) -> str:
     """An order's parts as its stored JSON document (fields at their defaults are left out)."""
+    if not parts.model_fields_set & PART_FIELDS:  # nothing decided yet: every order at intake
+        return _SHAPE_PREFIX + "}"
     body = parts.model_dump_json(include=PART_FIELDS, exclude_defaults=True)
     return _SHAPE_PREFIX + ("}" if body == "{}" else "," + body[1:])
 
 
 def load_parts(data: str) -> OrderParts:
     """Only the parts of a stored order (the read side shows them without the aggregate)."""
+    rest = without_shape(data)
+    if rest is not None:
+        return OrderParts.model_validate_json("{" + rest.removeprefix(","))
     return OrderParts.model_validate(stored_parts(data, "?"))
+
+
+def without_shape(data: str) -> str | None:
+    """The document after its shape marker (``}`` or ``,...}``) when it is this code's shape as written by
+    :func:`dump_parts` or the migration, else None (then :func:`stored_parts` says what it is)."""
+    return data[len(_SHAPE_PREFIX):] if data.startswith(_SHAPE_PREFIX) and data[len(_SHAPE_PREFIX)] in ",}" \
+        else None
 
 
 def stored_parts(data: str, order_id: str) -> dict[str, Any]:

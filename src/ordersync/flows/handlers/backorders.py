@@ -28,11 +28,11 @@ def on_shipment_changed(deps: FlowDeps) -> Callable[[ErpShipmentChanged, Handler
         if parsed is None or msg.reference is None:
             return
         order_id, plant = parsed
-        with deps.store.reading() as reader:
-            record = reader.orders.find(order_id)
+        with deps.store.reading() as reader:  # most shipments: no backorder to follow, no ERP call
+            record = reader.orders.find(order_id) if reader.orders.has_backorders(order_id) else None
         if record is None or record.state not in OPEN_STATES or not any(
                 a.backorder and a.plant == plant for a in record.allocations):
-            return  # most shipments: no backorder to follow, no ERP call
+            return
         erp_order = deps.erps.erp(msg.erp).order(msg.reference)
         if erp_order is None:
             return

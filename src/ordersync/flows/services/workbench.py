@@ -4,12 +4,12 @@ An action is checked against the case type first (:func:`allowed_actions`; anyth
 with the list of what is allowed), then carried out by the flow that owns the effect:
 
 - ``release_hold``, ``accept_price``, ``honor_shown_price``, ``cancel``: a hold decision
-  (:func:`ordersync.flows.holds.release_hold`); the order flow resumes (or cancels) on ``order.hold_released``.
+  (:func:`ordersync.flows.services.holds.release_hold`); the order flow resumes (or cancels) on ``order.hold_released``.
 - ``reallocate`` (allocation shortfall): a held order is released so that the flow plans its allocation
   again; an order the ERP accepted has its allocation in the ERP, so its promise is read again from
   there (revisions reach the buyer as ``order.backorder_date_revised``), and the case closes once no
   backordered quantity is left to ship.
-- ``cancel_line``: an amendment (:mod:`ordersync.flows.amendments`): the ERP cancels the line.
+- ``cancel_line``: an amendment (:mod:`ordersync.flows.services.amendments`): the ERP cancels the line.
 - ``retry`` (integration failure): the linked dead letter goes back to its consumer.
 - ``resolve`` (with a comment), ``assign`` (to a team), ``escalate`` (one owner level up).
 
