@@ -36,7 +36,7 @@ from ordersync.messaging.worker import Worker
 from ordersync.ports.erp import ErpPort
 from ordersync.runtime import outbound
 from ordersync.runtime import readmodel as readmodel_consumers
-from ordersync.runtime.erp_changes import ErpChangePoller
+from ordersync.runtime.erp_changes import Cadence, ErpChangePoller
 from ordersync.runtime.hub import Hub
 from ordersync.runtime.intake_writer import IntakeWriter
 from ordersync.runtime.readmodel import ReadModel
@@ -80,7 +80,9 @@ def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Regis
         deps = FlowDeps(store=store, clock=clock, erps=router, policy=flow_policy(settings),
                         cases=case_policy(settings), submit_concurrency=settings.flows.submit_concurrency,
                         catalogs=readmodel)
-        poller = ErpChangePoller(router, db, clock)
+        poller = ErpChangePoller(router, db, clock, cadence={
+            e.name: Cadence(fast=e.poll_seconds, idle=max(e.poll_seconds, e.idle_poll_seconds), sweep=e.sweep_seconds)
+            for e in settings.erp})
     registry = registry or build_registry(deps, readmodel)
     retry = settings.worker.retry
     policy = RetryPolicy(max_attempts=retry.max_attempts, base_seconds=retry.base_seconds,
@@ -106,8 +108,9 @@ def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Regis
         worker.every(max(600.0, settings.cases.check_seconds), "backorder promises",
                      lambda: flag_passed_promises(store, clock, cases), singleton=True)
     if poller is not None:
-        seconds = min((e.poll_seconds for e in settings.erp), default=2.0)
-        worker.every(seconds, "erp change poll", poller.poll_all, singleton=True)
+        # the job looks often; the poller decides per ERP whether its turn has come (poll_due)
+        seconds = min((e.poll_seconds for e in settings.erp), default=0.5) / 2
+        worker.every(seconds, "erp change poll", poller.poll_due, singleton=True)
         worker.every(3600, "erp change log prune", poller.prune, singleton=True)
     if readmodel is not None:
         worker.every(min(60.0, settings.read_model.refresh_seconds), "read model refresh", readmodel.refresh_due,

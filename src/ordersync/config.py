@@ -70,7 +70,12 @@ class ErpSettings(Strict):
     retries: int = Field(default=2, ge=0, le=10)
     failure_threshold: int = Field(default=5, ge=1)
     reset_timeout: float = Field(default=10.0, gt=0)
-    poll_seconds: float = Field(default=1.0, gt=0)
+    #: change detection: the interval right after a change; it doubles while the ERP is quiet up to
+    #: ``idle_poll_seconds`` (one cheap question per turn; a full read only when it says something moved)
+    poll_seconds: float = Field(default=0.5, gt=0)
+    idle_poll_seconds: float = Field(default=2.0, gt=0)
+    #: a full read at least this often, for what the one-call probe cannot see (Tryton: price lists)
+    sweep_seconds: float = Field(default=600.0, gt=0)
     submit_batch: int = Field(default=20, ge=1, le=500)
     #: ISO 3166-2 subdivision -> the hub's region, for plants and ship-to addresses (Tryton has no region);
     #: unset: the demo manufacturer's map

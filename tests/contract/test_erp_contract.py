@@ -553,6 +553,25 @@ def test_changes_report_shipments_invoices_stock_and_price_lists_with_stable_ver
     assert skipping.watermark == again.watermark
 
 
+def test_the_change_probe_answers_the_same_until_something_the_hub_follows_moves(subject: ErpUnderTest) -> None:
+    erp, driver = subject.erp, subject.driver
+    start = erp.changes_since(None).watermark
+    request = _accepted(subject, "C-1002", "PLANT-N", [("VLV-3W-DN20-SS", 2)])
+    quiet = erp.change_probe(start)
+    assert quiet is not None and erp.change_probe(start) == quiet  # nothing moved: the same answer
+    driver.ship(request.reference)
+    shipped = erp.change_probe(start)
+    assert shipped not in (None, quiet)
+    driver.post_invoices(request.reference)
+    invoiced = erp.change_probe(start)
+    assert invoiced not in (None, quiet, shipped)
+    driver.set_stock("SEL-GSK-DN50-PTFE", "PLANT-N", D(263))
+    assert erp.change_probe(start) not in (None, quiet, shipped, invoiced)
+    # a window after everything is quiet
+    assert erp.change_probe(erp.changes_since(start).watermark + dt.timedelta(days=1)) == \
+        erp.change_probe(erp.changes_since(start).watermark + dt.timedelta(days=1))
+
+
 def test_nothing_changed_keeps_the_watermark(subject: ErpUnderTest) -> None:
     first = subject.erp.changes_since(None)
     future = first.watermark + dt.timedelta(days=365)

@@ -209,6 +209,14 @@ class ErpPort(Protocol):
         overlapping polls from re-reading every record of the window."""
         ...
 
+    def change_probe(self, watermark: dt.datetime | None) -> str | None:
+        """One cheap question before a poll: a fingerprint of what changed at or after ``watermark``
+        (the same fingerprint, asked again for the same ``watermark``, means nothing new arrived), or
+        None when this ERP cannot answer cheaply (then every poll reads in full). It may see less than
+        :meth:`changes_since` (Tryton's covers stock moves and the shipments, sales and invoices they
+        belong to, not price lists); the poller sweeps in full now and then for the rest."""
+        ...
+
     def create_return(self, request: ReturnRequest) -> ReturnResult:
         """Create and confirm the return of ``request.lines`` of ERP order ``request.order_reference``,
         idempotent by ``request.reference``; refused when a line asks for more than the ERP shipped less

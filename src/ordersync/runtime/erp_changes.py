@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import dataclass
 
 from sqlalchemy import delete, select
 
@@ -34,6 +35,27 @@ from ordersync.store.uow import UnitOfWork, unit_of_work
 log = logging.getLogger("ordersync.erp.changes")
 
 
+@dataclass(frozen=True)
+class Cadence:
+    """How often one ERP is asked. ``fast``: the interval right after a change; it doubles while
+    nothing changes, up to ``idle`` (a change still shows within ``idle`` seconds plus one poll);
+    ``sweep``: a full poll at least this often, for what the ERP's probe cannot see."""
+
+    fast: float = 0.5
+    idle: float = 2.0
+    sweep: float = 600.0
+
+
+@dataclass
+class _Pace:
+    next_at: float = 0.0
+    interval: float = 0.0
+    swept_at: float | None = None
+    probe: tuple[dt.datetime | None, str] | None = None  # (window start, fingerprint) of the last probe
+    probes: int = 0
+    polls: int = 0
+
+
 class ErpChangePoller:
     def __init__(
         self,
@@ -43,12 +65,61 @@ class ErpChangePoller:
         *,
         overlap: dt.timedelta = dt.timedelta(seconds=30),
         retention: dt.timedelta = dt.timedelta(days=2),
+        cadence: dict[str, Cadence] | None = None,
     ) -> None:
         self.erps = erps
         self.db = db
         self.clock = clock
         self.overlap = overlap
         self.retention = retention
+        self.cadence = cadence or {}
+        self._pace: dict[str, _Pace] = {}
+
+    def poll_due(self) -> int:
+        """The periodic job: poll each ERP whose turn has come. A turn asks the ERP's one-call probe
+        first and reads in full only when its answer differs from the last one for the same window (or
+        a sweep is due, or the ERP cannot probe); the interval drops to ``fast`` after a change and
+        doubles up to ``idle`` while nothing changes. An idle ERP is asked one question per ``idle``
+        seconds (bench/erp_cost.py)."""
+        total = 0
+        for erp in self.erps.names():
+            cadence = self.cadence.get(erp, Cadence())
+            pace = self._pace.setdefault(erp, _Pace(interval=cadence.fast))
+            now = self.clock.monotonic()
+            if now < pace.next_at:
+                continue
+            try:
+                found, changed = self._turn(erp, pace, cadence, now)
+            except Unavailable as exc:  # the next turn catches up from the same watermark
+                log.warning("ERP %s: change poll skipped: %s", erp, exc)
+                found, changed = 0, False
+            total += found
+            pace.interval = cadence.fast if changed else min(pace.interval * 2, cadence.idle)
+            pace.next_at = self.clock.monotonic() + pace.interval
+        return total
+
+    def _turn(self, erp: str, pace: _Pace, cadence: Cadence, now: float) -> tuple[int, bool]:
+        """One turn of one ERP: (new changes, whether anything moved)."""
+        watermark = self.watermark(erp)
+        since = watermark - self.overlap if watermark else None
+        sweep = pace.swept_at is None or now - pace.swept_at >= cadence.sweep
+        fingerprint = self.erps.erp(erp).change_probe(since)
+        pace.probes += 1
+        if not sweep and fingerprint is not None and pace.probe == (since, fingerprint):
+            return 0, False
+        found = self.poll(erp)
+        pace.polls += 1
+        if sweep:
+            pace.swept_at = now
+        # the answer is compared with the next probe of the same window: a poll that moved the watermark
+        # opens a new window, whose first probe then reads in full once more
+        pace.probe = (since, fingerprint) if fingerprint is not None else None
+        return found, found > 0 or (fingerprint is not None and not sweep)
+
+    def pace(self, erp: str) -> dict[str, float | int]:
+        """How this ERP is being polled (for status pages and benchmarks)."""
+        p = self._pace.get(erp, _Pace())
+        return {"interval_seconds": p.interval, "probes": p.probes, "polls": p.polls}
 
     def watermark(self, erp: str) -> dt.datetime | None:
         with self.db.read() as conn:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import threading
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Protocol
@@ -78,6 +79,16 @@ def version(stamp: dt.datetime, state: str = "") -> str:
     """A change version: the record's last write time (and state). Same record state, same version."""
     text = utc(stamp).isoformat(timespec="microseconds")
     return f"{text}|{state}" if state else text
+
+
+def change_fingerprint(items: Iterable[tuple[object, ...]]) -> str:
+    """A short fingerprint of a set of (key, version...) tuples, in any order: what a change probe
+    answers, compared with its previous answer for the same window."""
+    digest = hashlib.blake2b(digest_size=12)
+    for item in sorted(repr(i) for i in items):
+        digest.update(item.encode())
+        digest.update(b"\n")
+    return digest.hexdigest()
 
 
 def order_id_of(reference: str) -> str:

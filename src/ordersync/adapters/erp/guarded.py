@@ -153,6 +153,10 @@ class GuardedErp:
         result: ChangeBatch = self._call(Lane.CHANGES, self.inner.changes_since, watermark, known)
         return result
 
+    def change_probe(self, watermark: dt.datetime | None) -> str | None:
+        result: str | None = self._call(Lane.CHANGES, self.inner.change_probe, watermark)
+        return result
+
     def create_return(self, request: ReturnRequest) -> ReturnResult:
         result: ReturnResult = self._call(Lane.ORDERS, self.inner.create_return, request)
         return result

@@ -29,7 +29,7 @@ from typing import Any
 
 from ordersync.adapters.erp import memory_returns as returns
 from ordersync.adapters.erp import memory_workflow as wf
-from ordersync.adapters.erp.erp_common import EPOCH
+from ordersync.adapters.erp.erp_common import EPOCH, change_fingerprint
 from ordersync.adapters.erp.memory_documents import MemoryDocuments
 from ordersync.adapters.erp.memory_state import ErpState, MSale
 from ordersync.adapters.erp.memory_submit import amend, submit
@@ -325,13 +325,21 @@ class MemoryErp:
 
     def changes_since(self, watermark: dt.datetime | None, known: Known | None = None) -> ChangeBatch:
         # the twin is cheap to read in full: ``known`` needs no short cut here
-        def run() -> ChangeBatch:
-            batch = self._docs.changes(watermark or EPOCH)
-            more, seen = returns.changes(self._state, watermark or EPOCH)
-            return batch.model_copy(update={"changes": (*batch.changes, *more),
-                                            "watermark": max([batch.watermark, *seen])})
+        result: ChangeBatch = self._call("changes_since", lambda: self._changes(watermark))
+        return result
 
-        result: ChangeBatch = self._call("changes_since", run)
+    def _changes(self, watermark: dt.datetime | None) -> ChangeBatch:
+        batch = self._docs.changes(watermark or EPOCH)
+        more, seen = returns.changes(self._state, watermark or EPOCH)
+        return batch.model_copy(update={"changes": (*batch.changes, *more), "watermark": max([batch.watermark, *seen])})
+
+    def change_probe(self, watermark: dt.datetime | None) -> str | None:
+        """The twin reads itself in full for free: the fingerprint of everything changed since
+        ``watermark`` (keys and versions), counted as one call like Tryton's probe."""
+        def run() -> str:
+            return change_fingerprint((c.key, c.version) for c in self._changes(watermark).changes)
+
+        result: str = self._call("change_probe", run)
         return result
 
     # -- port: returns -----------------------------------------------------------------------------------

@@ -376,6 +376,10 @@ class TrytonErp:
         with translated("changes"):
             return self._changes.changes_since(watermark, known)
 
+    def change_probe(self, watermark: dt.datetime | None) -> str | None:
+        with translated("change probe"):
+            return self._changes.probe(watermark)
+
     # -- returns (see returns.py) -------------------------------------------------------------------------
     def create_return(self, request: ReturnRequest) -> ReturnResult:
         with translated("create return"):

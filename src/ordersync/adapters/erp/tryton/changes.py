@@ -7,7 +7,8 @@ state, so overlapping polls (the caller subtracts an overlap window) yield the s
 an unchanged record and the poller deduplicates. The new watermark is the newest timestamp seen, or the
 one passed in when nothing changed.
 
-About ten calls per poll, whatever the number of changes.
+About ten calls per poll, whatever the number of changes; :meth:`ChangeReader.probe` asks in one call
+whether a poll would find anything (the poller's idle cost).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from ordersync.adapters.erp.erp_common import EPOCH, version
+from ordersync.adapters.erp.erp_common import EPOCH, change_fingerprint, version
 from ordersync.adapters.erp.tryton.directory import Directory
 from ordersync.adapters.erp.tryton.documents import Documents, stamp
 from ordersync.adapters.erp.tryton.returns import Returns
@@ -78,6 +79,31 @@ class ChangeReader:
             changes += self._returns.changed(_since(since), seen, known)
         newest = max(seen, default=since)
         return ChangeBatch(changes=tuple(changes), watermark=max(newest, since))
+
+    #: the probe reads at most this many stamps; a window fuller than that always counts as changed
+    PROBE_LIMIT = 500
+
+    def probe(self, watermark: dt.datetime | None) -> str | None:
+        """One call: the stock moves changed at or after ``watermark``, or whose shipment (outgoing or
+        return) or invoice was. Moves are where almost everything the hub follows shows up: stock,
+        confirmed sales and their returns, shipments and their states (a write to a shipment alone, a
+        tracking number say, is seen through its moves' shipment), invoices posted or paid (through the
+        moves they invoice), and the sale states that follow from those. Price lists and sales without
+        moves are not seen: the poller sweeps in full now and then for them. Returns the fingerprint of
+        every stamp found, or None for a window fuller than ``PROBE_LIMIT`` (too busy to tell: poll)."""
+        since = watermark or EPOCH
+        rows = self._c.call(
+            "stock.move", "search_read",
+            ["OR", ("write_date", ">=", since), ("create_date", ">=", since),
+             ("shipment.write_date", ">=", since, "stock.shipment.out"),
+             ("shipment.write_date", ">=", since, "stock.shipment.out.return"),
+             ("invoice_lines.invoice.write_date", ">=", since)],
+            0, self.PROBE_LIMIT, [("id", "ASC")],
+            ["write_date", "create_date", "shipment.write_date", "invoice_lines.invoice.write_date"],
+            context={"active_test": False})
+        if len(rows) >= self.PROBE_LIMIT:
+            return None
+        return change_fingerprint((repr(sorted(r.items())),) for r in rows)
 
     def _shipments(self, since: dt.datetime, seen: list[dt.datetime], known: Known) -> list[Change]:
         ids = []

@@ -1,0 +1,67 @@
+"""Change detection's pace against the ERP twin: one cheap question per turn while nothing changes, a
+full read only when the answer moves, the interval back to fast after a change and doubling to the
+idle cap, and a full sweep now and then whatever the probe says."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ordersync.adapters.erp.memory import MemoryErp
+from ordersync.domain.clock import FakeClock
+from ordersync.runtime.erp_changes import Cadence
+from tests.support.hub import erp_hub, events, settle
+
+
+@pytest.fixture
+def erp() -> MemoryErp:
+    return MemoryErp.from_profile("main", name="main")
+
+
+@pytest.fixture
+def hub(tmp_path: Path, erp: MemoryErp) -> Any:
+    clock = FakeClock()
+    h = erp_hub(tmp_path, {"main": erp}, clock=clock)
+    h.poller.cadence = {"main": Cadence(fast=0.5, idle=2.0, sweep=60.0)}
+    yield h
+    h.close()
+
+
+def turns(hub: Any, erp: MemoryErp, seconds: float, step: float = 0.25) -> tuple[int, int, list[float]]:
+    """Run the periodic job every ``step`` for ``seconds`` of the fake clock: (probes, full reads, intervals)."""
+    before = (erp.calls["change_probe"], erp.calls["changes_since"])
+    intervals = []
+    for _ in range(int(seconds / step)):
+        hub.poller.poll_due()
+        intervals.append(hub.poller.pace("main")["interval_seconds"])
+        hub.clock.advance(step)
+    return erp.calls["change_probe"] - before[0], erp.calls["changes_since"] - before[1], intervals
+
+
+def test_a_quiet_erp_is_asked_one_question_per_idle_interval_and_read_in_full_only_by_the_sweep(
+        hub: Any, erp: MemoryErp) -> None:
+    turns(hub, erp, 10)  # the first turns read in full (no earlier answer to compare with)
+    probes, reads, intervals = turns(hub, erp, 40)
+    assert 19 <= probes <= 21  # one per 2 s
+    assert reads == 0
+    assert set(intervals) == {2.0}
+    probes, reads, _ = turns(hub, erp, 30)  # the sweep (every 60 s of the clock) falls due
+    assert reads == 1
+
+
+def test_a_change_is_read_at_the_next_turn_and_the_pace_quickens(hub: Any, erp: MemoryErp) -> None:
+    turns(hub, erp, 20)
+    stock_events = len(events(hub, "erp.stock_changed"))
+    erp.set_stock("SEL-GSK-DN50-PTFE", "PLANT-N", Decimal(263))
+    _probes, reads, intervals = turns(hub, erp, 2.0)
+    assert reads >= 1 and 0.5 in intervals  # seen within one idle interval, then fast again
+    changed = [json.loads(body) for body in events(hub, "erp.stock_changed")[stock_events:]]
+    assert [p["on_hand"] for c in changed for p in c["payload"]["positions"]
+            if p["sku"] == "SEL-GSK-DN50-PTFE" and p["plant"] == "PLANT-N"] == ["263"]
+    settle(hub)
+    _, reads_later, intervals_later = turns(hub, erp, 20)
+    assert reads_later <= 2 and intervals_later[-1] == 2.0  # and quiet again: back to the idle pace
