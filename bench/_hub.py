@@ -16,18 +16,20 @@ from ordersync.devkit.tryton.server import TrytonServer, free_port
 from ordersync.store.db import Database, sqlite_url
 
 
-def start_hub(server: TrytonServer, root: Path) -> tuple[subprocess.Popen[bytes], int, Database]:
-    data_dir = root / "hub"
+def start_hub(server: TrytonServer, root: Path, *, erp_settings: str = "", name: str = "hub"
+              ) -> tuple[subprocess.Popen[bytes], int, Database]:
+    """``erp_settings``: more lines for the ``[[erp]]`` block (TOML)."""
+    data_dir = root / name
     data_dir.mkdir()
     user = demo_data.INTEGRATION_USER
     (data_dir / "ordersync.toml").write_text(
         f'[[erp]]\nname = "main"\nkind = "tryton"\nurl = "{server.url}"\ndatabase = "main"\n'
-        f'login = "{user["login"]}"\npassword = "{user["password"]}"\n')
+        f'login = "{user["login"]}"\npassword = "{user["password"]}"\n{erp_settings}')
     db = Database(sqlite_url(data_dir))
     db.migrate()
     port = free_port()
     hub = subprocess.Popen([sys.executable, "-m", "ordersync.cli", "serve", "--data-dir", str(data_dir),
-                            "--port", str(port)], stdout=subprocess.DEVNULL, stderr=(root / "hub.log").open("w"),
+                            "--port", str(port)], stdout=subprocess.DEVNULL, stderr=(root / f"{name}.log").open("w"),
                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
     deadline = time.monotonic() + 60
     while True:
@@ -37,7 +39,7 @@ def start_hub(server: TrytonServer, root: Path) -> tuple[subprocess.Popen[bytes]
         except httpx.HTTPError:
             pass
         if time.monotonic() > deadline or hub.poll() is not None:
-            raise SystemExit("the hub did not start:\n" + (root / "hub.log").read_text()[-3000:])
+            raise SystemExit("the hub did not start:\n" + (root / f"{name}.log").read_text()[-3000:])
         time.sleep(0.2)
 
 

@@ -221,6 +221,14 @@ def test_metrics_show_orders_sla_cases_dead_letters_outbox_lag_and_erp_circuits(
         assert m[("ordersync_outbox_unpublished", ())] == 1 and m[("ordersync_outbox_lag_seconds", ())] == 30
         assert m[("ordersync_erp_circuit", (("erp", "main"), ("state", "open")))] == 1
         assert m[("ordersync_erp_circuit", (("erp", "main"), ("state", "closed")))] == 0
+        # what reached the ERP, per lane: the orders' calls (credit, prices, submission) in the orders lane,
+        # and every port call the twin answered counted on its wire under the lane of its gate
+        wire = {lane: n for (name, labels), n in m.items() if name == "ordersync_erp_wire_calls_total"
+                for (_, erp_name), (_, lane) in [labels] if erp_name == "main"}
+        port = {lane: n for (name, labels), n in m.items() if name == "ordersync_erp_calls_total"
+                for (_, erp_name), (_, lane) in [labels] if erp_name == "main"}
+        assert wire["orders"] >= 4 and port["orders"] >= 4
+        assert sum(wire.values()) == sum(erp.calls.values())
         clock.advance(4 * 3600)  # the held order's acknowledgment clock now runs over its threshold
         m = scrape(client)
         assert m[("ordersync_sla_open_breached", ack)] == 1

@@ -15,7 +15,8 @@ numbers, and nothing has to be kept in memory:
 - ``ordersync_outbox_unpublished`` and ``ordersync_outbox_lag_seconds`` (age of the oldest unpublished
   event), ``ordersync_deliveries_pending{consumer}``;
 - ``ordersync_erp_circuit{erp,state}`` (1 for the circuit's state, 0 for the others),
-  ``ordersync_erp_in_flight{erp}``.
+  ``ordersync_erp_in_flight{erp}``, ``ordersync_erp_calls_total{erp,lane}`` (port calls) and
+  ``ordersync_erp_wire_calls_total{erp,lane}`` (requests on the wire: what the ERP pays for).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.metrics_core import GaugeHistogramMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeHistogramMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import Connection, Select, func, select
 from starlette.requests import Request
@@ -145,13 +146,20 @@ def _erps(hub: Hub) -> Iterator[Metric]:
     circuit = GaugeMetricFamily("ordersync_erp_circuit", "ERP circuit breaker state (1 = current)",
                                 labels=["erp", "state"])
     in_flight = GaugeMetricFamily("ordersync_erp_in_flight", "ERP calls in flight", labels=["erp"])
+    calls = CounterMetricFamily("ordersync_erp_calls", "ERP port calls by priority lane", labels=["erp", "lane"])
+    wire = CounterMetricFamily("ordersync_erp_wire_calls", "Requests sent to the ERP (Tryton: JSON-RPC) by lane",
+                               labels=["erp", "lane"])
     if hub.erps is not None:
         for name in hub.erps.names():
             status = hub.erps.status(name)
             for state in CircuitState:
                 circuit.add_metric([name, state.value], 1.0 if status.circuit is state else 0.0)
             in_flight.add_metric([name], float(status.in_flight))
-    yield from (circuit, in_flight)
+            for lane, n in sorted(status.lane_calls.items()):
+                calls.add_metric([name, lane], float(n))
+            for lane, n in sorted(status.wire_calls.items()):
+                wire.add_metric([name, lane], float(n))
+    yield from (circuit, in_flight, calls, wire)
 
 
 def registry_for(hub: Hub) -> CollectorRegistry:

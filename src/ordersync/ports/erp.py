@@ -141,6 +141,9 @@ class ErpStatus:
     calls: int = 0
     failures: int = 0
     scope: BudgetScope = "process"  # "global": max_concurrency holds across every process sharing the store
+    #: port calls per priority lane, and the requests they made on the wire per lane (Tryton: JSON-RPC)
+    lane_calls: dict[str, int] = field(default_factory=dict)
+    wire_calls: dict[str, int] = field(default_factory=dict)
 
 
 Known = Callable[[str, str], bool]

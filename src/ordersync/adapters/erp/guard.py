@@ -25,6 +25,7 @@ import itertools
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -127,6 +128,8 @@ class ErpGate:
         self._seq = itertools.count()
         self.calls = 0
         self.failed_calls = 0
+        #: guarded calls per lane (one port call may be several requests on the wire: see wire.py)
+        self.lane_calls: dict[str, int] = {}
 
     def call(self, fn: Callable[[], T], *, lane: Lane | None = None, retryable: bool = True) -> T:
         """Run ``fn`` within the budget, retrying transient failures, guarded by the circuit."""
@@ -137,7 +140,9 @@ class ErpGate:
                 self.breaker.before_call()
                 try:
                     self.calls += 1
-                    result = fn()
+                    self.lane_calls[lane.name.lower()] = self.lane_calls.get(lane.name.lower(), 0) + 1
+                    with in_lane(lane.name.lower()):
+                        result = fn()
                 except IntegrationError as exc:
                     self.failed_calls += 1
                     self.breaker.record_failure(exc)
@@ -203,6 +208,7 @@ class ErpGate:
                 erp=self.name, circuit=self.breaker.state, consecutive_failures=self.breaker.failures,
                 last_error=self.breaker.last_error, in_flight=self._in_flight, waiting=waiting,
                 max_concurrency=self.max_concurrency, calls=self.calls, failures=self.failed_calls,
+                lane_calls=dict(self.lane_calls),
                 scope=self.global_budget.scope if self.global_budget is not None else "process",
             )
 
@@ -272,3 +278,40 @@ class _Slot:
         self.done = threading.Event()
         self.result: Any = None
         self.error: BaseException | None = None
+
+
+# -- counting what reaches the ERP ----------------------------------------------------------------------------
+# The gate names the lane of the call it runs in this thread; a client counts its requests on the wire
+# (JSON-RPC requests, the twin's port calls) under that name, so /metrics and the gate's status say which
+# lane spends the ERP's capacity (bench/erp_cost.py reads them).
+
+_current = threading.local()
+
+
+
+@contextlib.contextmanager
+def in_lane(lane: str) -> Iterator[None]:
+    """Calls made by this thread inside the block count under ``lane``."""
+    before = getattr(_current, "lane", None)
+    _current.lane = lane
+    try:
+        yield
+    finally:
+        _current.lane = before
+
+
+class WireCounter:
+    """Requests per lane ("unguarded" for calls outside any gate: log-ins, tools)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+
+    def count(self) -> None:
+        lane = getattr(_current, "lane", None) or "unguarded"
+        with self._lock:
+            self._counts[lane] += 1
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)

@@ -10,6 +10,7 @@ ERP's batched path is several times faster).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime as dt
 import time
 from collections.abc import Sequence
@@ -68,7 +69,9 @@ class GuardedErp:
         return self.gate.call(lambda: fn(*args), lane=default if self.lane is None else self.lane)
 
     def status(self) -> ErpStatus:
-        return self.gate.status()
+        status = self.gate.status()
+        wire_calls = getattr(self.inner, "wire_calls", None)
+        return dataclasses.replace(status, wire_calls=wire_calls()) if callable(wire_calls) else status
 
     def health(self) -> ErpHealth:
         try:

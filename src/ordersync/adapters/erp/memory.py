@@ -30,6 +30,7 @@ from typing import Any
 from ordersync.adapters.erp import memory_returns as returns
 from ordersync.adapters.erp import memory_workflow as wf
 from ordersync.adapters.erp.erp_common import EPOCH, change_fingerprint
+from ordersync.adapters.erp.guard import WireCounter
 from ordersync.adapters.erp.memory_documents import MemoryDocuments
 from ordersync.adapters.erp.memory_state import ErpState, MSale
 from ordersync.adapters.erp.memory_submit import amend, submit
@@ -91,6 +92,7 @@ class MemoryErp:
         self.latency = 0.0
         #: calls per port method
         self.calls: Counter[str] = Counter()
+        self.wire = WireCounter()
         self._faults: list[tuple[Exception, bool, frozenset[str] | None]] = []
 
     @classmethod
@@ -112,8 +114,13 @@ class MemoryErp:
         with self._lock:
             self._faults += [(error, after, frozenset(methods) if methods else None)] * n
 
+    def wire_calls(self) -> dict[str, int]:
+        """Port calls so far, per priority lane (the twin's "wire")."""
+        return self.wire.snapshot()
+
     def _enter(self, method: str) -> tuple[Exception, bool] | None:
         """Count the call, apply latency and outage; return a fault to raise after the call, if any."""
+        self.wire.count()
         with self._lock:
             self.calls[method] += 1
             fault = next((f for f in self._faults if f[2] is None or method in f[2]), None)

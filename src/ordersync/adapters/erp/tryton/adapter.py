@@ -133,6 +133,10 @@ class TrytonErp:
     def close(self) -> None:
         self.client.close()
 
+    def wire_calls(self) -> dict[str, int]:
+        """JSON-RPC requests sent so far, per priority lane."""
+        return self.client.wire.snapshot()
+
     def __repr__(self) -> str:
         return f"TrytonErp({self.name!r}, {self.client!r})"
 

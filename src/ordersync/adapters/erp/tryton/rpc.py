@@ -27,6 +27,8 @@ from typing import Any
 
 import httpx
 
+from ordersync.adapters.erp.guard import WireCounter
+
 __all__ = [
     "TrytonAuthError",
     "TrytonClient",
@@ -211,6 +213,7 @@ class TrytonClient:
         self.language = language
         self._http = httpx.Client(timeout=httpx.Timeout(timeout, connect=connect_timeout), transport=transport)
         self._ids = itertools.count(1)
+        self.wire = WireCounter()
         self._lock = threading.Lock()
         self._auth: str | None = None
         self.user_id: int | None = None
@@ -307,6 +310,7 @@ class TrytonClient:
         if auth:
             headers["Authorization"] = auth
         payload = encode({"id": next(self._ids), "method": method, "params": params})
+        self.wire.count()
         try:
             response = self._http.post(url, content=payload, headers=headers)
         except httpx.ConnectError as exc:
