@@ -37,7 +37,7 @@ def turns(hub: Any, erp: MemoryErp, seconds: float, step: float = 0.25) -> tuple
     intervals = []
     for _ in range(int(seconds / step)):
         hub.poller.poll_due()
-        intervals.append(hub.poller.pace("main")["interval_seconds"])
+        intervals.append(hub.poller.interval("main"))
         hub.clock.advance(step)
     return erp.calls["change_probe"] - before[0], erp.calls["changes_since"] - before[1], intervals
 
@@ -49,7 +49,7 @@ def test_a_quiet_erp_is_asked_one_question_per_idle_interval_and_read_in_full_on
     assert 19 <= probes <= 21  # one per 2 s
     assert reads == 0
     assert set(intervals) == {2.0}
-    probes, reads, _ = turns(hub, erp, 30)  # the sweep (every 60 s of the clock) falls due
+    _, reads, _ = turns(hub, erp, 30)  # the sweep (every 60 s of the clock) falls due
     assert reads == 1
 
 

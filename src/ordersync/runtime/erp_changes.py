@@ -52,8 +52,6 @@ class _Pace:
     interval: float = 0.0
     swept_at: float | None = None
     probe: tuple[dt.datetime | None, str] | None = None  # (window start, fingerprint) of the last probe
-    probes: int = 0
-    polls: int = 0
 
 
 class ErpChangePoller:
@@ -104,11 +102,9 @@ class ErpChangePoller:
         since = watermark - self.overlap if watermark else None
         sweep = pace.swept_at is None or now - pace.swept_at >= cadence.sweep
         fingerprint = self.erps.erp(erp).change_probe(since)
-        pace.probes += 1
         if not sweep and fingerprint is not None and pace.probe == (since, fingerprint):
             return 0, False
-        found = self.poll(erp)
-        pace.polls += 1
+        found = self._poll(erp, watermark)
         if sweep:
             pace.swept_at = now
         # the answer is compared with the next probe of the same window: a poll that moved the watermark
@@ -116,10 +112,9 @@ class ErpChangePoller:
         pace.probe = (since, fingerprint) if fingerprint is not None else None
         return found, found > 0 or (fingerprint is not None and not sweep)
 
-    def pace(self, erp: str) -> dict[str, float | int]:
-        """How this ERP is being polled (for status pages and benchmarks)."""
-        p = self._pace.get(erp, _Pace())
-        return {"interval_seconds": p.interval, "probes": p.probes, "polls": p.polls}
+    def interval(self, erp: str) -> float:
+        """The current interval between this ERP's turns (0 before its first turn)."""
+        return self._pace.get(erp, _Pace()).interval
 
     def watermark(self, erp: str) -> dt.datetime | None:
         with self.db.read() as conn:
@@ -128,7 +123,9 @@ class ErpChangePoller:
 
     def poll(self, erp: str) -> int:
         """One poll of one ERP; returns how many new changes became events."""
-        watermark = self.watermark(erp)
+        return self._poll(erp, self.watermark(erp))
+
+    def _poll(self, erp: str, watermark: dt.datetime | None) -> int:
         since = watermark - self.overlap if watermark else None
         batch = self.erps.erp(erp).changes_since(since, self._known(erp, since))
         new = 0

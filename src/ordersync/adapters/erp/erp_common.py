@@ -81,9 +81,9 @@ def version(stamp: dt.datetime, state: str = "") -> str:
     return f"{text}|{state}" if state else text
 
 
-def change_fingerprint(items: Iterable[tuple[object, ...]]) -> str:
-    """A short fingerprint of a set of (key, version...) tuples, in any order: what a change probe
-    answers, compared with its previous answer for the same window."""
+def change_fingerprint(items: Iterable[object]) -> str:
+    """A short fingerprint of a set of items (their reprs), in any order: what a change probe answers,
+    compared with its previous answer for the same window."""
     digest = hashlib.blake2b(digest_size=12)
     for item in sorted(repr(i) for i in items):
         digest.update(item.encode())

@@ -128,20 +128,21 @@ class ErpGate:
         self._seq = itertools.count()
         self.calls = 0
         self.failed_calls = 0
-        #: guarded calls per lane (one port call may be several requests on the wire: see wire.py)
-        self.lane_calls: dict[str, int] = {}
+        #: guarded calls per lane (one port call may be several requests on the wire: see WireCounter)
+        self.lane_calls: Counter[str] = Counter()
 
     def call(self, fn: Callable[[], T], *, lane: Lane | None = None, retryable: bool = True) -> T:
         """Run ``fn`` within the budget, retrying transient failures, guarded by the circuit."""
         lane = Lane.READS if lane is None else lane  # (ORDERS is 0: never use `or` here)
+        lane_name = lane.name.lower()
         attempt = 0
         while True:
             with self._slot(lane):  # waiting too long raises Unavailable; that is not the ERP's fault
                 self.breaker.before_call()
                 try:
                     self.calls += 1
-                    self.lane_calls[lane.name.lower()] = self.lane_calls.get(lane.name.lower(), 0) + 1
-                    with in_lane(lane.name.lower()):
+                    self.lane_calls[lane_name] += 1
+                    with in_lane(lane_name):
                         result = fn()
                 except IntegrationError as exc:
                     self.failed_calls += 1
@@ -286,7 +287,6 @@ class _Slot:
 # lane spends the ERP's capacity (bench/erp_cost.py reads them).
 
 _current = threading.local()
-
 
 
 @contextlib.contextmanager

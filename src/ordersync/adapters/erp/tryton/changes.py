@@ -103,7 +103,7 @@ class ChangeReader:
             context={"active_test": False})
         if len(rows) >= self.PROBE_LIMIT:
             return None
-        return change_fingerprint((repr(sorted(r.items())),) for r in rows)
+        return change_fingerprint(sorted(r.items()) for r in rows)
 
     def _shipments(self, since: dt.datetime, seen: list[dt.datetime], known: Known) -> list[Change]:
         ids = []
