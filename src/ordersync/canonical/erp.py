@@ -30,11 +30,15 @@ def order_reference(order_id: str, plant: str) -> str:
 
 def parse_reference(reference: str) -> tuple[str, str] | None:
     """``(order_id, plant)`` of a reference made by :func:`order_reference`, else None."""
-    prefix = f"{REFERENCE_PREFIX}-"
-    if not reference.startswith(prefix):
+    return _split(REFERENCE_PREFIX, reference)
+
+
+def _split(prefix: str, reference: str) -> tuple[str, str] | None:
+    """``(id, plant)`` of ``<prefix>-<id>-<plant>``, else None."""
+    if not reference.startswith(f"{prefix}-"):
         return None
-    order_id, sep, plant = reference[len(prefix) :].partition("-")
-    return (order_id, plant) if sep and order_id and plant else None
+    hub_id, sep, plant = reference[len(prefix) + 1 :].partition("-")
+    return (hub_id, plant) if sep and hub_id and plant else None
 
 
 RETURN_PREFIX = "RMA"
@@ -47,11 +51,7 @@ def return_reference(return_id: str, plant: str) -> str:
 
 def parse_return_reference(reference: str) -> tuple[str, str] | None:
     """``(return_id, plant)`` of a reference made by :func:`return_reference`, else None."""
-    prefix = f"{RETURN_PREFIX}-"
-    if not reference.startswith(prefix):
-        return None
-    return_id, sep, plant = reference[len(prefix) :].partition("-")
-    return (return_id, plant) if sep and return_id and plant else None
+    return _split(RETURN_PREFIX, reference)
 
 
 class Plant(Canonical):
