@@ -97,7 +97,7 @@ def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Regis
     relay = Relay(db, transport, clock, batch_size=relay_batch)
     worker = Worker(relay, runner, registry, clock, poll_interval=settings.worker.poll_interval,
                     max_idle=settings.worker.max_idle_seconds)
-    transport.on_publish(worker.wake)
+    transport.on_publish(worker.wake_consumers)
     db.on_events_committed(worker.wake)
     dead = DeadLetterService(db, transport, registry, clock)
     cases = case_policy(settings)

@@ -146,7 +146,7 @@ class NatsTransport:
         self.connect_timeout = connect_timeout
         self.publish_timeout = publish_timeout
         self._consumers: dict[str, _ConsumerState] = {}
-        self._listeners: list[Callable[[], None]] = []
+        self._listeners: list[Callable[[frozenset[str]], None]] = []
         self._streams: set[str] = set()
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
@@ -182,8 +182,9 @@ class NatsTransport:
         except (nats.errors.Error, OSError) as exc:
             raise Unavailable(f"NATS: {what} failed: {type(exc).__name__}: {exc}") from exc
 
-    def on_publish(self, listener: Callable[[], None]) -> None:
-        """Call ``listener`` when messages arrive for a consumer of this process (wakes the worker)."""
+    def on_publish(self, listener: Callable[[frozenset[str]], None]) -> None:
+        """Call ``listener`` with the consumer's name when messages arrive for a consumer of this process
+        (wakes the thread that runs it)."""
         self._listeners.append(listener)
 
     def stream_name(self, family: str) -> str:
@@ -269,10 +270,10 @@ class NatsTransport:
     async def _pull_all(self) -> None:
         nc = self._nc
         assert nc is not None
-        for state in self._consumers.values():
+        for consumer, state in self._consumers.items():
             for d in state.durables:
                 d.inbox = nc.new_inbox()
-                await nc.subscribe(d.inbox, cb=self._receiver(state, d), pending_msgs_limit=-1,
+                await nc.subscribe(d.inbox, cb=self._receiver(consumer, state, d), pending_msgs_limit=-1,
                                    pending_bytes_limit=-1)
                 self._tasks.append(asyncio.get_running_loop().create_task(self._pull_loop(state, d)))
         self._tasks.append(asyncio.get_running_loop().create_task(self._keep_buffered()))
@@ -368,7 +369,10 @@ class NatsTransport:
 
         await self._retry_api(f"creating consumer {d.name} on {d.stream}", create)
 
-    def _receiver(self, state: _ConsumerState, d: _Durable) -> Callable[[Msg], Coroutine[Any, Any, None]]:
+    def _receiver(self, consumer: str, state: _ConsumerState, d: _Durable
+                  ) -> Callable[[Msg], Coroutine[Any, Any, None]]:
+        woken = frozenset((consumer,))
+
         async def receive(msg: Msg) -> None:
             status = msg.headers.get("Status") if msg.headers else None
             if status:
@@ -384,7 +388,7 @@ class NatsTransport:
             if d.outstanding <= 0 and d.done is not None:
                 d.done.set()
             for listener in self._listeners:
-                listener()
+                listener(woken)
 
         return receive
 

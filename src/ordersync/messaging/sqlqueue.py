@@ -42,15 +42,16 @@ class SqlQueueTransport:
         self.db = db
         self.lease = dt.timedelta(seconds=lease_seconds)
         self._subscriptions: dict[str, tuple[frozenset[str] | None, bool]] = {}
-        self._listeners: list[Callable[[], None]] = []
+        self._listeners: list[Callable[[frozenset[str]], None]] = []
         self._lock = threading.Lock()
 
     def subscribe(self, consumer: str, types: frozenset[str] | None, ordered: bool, batch_size: int = 0) -> None:
         with self._lock:
             self._subscriptions[consumer] = (types, ordered)
 
-    def on_publish(self, listener: Callable[[], None]) -> None:
-        """Call ``listener`` after each publish (wakes in-process workers without polling delay)."""
+    def on_publish(self, listener: Callable[[frozenset[str]], None]) -> None:
+        """Call ``listener`` after each publish with the consumers that received messages (wakes the
+        threads running them without polling delay, and only those)."""
         self._listeners.append(listener)
 
     def publish(self, messages: list[OutboxMessage], conn: Connection | None) -> None:
@@ -63,8 +64,14 @@ class SqlQueueTransport:
                 if types is None or m.type in types:
                     rows.append((consumer, m.message_id, m.correlation_id, m.seq, m.body, 0, due, "[]"))
         bulk_insert(conn, deliveries, _DELIVERY_COLUMNS, rows)
+        receivers = frozenset(row[0] for row in rows)
+        if receivers and self._listeners:
+            # after the relay's commit: a consumer woken before it would find nothing and go back to sleep
+            Database.after_commit(conn, lambda: self._announce(receivers))
+
+    def _announce(self, receivers: frozenset[str]) -> None:
         for listener in self._listeners:
-            listener()
+            listener(receivers)
 
     def _due(self, consumer: str, now: dt.datetime) -> Select[Any]:
         d = deliveries.c
@@ -197,8 +204,8 @@ class SqlQueueTransport:
                 history="[]",
             )
         )
-        for listener in self._listeners:
-            listener()
+        if self._listeners:
+            Database.after_commit(conn, lambda: self._announce(frozenset((consumer,))))
 
     def pending(self, consumer: str | None = None) -> int:
         query = select(func.count()).select_from(deliveries)

@@ -52,7 +52,7 @@ class Worker:
         self._count_lock = threading.Lock()
         #: consumers running in threads of their own (I/O consumers, while run_forever runs)
         self._laned: set[str] = set()
-        self._lane_wakes: list[threading.Event] = []
+        self._lane_wakes: dict[str, threading.Event] = {}
 
         self._periodic: list[_Periodic] = []
         self._periodic_threads: list[threading.Thread] = []
@@ -64,10 +64,21 @@ class Worker:
         self._periodic.append(_Periodic(name, seconds, task, next_at=self.clock.monotonic(), singleton=singleton))
 
     def wake(self) -> None:
-        """Cut the idle sleep short (called when something is published in this process)."""
+        """Cut the main loop's idle sleep short: new outbox rows for the relay (called after a commit
+        that wrote events in this process)."""
         self._wake.set()
-        for event in self._lane_wakes:
-            event.set()
+
+    def wake_consumers(self, consumers: frozenset[str]) -> None:
+        """Messages arrived for ``consumers``: wake the threads that run them, and only those. A lane
+        that nothing was published for sleeps on; with a lane per I/O consumer, waking every lane on
+        every publish cost the API's event loop a share of the GIL for rounds that found nothing."""
+        lanes = self._lane_wakes
+        if any(c not in lanes for c in consumers):
+            self._wake.set()
+        for consumer in consumers:
+            event = lanes.get(consumer)
+            if event is not None:
+                event.set()
 
     def recover(self, *, sole_worker: bool) -> int:
         """Start-up recovery. A sole worker (the embedded SQLite default) takes back the deliveries a
@@ -124,10 +135,12 @@ class Worker:
         raise RuntimeError(f"drain did not settle within {max_rounds} rounds")
 
     def _periodic_loop(self, job: _Periodic, stop: threading.Event) -> None:
+        """The job's own thread: it sleeps until the job falls due (not in short polls: a dozen threads
+        waking twenty times a second each would take the GIL from the API for nothing)."""
         while not stop.is_set():
             if self._run_periodic([job]):
                 self.wake()
-            stop.wait(min(0.05, job.seconds))
+            stop.wait(min(job.seconds, 1.0, max(0.01, job.next_at - self.clock.monotonic())))
 
     def run_forever(self, stop: threading.Event, on_round: Callable[[int], None] | None = None) -> None:
         """Run until ``stop`` is set. Each periodic job (ERP change poll, read model refresh) runs in a
@@ -144,7 +157,7 @@ class Worker:
         self._laned = set(lanes)
         for consumer in lanes:
             wake = threading.Event()
-            self._lane_wakes.append(wake)
+            self._lane_wakes[consumer] = wake
             self._periodic_threads.append(threading.Thread(target=self._lane_loop, args=(consumer, wake, stop),
                                                            name=f"ordersync-{consumer}", daemon=True))
         for thread in self._periodic_threads:
@@ -157,7 +170,7 @@ class Worker:
                 thread.join(timeout=30)
             self._periodic_threads = []
             self._laned = set()
-            self._lane_wakes = []
+            self._lane_wakes = {}
         log.info("worker stopped after %d deliveries", self.processed)
 
     def _lane_loop(self, consumer: str, wake: threading.Event, stop: threading.Event) -> None:

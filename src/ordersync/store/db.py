@@ -29,6 +29,8 @@ from ordersync.store.schema import metadata
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 log = logging.getLogger("ordersync.store")
+#: key in a connection's ``info`` under which :meth:`Database.after_commit` keeps its callbacks
+_AFTER_COMMIT = "ordersync_after_commit"
 
 
 def normalise_url(url: str) -> str:
@@ -83,7 +85,7 @@ class Database:
         worker's background writes. Other processes still meet the busy timeout.
         """
         if self._write_lock is None:
-            with self.engine.connect() as conn, conn.begin():
+            with self._transaction() as conn:
                 yield conn
             return
         if self._writer == threading.get_ident():
@@ -92,13 +94,31 @@ class Database:
             self._writer = threading.get_ident()
             started = time.perf_counter()
             try:
-                with self.engine.connect() as conn, conn.begin():
+                with self._transaction() as conn:
                     yield conn
             finally:
                 self._writer = None
                 held = time.perf_counter() - started
                 if held > self.slow_write_seconds:
                     log.warning("write transaction held the store for %.0f ms (%s)", held * 1000, _caller())
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            try:
+                with conn.begin():
+                    yield conn
+            except BaseException:
+                conn.info.pop(_AFTER_COMMIT, None)
+                raise
+            for callback in conn.info.pop(_AFTER_COMMIT, ()):
+                callback()
+
+    @staticmethod
+    def after_commit(conn: Connection, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once the write transaction ``conn`` belongs to has committed (never if it
+        rolls back): what it announces is then visible to every reader."""
+        conn.info.setdefault(_AFTER_COMMIT, []).append(callback)
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
