@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -53,6 +54,10 @@ class Worker:
         #: consumers running in threads of their own (I/O consumers, while run_forever runs)
         self._laned: set[str] = set()
         self._lane_wakes: dict[str, threading.Event] = {}
+        #: while run_forever runs: the main loop's consumers with messages announced since their last
+        #: round (the others are looked at only every poll_interval, see _round_consumers)
+        self._announced: set[str] | None = None
+        self._next_look = 0.0
 
         self._periodic: list[_Periodic] = []
         self._periodic_threads: list[threading.Thread] = []
@@ -74,6 +79,9 @@ class Worker:
         every publish cost the API's event loop a share of the GIL for rounds that found nothing."""
         lanes = self._lane_wakes
         if any(c not in lanes for c in consumers):
+            with self._count_lock:
+                if self._announced is not None:
+                    self._announced.update(consumers)
             self._wake.set()
         for consumer in consumers:
             event = lanes.get(consumer)
@@ -94,13 +102,32 @@ class Worker:
         """One round: relay one batch, then one batch per consumer. Returns the work done."""
         done = 0 if self._periodic_threads else self._run_periodic()
         done += self.relay.pump()
-        for consumer in self.consumers:
-            if consumer in self._laned:
-                continue
+        for consumer in self._round_consumers():
             n = self.runner.run_once(consumer)
             self._count(n)
             done += n
+            if n and self._announced is not None:
+                with self._count_lock:
+                    self._announced.add(consumer)  # a full batch: more may be waiting
         return done
+
+    def _round_consumers(self) -> list[str]:
+        """The main loop's consumers to run this round. While ``run_forever`` runs, publishes announce
+        which consumers received messages, and a busy round runs only those: asking every idle consumer
+        "anything due?" on every round (hundreds a second while orders stream in) took the GIL from
+        the API. Every ``poll_interval`` a round looks at them all (retries falling due, work
+        published by other processes)."""
+        mine = [c for c in self.consumers if c not in self._laned]
+        if self._announced is None:
+            return mine
+        now = time.monotonic()
+        with self._count_lock:
+            if now >= self._next_look:
+                self._next_look = now + self.poll_interval
+                self._announced.clear()
+                return mine
+            announced, self._announced = self._announced, set()
+        return [c for c in mine if c in announced]
 
     def _count(self, n: int) -> None:
         if n:
@@ -155,6 +182,7 @@ class Worker:
         # relay and the transactional consumers (projections, fan-out) never wait behind it.
         lanes = [c for c in self.consumers if self.registry[c].mode == "io"]
         self._laned = set(lanes)
+        self._announced = set()
         for consumer in lanes:
             wake = threading.Event()
             self._lane_wakes[consumer] = wake
@@ -171,6 +199,7 @@ class Worker:
             self._periodic_threads = []
             self._laned = set()
             self._lane_wakes = {}
+            self._announced = None
         log.info("worker stopped after %d deliveries", self.processed)
 
     def _lane_loop(self, consumer: str, wake: threading.Event, stop: threading.Event) -> None:
