@@ -182,3 +182,28 @@ def test_exclusive_is_always_granted_on_sqlite(tmp_path: Path) -> None:
     with db.exclusive("job") as one, db.exclusive("job") as two:
         assert one and two
     db.dispose()
+
+
+def test_after_commit_callbacks_run_once_committed_and_never_after_a_rollback(store_url: str) -> None:
+    db = Database(store_url)
+    db.migrate()
+    seen: list[int] = []
+
+    def count_orders() -> None:  # runs after the commit: another connection sees the row
+        with db.read() as conn:
+            seen.append(int(conn.execute(select(func.count()).select_from(orders)).scalar_one()))
+
+    clock = FakeClock()
+    with unit_of_work(db, clock) as uow:
+        receive_order(uow, make_order("PO-AC-1"))
+        Database.after_commit(uow.conn, count_orders)
+        assert seen == []
+    assert seen == [1]
+    with pytest.raises(RuntimeError), unit_of_work(db, clock) as uow:
+        receive_order(uow, make_order("PO-AC-2"))
+        Database.after_commit(uow.conn, count_orders)
+        raise RuntimeError("rolled back")
+    with unit_of_work(db, clock):  # the rolled-back callback is gone, not left for the next transaction
+        pass
+    assert seen == [1]
+    db.dispose()

@@ -42,8 +42,16 @@ def insert_ignore(conn: Connection, table: Table, values: dict[str, Any], confli
     """
     columns = tuple(values)
     sql = _insert_ignore_sql(conn.dialect.name, table.name, columns, tuple(conflict))
-    params = tuple(driver_value(conn, table, c, values[c]) for c in columns)
+    times = _utc_columns(table, columns)
+    params = tuple(driver_time(conn, v) if t and v is not None else v
+                   for t, v in zip(times, values.values(), strict=True))
     return raw_cursor(conn, sql, params).fetchone() is not None
+
+
+@functools.lru_cache(maxsize=256)
+def _utc_columns(table: Table, columns: tuple[str, ...]) -> tuple[bool, ...]:
+    """For each column, whether it is one of our ``UtcDateTime`` columns (stored in driver form)."""
+    return tuple(isinstance(table.c[c].type, UtcDateTime) for c in columns)
 
 
 def raw_cursor(conn: Connection, sql: str, params: Sequence[Any] = ()) -> Any:
@@ -91,8 +99,9 @@ def driver_time(conn: Connection, value: dt.datetime | None) -> Any:
     SQLite keeps SQLAlchemy's text format)."""
     if value is None:
         return None
-    naive = value.astimezone(dt.UTC).replace(tzinfo=None)
-    return naive.strftime("%Y-%m-%d %H:%M:%S.%f") if conn.dialect.name == "sqlite" else naive
+    naive = (value if value.tzinfo is dt.UTC else value.astimezone(dt.UTC)).replace(tzinfo=None)
+    # isoformat with its microseconds is SQLAlchemy's "%Y-%m-%d %H:%M:%S.%f", at a third of strftime's cost
+    return naive.isoformat(" ", "microseconds") if conn.dialect.name == "sqlite" else naive
 
 
 @functools.lru_cache(maxsize=64)
