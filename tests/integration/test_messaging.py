@@ -338,3 +338,49 @@ def low_seq(hub: Any, consumer: str) -> int:
     with hub.db.read() as conn:
         return int(conn.execute(select(bus_consumers.c.low_seq).where(bus_consumers.c.consumer == consumer))
                    .scalar_one())
+
+
+def test_a_publish_wakes_only_the_consumers_it_is_for(tmp_path: Any) -> None:
+    """A lane sleeps through publishes meant for other consumers (each round it ran for nothing took the
+    GIL from the API), and the consumer a publish is for runs at once, after the relay's commit."""
+    import threading
+    import time
+
+    from ordersync.bootstrap import build_hub
+    from ordersync.config import Settings
+    from ordersync.messaging.registry import Registry, Subscription
+
+    seen: list[int] = []
+    registry = Registry()
+    registry.add(Subscription("test.wanted", frozenset({Ping.TYPE}), lambda msg, ctx: seen.append(msg.n), "io"))
+    registry.add(Subscription("test.other", frozenset({"test.never"}), lambda msg, ctx: None, "io"))
+    hub = build_hub(Settings(data_dir=tmp_path), registry=registry)
+    rounds: dict[str, int] = {"test.wanted": 0, "test.other": 0}
+    run_once = hub.runner.run_once
+
+    def counting(consumer: str) -> int:
+        if consumer in rounds:
+            rounds[consumer] += 1
+        return run_once(consumer)
+
+    hub.runner.run_once = counting  # type: ignore[method-assign]
+    stop = threading.Event()
+    worker = threading.Thread(target=hub.worker.run_forever, args=(stop,))
+    worker.start()
+    try:
+        time.sleep(1.0)  # both lanes idle: their sleep has grown to the worker's max_idle (0.5 s)
+        rounds.update({"test.wanted": 0, "test.other": 0})
+        for n in range(20):  # 20 separate publishes
+            emit_pings(hub, n, key=f"k{n}")
+            time.sleep(0.03)
+        deadline = time.monotonic() + 10
+        while len(seen) < 20 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        other = rounds["test.other"]
+    finally:
+        stop.set()
+        worker.join(30)
+        hub.close()
+    assert sorted(seen) == list(range(20))
+    assert rounds["test.wanted"] >= 2  # woken by the publishes, not only by its idle poll
+    assert other <= 4, f"the lane of a consumer nothing was published for ran {other} rounds in ~0.7 s"
