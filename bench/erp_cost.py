@@ -17,11 +17,25 @@ is left alone for ``--idle-seconds``, and the benchmark reads the requests the h
 anew in Tryton (an inventory, as the administrator) and the benchmark asks ``GET /v1/availability``
 every 20 ms until the new quantity shows: the change's latency.
 
-Goals (issue 14): idle <= 0.5 calls/s and <= 1% of a core of ERP CPU; a stock change shows within
-2 s at p95.
+**Per order, end to end** (``--orders``, on fresh copies of the database): the hub takes a burst of
+orders (intake -> accepted, credit, contract prices and stock checked, submitted in waves) and the
+benchmark counts the ERP requests and the Tryton CPU-seconds until the last has settled, divided by the
+orders; next to naive point-to-point (``bench.intake``'s connector: per order, customer, address, products
+and contract prices looked up, then create, quote, confirm; 8 at once) and to the adapter's own submit
+path alone (``bench.erp``: master data cached, nothing checked, all orders in one call). Drain rates:
+orders per second from the first order to the last settled.
 
-Not measured here yet (left for the next steps of the issue): Tryton on PostgreSQL, push change capture,
-ERP calls and ERP CPU per order end to end, order latency under a saturated ERP.
+**Saturation** (``--saturation-orders``): orders offered open loop at twice the drain rate measured
+above; each order's latency from intake to accepted (``order_transitions``), p50/p95/max, against the
+time the ERP took to drain the whole backlog: an order that waits much longer than the backlog's drain
+was starved by later ones.
+
+Goals (issue 14): idle <= 0.5 calls/s and <= 1% of a core of ERP CPU; a stock change shows within
+2 s at p95; per order less ERP CPU than point to point; drain >= 2x point to point and >= 0.9x the
+adapter's rate; under saturation max latency <= 1.2x the backlog's drain time.
+
+``--short`` (20 s idle, 4 stock changes, 24 orders, 8 point to point, 40 at saturation) is the form
+``python -m bench.all --short`` runs. Not measured here yet: Tryton on PostgreSQL, push change capture.
 """
 
 from __future__ import annotations
@@ -39,20 +53,26 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
-from bench._common import median, percentile
+from bench import erp as erp_bench
+from bench._common import Figure, emit, median, percentile
 from bench._hub import start_hub, stop_hub
-from bench.intake import SETTLED, make_orders, start_tryton
+from bench.intake import SETTLED, NaiveConnector, make_orders, offer, start_tryton
+from ordersync.adapters.erp.tryton.adapter import TrytonErp
 from ordersync.api.keys import KeyService
+from ordersync.devkit import demo_data
 from ordersync.devkit.tryton.home import TrytonHome
 from ordersync.devkit.tryton.simulate import TrytonSimulator
 from ordersync.devkit.tryton.template import ensure_template
 from ordersync.domain.clock import SystemClock
+from ordersync.store.db import Database
+from ordersync.store.schema import order_transitions
 from ordersync.store.schema import orders as orders_table
 
 TICK = os.sysconf("SC_CLK_TCK")
 SKU, PLANT = "SEL-GSK-DN50-PTFE", "PLANT-N"
 BASELINE = "poll_seconds = 1\nidle_poll_seconds = 1\nsweep_seconds = 1\n"
 GOAL_CALLS, GOAL_CPU, GOAL_LATENCY = 0.5, 1.0, 2.0
+GOAL_DRAIN_VS_NAIVE, GOAL_DRAIN_VS_ADAPTER, GOAL_STARVATION = 2.0, 0.9, 1.2
 
 
 def cpu_seconds(pid: int) -> float:
@@ -130,35 +150,217 @@ def measure(label: str, home: TrytonHome, root: Path, erp_settings: str, idle_se
             "max": max(latencies)}
 
 
+def wait_settled(db: Database, n: int, timeout: float) -> dict[str, int]:
+    """Wait until ``n`` orders have settled (accepted, rejected, held); their states."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with db.read() as conn:
+            states = list(conn.execute(select(orders_table.c.state)).scalars())
+        if len(states) >= n and all(s in SETTLED for s in states):
+            break
+        if time.monotonic() > deadline:
+            raise SystemExit(f"only {sum(s in SETTLED for s in states)} of {n} orders settled within {timeout:.0f} s")
+        time.sleep(0.2)
+    return {s: states.count(s) for s in set(states)}
+
+
+def hub_per_order(home: TrytonHome, root: Path, n: int) -> dict[str, Any]:
+    """A burst of ``n`` orders into the hub; ERP requests and Tryton CPU until the last has settled."""
+    server = start_tryton(root / "erp-orders", home)
+    hub, port, db = start_hub(server, root, name="hub-orders")
+    try:
+        token, _ = KeyService(db, SystemClock()).create("bench", "storefront", ["orders:write", "orders:read"],
+                                                        rate_per_minute=1_000_000)
+        http = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"},
+                            timeout=30)
+        warm = make_orders(2, seed=31)
+        for i, body in enumerate(warm):  # master data and read model warm, as in a running hub
+            assert http.post("/v1/orders", json=body, headers={"Idempotency-Key": f"w-{i}"}).status_code == 202
+        wait_settled(db, len(warm), 300)
+        assert server.pid is not None
+        calls0, cpu0, t0 = wire_calls(http), cpu_seconds(server.pid), time.perf_counter()
+        for i, body in enumerate(make_orders(n, seed=37)):
+            assert http.post("/v1/orders", json=body, headers={"Idempotency-Key": f"o-{i}"}).status_code == 202
+        states = wait_settled(db, n + len(warm), 60 + 30 * n)
+        elapsed = time.perf_counter() - t0
+        calls, cpu = wire_calls(http) - calls0, cpu_seconds(server.pid) - cpu0
+        http.close()
+    finally:
+        stop_hub(hub)
+        server.stop()
+    return {"calls": calls / n, "cpu": cpu / n, "rate": n / elapsed, "states": states}
+
+
+def naive_per_order(home: TrytonHome, root: Path, n: int) -> dict[str, Any]:
+    """The same kind of orders point to point, 8 at once; requests and Tryton CPU per order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    server = start_tryton(root / "erp-naive", home)
+    connector = NaiveConnector(server)
+    clients: list[Any] = []
+
+    def place(body: dict[str, Any]) -> None:
+        client = connector.client()
+        if client not in clients:
+            clients.append(client)
+        connector.place(body)
+
+    try:
+        assert server.pid is not None
+        place(make_orders(1, seed=41)[0])  # log-in and first-call costs out of the measurement
+        calls0 = sum(sum(c.wire.snapshot().values()) for c in clients)
+        cpu0, t0 = cpu_seconds(server.pid), time.perf_counter()
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(place, make_orders(n, seed=37)))
+        elapsed = time.perf_counter() - t0
+        calls = sum(sum(c.wire.snapshot().values()) for c in clients) - calls0
+        cpu = cpu_seconds(server.pid) - cpu0
+    finally:
+        server.stop()
+    return {"calls": calls / n, "cpu": cpu / n, "rate": n / elapsed}
+
+
+def adapter_rate(home: TrytonHome, root: Path, n: int) -> float:
+    """``bench.erp``'s adapter path (submit_orders of all ``n``, master data cached): orders/s."""
+    server = start_tryton(root / "erp-adapter", home)
+    user = demo_data.INTEGRATION_USER
+    try:
+        erp = TrytonErp.connect(name="main", url=server.url, database="main", login=user["login"],
+                                password=user["password"])
+        return n / erp_bench.adapter(erp, erp_bench.make_orders(n, "cost"), 0)
+    finally:
+        server.stop()
+
+
+def saturation(home: TrytonHome, root: Path, n: int, rate: float) -> dict[str, float]:
+    """``n`` orders offered at ``rate``/s; latency intake -> accepted of each, and the backlog's drain."""
+    server = start_tryton(root / "erp-saturation", home)
+    hub, port, db = start_hub(server, root, name="hub-saturation")
+    try:
+        token, _ = KeyService(db, SystemClock()).create("bench", "storefront", ["orders:write", "orders:read"],
+                                                        rate_per_minute=1_000_000)
+        orders = make_orders(n, seed=43)
+        local = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"},
+                             timeout=30)
+
+        def send(i: int) -> None:
+            r = local.post("/v1/orders", json=orders[i], headers={"Idempotency-Key": f"s-{i}"})
+            assert r.status_code == 202, r.text
+
+        t0 = time.perf_counter()
+        offer(n, rate, send, threads=4)
+        states = wait_settled(db, n, 120 + 20 * n / rate)
+        drain = time.perf_counter() - t0
+        local.close()
+        with db.read() as conn:
+            received = dict(conn.execute(select(orders_table.c.id, orders_table.c.received_at)).all())
+            accepted = dict(conn.execute(select(order_transitions.c.order_id, order_transitions.c.at)
+                                         .where(order_transitions.c.to_state == "accepted")).all())
+    finally:
+        stop_hub(hub)
+        server.stop()
+    latencies = [(accepted[o] - received[o]).total_seconds() for o in accepted]
+    return {"p50": median(latencies), "p95": percentile(latencies, 95), "max": max(latencies), "drain": drain,
+            "accepted": len(latencies), "states": states}  # type: ignore[dict-item]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--idle-seconds", type=float, default=60.0)
-    parser.add_argument("--samples", type=int, default=12, help="stock changes timed per configuration")
+    parser.add_argument("--short", action="store_true", help="the quick form bench.all runs")
+    parser.add_argument("--phases", default="idle,orders,saturation", help="any of idle, orders, saturation")
+    parser.add_argument("--idle-seconds", type=float, help="default 60; --short: 20")
+    parser.add_argument("--samples", type=int, help="stock changes timed per configuration (default 12; --short: 4)")
+    parser.add_argument("--orders", type=int, help="orders per end-to-end measurement (default 60; --short: 24)")
+    parser.add_argument("--naive-orders", type=int, help="orders sent point to point (default 30; --short: 8)")
+    parser.add_argument("--saturation-orders", type=int, help="orders offered at twice the drain rate "
+                                                              "(default 400; --short: 40)")
     args = parser.parse_args()
+    short = args.short
+    idle_seconds = args.idle_seconds or (20.0 if short else 60.0)
+    samples = args.samples or (4 if short else 12)
+    n_orders = args.orders or (24 if short else 60)
+    naive_n = args.naive_orders or (8 if short else 30)
+    saturation_n = args.saturation_orders or (40 if short else 400)
+    phases = {p.strip() for p in args.phases.split(",")}
     home = TrytonHome().ensure()
     ensure_template("main", home=home)
-    print(f"ERP cost benchmark: Tryton (SQLite) idle for {args.idle_seconds:.0f} s behind the hub (one process, "
-          f"SQLite), then {args.samples} stock changes timed to the API; baseline: a full read every second",
-          flush=True)
-    results = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for label, settings in (("hub", ""), ("baseline", BASELINE)):
-            results[label] = r = measure(label, home, Path(tmp), settings, args.idle_seconds, args.samples)
-            print(f"{label:9} idle: {r['calls_per_s']:6.2f} ERP calls/s   ERP CPU {r['erp_cpu_pct']:5.1f}% of a core"
-                  f"   hub CPU {r['hub_cpu_pct']:5.1f}%   stock change -> API p50 {r['p50']:.2f} s  "
-                  f"p95 {r['p95']:.2f} s  max {r['max']:.2f} s", flush=True)
-    hub, base = results["hub"], results["baseline"]
+    figures: list[Figure] = []
 
     def verdict(ok: bool) -> str:
         return "met" if ok else "MISSED"
 
-    print(f"idle ERP calls/s   {hub['calls_per_s']:.2f} (baseline {base['calls_per_s']:.2f}, "
-          f"{base['calls_per_s'] / max(hub['calls_per_s'], 1e-9):.0f}x fewer)   goal <= {GOAL_CALLS}: "
-          f"{verdict(hub['calls_per_s'] <= GOAL_CALLS)}")
-    print(f"idle ERP CPU       {hub['erp_cpu_pct']:.2f}% of a core (baseline {base['erp_cpu_pct']:.2f}%)   "
-          f"goal <= {GOAL_CPU}%: {verdict(hub['erp_cpu_pct'] <= GOAL_CPU)}")
-    print(f"stock change p95   {hub['p95']:.2f} s (baseline {base['p95']:.2f} s)   goal <= {GOAL_LATENCY} s: "
-          f"{verdict(hub['p95'] <= GOAL_LATENCY)}")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        if "idle" in phases:
+            print(f"ERP cost benchmark: Tryton (SQLite) idle for {idle_seconds:.0f} s behind the hub (one process, "
+                  f"SQLite), then {samples} stock changes timed to the API; baseline: a full read every second",
+                  flush=True)
+            results = {}
+            for label, settings in (("hub", ""), ("baseline", BASELINE)):
+                results[label] = r = measure(label, home, root, settings, idle_seconds, samples)
+                print(f"{label:9} idle: {r['calls_per_s']:6.2f} ERP calls/s   ERP CPU {r['erp_cpu_pct']:5.1f}% of a "
+                      f"core   hub CPU {r['hub_cpu_pct']:5.1f}%   stock change -> API p50 {r['p50']:.2f} s  "
+                      f"p95 {r['p95']:.2f} s  max {r['max']:.2f} s", flush=True)
+            hub, base = results["hub"], results["baseline"]
+            print(f"idle ERP calls/s   {hub['calls_per_s']:.2f} (baseline {base['calls_per_s']:.2f}, "
+                  f"{base['calls_per_s'] / max(hub['calls_per_s'], 1e-9):.0f}x fewer)   goal <= {GOAL_CALLS}: "
+                  f"{verdict(hub['calls_per_s'] <= GOAL_CALLS)}")
+            print(f"idle ERP CPU       {hub['erp_cpu_pct']:.2f}% of a core (baseline {base['erp_cpu_pct']:.2f}%)   "
+                  f"goal <= {GOAL_CPU}%: {verdict(hub['erp_cpu_pct'] <= GOAL_CPU)}")
+            print(f"stock change p95   {hub['p95']:.2f} s (baseline {base['p95']:.2f} s)   goal <= {GOAL_LATENCY} s: "
+                  f"{verdict(hub['p95'] <= GOAL_LATENCY)}", flush=True)
+            base_name = "full read every second"
+            figures += [
+                Figure("erp_cost", "idle ERP calls/s", hub["calls_per_s"], "/s", base["calls_per_s"], base_name,
+                       GOAL_CALLS),
+                Figure("erp_cost", "idle ERP CPU", hub["erp_cpu_pct"], "% core", base["erp_cpu_pct"], base_name,
+                       GOAL_CPU),
+                Figure("erp_cost", "stock change -> API p95", hub["p95"], "s", base["p95"], base_name, GOAL_LATENCY),
+            ]
+        rate = None
+        if "orders" in phases:
+            print(f"per order: {n_orders} orders into the hub (a burst; until the last has settled), {naive_n} "
+                  f"point to point (8 at once), {n_orders} through the adapter alone", flush=True)
+            hub_r = hub_per_order(home, root, n_orders)
+            naive_r = naive_per_order(home, root, naive_n)
+            adapter = adapter_rate(home, root, n_orders)
+            rate = hub_r["rate"]
+            print(f"  hub             {hub_r['calls']:6.1f} ERP requests/order   {hub_r['cpu'] * 1000:7.0f} ms "
+                  f"Tryton CPU/order   drain {hub_r['rate']:.2f} orders/s   states {hub_r['states']}")
+            print(f"  point to point  {naive_r['calls']:6.1f} ERP requests/order   {naive_r['cpu'] * 1000:7.0f} ms "
+                  f"Tryton CPU/order   drain {naive_r['rate']:.2f} orders/s")
+            print(f"  adapter alone (bench.erp's path, nothing checked)   drain {adapter:.2f} orders/s")
+            print(f"  Tryton CPU per order hub / point to point {hub_r['cpu'] / naive_r['cpu']:.2f}   goal < 1: "
+                  f"{verdict(hub_r['cpu'] < naive_r['cpu'])}")
+            print(f"  drain hub / point to point {hub_r['rate'] / naive_r['rate']:.2f}x   goal >= "
+                  f"{GOAL_DRAIN_VS_NAIVE}x: {verdict(hub_r['rate'] >= GOAL_DRAIN_VS_NAIVE * naive_r['rate'])};   "
+                  f"hub / adapter alone {hub_r['rate'] / adapter:.2f}x   goal >= {GOAL_DRAIN_VS_ADAPTER}x: "
+                  f"{verdict(hub_r['rate'] >= GOAL_DRAIN_VS_ADAPTER * adapter)}", flush=True)
+            figures += [
+                Figure("erp_cost", "ERP requests per order", hub_r["calls"], "", naive_r["calls"], "point to point"),
+                Figure("erp_cost", "Tryton CPU per order", hub_r["cpu"] * 1000, "ms", naive_r["cpu"] * 1000,
+                       "point to point", naive_r["cpu"] * 1000),
+                Figure("erp_cost", "drain hub / point to point", hub_r["rate"] / naive_r["rate"], "x",
+                       naive_r["rate"], "point to point orders/s", GOAL_DRAIN_VS_NAIVE, higher=True),
+                Figure("erp_cost", "drain hub / adapter alone", hub_r["rate"] / adapter, "x", adapter,
+                       "adapter orders/s", GOAL_DRAIN_VS_ADAPTER, higher=True),
+            ]
+        if "saturation" in phases:
+            offered = 2 * (rate or 1.0)
+            print(f"saturation: {saturation_n} orders offered at {offered:.2f}/s (twice the drain rate"
+                  + (" measured above" if rate else "; no drain rate measured, 1 order/s assumed") + ")", flush=True)
+            sat = saturation(home, root, saturation_n, offered)
+            ratio = sat["max"] / sat["drain"]
+            print(f"  intake -> accepted ({sat['accepted']:.0f} accepted)   p50 {sat['p50']:.1f} s   "
+                  f"p95 {sat['p95']:.1f} s   max {sat['max']:.1f} s;   the backlog drained in {sat['drain']:.1f} s;   "
+                  f"max / drain "
+                  f"{ratio:.2f}   goal <= {GOAL_STARVATION}: {verdict(ratio <= GOAL_STARVATION)}", flush=True)
+            figures += [
+                Figure("erp_cost", "saturated: max latency / backlog drain", ratio, "x", sat["drain"],
+                       "backlog drain s", GOAL_STARVATION),
+                Figure("erp_cost", "saturated: latency p95", sat["p95"], "s", sat["drain"], "backlog drain s"),
+            ]
+    emit(figures)
 
 
 if __name__ == "__main__":
