@@ -23,7 +23,7 @@ def start_hub(server: TrytonServer, root: Path, *, erp_settings: str = "", name:
     data_dir.mkdir()
     user = demo_data.INTEGRATION_USER
     (data_dir / "ordersync.toml").write_text(
-        f'[[erp]]\nname = "main"\nkind = "tryton"\nurl = "{server.url}"\ndatabase = "main"\n'
+        f'[[erp]]\nname = "main"\nkind = "tryton"\nurl = "{server.url}"\ndatabase = "{server.databases[0]}"\n'
         f'login = "{user["login"]}"\npassword = "{user["password"]}"\n{erp_settings}')
     db = Database(sqlite_url(data_dir))
     db.migrate()

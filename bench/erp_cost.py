@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.erp_cost [--idle-seconds 60] [--samples 12]
 
-Against a real Tryton (a fresh copy of the demo database, SQLite) and the hub as ONE process
+Against a real Tryton (a fresh copy of the demo database, SQLite or PostgreSQL) and the hub as ONE process
 (``ordersync serve``: API + worker, SQLite), twice in the same run:
 
 * **hub** -- change detection as shipped: one cheap question per turn (``change_probe``), a full read
@@ -35,7 +35,8 @@ Goals (issue 14): idle <= 0.5 calls/s and <= 1% of a core of ERP CPU; a stock ch
 adapter's rate; under saturation max latency <= 1.2x the backlog's drain time.
 
 ``--short`` (20 s idle, 4 stock changes, 24 orders, 8 point to point, 40 at saturation) is the form
-``python -m bench.all --short`` runs. Not measured here yet: Tryton on PostgreSQL, push change capture.
+``python -m bench.all --short`` runs. ``--erp-db postgresql`` runs every phase against Tryton on the local
+PostgreSQL server instead of SQLite. Not measured here yet: push change capture.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
+from bench import _tryton
 from bench import erp as erp_bench
 from bench._common import Figure, emit, median, percentile
 from bench._hub import start_hub, stop_hub
@@ -61,8 +63,8 @@ from ordersync.adapters.erp.tryton.adapter import TrytonErp
 from ordersync.api.keys import KeyService
 from ordersync.devkit import demo_data
 from ordersync.devkit.tryton.home import TrytonHome
+from ordersync.devkit.tryton.server import TrytonServer
 from ordersync.devkit.tryton.simulate import TrytonSimulator
-from ordersync.devkit.tryton.template import ensure_template
 from ordersync.domain.clock import SystemClock
 from ordersync.store.db import Database
 from ordersync.store.schema import order_transitions
@@ -79,6 +81,33 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (``/proc/<pid>/stat``, fields 14 and 15)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK
+
+
+class ErpCpu:
+    """CPU-seconds the ERP has used: trytond's process, and on PostgreSQL also the server backends
+    working for its database (the SQL work trytond hands off, which SQLite does inside trytond). A
+    backend that exits between two readings loses its share (trytond keeps a pool, so few do)."""
+
+    def __init__(self, server: TrytonServer) -> None:
+        self.server = server
+        self._backends: dict[int, float] = {}
+
+    def __call__(self) -> float:
+        assert self.server.pid is not None
+        total = cpu_seconds(self.server.pid)
+        if self.server.db_uri:
+            import psycopg
+
+            with psycopg.connect(self.server.db_uri + "postgres", autocommit=True) as conn:
+                pids = [r[0] for r in conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s",
+                                                   (self.server.databases[0],))]
+            for pid in pids:
+                try:
+                    self._backends[pid] = cpu_seconds(pid)
+                except (FileNotFoundError, ProcessLookupError):
+                    continue
+            total += sum(self._backends.values())
+        return total
 
 
 def wire_calls(http: httpx.Client) -> float:
@@ -99,10 +128,10 @@ def on_hand(http: httpx.Client) -> Decimal | None:
 
 
 def measure(label: str, home: TrytonHome, root: Path, erp_settings: str, idle_seconds: float, samples: int,
-            ) -> dict[str, Any]:
-    server = start_tryton(root / f"erp-{label}", home)
+            erp_db: str = "sqlite") -> dict[str, Any]:
+    server = start_tryton(root / f"erp-{label}", home, erp_db)
     hub, port, db = start_hub(server, root, erp_settings=erp_settings, name=f"hub-{label}")
-    admin = TrytonSimulator.connect(server.url, "main")
+    admin = TrytonSimulator.connect(server.url, server.databases[0])
     try:
         token, _ = KeyService(db, SystemClock()).create("bench", "storefront", ["orders:write", "orders:read",
                                                                                 "catalog:read"],
@@ -122,11 +151,12 @@ def measure(label: str, home: TrytonHome, root: Path, erp_settings: str, idle_se
         time.sleep(15)  # what the orders set moving (shipments waiting, stock changed) is read and settles
         erp_pid, hub_pid = server.pid, hub.pid
         assert erp_pid is not None
-        calls0, erp0, hub0, t0 = wire_calls(http), cpu_seconds(erp_pid), cpu_seconds(hub_pid), time.monotonic()
+        erp_cpu_now = ErpCpu(server)
+        calls0, erp0, hub0, t0 = wire_calls(http), erp_cpu_now(), cpu_seconds(hub_pid), time.monotonic()
         time.sleep(idle_seconds)
         elapsed = time.monotonic() - t0
         calls = wire_calls(http) - calls0
-        erp_cpu, hub_cpu = cpu_seconds(erp_pid) - erp0, cpu_seconds(hub_pid) - hub0
+        erp_cpu, hub_cpu = erp_cpu_now() - erp0, cpu_seconds(hub_pid) - hub0
         rng = random.Random(7)
         latencies = []
         quantity = Decimal(on_hand(http) or 0)
@@ -164,9 +194,9 @@ def wait_settled(db: Database, n: int, timeout: float) -> dict[str, int]:
     return {s: states.count(s) for s in set(states)}
 
 
-def hub_per_order(home: TrytonHome, root: Path, n: int) -> dict[str, Any]:
+def hub_per_order(home: TrytonHome, root: Path, n: int, erp_db: str = "sqlite") -> dict[str, Any]:
     """A burst of ``n`` orders into the hub; ERP requests and Tryton CPU until the last has settled."""
-    server = start_tryton(root / "erp-orders", home)
+    server = start_tryton(root / "erp-orders", home, erp_db)
     hub, port, db = start_hub(server, root, name="hub-orders")
     try:
         token, _ = KeyService(db, SystemClock()).create("bench", "storefront", ["orders:write", "orders:read"],
@@ -178,12 +208,13 @@ def hub_per_order(home: TrytonHome, root: Path, n: int) -> dict[str, Any]:
             assert http.post("/v1/orders", json=body, headers={"Idempotency-Key": f"w-{i}"}).status_code == 202
         wait_settled(db, len(warm), 300)
         assert server.pid is not None
-        calls0, cpu0, t0 = wire_calls(http), cpu_seconds(server.pid), time.perf_counter()
+        erp_cpu = ErpCpu(server)
+        calls0, cpu0, t0 = wire_calls(http), erp_cpu(), time.perf_counter()
         for i, body in enumerate(make_orders(n, seed=37)):
             assert http.post("/v1/orders", json=body, headers={"Idempotency-Key": f"o-{i}"}).status_code == 202
         states = wait_settled(db, n + len(warm), 60 + 30 * n)
         elapsed = time.perf_counter() - t0
-        calls, cpu = wire_calls(http) - calls0, cpu_seconds(server.pid) - cpu0
+        calls, cpu = wire_calls(http) - calls0, erp_cpu() - cpu0
         http.close()
     finally:
         stop_hub(hub)
@@ -191,11 +222,11 @@ def hub_per_order(home: TrytonHome, root: Path, n: int) -> dict[str, Any]:
     return {"calls": calls / n, "cpu": cpu / n, "rate": n / elapsed, "states": states}
 
 
-def naive_per_order(home: TrytonHome, root: Path, n: int) -> dict[str, Any]:
+def naive_per_order(home: TrytonHome, root: Path, n: int, erp_db: str = "sqlite") -> dict[str, Any]:
     """The same kind of orders point to point, 8 at once; requests and Tryton CPU per order."""
     from concurrent.futures import ThreadPoolExecutor
 
-    server = start_tryton(root / "erp-naive", home)
+    server = start_tryton(root / "erp-naive", home, erp_db)
     connector = NaiveConnector(server)
     clients: list[Any] = []
 
@@ -209,32 +240,33 @@ def naive_per_order(home: TrytonHome, root: Path, n: int) -> dict[str, Any]:
         assert server.pid is not None
         place(make_orders(1, seed=41)[0])  # log-in and first-call costs out of the measurement
         calls0 = sum(sum(c.wire.snapshot().values()) for c in clients)
-        cpu0, t0 = cpu_seconds(server.pid), time.perf_counter()
+        erp_cpu = ErpCpu(server)
+        cpu0, t0 = erp_cpu(), time.perf_counter()
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(place, make_orders(n, seed=37)))
         elapsed = time.perf_counter() - t0
         calls = sum(sum(c.wire.snapshot().values()) for c in clients) - calls0
-        cpu = cpu_seconds(server.pid) - cpu0
+        cpu = erp_cpu() - cpu0
     finally:
         server.stop()
     return {"calls": calls / n, "cpu": cpu / n, "rate": n / elapsed}
 
 
-def adapter_rate(home: TrytonHome, root: Path, n: int) -> float:
+def adapter_rate(home: TrytonHome, root: Path, n: int, erp_db: str = "sqlite") -> float:
     """``bench.erp``'s adapter path (submit_orders of all ``n``, master data cached): orders/s."""
-    server = start_tryton(root / "erp-adapter", home)
+    server = start_tryton(root / "erp-adapter", home, erp_db)
     user = demo_data.INTEGRATION_USER
     try:
-        erp = TrytonErp.connect(name="main", url=server.url, database="main", login=user["login"],
+        erp = TrytonErp.connect(name="main", url=server.url, database=server.databases[0], login=user["login"],
                                 password=user["password"])
         return n / erp_bench.adapter(erp, erp_bench.make_orders(n, "cost"), 0)
     finally:
         server.stop()
 
 
-def saturation(home: TrytonHome, root: Path, n: int, rate: float) -> dict[str, float]:
+def saturation(home: TrytonHome, root: Path, n: int, rate: float, erp_db: str = "sqlite") -> dict[str, float]:
     """``n`` orders offered at ``rate``/s; latency intake -> accepted of each, and the backlog's drain."""
-    server = start_tryton(root / "erp-saturation", home)
+    server = start_tryton(root / "erp-saturation", home, erp_db)
     hub, port, db = start_hub(server, root, name="hub-saturation")
     try:
         token, _ = KeyService(db, SystemClock()).create("bench", "storefront", ["orders:write", "orders:read"],
@@ -274,7 +306,9 @@ def main() -> None:
     parser.add_argument("--naive-orders", type=int, help="orders sent point to point (default 30; --short: 8)")
     parser.add_argument("--saturation-orders", type=int, help="orders offered at twice the drain rate "
                                                               "(default 400; --short: 40)")
+    _tryton.add_erp_db_argument(parser)
     args = parser.parse_args()
+    erp_db = args.erp_db
     short = args.short
     idle_seconds = args.idle_seconds or (20.0 if short else 60.0)
     samples = args.samples or (4 if short else 12)
@@ -283,8 +317,9 @@ def main() -> None:
     saturation_n = args.saturation_orders or (40 if short else 400)
     phases = {p.strip() for p in args.phases.split(",")}
     home = TrytonHome().ensure()
-    ensure_template("main", home=home)
+    _tryton.ensure_erp_template(home, erp_db)
     figures: list[Figure] = []
+    bench_name = "erp_cost" if erp_db == "sqlite" else f"erp_cost ({erp_db})"
 
     def verdict(ok: bool) -> str:
         return "met" if ok else "MISSED"
@@ -292,12 +327,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         if "idle" in phases:
-            print(f"ERP cost benchmark: Tryton (SQLite) idle for {idle_seconds:.0f} s behind the hub (one process, "
+            print(f"ERP cost benchmark: Tryton ({erp_db}) idle for {idle_seconds:.0f} s behind the hub (one process, "
                   f"SQLite), then {samples} stock changes timed to the API; baseline: a full read every second",
                   flush=True)
             results = {}
             for label, settings in (("hub", ""), ("baseline", BASELINE)):
-                results[label] = r = measure(label, home, root, settings, idle_seconds, samples)
+                results[label] = r = measure(label, home, root, settings, idle_seconds, samples, erp_db)
                 print(f"{label:9} idle: {r['calls_per_s']:6.2f} ERP calls/s   ERP CPU {r['erp_cpu_pct']:5.1f}% of a "
                       f"core   hub CPU {r['hub_cpu_pct']:5.1f}%   stock change -> API p50 {r['p50']:.2f} s  "
                       f"p95 {r['p95']:.2f} s  max {r['max']:.2f} s", flush=True)
@@ -311,19 +346,19 @@ def main() -> None:
                   f"{verdict(hub['p95'] <= GOAL_LATENCY)}", flush=True)
             base_name = "full read every second"
             figures += [
-                Figure("erp_cost", "idle ERP calls/s", hub["calls_per_s"], "/s", base["calls_per_s"], base_name,
+                Figure(bench_name, "idle ERP calls/s", hub["calls_per_s"], "/s", base["calls_per_s"], base_name,
                        GOAL_CALLS),
-                Figure("erp_cost", "idle ERP CPU", hub["erp_cpu_pct"], "% core", base["erp_cpu_pct"], base_name,
+                Figure(bench_name, "idle ERP CPU", hub["erp_cpu_pct"], "% core", base["erp_cpu_pct"], base_name,
                        GOAL_CPU),
-                Figure("erp_cost", "stock change -> API p95", hub["p95"], "s", base["p95"], base_name, GOAL_LATENCY),
+                Figure(bench_name, "stock change -> API p95", hub["p95"], "s", base["p95"], base_name, GOAL_LATENCY),
             ]
         rate = None
         if "orders" in phases:
             print(f"per order: {n_orders} orders into the hub (a burst; until the last has settled), {naive_n} "
                   f"point to point (8 at once), {n_orders} through the adapter alone", flush=True)
-            hub_r = hub_per_order(home, root, n_orders)
-            naive_r = naive_per_order(home, root, naive_n)
-            adapter = adapter_rate(home, root, n_orders)
+            hub_r = hub_per_order(home, root, n_orders, erp_db)
+            naive_r = naive_per_order(home, root, naive_n, erp_db)
+            adapter = adapter_rate(home, root, n_orders, erp_db)
             rate = hub_r["rate"]
             print(f"  hub             {hub_r['calls']:6.1f} ERP requests/order   {hub_r['cpu'] * 1000:7.0f} ms "
                   f"Tryton CPU/order   drain {hub_r['rate']:.2f} orders/s   states {hub_r['states']}")
@@ -337,28 +372,28 @@ def main() -> None:
                   f"hub / adapter alone {hub_r['rate'] / adapter:.2f}x   goal >= {GOAL_DRAIN_VS_ADAPTER}x: "
                   f"{verdict(hub_r['rate'] >= GOAL_DRAIN_VS_ADAPTER * adapter)}", flush=True)
             figures += [
-                Figure("erp_cost", "ERP requests per order", hub_r["calls"], "", naive_r["calls"], "point to point"),
-                Figure("erp_cost", "Tryton CPU per order", hub_r["cpu"] * 1000, "ms", naive_r["cpu"] * 1000,
+                Figure(bench_name, "ERP requests per order", hub_r["calls"], "", naive_r["calls"], "point to point"),
+                Figure(bench_name, "Tryton CPU per order", hub_r["cpu"] * 1000, "ms", naive_r["cpu"] * 1000,
                        "point to point", naive_r["cpu"] * 1000),
-                Figure("erp_cost", "drain hub / point to point", hub_r["rate"] / naive_r["rate"], "x",
+                Figure(bench_name, "drain hub / point to point", hub_r["rate"] / naive_r["rate"], "x",
                        naive_r["rate"], "point to point orders/s", GOAL_DRAIN_VS_NAIVE, higher=True),
-                Figure("erp_cost", "drain hub / adapter alone", hub_r["rate"] / adapter, "x", adapter,
+                Figure(bench_name, "drain hub / adapter alone", hub_r["rate"] / adapter, "x", adapter,
                        "adapter orders/s", GOAL_DRAIN_VS_ADAPTER, higher=True),
             ]
         if "saturation" in phases:
             offered = 2 * (rate or 1.0)
             print(f"saturation: {saturation_n} orders offered at {offered:.2f}/s (twice the drain rate"
                   + (" measured above" if rate else "; no drain rate measured, 1 order/s assumed") + ")", flush=True)
-            sat = saturation(home, root, saturation_n, offered)
+            sat = saturation(home, root, saturation_n, offered, erp_db)
             ratio = sat["max"] / sat["drain"]
             print(f"  intake -> accepted ({sat['accepted']:.0f} accepted)   p50 {sat['p50']:.1f} s   "
                   f"p95 {sat['p95']:.1f} s   max {sat['max']:.1f} s;   the backlog drained in {sat['drain']:.1f} s;   "
                   f"max / drain "
                   f"{ratio:.2f}   goal <= {GOAL_STARVATION}: {verdict(ratio <= GOAL_STARVATION)}", flush=True)
             figures += [
-                Figure("erp_cost", "saturated: max latency / backlog drain", ratio, "x", sat["drain"],
+                Figure(bench_name, "saturated: max latency / backlog drain", ratio, "x", sat["drain"],
                        "backlog drain s", GOAL_STARVATION),
-                Figure("erp_cost", "saturated: latency p95", sat["p95"], "s", sat["drain"], "backlog drain s"),
+                Figure(bench_name, "saturated: latency p95", sat["p95"], "s", sat["drain"], "backlog drain s"),
             ]
     emit(figures)
 

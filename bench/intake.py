@@ -40,17 +40,17 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from bench import _tryton
 from bench._capacity import GOALS, capacity_table, run_capacity
 from bench._common import Figure, emit, median, percentile
 from bench._hub import start_hub, stop_hub
 from bench._load import open_loop, request_bytes
-from ordersync.adapters.erp.tryton.rpc import TrytonClient, TrytonUserWarning
+from ordersync.adapters.erp.tryton.rpc import TrytonClient, TrytonUnavailable, TrytonUserWarning
 from ordersync.api.keys import KeyService
 from ordersync.bootstrap import build_registry
 from ordersync.devkit import demo_data
 from ordersync.devkit.tryton.home import TrytonHome
 from ordersync.devkit.tryton.server import TrytonServer
-from ordersync.devkit.tryton.template import create_database, ensure_template
 from ordersync.domain.clock import SystemClock
 from ordersync.store.schema import deliveries
 from ordersync.store.schema import orders as orders_table
@@ -86,12 +86,8 @@ def make_orders(n: int, seed: int = 11) -> list[dict[str, Any]]:
     return out
 
 
-def start_tryton(root: Path, home: TrytonHome) -> TrytonServer:
-    root.mkdir(parents=True)
-    create_database("main", root, "main", home=home)
-    server = TrytonServer(root, ["main"], home=home, die_with_parent=True, verbose=False)
-    server.start()
-    return server
+def start_tryton(root: Path, home: TrytonHome, erp_db: str = "sqlite") -> TrytonServer:
+    return _tryton.start_tryton(root, home, erp_db)
 
 
 def offer(n: int, rate: float, send: Any, threads: int) -> list[float]:
@@ -113,9 +109,9 @@ def offer(n: int, rate: float, send: Any, threads: int) -> list[float]:
     return latencies
 
 
-def run_hub(orders: list[dict[str, Any]], rate: float, home: TrytonHome, root: Path, drain_timeout: float
-            ) -> dict[str, float]:
-    server = start_tryton(root / "erp", home)
+def run_hub(orders: list[dict[str, Any]], rate: float, home: TrytonHome, root: Path, drain_timeout: float,
+            erp_db: str = "sqlite") -> dict[str, float]:
+    server = start_tryton(root / "erp", home, erp_db)
     hub, port, db = start_hub(server, root)
     try:
         token, _ = KeyService(db, SystemClock()).create("bench storefront", "storefront",
@@ -168,10 +164,11 @@ class NaiveConnector:
         user = demo_data.INTEGRATION_USER
         self.local = threading.local()
         self.url, self.login, self.password = server.url, user["login"], user["password"]
+        self.database = server.databases[0]
 
     def client(self) -> TrytonClient:
         if not hasattr(self.local, "client"):
-            self.local.client = TrytonClient(self.url, "main", self.login, self.password)
+            self.local.client = TrytonClient(self.url, self.database, self.login, self.password)
         client: TrytonClient = self.local.client
         return client
 
@@ -197,16 +194,21 @@ class NaiveConnector:
             "invoice_address": address, "price_list": party["sale_price_list"],
             "payment_term": party["customer_payment_term"], "lines": [["create", lines]]}])
         for button in ("quote", "confirm"):
-            while True:
+            for attempt in range(1, 31):
                 try:
                     c.call("sale.sale", button, [sale])
                     break
                 except TrytonUserWarning as warning:  # a naive connector just clicks "yes"
                     c.skip_warning(warning.name)
+                except TrytonUnavailable:  # 503: on PostgreSQL a concurrent confirm holds the lock it needs
+                    time.sleep(0.1 * attempt)
+            else:
+                raise RuntimeError(f"{ref}: {button} still refused after 30 attempts")
 
 
-def run_naive(orders: list[dict[str, Any]], rate: float, home: TrytonHome, root: Path) -> dict[str, float]:
-    server = start_tryton(root / "naive-erp", home)
+def run_naive(orders: list[dict[str, Any]], rate: float, home: TrytonHome, root: Path, erp_db: str = "sqlite"
+              ) -> dict[str, float]:
+    server = start_tryton(root / "naive-erp", home, erp_db)
     connector = NaiveConnector(server)
     service: list[float] = []
     lock = threading.Lock()
@@ -254,6 +256,7 @@ def main() -> None:
     parser.add_argument("--capacity-seconds", type=float,
                         help="closed-loop seconds per server in the capacity phase, 0 skips it (default 10; "
                              "--short: 4)")
+    _tryton.add_erp_db_argument(parser)
     args = parser.parse_args()
     short = args.short
     n_orders = args.orders or (600 if short else 2000)
@@ -261,14 +264,15 @@ def main() -> None:
     drain_timeout = args.drain_timeout or (20.0 if short else 3600.0)
     capacity_seconds = args.capacity_seconds if args.capacity_seconds is not None else (4.0 if short else 10.0)
     home = TrytonHome().ensure()
-    ensure_template("main", home=home)
+    _tryton.ensure_erp_template(home, args.erp_db)
     orders = make_orders(n_orders)
     figures: list[Figure] = []
+    bench_name = "intake" if args.erp_db == "sqlite" else f"intake ({args.erp_db})"
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         print(f"intake benchmark: {n_orders} orders offered at {args.rate:.0f}/s to the hub "
-              f"(one process: API + worker, SQLite) with Tryton behind it", flush=True)
-        hub = run_hub(orders, args.rate, home, root, drain_timeout)
+              f"(one process: API + worker, SQLite) with Tryton on {args.erp_db} behind it", flush=True)
+        hub = run_hub(orders, args.rate, home, root, drain_timeout, args.erp_db)
         print(f"hub intake latency   p50 {hub['p50'] * 1000:8.1f} ms   p99 {hub['p99'] * 1000:8.1f} ms   "
               f"max {hub['max'] * 1000:8.1f} ms   goal p99 <= {GOAL_P99_MS:.0f} ms: "
               f"{'met' if hub['p99'] * 1000 <= GOAL_P99_MS else 'MISSED'}")
@@ -282,7 +286,7 @@ def main() -> None:
         drain_rate = hub["settled"] / hub["drain_s"]
         print(f"offered in {hub['offered_s']:.1f} s; the ERP drained {what} {hub['drain_s']:.1f} s after the "
               f"first ({drain_rate:.2f} orders/s); final states {hub['states']}", flush=True)
-        naive = run_naive(orders[:naive_orders], args.rate, home, root)
+        naive = run_naive(orders[:naive_orders], args.rate, home, root, args.erp_db)
         print(f"point to point ({naive_orders} orders, 8 handlers)   latency p50 {naive['p50']:8.2f} s   "
               f"p99 {naive['p99']:8.2f} s   service time p50 {naive['service_p50']:.2f} s "
               f"p99 {naive['service_p99']:.2f} s   {naive['rate']:.2f} orders/s")
@@ -290,12 +294,12 @@ def main() -> None:
               f"p99 {naive['p99'] / hub['p99']:,.0f}x   (naive service time alone vs hub p99: "
               f"{naive['service_p99'] / hub['p99']:,.0f}x)", flush=True)
         figures += [
-            Figure("intake", "intake latency p50 at 200/s, Tryton behind", hub["p50"] * 1000, "ms",
+            Figure(bench_name, "intake latency p50 at 200/s, Tryton behind", hub["p50"] * 1000, "ms",
                    naive["service_p50"] * 1000, "point-to-point chain"),
-            Figure("intake", "intake latency p99 at 200/s, Tryton behind", hub["p99"] * 1000, "ms",
+            Figure(bench_name, "intake latency p99 at 200/s, Tryton behind", hub["p99"] * 1000, "ms",
                    naive["service_p99"] * 1000, "point-to-point chain", goal=GOAL_P99_MS),
-            Figure("intake", "fan-out caught up after the last order", fanout, "s", goal=GOAL_FANOUT_S),
-            Figure("intake", "ERP drain behind the hub", drain_rate, "orders/s", naive["rate"], "point to point"),
+            Figure(bench_name, "fan-out caught up after the last order", fanout, "s", goal=GOAL_FANOUT_S),
+            Figure(bench_name, "ERP drain behind the hub", drain_rate, "orders/s", naive["rate"], "point to point"),
         ]
         if capacity_seconds > 0:
             print(f"capacity: 32 clients back to back, {capacity_seconds:.0f} s per server, ERP twin behind the hub",
@@ -311,12 +315,12 @@ def main() -> None:
             for what, ratio, goal, verdict in capacity_table(cap):
                 print(f"  {what:34s} {ratio:5.2f}x   goal >= {goal}x: {verdict}")
             figures += [
-                Figure("intake", "capacity: intake alone / bare FastAPI", cap["intake"]["rate"] / cap["bare"]["rate"],
+                Figure(bench_name, "capacity: intake alone / bare FastAPI", cap["intake"]["rate"] / cap["bare"]["rate"],
                        "x", cap["bare"]["rate"], "bare FastAPI req/s", GOALS["intake_vs_bare"], higher=True),
-                Figure("intake", "capacity: intake alone / naive durable",
+                Figure(bench_name, "capacity: intake alone / naive durable",
                        cap["intake"]["rate"] / cap["naive"]["rate"], "x", cap["naive"]["rate"],
                        "naive durable req/s", GOALS["intake_vs_naive"], higher=True),
-                Figure("intake", "capacity: intake + worker / bare FastAPI",
+                Figure(bench_name, "capacity: intake + worker / bare FastAPI",
                        cap["with_worker"]["rate"] / cap["bare"]["rate"], "x", cap["bare"]["rate"],
                        "bare FastAPI req/s", GOALS["with_worker_vs_bare"], higher=True),
             ]

@@ -542,6 +542,10 @@ def demo(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON line on stdout.")] = False,
     port: Annotated[int, typer.Option("--port", help="Port of the hub API on 127.0.0.1.")] = 8000,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the storefront simulator.")] = 7,
+    erp_db: Annotated[str, typer.Option("--erp-db", help="Where the demo's Tryton keeps its database: sqlite (a "
+                                        "file in the data directory) or postgresql (the local server; "
+                                        "ORDERSYNC_TRYTON_PG=postgresql://user@host:port/ to point elsewhere).")]
+    = "sqlite",
     verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
 ) -> None:
     """The demo: a real Tryton ERP for a components manufacturer, the hub (API and worker) on the
@@ -551,7 +555,11 @@ def demo(
     _setup_logging(verbose)
     if not verbose:
         logging.getLogger().setLevel(logging.WARNING)
-    code = run(DemoOptions(data_dir=data_dir, orders=orders, once=once, as_json=as_json, port=port, seed=seed))
+    if erp_db not in ("sqlite", "postgresql"):
+        console.print(f"[red]--erp-db must be sqlite or postgresql, not {erp_db!r}[/red]")
+        raise typer.Exit(2)
+    code = run(DemoOptions(data_dir=data_dir, orders=orders, once=once, as_json=as_json, port=port, seed=seed,
+                           erp_db=erp_db))
     raise typer.Exit(code)
 
 

@@ -7,11 +7,14 @@
   assert relative to what they read first, so they do not depend on each other).
 
 The Tryton side gets its own trytond (the databases must be listed when it starts), built from the
-cached templates; a cold build takes ~2.5 min, a warm start a few seconds.
+cached templates; a cold build takes ~2.5 min, a warm start a few seconds. ``tryton-postgresql`` runs the
+same suite against Tryton on the local PostgreSQL server (real installations run there): two databases
+made from the PostgreSQL template (built once, ~3 min cold), dropped after the module.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +27,13 @@ from ordersync.adapters.erp.tryton.rpc import TrytonClient
 from ordersync.devkit import demo_data
 from ordersync.devkit.tryton.home import TrytonHome
 from ordersync.devkit.tryton.server import TrytonServer
-from ordersync.devkit.tryton.template import create_database, ensure_template
+from ordersync.devkit.tryton.template import (
+    create_database,
+    create_pg_database,
+    drop_pg_database,
+    ensure_template,
+    pg_uri,
+)
 from ordersync.ports.erp import ErpPort
 from tests.contract.drivers import ErpTestDriver, MemoryDriver, TrytonDriver
 
@@ -54,7 +63,31 @@ def contract_tryton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tryton
         yield server
 
 
-@pytest.fixture(params=["memory", pytest.param("tryton", marks=pytest.mark.tryton)])
+@pytest.fixture(scope="module")
+def contract_tryton_pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TrytonServer, str, str]]:
+    """The same on PostgreSQL: a trytond serving a pristine and a writable database made from the
+    PostgreSQL template; (server, read-only name, writable name)."""
+    home = TrytonHome().ensure()
+    suffix = uuid.uuid4().hex[:8]
+    names = [create_pg_database("main", f"ordersync_test_{kind}_{suffix}", home=home) for kind in ("ro", "rw")]
+    try:
+        data_dir: Path = tmp_path_factory.mktemp("tryton-contract-pg")
+        with TrytonServer(data_dir, names, home=home, die_with_parent=True, db_uri=pg_uri()) as server:
+            yield server, names[0], names[1]
+    finally:
+        for name in names:
+            drop_pg_database(name)
+
+
+def _tryton_side(erp_kind: str, request: pytest.FixtureRequest) -> tuple[TrytonServer, str, str]:
+    if erp_kind == "tryton-postgresql":
+        side: tuple[TrytonServer, str, str] = request.getfixturevalue("contract_tryton_pg")
+        return side
+    return request.getfixturevalue("contract_tryton"), READ_ONLY, WRITABLE
+
+
+@pytest.fixture(params=["memory", pytest.param("tryton", marks=pytest.mark.tryton),
+                        pytest.param("tryton-postgresql", marks=pytest.mark.tryton)])
 def erp_kind(request: pytest.FixtureRequest) -> str:
     kind: str = request.param
     return kind
@@ -80,8 +113,8 @@ def seeded(erp_kind: str, request: pytest.FixtureRequest,
     """An ERP exactly as seeded from the ``main`` profile."""
     if erp_kind == "memory":
         return MemoryErp("main")
-    server: TrytonServer = request.getfixturevalue("contract_tryton")
-    return TrytonErp(tryton_clients(server, READ_ONLY, demo_data.INTEGRATION_USER),
+    server, read_only, _ = _tryton_side(erp_kind, request)
+    return TrytonErp(tryton_clients(server, read_only, demo_data.INTEGRATION_USER),
                      regions=demo_data.subdivision_regions())
 
 
@@ -93,11 +126,11 @@ def subject(erp_kind: str, request: pytest.FixtureRequest,
     if erp_kind == "memory":
         twin = MemoryErp(profile)
         return ErpUnderTest("memory", twin, MemoryDriver(twin), profile, lambda: twin)
-    server: TrytonServer = request.getfixturevalue("contract_tryton")
+    server, _, writable = _tryton_side(erp_kind, request)
 
     def connect() -> ErpPort:
-        return TrytonErp(tryton_clients(server, WRITABLE, demo_data.INTEGRATION_USER),
+        return TrytonErp(tryton_clients(server, writable, demo_data.INTEGRATION_USER),
                          regions=demo_data.subdivision_regions())
 
-    driver = TrytonDriver(tryton_clients(server, WRITABLE, demo_data.ADMIN))
-    return ErpUnderTest("tryton", connect(), driver, profile, connect)
+    driver = TrytonDriver(tryton_clients(server, writable, demo_data.ADMIN))
+    return ErpUnderTest(erp_kind, connect(), driver, profile, connect)

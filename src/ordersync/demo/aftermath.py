@@ -71,11 +71,12 @@ def _accepted(hub: Hub) -> list[OrderRecord]:
         return [reader.orders.get(i) for i in ids]
 
 
-def run(hub: Hub, base: str, erp_url: str, token: str, console: Console, timeout: float = 300.0) -> Aftermath:
+def run(hub: Hub, base: str, erp_url: str, token: str, console: Console, timeout: float = 300.0, *,
+        database: str = "main") -> Aftermath:
     """Ship, invoice, return and dispute; wait until the hub shows it. ``token``: an unbound key with
     orders:read, returns:write and invoices:write (the buyer's actions go through the API)."""
     out = Aftermath()
-    sim = TrytonSimulator.connect(erp_url, "main")
+    sim = TrytonSimulator.connect(erp_url, database)
     try:
         records = _accepted(hub)
         columns = (TextColumn("warehouse and accounting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())

@@ -5,12 +5,14 @@ Layout of the data directory (``--data-dir``, default ``./.ordersync/demo``)::
 
     ordersync.db         the hub's SQLite store
     ordersync.toml       the configuration the demo ran with (ERP address and login)
-    erp/main.sqlite      the Tryton database of the demo manufacturer (left for inspection)
+    erp/main.sqlite      the Tryton database of the demo manufacturer (left for inspection; with
+                         --erp-db postgresql it is the database ordersync_demo_<hash> of that server)
     erp/trytond.log      the ERP server's log
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import threading
@@ -49,6 +51,9 @@ class DemoOptions:
     port: int = 8000
     seed: int = 7
     timeout: float = 900.0
+    #: where the demo's Tryton keeps its database: ``sqlite`` (a file under the data directory) or
+    #: ``postgresql`` (a database on the local PostgreSQL server, ORDERSYNC_TRYTON_PG to point elsewhere)
+    erp_db: str = "sqlite"
 
 
 def run(opts: DemoOptions) -> int:
@@ -57,14 +62,15 @@ def run(opts: DemoOptions) -> int:
     started = time.monotonic()
     data_dir = opts.data_dir.resolve()
     erp_dir = _fresh(data_dir)
-    server = _start_erp(erp_dir)
+    server = _start_erp(erp_dir, opts.erp_db, data_dir)
+    database = server.databases[0]
     user = demo_data.INTEGRATION_USER
     settings = Settings(
         data_dir=data_dir,
-        erp=[ErpSettings(name="main", kind="tryton", url=server.url, database="main", login=user["login"],
+        erp=[ErpSettings(name="main", kind="tryton", url=server.url, database=database, login=user["login"],
                          password=user["password"])],
     )
-    _write_config(data_dir, server.url, user["login"], user["password"])
+    _write_config(data_dir, server.url, database, user["login"], user["password"])
     hub = build_hub(settings)
     stop = threading.Event()
     api = _start_api(hub, opts)
@@ -82,7 +88,7 @@ def run(opts: DemoOptions) -> int:
         scenario = build(opts.orders, seed=opts.seed, run=f"d{int(time.time()) % 100000}")
         sent = place(base, scenario, _keys(hub), console)
         settled = _wait_settled(hub, scenario, opts.timeout)
-        after = aftermath.run(hub, base, server.url, _buyer_key(hub), console) if settled else None
+        after = aftermath.run(hub, base, server.url, _buyer_key(hub), console, database=database) if settled else None
         summary = _summary(hub, scenario, sent, server, time.monotonic() - started, settled)
         summary["aftermath"] = after.summary() if after else None
         summary["crm_sink"] = {k: v for k, v in crm.summary(last=0).items() if k != "last"}
@@ -115,25 +121,40 @@ def _fresh(data_dir: Path) -> Path:
     return erp_dir
 
 
-def _start_erp(erp_dir: Path) -> Any:
+def _start_erp(erp_dir: Path, erp_db: str = "sqlite", data_dir: Path | None = None) -> Any:
     from ordersync.devkit.tryton.home import TrytonHome
     from ordersync.devkit.tryton.server import TrytonServer
-    from ordersync.devkit.tryton.template import create_database, ensure_template
+    from ordersync.devkit.tryton.template import (
+        create_database,
+        create_pg_database,
+        ensure_pg_template,
+        ensure_template,
+        pg_uri,
+    )
 
     with console.status("preparing the demo ERP (Tryton 8.2; the first run installs and seeds it, ~3 min)"):
         home = TrytonHome().ensure()
-        ensure_template("main", home=home)
-        create_database("main", erp_dir, "main", home=home)
+        if erp_db == "postgresql":
+            # one database per demo data directory, made afresh from the template like the SQLite file
+            name = "ordersync_demo_" + hashlib.sha256(str(data_dir or erp_dir).encode()).hexdigest()[:10]
+            ensure_pg_template("main", home=home)
+            create_pg_database("main", name, home=home, overwrite=True)
+        else:
+            ensure_template("main", home=home)
+            create_database("main", erp_dir, "main", home=home)
     with console.status("starting the ERP server"):
-        server = TrytonServer(erp_dir, ["main"], home=home, verbose=False, die_with_parent=True)
+        if erp_db == "postgresql":
+            server = TrytonServer(erp_dir, [name], home=home, verbose=False, die_with_parent=True, db_uri=pg_uri())
+        else:
+            server = TrytonServer(erp_dir, ["main"], home=home, verbose=False, die_with_parent=True)
         server.start()
     return server
 
 
-def _write_config(data_dir: Path, url: str, login: str, password: str) -> None:
+def _write_config(data_dir: Path, url: str, database: str, login: str, password: str) -> None:
     (data_dir / "ordersync.toml").write_text(
         "# written by `ordersync demo`: the demo's ERP (a local Tryton with demo credentials)\n"
-        f'[[erp]]\nname = "main"\nkind = "tryton"\nurl = "{url}"\ndatabase = "main"\n'
+        f'[[erp]]\nname = "main"\nkind = "tryton"\nurl = "{url}"\ndatabase = "{database}"\n'
         f'login = "{login}"\npassword = "{password}"\n'
     )
 
@@ -233,7 +254,7 @@ def _summary(hub: Hub, scenario: Scenario, sent: dict[str, int], server: Any, el
     from ordersync.devkit import demo_data
 
     user = demo_data.INTEGRATION_USER
-    client = TrytonClient(server.url, "main", user["login"], user["password"])
+    client = TrytonClient(server.url, server.databases[0], user["login"], user["password"])
     try:
         sales = client.call("sale.sale", "search_read", [("reference", "like", "OS-%")], 0, None, None,
                             ["reference", "state"])

@@ -44,7 +44,9 @@ class TrytonServer:
     """A trytond subprocess: ``trytond -c <data_dir>/trytond.conf -d DB1 DB2 ...`` on a local port.
 
     Every database is a ``<data_dir>/<name>.sqlite`` file (see ``template.create_database``) and must be
-    listed at start (trytond 8.2 on SQLite fails the first login of an unlisted one). The log goes to
+    listed at start (trytond 8.2 on SQLite fails the first login of an unlisted one); with ``db_uri``
+    (``postgresql://user@host:port/``) they are databases of that PostgreSQL server instead (see
+    ``template.create_pg_database``), and ``data_dir`` holds only the configuration and the log. The log goes to
     ``<data_dir>/trytond.log``. ``restart()`` keeps the port, so clients keep their URL.
     ``die_with_parent`` asks Linux to SIGTERM the server when the thread that started it ends: use it
     from tests and the CLI's main thread, never from a short-lived worker thread.
@@ -61,6 +63,7 @@ class TrytonServer:
         start_timeout: float = 60.0,
         die_with_parent: bool = False,
         verbose: bool = True,
+        db_uri: str | None = None,
     ) -> None:
         if not databases:
             raise ValueError("list at least one database")
@@ -72,6 +75,7 @@ class TrytonServer:
         self.start_timeout = start_timeout
         self.die_with_parent = die_with_parent
         self.verbose = verbose
+        self.db_uri = db_uri
         self.process: subprocess.Popen[bytes] | None = None
         self.last_start_seconds: float | None = None
 
@@ -112,13 +116,15 @@ class TrytonServer:
         return self.process is not None and self.process.poll() is None
 
     def write_config(self) -> Path:
-        """Write the trytond config: SQLite in ``data_dir``, no database listing, local listen."""
+        """Write the trytond config: SQLite in ``data_dir`` (or ``db_uri``), no database listing, local
+        listen."""
+        database = f"uri = {self.db_uri}\n" if self.db_uri else f"uri = sqlite://\npath = {self.data_dir}\n"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(
             "[web]\n"
             f"listen = {self.host}:{self.port}\n"
             "[database]\n"
-            "uri = sqlite://\n"
-            f"path = {self.data_dir}\n"
+            f"{database}"
             "list = False\n"
         )
         return self.config_path
@@ -127,7 +133,7 @@ class TrytonServer:
         """Start trytond and wait until every database answers a login request."""
         if self.is_running():
             return self
-        missing = [db for db in self.databases if not (self.data_dir / f"{db}.sqlite").is_file()]
+        missing = [] if self.db_uri else [db for db in self.databases if not (self.data_dir / f"{db}.sqlite").is_file()]
         if missing:
             raise FileNotFoundError(f"no database file for {missing} in {self.data_dir}")
         self.home.ensure()

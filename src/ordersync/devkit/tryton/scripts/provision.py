@@ -6,6 +6,9 @@
     python provision.py seed --db-dir DIR --name NAME --data demo_data.py --profile main
         seeds an activated database with one profile of the demo data (proteus, in process)
 
+With ``--db-uri postgresql://user@host:port/`` both work on the PostgreSQL database NAME instead (which
+the caller has created, empty); DIR then holds only the configuration.
+
 Standard library, trytond and proteus only: ``ordersync`` is not importable here, so the data file is
 loaded by path. Bulk records go through raw ``create`` calls with value dicts (the RPC semantics the hub
 will use), the accounting set-up through Tryton's own test tools.
@@ -40,15 +43,24 @@ def log(message: str) -> None:
     print(f"provision: {message}", file=sys.stderr, flush=True)
 
 
+#: the database backend: SQLite files in --db-dir, or a PostgreSQL server (--db-uri postgresql://...)
+DB_URI = "sqlite://"
+
+
 def write_config(db_dir: Path) -> Path:
     conf = db_dir / "trytond.conf"
-    conf.write_text(f"[database]\nuri = sqlite://\npath = {db_dir}\nlist = False\n")
+    if DB_URI.startswith("sqlite"):
+        conf.write_text(f"[database]\nuri = {DB_URI}\npath = {db_dir}\nlist = False\n")
+    else:
+        conf.write_text(f"[database]\nuri = {DB_URI}\nlist = False\n")
     return conf
 
 
 def activate(db_dir: Path, name: str) -> None:
     conf = write_config(db_dir)
-    (db_dir / f"{name}.sqlite").touch()  # the SQLite backend only opens existing files
+    if DB_URI.startswith("sqlite"):
+        (db_dir / f"{name}.sqlite").touch()  # the SQLite backend only opens existing files (PostgreSQL: the
+        # caller has created the empty database)
     passfile = db_dir / "admin-password"
     passfile.write_text(secrets.token_urlsafe(18))  # replaced when a profile is seeded
     admin = Path(sys.executable).with_name("trytond-admin")
@@ -377,7 +389,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", required=True)
     parser.add_argument("--data", type=Path)
     parser.add_argument("--profile")
+    parser.add_argument("--db-uri", default="sqlite://", help="trytond's [database] uri (default SQLite files in "
+                        "--db-dir; postgresql://user@host:port/ for a PostgreSQL server)")
     args = parser.parse_args(argv)
+    global DB_URI
+    DB_URI = args.db_uri
     db_dir: Path = args.db_dir.resolve()
     started = time.monotonic()
     if args.command == "activate":
