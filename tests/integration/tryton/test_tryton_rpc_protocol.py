@@ -13,6 +13,7 @@ import pytest
 
 from ordersync.adapters.erp.tryton.rpc import (
     TrytonAuthError,
+    TrytonBusy,
     TrytonClient,
     TrytonProtocolError,
     TrytonRpcError,
@@ -153,3 +154,31 @@ def test_refused_login_is_an_auth_error() -> None:
     client = TrytonClient("http://erp.test", "main", "bot", "bad", transport=httpx.MockTransport(transport))
     with pytest.raises(TrytonAuthError):
         client.login()
+
+
+LOCKED = b"<html><title>503 Service Unavailable</title><p>could not obtain lock on relation &#34;x&#34;</p>"
+
+
+def test_a_busy_database_is_asked_again_until_it_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tryton on PostgreSQL answers 503 when a concurrent transaction holds a lock it needs (after its
+    own retries); the transaction was rolled back, so the client sends the same call again."""
+    monkeypatch.setattr("ordersync.adapters.erp.tryton.rpc.time.sleep", lambda _s: None)
+    answers = [httpx.Response(503, content=LOCKED), httpx.Response(503, content=LOCKED), _ok([42])]
+    client, seen = _client(lambda method, params, request: answers.pop(0))
+    assert client.call("sale.sale", "confirm", [42]) == [42]
+    assert [m for m, _, _ in seen].count("model.sale.sale.confirm") == 3
+
+
+def test_a_database_busy_for_too_long_is_busy_and_other_503s_are_not_retried(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("ordersync.adapters.erp.tryton.rpc.time.sleep", lambda _s: None)
+    client, seen = _client(lambda method, params, request: httpx.Response(503, content=LOCKED))
+    with pytest.raises(TrytonBusy) as busy:
+        client.call("sale.sale", "confirm", [42])
+    assert not busy.value.outcome_unknown  # rolled back: nothing happened
+    assert [m for m, _, _ in seen].count("model.sale.sale.confirm") == client.busy_attempts
+    other, seen_other = _client(lambda method, params, request: httpx.Response(503, content=b"maintenance"))
+    with pytest.raises(TrytonUnavailable) as down:
+        other.call("sale.sale", "confirm", [42])
+    assert not isinstance(down.value, TrytonBusy) and down.value.outcome_unknown
+    assert [m for m, _, _ in seen_other].count("model.sale.sale.confirm") == 1

@@ -20,7 +20,9 @@ import base64
 import datetime as dt
 import itertools
 import json
+import random
 import threading
+import time
 from decimal import Decimal
 from types import TracebackType
 from typing import Any
@@ -31,6 +33,7 @@ from ordersync.adapters.erp.guard import WireCounter
 
 __all__ = [
     "TrytonAuthError",
+    "TrytonBusy",
     "TrytonClient",
     "TrytonError",
     "TrytonProtocolError",
@@ -58,6 +61,16 @@ class TrytonUnavailable(TrytonError):
         super().__init__(message)
         self.outcome_unknown = outcome_unknown
         self.status = status
+
+
+class TrytonBusy(TrytonUnavailable):
+    """HTTP 503 because the database refused a lock or a serialisable transaction (Tryton on PostgreSQL
+    under concurrent writes, after trytond's own retries): trytond rolled the transaction back, so
+    nothing happened and the same call may be sent again at once."""
+
+
+#: PostgreSQL's words for a refused lock or a serialisation conflict, as trytond passes them in its 503
+_BUSY_MARKERS = ("could not obtain lock", "could not serialize", "deadlock detected")
 
 
 class TrytonProtocolError(TrytonError):
@@ -284,15 +297,29 @@ class TrytonClient:
         if self._auth is None:
             self.login()
         auth = self._auth
-        status, body = self._post(self.rpc_url, method, params, auth)
+        status, body = self._post_when_free(method, params, auth)
         if status == 401 and relogin:  # session expired or revoked: one fresh login, one retry
             with self._lock:
                 if self._auth == auth:
                     self._auth = None
             if self._auth is None:
                 self.login()
-            status, body = self._post(self.rpc_url, method, params, self._auth)
+            status, body = self._post_when_free(method, params, self._auth)
         return self._result(status, body)
+
+    #: sends of one call while the database answers "busy" (:class:`TrytonBusy`), with jittered waits
+    #: doubling from 50 ms (about 6 s in all); then the caller sees the TrytonBusy
+    busy_attempts = 8
+
+    def _post_when_free(self, method: str, params: list[Any], auth: str | None) -> tuple[int, Any]:
+        for attempt in range(self.busy_attempts):
+            try:
+                return self._post(self.rpc_url, method, params, auth)
+            except TrytonBusy:
+                if attempt == self.busy_attempts - 1:
+                    raise
+                time.sleep(0.05 * 2**attempt * random.uniform(0.5, 1.5))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def skip_warning(self, name: str, *, always: bool = False) -> None:
         """Acknowledge the warning ``name`` for this user (``res.user.warning.skip``): the same call then
@@ -322,6 +349,9 @@ class TrytonClient:
         except httpx.TransportError as exc:
             raise TrytonUnavailable(f"{method} on {url} failed: {exc!r}", outcome_unknown=True) from exc
         status = response.status_code
+        if status == 503 and any(marker in response.text for marker in _BUSY_MARKERS):
+            raise TrytonBusy(f"{method} on {url}: the database is busy (HTTP 503 {response.text[-160:]!r})",
+                             status=status)
         if status >= 500 or status == 429:
             raise TrytonUnavailable(
                 f"{method} on {url}: HTTP {status} {response.text[:200]}",
