@@ -81,7 +81,8 @@ def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Regis
                         cases=case_policy(settings), submit_concurrency=settings.flows.submit_concurrency,
                         catalogs=readmodel)
         poller = ErpChangePoller(router, db, clock, cadence={
-            e.name: Cadence(fast=e.poll_seconds, idle=max(e.poll_seconds, e.idle_poll_seconds), sweep=e.sweep_seconds)
+            e.name: Cadence(fast=e.poll_seconds, idle=max(e.poll_seconds, e.idle_poll_seconds), sweep=e.sweep_seconds,
+                            busy=e.busy_poll_seconds)
             for e in settings.erp})
     registry = registry or build_registry(deps, readmodel)
     retry = settings.worker.retry

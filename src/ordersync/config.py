@@ -74,6 +74,9 @@ class ErpSettings(Strict):
     #: ``idle_poll_seconds`` (one cheap question per turn; a full read only when it says something moved)
     poll_seconds: float = Field(default=0.5, gt=0)
     idle_poll_seconds: float = Field(default=2.0, gt=0)
+    #: the shortest interval while the hub is sending orders to this ERP (its own sales move stock: at
+    #: poll_seconds every turn would read in full and take capacity from the orders)
+    busy_poll_seconds: float = Field(default=2.0, gt=0)
     #: a full read at least this often, for what the one-call probe cannot see (Tryton: price lists)
     sweep_seconds: float = Field(default=600.0, gt=0)
     submit_batch: int = Field(default=20, ge=1, le=500)

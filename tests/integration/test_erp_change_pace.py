@@ -13,6 +13,7 @@ import pytest
 
 from ordersync.adapters.erp.memory import MemoryErp
 from ordersync.domain.clock import FakeClock
+from ordersync.ports.erp import Lane
 from ordersync.runtime.erp_changes import Cadence
 from tests.support.hub import erp_hub, events, settle
 
@@ -65,3 +66,24 @@ def test_a_change_is_read_at_the_next_turn_and_the_pace_quickens(hub: Any, erp: 
     settle(hub)
     _, reads_later, intervals_later = turns(hub, erp, 20)
     assert reads_later <= 2 and intervals_later[-1] == 2.0  # and quiet again: back to the idle pace
+
+
+def test_while_the_hub_sends_orders_changes_are_read_at_the_busy_pace(hub: Any, erp: MemoryErp) -> None:
+    """The hub's own orders move stock in the ERP: at the fast pace every turn would read in full and
+    take capacity from the orders, so while the orders lane is busy the interval stays at ``busy``."""
+    hub.poller.cadence = {"main": Cadence(fast=0.5, idle=2.0, sweep=60.0, busy=1.5)}
+    turns(hub, erp, 20)
+    orders_erp = hub.erps.in_lane(Lane.ORDERS).erp("main")
+    quantity = 300
+    intervals = []
+    for _ in range(12):  # an order's credit check and a stock change in the ERP every half second
+        orders_erp.credit("C-1001")
+        quantity += 1
+        erp.set_stock("SEL-GSK-DN50-PTFE", "PLANT-N", Decimal(quantity))
+        _, _, seen = turns(hub, erp, 0.5)
+        intervals += seen
+    assert min(intervals[2:]) >= 1.5, intervals  # never the fast pace while orders flow
+    turns(hub, erp, 4.0)  # no orders: a change is followed at the fast pace again
+    erp.set_stock("SEL-GSK-DN50-PTFE", "PLANT-N", Decimal(quantity + 1))
+    _, _, after = turns(hub, erp, 2.0)
+    assert 0.5 in after, after

@@ -26,7 +26,7 @@ from ordersync.domain.events import (
     StockChanged,
 )
 from ordersync.domain.returns import RETURN_STATES
-from ordersync.ports.erp import Change, ChangeKind, ErpReturn, Erps, Known, parse_reference
+from ordersync.ports.erp import Change, ChangeKind, ErpReturn, Erps, Known, Lane, parse_reference
 from ordersync.store.db import Database
 from ordersync.store.schema import erp_changes, return_requests, sync_state
 from ordersync.store.sql import insert_ignore, upsert_row
@@ -44,6 +44,10 @@ class Cadence:
     fast: float = 0.5
     idle: float = 2.0
     sweep: float = 600.0
+    #: the shortest interval while the hub itself is sending orders to this ERP: its own sales move
+    #: stock and stamp records, so every turn would read in full at ``fast`` and take a fifth of the ERP's
+    #: capacity from the orders (bench/erp_cost.py); changes still show within this
+    busy: float = 2.0
 
 
 @dataclass
@@ -52,6 +56,7 @@ class _Pace:
     interval: float = 0.0
     swept_at: float | None = None
     probe: tuple[dt.datetime | None, str] | None = None  # (window start, fingerprint) of the last probe
+    order_calls: int | None = None  # the ERP's calls in the orders lane at the last turn
 
 
 class ErpChangePoller:
@@ -92,7 +97,8 @@ class ErpChangePoller:
                 log.warning("ERP %s: change poll skipped: %s", erp, exc)
                 found, changed = 0, False
             total += found
-            pace.interval = cadence.fast if changed else min(pace.interval * 2, cadence.idle)
+            fast = max(cadence.fast, cadence.busy) if self._busy_with_orders(erp, pace) else cadence.fast
+            pace.interval = fast if changed else min(max(pace.interval * 2, fast), max(cadence.idle, fast))
             pace.next_at = self.clock.monotonic() + pace.interval
         return total
 
@@ -111,6 +117,13 @@ class ErpChangePoller:
         # opens a new window, whose first probe then reads in full once more
         pace.probe = (since, fingerprint) if fingerprint is not None else None
         return found, found > 0 or (fingerprint is not None and not sweep)
+
+    def _busy_with_orders(self, erp: str, pace: _Pace) -> bool:
+        """Whether the hub has sent order work to this ERP since the last turn (its gate's orders lane)."""
+        calls = self.erps.status(erp).lane_calls.get(Lane.ORDERS.name.lower(), 0)
+        busy = pace.order_calls is not None and calls > pace.order_calls
+        pace.order_calls = calls
+        return busy
 
     def interval(self, erp: str) -> float:
         """The current interval between this ERP's turns (0 before its first turn)."""
