@@ -2,7 +2,7 @@
 single-row commit rate of the same database, measured in the same run.
 
     .venv/bin/python -m bench.bus [--events 20000] [--repeat 3] [--stores sqlite,postgresql,nats]
-                                  [--nats-events 10000] [--workers 1,2,4] [--nats-sync always,default]
+                                  [--nats-events 10000] [--workers 1,2,4] [--nats-sync always,default] [--short]
 
 For each store it prints the median of ``--repeat`` runs of:
 - raw commits/s: one-row INSERT + COMMIT through the bare driver (sqlite3 / psycopg), the ceiling a
@@ -27,6 +27,9 @@ each, per run (median of ``--repeat``):
   (built, connected, durables created) until the inbox holds N rows; a fresh database and fresh streams
   (``NatsSettings(prefix=...)``) for each. Printed with its ratio to the raw publish+consume rate of the
   same run.
+
+``--short`` (the form ``python -m bench.all --short`` runs): SQLite only, 5,000 events, one run (NATS
+only when ``--stores`` asks for it, then 3,000 events per run); explicit options override it.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from bench._common import median, pg_available, scratch_pg
+from bench._common import Figure, emit, median, pg_available, scratch_pg
 from ordersync.bootstrap import Hub, build_hub
 from ordersync.canonical.envelope import Envelope, new_id
 from ordersync.config import NatsSettings, Settings
@@ -331,7 +334,7 @@ def nats_missing() -> str | None:
     return None
 
 
-def main_nats(args: argparse.Namespace) -> None:
+def main_nats(args: argparse.Namespace) -> dict[str, NatsRuns]:
     workers = [int(w) for w in args.workers.split(",")]
     syncs = [s.strip() for s in args.nats_sync.split(",")]
     for s in syncs:
@@ -340,7 +343,7 @@ def main_nats(args: argparse.Namespace) -> None:
     missing = nats_missing()
     if missing:
         print(f"nats        skipped: {missing}")
-        return
+        return {}
     body = event_body_size()
     handler = "per-message handler" if args.per_message else "batched handler (one write per counter per batch)"
     print(f"\nbus benchmark, NATS JetStream bus: {args.nats_events:,} events per run (--nats-events), median of "
@@ -363,16 +366,39 @@ def main_nats(args: argparse.Namespace) -> None:
         hub_cost = [median([h.rate for h in a.hub[w]]) / median([h.rate for h in d.hub[w]]) for w in workers]
         print("  ordersync " + ", ".join(f"{w} worker{'s' if w > 1 else ''} {cost:.2f}x"
                                          for w, cost in zip(workers, hub_cost, strict=True)), flush=True)
+    return results
+
+
+GOAL_SQLITE_E2E = 5000.0  # end-to-end events/s on SQLite
+
+
+def store_figures(kind: str, r: dict[str, float]) -> list[Figure]:
+    goal = GOAL_SQLITE_E2E if kind == "sqlite" else None
+    return [Figure("bus", f"{kind}: pipeline events/s", r["pipeline"], "/s", r["raw"], "raw commits/s"),
+            Figure("bus", f"{kind}: end-to-end events/s", r["e2e"], "/s", r["raw"], "raw commits/s", goal, higher=True)]
+
+
+def nats_figures(results: dict[str, NatsRuns], workers: list[int]) -> list[Figure]:
+    figures = []
+    for sync, runs in results.items():
+        both = median(runs.both)
+        for w in workers:
+            rate = median([h.rate for h in runs.hub[w]])
+            figures.append(Figure("bus", f"nats sync {sync}: ordersync, {w} worker process{'es' if w > 1 else ''}",
+                                  rate, "/s", both, "raw nats-py publish+consume"))
+    return figures
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=20_000, help="events per run on sqlite and postgresql")
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--stores", default="sqlite,postgresql", help="any of sqlite, postgresql, nats")
+    parser.add_argument("--short", action="store_true", help="the quick form bench.all runs (see above)")
+    parser.add_argument("--events", type=int,
+                        help="events per run on sqlite and postgresql (default 20000; --short: 5000)")
+    parser.add_argument("--repeat", type=int, help="runs per figure, the median is printed (default 3; --short: 1)")
+    parser.add_argument("--stores", help="any of sqlite, postgresql, nats (default sqlite,postgresql; --short: sqlite)")
     parser.add_argument("--per-message", action="store_true",
                         help="consumer updates its counter once per message instead of once per batch")
-    parser.add_argument("--nats-events", type=int, default=10_000, help="events per run on the NATS bus")
+    parser.add_argument("--nats-events", type=int, help="events per run on the NATS bus (default 10000; --short: 3000)")
     parser.add_argument("--workers", default="1,2,4", help="worker process counts on the NATS bus")
     parser.add_argument("--nats-sync", default="always,default",
                         help="NATS configurations: always (sync_interval: always), default (the server's)")
@@ -382,6 +408,11 @@ def main() -> None:
     parser.add_argument("--worker-prefix", help=argparse.SUPPRESS)
     parser.add_argument("--worker-data-dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    short = args.short
+    args.events = args.events if args.events is not None else (5_000 if short else 20_000)
+    args.repeat = args.repeat if args.repeat is not None else (1 if short else 3)
+    args.stores = args.stores if args.stores is not None else ("sqlite" if short else "sqlite,postgresql")
+    args.nats_events = args.nats_events if args.nats_events is not None else (3_000 if short else 10_000)
     global BATCHED
     BATCHED = not args.per_message
     if args.worker:
@@ -397,16 +428,19 @@ def main() -> None:
         print(f"bus benchmark: {args.events} events per run, median of {args.repeat} runs, {handler}")
         print(f"{'store':<11} {'raw commits/s':>14} {'pipeline ev/s':>14} {'end-to-end ev/s':>16} "
               f"{'e2e / raw':>10} {'goal':>12}")
+    figures: list[Figure] = []
     for kind in embedded:
         if kind == "postgresql" and not pg_available():
             print(f"{kind:<11} skipped: no PostgreSQL at 127.0.0.1:5432")
             continue
         r = run_store(kind, args.events, args.repeat)
-        goal = ("met" if r["e2e"] >= 5000 else "MISSED") + " (5000)" if kind == "sqlite" else "-"
+        goal = ("met" if r["e2e"] >= GOAL_SQLITE_E2E else "MISSED") + " (5000)" if kind == "sqlite" else "-"
         print(f"{kind:<11} {r['raw']:>14,.0f} {r['pipeline']:>14,.0f} {r['e2e']:>16,.0f} "
               f"{r['e2e'] / r['raw']:>9.2f}x {goal:>12}", flush=True)
+        figures += store_figures(kind, r)
     if "nats" in stores:
-        main_nats(args)
+        figures += nats_figures(main_nats(args), [int(w) for w in args.workers.split(",")])
+    emit(figures)
 
 
 if __name__ == "__main__":

