@@ -55,7 +55,7 @@ class Worker:
         self._laned: set[str] = set()
         self._lane_wakes: dict[str, threading.Event] = {}
         #: while run_forever runs: the main loop's consumers with messages announced since their last
-        #: round (the others are looked at only every poll_interval, see _round_consumers)
+        #: round (the others are looked at only every max_idle, see _round_consumers)
         self._announced: set[str] | None = None
         self._next_look = 0.0
 
@@ -115,15 +115,15 @@ class Worker:
         """The main loop's consumers to run this round. While ``run_forever`` runs, publishes announce
         which consumers received messages, and a busy round runs only those: asking every idle consumer
         "anything due?" on every round (hundreds a second while orders stream in) took the GIL from
-        the API. Every ``poll_interval`` a round looks at them all (retries falling due, work
-        published by other processes)."""
+        the API. Every ``max_idle`` a round looks at them all (retries falling due, work published by
+        other processes: as soon as an idle loop would)."""
         mine = [c for c in self.consumers if c not in self._laned]
         if self._announced is None:
             return mine
         now = time.monotonic()
         with self._count_lock:
             if now >= self._next_look:
-                self._next_look = now + self.poll_interval
+                self._next_look = now + self.max_idle
                 self._announced.clear()
                 return mine
             announced, self._announced = self._announced, set()
