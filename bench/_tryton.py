@@ -56,6 +56,22 @@ def start_tryton(root: Path, home: TrytonHome, erp_db: str = "sqlite") -> Tryton
     return server
 
 
+def serve_copies(root: Path, home: TrytonHome, names: list[str], erp_db: str = "sqlite"
+                 ) -> tuple[TrytonServer, dict[str, str]]:
+    """One trytond (not started) serving a fresh copy of the demo database per name; name -> database."""
+    if erp_db == "postgresql":
+        run = uuid.uuid4().hex[:8]
+        databases = {n: create_pg_database("main", f"ordersync_bench_{run}_{n}".lower(), home=home) for n in names}
+        if not _made:
+            atexit.register(_drop_made)
+        _made.extend(databases.values())
+        return TrytonServer(root, list(databases.values()), home=home, die_with_parent=True, verbose=False,
+                            db_uri=pg_uri()), databases
+    for name in names:
+        create_database("main", root, name, home=home)
+    return TrytonServer(root, names, home=home, die_with_parent=True, verbose=False), {n: n for n in names}
+
+
 def _drop_made() -> None:
     for name in _made:
         with contextlib.suppress(Exception):

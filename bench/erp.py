@@ -39,6 +39,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from bench import _tryton
 from bench._common import Figure, emit, median
 from ordersync.adapters.erp.tryton.adapter import TrytonErp
 from ordersync.adapters.erp.tryton.directory import Directory
@@ -47,8 +48,6 @@ from ordersync.adapters.erp.tryton.submit import DEFAULT_CHUNK
 from ordersync.adapters.erp.tryton.submit_plan import Job, create_values, prepare
 from ordersync.devkit import demo_data
 from ordersync.devkit.tryton.home import TrytonHome
-from ordersync.devkit.tryton.server import TrytonServer
-from ordersync.devkit.tryton.template import create_database, ensure_template
 from ordersync.ports.erp import SalesOrderLine, SalesOrderRequest, SubmitOutcome, order_reference
 
 PROFILE = demo_data.profile("main")
@@ -161,6 +160,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--chunks", default=str(DEFAULT_CHUNK), help="adapter chunk sizes to measure, e.g. 10,20,40")
     parser.add_argument("--batch", type=int, default=0, help="orders per submit_orders call (0: all at once)")
     parser.add_argument("--repeat", type=int, help="runs per variant, the median is printed (default 1; --short: 1)")
+    _tryton.add_erp_db_argument(parser)
     args = parser.parse_args(argv)
     args.orders = args.orders if args.orders is not None else (40 if args.short else 100)
     args.repeat = args.repeat if args.repeat is not None else 1
@@ -168,19 +168,19 @@ def main(argv: list[str] | None = None) -> None:
     chunks = [int(c) for c in args.chunks.split(",")]
 
     home = TrytonHome().ensure()
-    ensure_template("main", home=home)
+    _tryton.ensure_erp_template(home, args.erp_db)
     runs = [f"r{r}" for r in range(args.repeat)]
     variants = ["naive", "batched", *(f"adapter{c}" for c in chunks)]
     seconds: dict[str, list[float]] = {v: [] for v in variants}
     with tempfile.TemporaryDirectory(prefix="ordersync-bench-erp-") as tmp:
         data_dir = Path(tmp)
         names = [f"{v}_{r}" for r in runs for v in variants]
-        for name in names:
-            create_database("main", data_dir, name, home=home)
-        with TrytonServer(data_dir, names, home=home, die_with_parent=True, verbose=False) as server:
+        server, databases = _tryton.serve_copies(data_dir, home, names, args.erp_db)
+        with server:
             for run in runs:
                 for v in variants:
-                    client = TrytonClient(server.url, f"{v}_{run}", user["login"], user["password"], timeout=900)
+                    client = TrytonClient(server.url, databases[f"{v}_{run}"], user["login"], user["password"],
+                                          timeout=900)
                     tag = f"{v[0]}{v[7:]}{run}"
                     orders = make_orders(args.orders, tag)
                     if v == "naive":
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> None:
                     print(f"run {run}: {v} {seconds[v][-1]:.1f} s", flush=True)
     rate = {v: args.orders / median(seconds[v]) for v in variants}
     best = max(chunks, key=lambda c: rate[f"adapter{c}"])
-    print(f"\n{args.orders} orders x 3 lines, trytond 8.2 on SQLite, median of {args.repeat} run(s)")
+    print(f"\n{args.orders} orders x 3 lines, trytond 8.2 on {args.erp_db}, median of {args.repeat} run(s)")
     print(f"  (a) naive point-to-point (search, create, quote, confirm per order): {rate['naive']:6.2f} orders/s")
     print(f"  (b) best batched raw RPC (one create, one quote, one confirm):       {rate['batched']:6.2f} orders/s")
     for c in chunks:
@@ -206,11 +206,13 @@ def main(argv: list[str] | None = None) -> None:
     top = rate[f"adapter{best}"]
     print(f"  chunk {best}: adapter / best batched = {top / rate['batched']:.2f}  (goal >= {GOAL_VS_BATCHED})")
     print(f"  chunk {best}: adapter / naive        = {top / rate['naive']:.2f}  (goal >= {GOAL_VS_NAIVE:.0f})")
+    bench_name = "erp" if args.erp_db == "sqlite" else f"erp ({args.erp_db})"
     emit([
-        Figure("erp", f"adapter orders/s (chunk {best})", top, "orders/s", rate["batched"], "best batched raw RPC"),
-        Figure("erp", f"adapter / best batched (chunk {best})", top / rate["batched"], "x", rate["batched"],
+        Figure(bench_name, f"adapter orders/s (chunk {best})", top, "orders/s", rate["batched"],
+               "best batched raw RPC"),
+        Figure(bench_name, f"adapter / best batched (chunk {best})", top / rate["batched"], "x", rate["batched"],
                "best batched orders/s", GOAL_VS_BATCHED, higher=True),
-        Figure("erp", f"adapter / naive (chunk {best})", top / rate["naive"], "x", rate["naive"],
+        Figure(bench_name, f"adapter / naive (chunk {best})", top / rate["naive"], "x", rate["naive"],
                "naive point-to-point orders/s", GOAL_VS_NAIVE, higher=True),
     ])
 
