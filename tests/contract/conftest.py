@@ -86,8 +86,9 @@ def _tryton_side(erp_kind: str, request: pytest.FixtureRequest) -> tuple[TrytonS
     return request.getfixturevalue("contract_tryton"), READ_ONLY, WRITABLE
 
 
+# tryton-postgresql: the first test may build the PostgreSQL template (~3 min cold): a longer timeout
 @pytest.fixture(params=["memory", pytest.param("tryton", marks=pytest.mark.tryton),
-                        pytest.param("tryton-postgresql", marks=pytest.mark.tryton)])
+                        pytest.param("tryton-postgresql", marks=[pytest.mark.tryton, pytest.mark.timeout(900)])])
 def erp_kind(request: pytest.FixtureRequest) -> str:
     kind: str = request.param
     return kind
