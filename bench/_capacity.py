@@ -8,18 +8,13 @@ generator; each is warmed up for a second before ``seconds`` of measurement.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from bench._common import percentile
+from bench._hub import start_server, stop_hub
 from bench._load import closed_loop, request_bytes
 from ordersync.api.keys import KeyService
 from ordersync.devkit.tryton.server import free_port
@@ -29,31 +24,6 @@ from ordersync.store.db import Database, sqlite_url
 #: goals of the issue that asked for this phase (issue 14): intake alone against the bare web stack and
 #: against naive durable intake, and with the worker in the same process against the bare stack
 GOALS = {"intake_vs_bare": 0.7, "intake_vs_naive": 1.5, "with_worker_vs_bare": 0.5}
-
-
-def _start(argv: list[str], port: int, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log.open("w"),
-                            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            raise SystemExit(f"{argv} did not start:\n" + log.read_text()[-3000:])
-        time.sleep(0.1)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def _measure(port: int, requests: list[bytes], connections: int, seconds: float) -> dict[str, float]:
@@ -80,12 +50,12 @@ def run_capacity(make_orders: Callable[[int, int], list[dict[str, Any]]], root: 
                                ("naive", "naive_app", {"BENCH_NAIVE_DB": str(root / "naive.db")})):
         port = free_port()
         requests = [request_bytes("POST", "/v1/orders", f"127.0.0.1:{port}", {}, body) for body in orders]
-        proc = _start([python, "-m", "uvicorn", "--factory", f"bench._baselines:{factory}", "--port", str(port),
+        proc = start_server([python, "-m", "uvicorn", "--factory", f"bench._baselines:{factory}", "--port", str(port),
                        "--log-level", "warning", "--no-access-log"], port, root / f"{name}.log", env)
         try:
             results[name] = _measure(port, requests, connections, seconds)
         finally:
-            _stop(proc)
+            stop_hub(proc)
         progress(f"  capacity {name}: {results[name]['rate']:,.0f} req/s")
     for name, flags in (("intake", ["--no-worker"]), ("with_worker", [])):
         data_dir = root / f"hub-{name}"
@@ -101,12 +71,12 @@ def run_capacity(make_orders: Callable[[int, int], list[dict[str, Any]]], root: 
         auth = {"Authorization": f"Bearer {token}"}
         requests = [request_bytes("POST", "/v1/orders", host, {**auth, "Idempotency-Key": f"c-{i}"}, body)
                     for i, body in enumerate(orders)]
-        proc = _start([python, "-m", "ordersync.cli", "serve", "--data-dir", str(data_dir), "--port", str(port),
+        proc = start_server([python, "-m", "ordersync.cli", "serve", "--data-dir", str(data_dir), "--port", str(port),
                        *flags], port, root / f"hub-{name}.log")
         try:
             results[name] = _measure(port, requests, connections, seconds)
         finally:
-            _stop(proc)
+            stop_hub(proc)
         progress(f"  capacity {name}: {results[name]['rate']:,.0f} req/s")
     return results
 

@@ -1,4 +1,5 @@
-"""Benchmarks' hub process: ``ordersync serve`` (API + worker, SQLite) in front of a Tryton server."""
+"""Benchmarks' server processes: ``ordersync serve`` (API + worker, SQLite) in front of a Tryton server, and
+any other server that answers ``/health``."""
 
 from __future__ import annotations
 
@@ -28,19 +29,27 @@ def start_hub(server: TrytonServer, root: Path, *, erp_settings: str = "", name:
     db = Database(sqlite_url(data_dir))
     db.migrate()
     port = free_port()
-    hub = subprocess.Popen([sys.executable, "-m", "ordersync.cli", "serve", "--data-dir", str(data_dir),
-                            "--port", str(port)], stdout=subprocess.DEVNULL, stderr=(root / f"{name}.log").open("w"),
-                           env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    hub = start_server([sys.executable, "-m", "ordersync.cli", "serve", "--data-dir", str(data_dir),
+                        "--port", str(port)], port, root / f"{name}.log")
+    return hub, port, db
+
+
+def start_server(argv: list[str], port: int, log: Path, env: dict[str, str] | None = None
+                 ) -> subprocess.Popen[bytes]:
+    """Start a server process (stderr to ``log``) and wait until ``/health`` on ``port`` answers 200."""
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log.open("w"),
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
     deadline = time.monotonic() + 60
     while True:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
-                return hub, port, db
+                return proc
         except httpx.HTTPError:
             pass
-        if time.monotonic() > deadline or hub.poll() is not None:
-            raise SystemExit("the hub did not start:\n" + (root / f"{name}.log").read_text()[-3000:])
-        time.sleep(0.2)
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise SystemExit(f"{' '.join(argv[:5])} did not start:\n" + log.read_text()[-3000:])
+        time.sleep(0.1)
 
 
 def stop_hub(hub: subprocess.Popen[bytes]) -> None:
@@ -50,3 +59,4 @@ def stop_hub(hub: subprocess.Popen[bytes]) -> None:
         hub.wait(timeout=30)
     except subprocess.TimeoutExpired:
         hub.kill()
+        hub.wait()
