@@ -43,17 +43,8 @@ def ensure_erp_template(home: TrytonHome, erp_db: str) -> None:
 def start_tryton(root: Path, home: TrytonHome, erp_db: str = "sqlite") -> TrytonServer:
     """A trytond serving a fresh copy of the demo database; its name is ``server.databases[0]``."""
     root.mkdir(parents=True)
-    if erp_db == "postgresql":
-        name = create_pg_database("main", f"ordersync_bench_{uuid.uuid4().hex[:10]}", home=home)
-        if not _made:
-            atexit.register(_drop_made)
-        _made.append(name)
-        server = TrytonServer(root, [name], home=home, die_with_parent=True, verbose=False, db_uri=pg_uri())
-    else:
-        create_database("main", root, "main", home=home)
-        server = TrytonServer(root, ["main"], home=home, die_with_parent=True, verbose=False)
-    server.start()
-    return server
+    server, _ = serve_copies(root, home, ["main"], erp_db)
+    return server.start()
 
 
 def serve_copies(root: Path, home: TrytonHome, names: list[str], erp_db: str = "sqlite"

@@ -110,6 +110,14 @@ class ErpCpu:
         return total
 
 
+def bench_client(db: Database, port: int, *scopes: str) -> httpx.Client:
+    """An HTTP client of the hub on ``port`` with a fresh storefront key (orders, and ``scopes``)."""
+    token, _ = KeyService(db, SystemClock()).create("bench", "storefront", ["orders:write", "orders:read", *scopes],
+                                                    rate_per_minute=1_000_000)
+    return httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"},
+                        timeout=30)
+
+
 def wire_calls(http: httpx.Client) -> float:
     total = 0.0
     for family in text_string_to_metric_families(http.get("/metrics").text):
@@ -133,20 +141,10 @@ def measure(label: str, home: TrytonHome, root: Path, erp_settings: str, idle_se
     hub, port, db = start_hub(server, root, erp_settings=erp_settings, name=f"hub-{label}")
     admin = TrytonSimulator.connect(server.url, server.databases[0])
     try:
-        token, _ = KeyService(db, SystemClock()).create("bench", "storefront", ["orders:write", "orders:read",
-                                                                                "catalog:read"],
-                                                        rate_per_minute=1_000_000)
-        http = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"},
-                            timeout=30)
+        http = bench_client(db, port, "catalog:read")
         for i, body in enumerate(make_orders(6, seed=29)):
             assert http.post("/v1/orders", json=body, headers={"Idempotency-Key": f"c-{i}"}).status_code == 202
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            with db.read() as conn:
-                states = list(conn.execute(select(orders_table.c.state)).scalars())
-            if len(states) == 6 and all(s in SETTLED for s in states):
-                break
-            time.sleep(0.5)
+        wait_settled(db, 6, 120)
         on_hand(http)  # the read model knows the SKU
         time.sleep(15)  # what the orders set moving (shipments waiting, stock changed) is read and settles
         erp_pid, hub_pid = server.pid, hub.pid
@@ -199,10 +197,7 @@ def hub_per_order(home: TrytonHome, root: Path, n: int, erp_db: str = "sqlite") 
     server = start_tryton(root / "erp-orders", home, erp_db)
     hub, port, db = start_hub(server, root, name="hub-orders")
     try:
-        token, _ = KeyService(db, SystemClock()).create("bench", "storefront", ["orders:write", "orders:read"],
-                                                        rate_per_minute=1_000_000)
-        http = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"},
-                            timeout=30)
+        http = bench_client(db, port)
         warm = make_orders(2, seed=31)
         for i, body in enumerate(warm):  # master data and read model warm, as in a running hub
             assert http.post("/v1/orders", json=body, headers={"Idempotency-Key": f"w-{i}"}).status_code == 202
@@ -269,11 +264,8 @@ def saturation(home: TrytonHome, root: Path, n: int, rate: float, erp_db: str = 
     server = start_tryton(root / "erp-saturation", home, erp_db)
     hub, port, db = start_hub(server, root, name="hub-saturation")
     try:
-        token, _ = KeyService(db, SystemClock()).create("bench", "storefront", ["orders:write", "orders:read"],
-                                                        rate_per_minute=1_000_000)
         orders = make_orders(n, seed=43)
-        local = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"},
-                             timeout=30)
+        local = bench_client(db, port)
 
         def send(i: int) -> None:
             r = local.post("/v1/orders", json=orders[i], headers={"Idempotency-Key": f"s-{i}"})
