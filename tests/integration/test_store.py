@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,8 @@ from sqlalchemy import func, select
 from ordersync.canonical.v1 import OrderState
 from ordersync.domain.clock import FakeClock
 from ordersync.domain.errors import Conflict, IllegalTransition
-from ordersync.flows.services.intake import move_order, receive_order
+from ordersync.flows.services.intake import Receipt, Submission, move_order, receive_order
+from ordersync.runtime.intake_writer import IntakeWriter, _Job
 from ordersync.store.db import Database
 from ordersync.store.schema import metadata, order_transitions, orders, outbox
 from ordersync.store.uow import unit_of_work
@@ -206,4 +207,47 @@ def test_after_commit_callbacks_run_once_committed_and_never_after_a_rollback(st
     with unit_of_work(db, clock):  # the rolled-back callback is gone, not left for the next transaction
         pass
     assert seen == [1]
+    db.dispose()
+
+
+def _write_batch(writer: IntakeWriter, batch: list[Submission]) -> list[Receipt | BaseException]:
+    """Hand ``batch`` to the intake writer as one batch (as its thread would when requests pile up)."""
+    jobs = [_Job(submission, Future()) for submission in batch]
+    writer._write(jobs)
+    return [job.future.exception() or job.future.result() for job in jobs]
+
+
+def test_intake_writes_a_batch_of_new_orders_at_once_and_a_mixed_batch_one_order_at_a_time(store_url: str) -> None:
+    """The writer's fast path (every order and key new) and its fallback (a re-send, a retried request,
+    a key reused for another body, the same order twice in one batch) answer as one order at a time
+    would."""
+    db = Database(store_url)
+    db.migrate()
+    writer = IntakeWriter(db, FakeClock())
+    new = [make_order(f"PO-B-{i}", channel="shopify") for i in range(5)]
+    receipts = _write_batch(writer, [Submission(o, "key:a", f"key-{i}", f"hash-{i}") for i, o in enumerate(new)])
+    assert receipts == [Receipt(o.id, OrderState.RECEIVED, duplicate=False, replayed=False) for o in new]
+    assert _count(db, orders) == 5 and _count(db, order_transitions) == 5
+    with db.read() as conn:
+        assert sorted(conn.execute(select(outbox.c.correlation_id).where(outbox.c.type == "order.received"))
+                      .scalars()) == sorted(o.id for o in new)
+
+    fresh, twice = make_order("PO-B-10", channel="shopify"), make_order("PO-B-11", channel="shopify")
+    again = make_order("PO-B-11", channel="shopify")
+    mixed = _write_batch(writer, [
+        Submission(fresh, "key:a", "key-10", "hash-10"),
+        Submission(make_order("PO-B-1", channel="shopify"), "key:a", "key-resent", "hash-r"),  # re-sent order
+        Submission(make_order("PO-B-2", channel="shopify"), "key:a", "key-2", "hash-2"),  # retried request
+        Submission(make_order("PO-B-3", channel="shopify"), "key:a", "key-3", "another body"),
+        Submission(twice, "key:a", "key-11", "hash-11"),
+        Submission(again, "key:a", "key-12", "hash-12"),
+    ])
+    assert mixed[0] == Receipt(fresh.id, OrderState.RECEIVED, duplicate=False, replayed=False)
+    assert mixed[1] == Receipt(new[1].id, OrderState.RECEIVED, duplicate=True, replayed=False)
+    assert mixed[2] == Receipt(new[2].id, OrderState.RECEIVED, duplicate=False, replayed=True)
+    assert isinstance(mixed[3], Conflict)
+    assert mixed[4] == Receipt(twice.id, OrderState.RECEIVED, duplicate=False, replayed=False)
+    assert mixed[5] == Receipt(twice.id, OrderState.RECEIVED, duplicate=True, replayed=False)
+    assert _count(db, orders) == 7
+    writer.close()
     db.dispose()

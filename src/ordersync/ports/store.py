@@ -78,6 +78,14 @@ class OrderRepository(Protocol):
         """False if a concurrent request took the key first."""
         ...
 
+    def known_idempotency_keys(self, keys: list[tuple[str, str]]) -> int:
+        """How many of the (scope, key) pairs were used before."""
+        ...
+
+    def remember_idempotency_keys(self, keys: list[tuple[str, str, str, str]], at: dt.datetime) -> bool:
+        """Store (scope, key, fingerprint, order id) rows; False if a concurrent request took one first."""
+        ...
+
 
 class CaseRepository(Protocol):
     def add(self, case: ExceptionCase) -> None: ...
@@ -202,6 +210,10 @@ class UnitOfWork(Protocol):
 
     def add_order(self, record: OrderRecord) -> tuple[OrderRecord, bool]:
         """Store a new order (or find the one with its business key) with its events."""
+        ...
+
+    def add_new_orders(self, records: list[OrderRecord]) -> bool:
+        """Store new orders with their events, all at once; False (roll back) if one's business key exists."""
         ...
 
     def save_order(self, record: OrderRecord) -> None:

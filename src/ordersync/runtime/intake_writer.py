@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from ordersync.canonical.v1 import Order
 from ordersync.domain.clock import Clock
-from ordersync.flows.services.intake import Receipt, accept_order
+from ordersync.flows.services.intake import NotAllNew, Receipt, Submission, accept_new_orders, accept_order
 from ordersync.store.db import Database
 from ordersync.store.uow import UnitOfWork
 
@@ -27,11 +27,7 @@ log = logging.getLogger("ordersync.intake")
 
 @dataclass
 class _Job:
-    order: Order
-    scope: str
-    idempotency_key: str | None
-    fingerprint: str | None
-    delivery_id: str | None
+    submission: Submission
     future: Future[Receipt]
 
 
@@ -52,7 +48,7 @@ class IntakeWriter:
                fingerprint: str | None = None, delivery_id: str | None = None) -> Future[Receipt]:
         self._ensure_started()
         future: Future[Receipt] = Future()
-        self._queue.put(_Job(order, scope, idempotency_key, fingerprint, delivery_id, future))
+        self._queue.put(_Job(Submission(order, scope, idempotency_key, fingerprint, delivery_id), future))
         return future
 
     async def accept(self, order: Order, **kwargs: str | None) -> Receipt:
@@ -89,9 +85,28 @@ class IntakeWriter:
             self._write(jobs)
 
     def _write(self, jobs: list[_Job]) -> None:
-        """Write ``jobs`` in one transaction. A job that raises (an idempotency conflict, say) is
-        answered with its error and the batch is written again without it, so one refused order never
-        takes the others down; that path is rare, the common one has no savepoints to pay for."""
+        """Write ``jobs`` in one transaction: all at once when every order and key is new (the common
+        case, a few statements per batch), else one order at a time (see :meth:`_write_one_by_one`)."""
+        try:
+            with self.db.write(urgent=True) as conn:
+                uow = UnitOfWork(conn, self.clock)
+                receipts = accept_new_orders(uow, [job.submission for job in jobs])
+                uow.flush()
+        except NotAllNew:
+            self._write_one_by_one(jobs)
+            return
+        except Exception as exc:  # the commit itself failed: nobody's order was stored
+            log.exception("intake batch of %d orders failed to commit", len(jobs))
+            for job in jobs:
+                job.future.set_exception(exc)
+            return
+        self._done(jobs, receipts)
+
+    def _write_one_by_one(self, jobs: list[_Job]) -> None:
+        """Write ``jobs`` in one transaction, one order after the other. A job that raises (an idempotency
+        conflict, say) is answered with its error and the batch is written again without it, so one
+        refused order never takes the others down; that path is rare, the common one has no savepoints
+        to pay for."""
         pending = list(jobs)
         while pending:
             receipts: list[Receipt] = []
@@ -100,10 +115,11 @@ class IntakeWriter:
                 with self.db.write(urgent=True) as conn:
                     uow = UnitOfWork(conn, self.clock)
                     for job in pending:
+                        s = job.submission
                         try:
-                            receipts.append(accept_order(uow, job.order, scope=job.scope,
-                                                         idempotency_key=job.idempotency_key,
-                                                         fingerprint=job.fingerprint, delivery_id=job.delivery_id))
+                            receipts.append(accept_order(uow, s.order, scope=s.scope,
+                                                         idempotency_key=s.idempotency_key,
+                                                         fingerprint=s.fingerprint, delivery_id=s.delivery_id))
                         except Exception:
                             failed = job
                             raise
@@ -117,10 +133,13 @@ class IntakeWriter:
                 failed.future.set_exception(exc)
                 pending.remove(failed)
                 continue
-            self.batches += 1
-            self.orders += len(pending)
-            for job, receipt in zip(pending, receipts, strict=True):
-                job.future.set_result(receipt)
-            if callable(self.on_commit):
-                self.on_commit()
+            self._done(pending, receipts)
             return
+
+    def _done(self, jobs: list[_Job], receipts: list[Receipt]) -> None:
+        self.batches += 1
+        self.orders += len(jobs)
+        for job, receipt in zip(jobs, receipts, strict=True):
+            job.future.set_result(receipt)
+        if callable(self.on_commit):
+            self.on_commit()

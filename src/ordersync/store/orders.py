@@ -13,7 +13,7 @@ from ordersync.domain.errors import ConcurrentUpdate, Conflict, NotFound
 from ordersync.domain.order.aggregate import OrderRecord, Transition, load_record
 from ordersync.domain.order.parts import dump_parts
 from ordersync.store.schema import idempotency_keys, order_transitions, orders
-from ordersync.store.sql import bulk_insert, driver_time, insert_ignore, raw_cursor
+from ordersync.store.sql import bulk_insert, driver_time, insert_ignore, insert_rows, raw_cursor
 
 # Built once: constructing SQLAlchemy statements per call costs more than running them on SQLite.
 _BY_ID = select(orders).where(orders.c.id == bindparam("order_id"))
@@ -47,26 +47,8 @@ class OrderRepository:
         order collapse into one row: the database's unique constraint decides, not a check-then-act.
         """
         order = record.order
-        created = insert_ignore(
-            self.conn,
-            orders,
-            {
-                "id": order.id,
-                "channel": order.channel,
-                "external_order_number": order.external_order_number,
-                "account_id": order.account_id,
-                "state": record.state.value,
-                "held_from": None,
-                "version": 1,
-                "body": order.model_dump_json(),
-                "data": dump_parts(record),
-                "total": _total(record),
-                "backordered": record.is_backordered,
-                "received_at": at,
-                "updated_at": at,
-            },
-            conflict=("channel", "external_order_number"),
-        )
+        created = insert_rows(self.conn, orders, _NEW_COLUMNS, [self._new_row(record, at)],
+                              conflict=("channel", "external_order_number")) == 1
         if created:
             record.version = 1
             self._write_transitions(record)
@@ -75,6 +57,25 @@ class OrderRepository:
         if existing is None:  # pragma: no cover - the conflicting row cannot vanish inside our transaction
             raise Conflict(f"order {order.channel}/{order.external_order_number} conflicted but is not visible")
         return existing, False
+
+    def add_all_new(self, records: list[OrderRecord], at: dt.datetime) -> bool:
+        """Insert new orders, all in one statement; False (the caller rolls back) if any business key
+        exists already, in which case those rows were skipped and the others inserted."""
+        rows = [self._new_row(record, at) for record in records]
+        inserted = insert_rows(self.conn, orders, _NEW_COLUMNS, rows, conflict=("channel", "external_order_number"))
+        if inserted != len(rows):
+            return False
+        for record in records:
+            record.version = 1
+        self._write_transitions(*records)
+        return True
+
+    def _new_row(self, record: OrderRecord, at: dt.datetime) -> tuple[Any, ...]:
+        """A new order's row, in :data:`_NEW_COLUMNS` order and driver form."""
+        order = record.order
+        when = driver_time(self.conn, at)
+        return (order.id, order.channel, order.external_order_number, order.account_id, record.state.value, None, 1,
+                order.model_dump_json(), dump_parts(record), _total(record), record.is_backordered, when, when)
 
     def get(self, order_id: str) -> OrderRecord:
         record = self.find(order_id)
@@ -142,6 +143,26 @@ class OrderRepository:
                                                            "order_id": order_id, "created_at": at},
                              conflict=("scope", "key"))
 
+    def known_idempotency_keys(self, keys: list[tuple[str, str]]) -> int:
+        """How many of the (scope, key) pairs were used before (one query for a batch of requests)."""
+        if not keys:
+            return 0
+        mark = "?" if self.conn.dialect.name == "sqlite" else "%s"
+        values = ", ".join([f"({mark}, {mark})"] * len(keys))
+        # a join, not "(scope, key) IN (VALUES ...)": SQLite scans the whole table for that one
+        sql = (f"SELECT count(*) FROM (VALUES {values}) AS v JOIN idempotency_keys AS k "
+               "ON k.scope = v.column1 AND k.key = v.column2")
+        known: int = raw_cursor(self.conn, sql, [part for pair in keys for part in pair]).fetchone()[0]
+        return known
+
+    def remember_idempotency_keys(self, keys: list[tuple[str, str, str, str]], at: dt.datetime) -> bool:
+        """Store (scope, key, fingerprint, order id) rows in one statement; False (the caller rolls back)
+        if a concurrent request took one of the keys first."""
+        when = driver_time(self.conn, at)
+        rows = [(*key, when) for key in keys]
+        return insert_rows(self.conn, idempotency_keys, ("scope", "key", "request_hash", "order_id", "created_at"),
+                           rows, conflict=("scope", "key")) == len(rows)
+
     def by_business_key(self, channel: str, external_order_number: str) -> OrderRecord | None:
         row = (
             self.conn.execute(
@@ -193,20 +214,18 @@ class OrderRepository:
             for r in rows
         ]
 
-    def _write_transitions(self, record: OrderRecord) -> None:
-        if not record.new_transitions:
-            return
-        bulk_insert(
-            self.conn,
-            order_transitions,
-            ("order_id", "from_state", "to_state", "at", "cause"),
-            [
-                (t.order_id, t.from_state.value if t.from_state else None, t.to_state.value,
+    def _write_transitions(self, *records: OrderRecord) -> None:
+        rows = [(t.order_id, t.from_state.value if t.from_state else None, t.to_state.value,
                  driver_time(self.conn, t.at), t.cause)
-                for t in record.new_transitions
-            ],
-        )
-        record.new_transitions.clear()
+                for record in records for t in record.new_transitions]
+        bulk_insert(self.conn, order_transitions, ("order_id", "from_state", "to_state", "at", "cause"), rows)
+        for record in records:
+            record.new_transitions.clear()
+
+
+#: the columns of a new order's row (see :meth:`OrderRepository._new_row`)
+_NEW_COLUMNS = ("id", "channel", "external_order_number", "account_id", "state", "held_from", "version", "body",
+                "data", "total", "backordered", "received_at", "updated_at")
 
 
 def _key_lookup(conn: Connection) -> str:

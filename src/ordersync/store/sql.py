@@ -104,19 +104,45 @@ def driver_time(conn: Connection, value: dt.datetime | None) -> Any:
     return naive.isoformat(" ", "microseconds") if conn.dialect.name == "sqlite" else naive
 
 
-@functools.lru_cache(maxsize=64)
-def _bulk_insert_sql(dialect: str, table: str, columns: tuple[str, ...]) -> str:
+#: rows per multi-row INSERT: SQLite takes at most 32,766 parameters per statement, and a few hundred rows
+#: already cost one statement instead of one step each
+_ROWS_PER_INSERT = 200
+
+
+@functools.lru_cache(maxsize=256)
+def _insert_rows_sql(dialect: str, table: str, columns: tuple[str, ...], rows: int,
+                     conflict: tuple[str, ...] | None) -> str:
     mark = "?" if dialect == "sqlite" else "%s"
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
+    row = f"({', '.join([mark] * len(columns))})"
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row] * rows)}"
+    return sql + (f" ON CONFLICT ({', '.join(conflict)}) DO NOTHING" if conflict else "")
+
+
+def insert_rows(conn: Connection, table: Table, columns: tuple[str, ...], rows: Sequence[tuple[Any, ...]],
+                conflict: Sequence[str] | None = None) -> int:
+    """Multi-row INSERT straight through the driver; returns how many rows were inserted.
+
+    Values must already be in driver form (see :func:`driver_time`). With ``conflict``, rows whose key
+    exists are skipped (``ON CONFLICT DO NOTHING``) and not counted. One statement per few hundred rows,
+    not one per row: SQLite's driver releases the GIL for every statement step (``executemany`` steps
+    once per row), and each time the API's event loop may keep it for a switch interval; SQLAlchemy's
+    per-row parameter processing would cost more than the insert itself."""
+    inserted = 0
+    if not rows:
+        return inserted
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    key = tuple(conflict) if conflict else None
+    for start in range(0, len(rows), _ROWS_PER_INSERT):
+        chunk = rows[start:start + _ROWS_PER_INSERT]
+        sql = _insert_rows_sql(conn.dialect.name, table.name, columns, len(chunk), key)
+        cursor.execute(sql, [value for row in chunk for value in row])
+        inserted += cursor.rowcount
+    return inserted
 
 
 def bulk_insert(conn: Connection, table: Table, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
-    """Multi-row INSERT straight through the driver (executemany), skipping SQLAlchemy's per-row
-    parameter processing. Values must already be in driver form (see :func:`driver_time`). Used on the
-    message hot path, where that processing cost more than the insert itself."""
-    if rows:
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        cursor.executemany(_bulk_insert_sql(conn.dialect.name, table.name, columns), rows)
+    """Insert ``rows`` (see :func:`insert_rows`); used on the message hot path."""
+    insert_rows(conn, table, columns, rows)
 
 
 def upsert_row(conn: Connection, table: Table, key: dict[str, Any], values: dict[str, Any]) -> None:

@@ -123,6 +123,15 @@ class UnitOfWork:
             self._flush_events(record)
         return stored, created
 
+    def add_new_orders(self, records: list[OrderRecord]) -> bool:
+        """Store new orders and their events in one statement each; False (the caller rolls back) if one's
+        business key exists."""
+        if not self.orders.add_all_new(records, self.now()):
+            return False
+        for record in records:
+            self._flush_events(record)
+        return True
+
     def save_order(self, record: OrderRecord) -> None:
         """Persist the order's state, the cases its decisions opened or changed, and its pending events in
         this transaction."""

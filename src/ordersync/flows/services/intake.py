@@ -63,6 +63,52 @@ def accept_order(
     return Receipt(record.id, record.state, duplicate=not created, replayed=False)
 
 
+@dataclass(frozen=True)
+class Submission:
+    """An order handed to intake, with how it was asked for (see :func:`accept_order`)."""
+
+    order: Order
+    scope: str
+    idempotency_key: str | None = None
+    fingerprint: str | None = None
+    delivery_id: str | None = None
+
+
+class NotAllNew(Exception):
+    """A batch holds an order or an idempotency key seen before (or twice in it): roll back and take the
+    orders one at a time with :func:`accept_order`."""
+
+
+def accept_new_orders(uow: UnitOfWork, batch: list[Submission]) -> list[Receipt]:
+    """Intake of a batch of orders that are all new, in a few statements whatever the batch's size.
+
+    What :func:`accept_order` does for each of them, for the common case: no idempotency key and no
+    business key known before, none twice in the batch. Otherwise raises :class:`NotAllNew`, maybe
+    after writing part of the batch: the caller rolls the transaction back and goes one order at a time
+    (the rare path of re-sends and retries keeps its one-order semantics).
+    """
+    keys = [(s.scope, s.idempotency_key) for s in batch if s.idempotency_key]
+    numbers = {(s.order.channel, s.order.external_order_number) for s in batch}
+    if len(set(keys)) != len(keys) or len(numbers) != len(batch):
+        raise NotAllNew("the batch holds the same order or idempotency key twice")
+    if keys and uow.orders.known_idempotency_keys(keys):
+        raise NotAllNew("an idempotency key of the batch was used before")
+    at = uow.now()
+    records = []
+    for submission in batch:
+        order = submission.order
+        record = OrderRecord.receive(order, at=at, cause=f"received from channel {order.channel}")
+        record.record_event(OrderReceived(order=order, delivery_id=submission.delivery_id))
+        records.append(record)
+    if not uow.add_new_orders(records):
+        raise NotAllNew("an order of the batch was received before")
+    remembered = [(s.scope, s.idempotency_key, s.fingerprint or request_hash(s.order.model_dump_json(exclude={"id"})),
+                   s.order.id) for s in batch if s.idempotency_key]
+    if remembered and not uow.orders.remember_idempotency_keys(remembered, at):
+        raise NotAllNew("a concurrent request took an idempotency key of the batch")
+    return [Receipt(record.id, record.state, duplicate=False, replayed=False) for record in records]
+
+
 def receive_order(uow: UnitOfWork, order: Order, delivery_id: str | None = None) -> tuple[OrderRecord, bool]:
     """Store ``order`` (state ``received``) with its events, or find the order it duplicates.
 
