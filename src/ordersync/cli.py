@@ -6,6 +6,7 @@ short function that parses, calls one service and prints; the services live else
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -40,6 +41,7 @@ subscriptions = typer.Typer(no_args_is_help=True, help="Add, list and remove out
 app.add_typer(subscriptions, name="subscriptions")
 console = Console(stderr=True)
 out = Console()
+log = logging.getLogger("ordersync.cli")
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data directory (default ./.ordersync).")]
 Store = Annotated[str | None, typer.Option("--store", help="Store URL, e.g. postgresql://host/db.")]
@@ -171,9 +173,18 @@ def run_worker_with_status(hub: Hub, stop: threading.Event, label: str = "worker
             )
             last[0], last[1] = now, hub.worker.processed
 
-    console.print(f"{label}: running on {hub.db!r}; Ctrl-C stops")
-    hub.worker.recover(sole_worker=hub.db.is_sqlite)
-    hub.worker.run_forever(stop, on_round)
+    from ordersync.messaging.wake import WakeListener, sole_worker, wake_address
+
+    with contextlib.ExitStack() as stack:
+        if hub.db.is_sqlite:  # the embedded store's worker works alone: wait for one still stopping
+            stack.enter_context(sole_worker(hub.db.engine.url.database or ""))
+        try:  # the API (ordersync serve) wakes us when it committed events
+            stack.callback(WakeListener(wake_address(hub.settings.store_url), hub.worker.wake).close)
+        except OSError:  # another worker of this store listens on this machine: we poll
+            log.debug("another worker of this store takes the API's wake-ups; this one polls")
+        console.print(f"{label}: running on {hub.db!r}; Ctrl-C stops")
+        hub.worker.recover(sole_worker=hub.db.is_sqlite)
+        hub.worker.run_forever(stop, on_round)
     console.print(f"{label}: stopped after {hub.worker.processed} deliveries")
 
 
@@ -203,13 +214,15 @@ def serve(
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 8000,
     with_worker: Annotated[bool, typer.Option("--worker/--no-worker",
-                                              help="Also run the worker in this process (embedded default).")]
+                                              help="Also run the worker in this process (embedded default); "
+                                                   "with --no-worker, run `ordersync worker` beside it.")]
     = True,
     verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
 ) -> None:
     """Serve the API (and, by default, run the worker in the same process)."""
     import uvicorn
 
+    from ordersync.messaging.wake import WakeSender, sole_worker, wake_address
     from ordersync.server import create_app
 
     _setup_logging(verbose)
@@ -219,10 +232,15 @@ def serve(
     hub = _hub(data_dir, store, config)
     stop = threading.Event()
     worker_thread = None
+    stack = contextlib.ExitStack()
     if with_worker:
+        if hub.db.is_sqlite:  # the embedded store's worker works alone (see `ordersync worker`)
+            stack.enter_context(sole_worker(hub.db.engine.url.database or ""))
         hub.worker.recover(sole_worker=hub.db.is_sqlite)
         worker_thread = threading.Thread(target=hub.worker.run_forever, args=(stop,), name="worker", daemon=True)
         worker_thread.start()
+    else:  # the API's commits wake a worker of this store on this machine, as they wake its own thread
+        hub.worker.forward_wakes(WakeSender(wake_address(hub.settings.store_url)))
     console.print(f"serving http://{host}:{port}/v1 (OpenAPI /v1/openapi.json) on {hub.db!r}"
                   + ("; worker running" if with_worker else ""))
     app = create_app(hub)
@@ -231,6 +249,7 @@ def serve(
     stop.set()
     if worker_thread is not None:
         worker_thread.join(timeout=30)
+    stack.close()
     hub.close()
 
 

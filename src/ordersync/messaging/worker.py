@@ -49,6 +49,7 @@ class Worker:
         self.max_idle = max(max_idle, poll_interval)
         self.consumers = consumers if consumers is not None else registry.names()
         self._wake = threading.Event()
+        self._wake_forwards: list[Callable[[], None]] = []
         self.processed = 0
         self._count_lock = threading.Lock()
         #: consumers running in threads of their own (I/O consumers, while run_forever runs)
@@ -70,8 +71,15 @@ class Worker:
 
     def wake(self) -> None:
         """Cut the main loop's idle sleep short: new outbox rows for the relay (called after a commit
-        that wrote events in this process)."""
+        that wrote events in this process), and tell the worker processes that asked to hear of it."""
         self._wake.set()
+        for forward in self._wake_forwards:
+            forward()
+
+    def forward_wakes(self, forward: Callable[[], None]) -> None:
+        """Also call ``forward`` on every :meth:`wake` (the worker runs in another process; see
+        :mod:`ordersync.messaging.wake`)."""
+        self._wake_forwards.append(forward)
 
     def wake_consumers(self, consumers: frozenset[str]) -> None:
         """Messages arrived for ``consumers``: wake the threads that run them, and only those. A lane
