@@ -79,7 +79,7 @@ def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Regis
                               stale_after_seconds=rm.stale_after_seconds, memory_seconds=rm.memory_seconds)
         deps = FlowDeps(store=store, clock=clock, erps=router, policy=flow_policy(settings),
                         cases=case_policy(settings), submit_concurrency=settings.flows.submit_concurrency,
-                        catalogs=readmodel)
+                        submit_wave=settings.flows.submit_wave, catalogs=readmodel)
         poller = ErpChangePoller(router, db, clock, cadence={
             e.name: Cadence(fast=e.poll_seconds, idle=max(e.poll_seconds, e.idle_poll_seconds), sweep=e.sweep_seconds,
                             busy=e.busy_poll_seconds)
@@ -116,6 +116,8 @@ def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Regis
     if readmodel is not None:
         worker.every(min(60.0, settings.read_model.refresh_seconds), "read model refresh", readmodel.refresh_due,
                      singleton=True)
+        if poller is not None:  # order preparation takes stock from the read model while the poller runs
+            readmodel.follows = poller.following
     gaps = None
     if isinstance(transport, NatsTransport):  # the embedded transport publishes in the outbox's transaction
         n = settings.nats

@@ -81,6 +81,9 @@ def test_accounts_are_the_active_customers_with_credit_and_ship_to_addresses(see
     assert near.credit.limit == D("36000.00")
     assert near.credit.exposure == demo_data.credit_exposure(MAIN, "C-1004") == D("33853.50")
     assert near.credit.available == D("2146.50") and near.credit.currency == "EUR"
+    # order preparation checks the credit an account read brought (one ERP call, not two)
+    one, alone = seeded.account("C-1004").credit, seeded.credit("C-1004")
+    assert one is not None and alone.model_dump(exclude={"as_of"}) == one.model_dump(exclude={"as_of"})
     for customer in MAIN["customers"]:
         if customer["active"]:
             wanted = {(a["key"], a["region"], a["city"]) for a in customer["addresses"] if a["delivery"]}

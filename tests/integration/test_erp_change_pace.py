@@ -15,7 +15,7 @@ from ordersync.adapters.erp.memory import MemoryErp
 from ordersync.domain.clock import FakeClock
 from ordersync.ports.erp import Lane
 from ordersync.runtime.erp_changes import Cadence
-from tests.support.hub import erp_hub, events, settle
+from tests.support.hub import erp_hub, events, order, place, settle, state
 
 
 @pytest.fixture
@@ -87,3 +87,26 @@ def test_while_the_hub_sends_orders_changes_are_read_at_the_busy_pace(hub: Any, 
     erp.set_stock("SEL-GSK-DN50-PTFE", "PLANT-N", Decimal(quantity + 1))
     _, _, after = turns(hub, erp, 2.0)
     assert 0.5 in after, after
+
+
+def test_order_preparation_takes_stock_from_the_read_model_while_the_poller_follows_the_erp(
+        hub: Any, erp: MemoryErp) -> None:
+    """While the change poller follows the ERP, the stock it keeps in the read model allocates orders (the
+    ERP is not asked); once it has not turned for a while, the ERP is asked again. The credit check uses
+    the credit the account read brought."""
+    turns(hub, erp, 2)  # the first turns read everything; the events fill the read model
+    settle(hub)
+    before = {m: erp.calls[m] for m in ("availability", "credit", "account")}
+    first = place(hub, order("C-1001", ("BRG-6204-2RS", 4), external="RM-1"))
+    settle(hub)
+    assert state(hub, first.order_id) == "accepted"
+    assert {m: erp.calls[m] - before[m] for m in before} == {"availability": 0, "credit": 0, "account": 1}
+
+    hub.clock.advance(60)  # no turn for a minute: the read model may be behind the ERP
+    assert not hub.poller.following("main")
+    # (the worker's rounds below would take a turn first: hold the read model to "not following")
+    hub.readmodel.follows = lambda erp: False
+    second = place(hub, order("C-1001", ("BRG-6204-2RS", 4), external="RM-2"))
+    settle(hub)
+    assert state(hub, second.order_id) == "accepted"
+    assert erp.calls["availability"] - before["availability"] == 1

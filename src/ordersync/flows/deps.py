@@ -31,7 +31,8 @@ class FlowDeps:
     erps: Erps
     policy: FlowPolicy = field(default_factory=FlowPolicy)
     cases: CasePolicy = field(default_factory=CasePolicy)
-    submit_concurrency: int = 4
+    submit_concurrency: int = 4  # orders prepared at once
+    submit_wave: int = 8  # orders being submitted at once (the ERP adapter batches them)
     catalogs: Catalogs | None = None  # catalogs and plants for preparation (prices and stock stay live)
 
     def in_lane(self, lane: Lane) -> FlowDeps:

@@ -1,13 +1,14 @@
 """The catalogs port: the accounts' assortments and the ERPs' plants as the read model keeps them
 (:mod:`ordersync.runtime.readmodel`), so that preparing an order does not ask the ERP for what changes
-rarely. Contract prices, credit and stock are asked live; they are not here."""
+rarely, and stock while the ERP's change capture follows it. Contract prices and credit are asked live."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from ordersync.canonical.erp import Plant
-from ordersync.canonical.v1 import Product
+from ordersync.canonical.v1 import Product, StockPosition
 
 
 class Catalogs(Protocol):
@@ -17,4 +18,10 @@ class Catalogs(Protocol):
 
     def plants(self, erp: str) -> list[Plant]:
         """The plants of ERP ``erp``."""
+        ...
+
+    def followed_stock(self, erp: str, skus: Sequence[str]) -> list[StockPosition] | None:
+        """Stock per plant of ``skus`` at ERP ``erp`` as the read model holds it, while this process's
+        change capture follows that ERP (its last turn a few seconds ago: every stock move the ERP makes
+        reaches the read model within seconds); None when it does not, or a SKU is not held (ask the ERP)."""
         ...

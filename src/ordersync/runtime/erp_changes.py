@@ -77,6 +77,7 @@ class ErpChangePoller:
         self.retention = retention
         self.cadence = cadence or {}
         self._pace: dict[str, _Pace] = {}
+        self._followed: dict[str, float] = {}  # erp -> when (monotonic) its last turn ended well
 
     def poll_due(self) -> int:
         """The periodic job: poll each ERP whose turn has come. A turn asks the ERP's one-call probe
@@ -93,6 +94,7 @@ class ErpChangePoller:
                 continue
             try:
                 found, changed = self._turn(erp, pace, cadence, now)
+                self._followed[erp] = self.clock.monotonic()
             except Unavailable as exc:  # the next turn catches up from the same watermark
                 log.warning("ERP %s: change poll skipped: %s", erp, exc)
                 found, changed = 0, False
@@ -117,6 +119,13 @@ class ErpChangePoller:
         # opens a new window, whose first probe then reads in full once more
         pace.probe = (since, fingerprint) if fingerprint is not None else None
         return found, found > 0 or (fingerprint is not None and not sweep)
+
+    def following(self, erp: str) -> bool:
+        """Whether this poller follows ``erp`` now: its last turn ended well within three of the longest
+        intervals it keeps (a stock move in the ERP then reaches the read model within seconds)."""
+        at = self._followed.get(erp)
+        cadence = self.cadence.get(erp, Cadence())
+        return at is not None and self.clock.monotonic() - at <= 3 * max(cadence.fast, cadence.idle, cadence.busy)
 
     def _busy_with_orders(self, erp: str, pace: _Pace) -> bool:
         """Whether the hub has sent order work to this ERP since the last turn (its gate's orders lane)."""

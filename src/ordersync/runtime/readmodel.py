@@ -110,6 +110,9 @@ class ReadModel:
         self.price_flight: SingleFlight[tuple[str, str, str], PriceQuote] = SingleFlight()
         self.catalog_flight: SingleFlight[str, CatalogView] = SingleFlight()
         self._synced: dt.datetime | None = None
+        #: whether this process's change capture follows an ERP now (wired with the change poller; None:
+        #: it runs elsewhere or not at all, and order preparation asks the ERP for stock)
+        self.follows: Callable[[str], bool] | None = None
         self._sync_thread: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -189,6 +192,20 @@ class ReadModel:
                     raise UnknownItem("sku", sku)
             found.update(self.cached_stock(missing, max_age=math.inf))
         return [self._stock_view(sku, found[sku], now) for sku in skus]
+
+    def followed_stock(self, erp: str, skus: Sequence[str]) -> list[StockPosition] | None:
+        """Stock per plant of ``skus`` as held (memory, then store), while this process's change capture
+        follows ``erp``; None when it does not or a SKU is not held at ``erp`` (see the catalogs port)."""
+        if self.follows is None or not self.follows(erp):
+            return None
+        wanted = list(dict.fromkeys(skus))
+        found = self.cached_stock(wanted)
+        missing = [s for s in wanted if s not in found]
+        if missing:
+            found.update(self._stock_from_store(missing))
+        if any(sku not in found or found[sku][0] != erp for sku in wanted):
+            return None
+        return [position for sku in wanted for position in found[sku][1]]
 
     def stock_cached(self, skus: Sequence[str]) -> list[StockView] | None:
         """:meth:`stock` from memory only (no I/O, safe on an event loop), or None on any miss."""

@@ -28,7 +28,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 
-from ordersync.canonical.v1 import Account, CaseType, OrderState, Product
+from ordersync.canonical.v1 import Account, CaseType, CreditStatus, OrderState, Product
 from ordersync.domain.events import HoldReleased, OrderReadyForErp, OrderReceived
 from ordersync.domain.order import OrderPlan, OrderRecord
 from ordersync.flows.deps import FlowDeps
@@ -153,23 +153,30 @@ def prepare_plan(record: OrderRecord, deps: FlowDeps) -> OrderPlan:
     plan.price(order, account, result.skus, products, quotes, deps.policy.rules, today)
     plan.check_shown_prices(order, deps.policy.price_tolerance_percent)
     if not plan.decided:
-        continue_after_pricing(plan, record, deps, credit_approved=False, products=products)
+        continue_after_pricing(plan, record, deps, credit_approved=False, products=products, credit=account.credit)
     return plan
 
 
 def continue_after_pricing(plan: OrderPlan, record: OrderRecord, deps: FlowDeps, *, credit_approved: bool,
-                           products: dict[str, Product] | None = None) -> None:
-    """Credit check (unless a person approved it) and allocation."""
+                           products: dict[str, Product] | None = None, credit: CreditStatus | None = None) -> None:
+    """Credit check (unless a person approved it) and allocation. ``credit``: the account's credit as an
+    account read of this preparation brought it (else the ERP is asked). Stock comes from the read model
+    while the ERP's change capture follows it (:meth:`~ordersync.ports.catalogs.Catalogs.followed_stock`),
+    else from the ERP; either way the ERP has the last word when the order is submitted (a shortfall is
+    backordered)."""
     order = record.order
     assert plan.erp is not None or record.erp is not None
     erp = deps.erps.erp(plan.erp or record.erp or "")
     if not credit_approved:
-        plan.check_credit(erp.credit(order.account_id))
+        plan.check_credit(credit or erp.credit(order.account_id))
         if plan.decided:
             return
     if products is None:
         products = _catalog(deps, erp, order.account_id)
-    positions = erp.availability(sorted({line.sku for line in plan.lines}))
+    skus = sorted({line.sku for line in plan.lines})
+    positions = deps.catalogs.followed_stock(erp.name, skus) if deps.catalogs is not None else None
+    if positions is None:
+        positions = erp.availability(skus)
     plants = deps.catalogs.plants(erp.name) if deps.catalogs is not None else erp.plants()
     plan.allocate(order, products, positions, plants, deps.clock.now().date(), deps.policy.allocation)
 
@@ -194,5 +201,5 @@ def register(registry: Registry, deps: FlowDeps) -> None:
     registry.add(Subscription(PREPARE, frozenset({OrderReceived.TYPE}), prepare(deps), "io",
                               concurrency=deps.submit_concurrency))
     registry.add(Subscription(SUBMIT, frozenset({OrderReadyForErp.TYPE}), submit(deps), "io", ordered=True,
-                              concurrency=deps.submit_concurrency))
+                              concurrency=deps.submit_wave))
     registry.add(Subscription(RESUME, frozenset({HoldReleased.TYPE}), resume(deps), "io", ordered=True))
