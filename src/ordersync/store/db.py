@@ -193,6 +193,8 @@ class Database:
     def dispose(self) -> None:
         self._closed.set()
         self.engine.dispose()
+        if self.is_sqlite:
+            self._process_lock.close()
 
     def __repr__(self) -> str:
         return f"Database({self.engine.url.render_as_string(hide_password=True)})"
@@ -234,8 +236,8 @@ class WriteQueue:
 
 
 class ProcessWriteLock:
-    """The SQLite store's write lock across processes (``ordersync serve`` and its worker process), with
-    intake first, as :class:`WriteQueue` is within one.
+    """The SQLite store's write lock across processes (``ordersync serve --no-worker`` beside ``ordersync
+    worker``, or a CLI command while the hub runs), with intake first, as :class:`WriteQueue` is within one.
 
     Without it, a writer that meets another process's transaction is left to SQLite's busy handler,
     which sleeps 1, 2, 5, 10 ... ms between tries and knows no priority: the API's intake waited behind
@@ -277,6 +279,12 @@ class ProcessWriteLock:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._fds is not None and self._pid == os.getpid():
+            for fd in self._fds:
+                os.close(fd)
+        self._fds = None
 
 
 def _configure_sqlite(engine: Engine) -> None:
