@@ -173,19 +173,24 @@ def run_worker_with_status(hub: Hub, stop: threading.Event, label: str = "worker
             )
             last[0], last[1] = now, hub.worker.processed
 
-    from ordersync.messaging.wake import WakeListener, sole_worker, wake_address
+    from ordersync.messaging.wake import WakeListener, wake_address
 
     with contextlib.ExitStack() as stack:
-        if hub.db.is_sqlite:  # the embedded store's worker works alone: wait for one still stopping
-            stack.enter_context(sole_worker(hub.db.engine.url.database or ""))
-        try:  # the API (ordersync serve) wakes us when it committed events
+        _start_worker(hub, stack)  # first: a worker waiting for another one takes its wake-ups after it
+        try:  # the API (ordersync serve --no-worker) wakes us when it committed events
             stack.callback(WakeListener(wake_address(hub.settings.store_url), hub.worker.wake).close)
         except OSError:  # another worker of this store listens on this machine: we poll
             log.debug("another worker of this store takes the API's wake-ups; this one polls")
         console.print(f"{label}: running on {hub.db!r}; Ctrl-C stops")
-        hub.worker.recover(sole_worker=hub.db.is_sqlite)
         hub.worker.run_forever(stop, on_round)
     console.print(f"{label}: stopped after {hub.worker.processed} deliveries")
+
+
+def _start_worker(hub: Hub, stack: contextlib.ExitStack) -> None:
+    """Become the store's worker for as long as ``stack`` is open: on SQLite, the only one (waiting for one
+    still stopping), recovering the claims a crashed worker left."""
+    stack.enter_context(hub.db.sole_worker())
+    hub.worker.recover(sole_worker=hub.db.is_sqlite)
 
 
 def _stop_on_signals(stop: threading.Event) -> None:
@@ -222,7 +227,7 @@ def serve(
     """Serve the API (and, by default, run the worker in the same process)."""
     import uvicorn
 
-    from ordersync.messaging.wake import WakeSender, sole_worker, wake_address
+    from ordersync.messaging.wake import WakeSender, wake_address
     from ordersync.server import create_app
 
     _setup_logging(verbose)
@@ -234,9 +239,7 @@ def serve(
     worker_thread = None
     stack = contextlib.ExitStack()
     if with_worker:
-        if hub.db.is_sqlite:  # the embedded store's worker works alone (see `ordersync worker`)
-            stack.enter_context(sole_worker(hub.db.engine.url.database or ""))
-        hub.worker.recover(sole_worker=hub.db.is_sqlite)
+        _start_worker(hub, stack)
         worker_thread = threading.Thread(target=hub.worker.run_forever, args=(stop,), name="worker", daemon=True)
         worker_thread.start()
     else:  # the API's commits wake a worker of this store on this machine, as they wake its own thread

@@ -1,4 +1,4 @@
-"""Waking a worker in another process on the same machine, and keeping one worker per SQLite store.
+"""Waking a worker in another process on the same machine.
 
 With ``ordersync serve --no-worker`` and ``ordersync worker`` beside it, the API still tells the worker
 at once when it committed events, as it wakes its own worker thread otherwise: a one-byte datagram on a
@@ -11,14 +11,11 @@ listening, or its buffer full, the datagram is dropped and the worker finds the 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import logging
-import os
 import socket
 import threading
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 log = logging.getLogger("ordersync.worker")
 
@@ -69,22 +66,3 @@ class WakeListener:
         with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_RDWR)
         self._sock.close()
-
-
-@contextlib.contextmanager
-def sole_worker(database_file: str) -> Iterator[None]:
-    """Hold the SQLite store's worker lock (a ``flock`` beside the database file) for the block, waiting
-    for a worker that still holds it (say the worker of a hub that was killed, still finishing its
-    round). The embedded store's worker recovers claims at start as the only worker; two at once would
-    take each other's deliveries. The lock goes with the process however it ends."""
-    path = Path(database_file + ".worker-lock")
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log.warning("another worker runs on %s; waiting until it stops", database_file)
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # releases the lock

@@ -190,6 +190,28 @@ class Database:
                     conn.execute(text("SELECT pg_advisory_unlock(7243003, :k)"), {"k": key})
                     conn.commit()
 
+    @contextlib.contextmanager
+    def sole_worker(self) -> Iterator[None]:
+        """Run a block as the store's only worker. SQLite: hold the worker lock (a ``flock`` beside the
+        database file), waiting for a worker that still holds it (say the worker of a hub that was killed,
+        still finishing its round); the embedded store's worker recovers claims at start as the only one,
+        and two at once would take each other's deliveries. The lock goes with the process however it
+        ends. PostgreSQL: workers share the store; nothing to hold."""
+        if not self.is_sqlite:
+            yield
+            return
+        database = self.engine.url.database or ""
+        fd = os.open(database + ".worker-lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log.warning("another worker runs on %s; waiting until it stops", database)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
     def dispose(self) -> None:
         self._closed.set()
         self.engine.dispose()

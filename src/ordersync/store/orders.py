@@ -13,7 +13,7 @@ from ordersync.domain.errors import ConcurrentUpdate, Conflict, NotFound
 from ordersync.domain.order.aggregate import OrderRecord, Transition, load_record
 from ordersync.domain.order.parts import dump_parts
 from ordersync.store.schema import idempotency_keys, order_transitions, orders
-from ordersync.store.sql import bulk_insert, driver_time, insert_ignore, insert_rows, raw_cursor
+from ordersync.store.sql import bulk_insert, driver_time, insert_rows, raw_cursor
 
 # Built once: constructing SQLAlchemy statements per call costs more than running them on SQLite.
 _BY_ID = select(orders).where(orders.c.id == bindparam("order_id"))
@@ -139,9 +139,7 @@ class OrderRepository:
     def remember_idempotency_key(self, scope: str, key: str, fingerprint: str, order_id: str,
                                  at: dt.datetime) -> bool:
         """False if a concurrent request took the key first."""
-        return insert_ignore(self.conn, idempotency_keys, {"scope": scope, "key": key, "request_hash": fingerprint,
-                                                           "order_id": order_id, "created_at": at},
-                             conflict=("scope", "key"))
+        return self.remember_idempotency_keys([(scope, key, fingerprint, order_id)], at)
 
     def known_idempotency_keys(self, keys: list[tuple[str, str]]) -> int:
         """How many of the (scope, key) pairs were used before (one query for a batch of requests)."""

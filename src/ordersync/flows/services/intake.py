@@ -6,6 +6,7 @@ API retries and reconciliation polls all collapse onto one order, race-safe.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from dataclasses import dataclass
 
@@ -46,7 +47,7 @@ def accept_order(
     key with a different request body is a :class:`Conflict`. Independently of it, the business key
     (channel, external order number) collapses re-sent orders onto the first one.
     """
-    fingerprint = fingerprint or request_hash(order.model_dump_json(exclude={"id"}))
+    fingerprint = _fingerprint(order, fingerprint)
     if idempotency_key:
         existing = uow.orders.idempotency_key(scope, idempotency_key)
         if existing is not None:
@@ -94,16 +95,11 @@ def accept_new_orders(uow: UnitOfWork, batch: list[Submission]) -> list[Receipt]
     if keys and uow.orders.known_idempotency_keys(keys):
         raise NotAllNew("an idempotency key of the batch was used before")
     at = uow.now()
-    records = []
-    for submission in batch:
-        order = submission.order
-        record = OrderRecord.receive(order, at=at, cause=f"received from channel {order.channel}")
-        record.record_event(OrderReceived(order=order, delivery_id=submission.delivery_id))
-        records.append(record)
+    records = [_received(s.order, s.delivery_id, at) for s in batch]
     if not uow.add_new_orders(records):
         raise NotAllNew("an order of the batch was received before")
-    remembered = [(s.scope, s.idempotency_key, s.fingerprint or request_hash(s.order.model_dump_json(exclude={"id"})),
-                   s.order.id) for s in batch if s.idempotency_key]
+    remembered = [(s.scope, s.idempotency_key, _fingerprint(s.order, s.fingerprint), s.order.id)
+                  for s in batch if s.idempotency_key]
     if remembered and not uow.orders.remember_idempotency_keys(remembered, at):
         raise NotAllNew("a concurrent request took an idempotency key of the batch")
     return [Receipt(record.id, record.state, duplicate=False, replayed=False) for record in records]
@@ -115,9 +111,7 @@ def receive_order(uow: UnitOfWork, order: Order, delivery_id: str | None = None)
     Returns the stored record and whether it is new. A duplicate is recorded as an event on the existing
     order (so the timeline shows it) and changes nothing else.
     """
-    record = OrderRecord.receive(order, at=uow.now(), cause=f"received from channel {order.channel}")
-    record.record_event(OrderReceived(order=order, delivery_id=delivery_id))
-    stored, created = uow.add_order(record)
+    stored, created = uow.add_order(_received(order, delivery_id, uow.now()))
     if not created and stored.order.account_id != order.account_id:
         # the channel's order number is taken by another account's order: refuse, without saying whose
         # (answering "duplicate" would hand out another buyer's order id and lose this order)
@@ -134,6 +128,19 @@ def receive_order(uow: UnitOfWork, order: Order, delivery_id: str | None = None)
             correlation_id=stored.id,
         )
     return stored, created
+
+
+def _received(order: Order, delivery_id: str | None, at: dt.datetime) -> OrderRecord:
+    """A new order's record: state ``received`` and its ``order.received`` event."""
+    record = OrderRecord.receive(order, at=at, cause=f"received from channel {order.channel}")
+    record.record_event(OrderReceived(order=order, delivery_id=delivery_id))
+    return record
+
+
+def _fingerprint(order: Order, given: str | None) -> str:
+    """The request's fingerprint for its idempotency key: the one given (the request body's hash), else
+    the order's own."""
+    return given or request_hash(order.model_dump_json(exclude={"id"}))
 
 
 def move_order(uow: UnitOfWork, order_id: str, target: OrderState, cause: str) -> OrderRecord:
