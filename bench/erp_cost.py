@@ -36,7 +36,12 @@ adapter's rate; under saturation max latency <= 1.2x the backlog's drain time.
 
 ``--short`` (20 s idle, 4 stock changes, 24 orders, 8 point to point, 40 at saturation) is the form
 ``python -m bench.all --short`` runs. ``--erp-db postgresql`` runs every phase against Tryton on the local
-PostgreSQL server instead of SQLite. Not measured here yet: push change capture.
+PostgreSQL server instead of SQLite.
+
+**Push** (a third configuration of the idle phase, unless ``--no-push``): the hub with ``push = true`` in
+front of Tryton on PostgreSQL with the ``ordersync_changes`` module (the hub long-polls Tryton's bus and
+reads only when signalled, plus one probe a minute). Goal: <= 0.05 calls/s idle, the same CPU and latency
+goals.
 """
 
 from __future__ import annotations
@@ -73,7 +78,8 @@ from ordersync.store.schema import orders as orders_table
 TICK = os.sysconf("SC_CLK_TCK")
 SKU, PLANT = "SEL-GSK-DN50-PTFE", "PLANT-N"
 BASELINE = "poll_seconds = 1\nidle_poll_seconds = 1\nsweep_seconds = 1\n"
-GOAL_CALLS, GOAL_CPU, GOAL_LATENCY = 0.5, 1.0, 2.0
+PUSH = "push = true\n"
+GOAL_CALLS, GOAL_CPU, GOAL_LATENCY, GOAL_PUSH_CALLS = 0.5, 1.0, 2.0, 0.05
 GOAL_DRAIN_VS_NAIVE, GOAL_DRAIN_VS_ADAPTER, GOAL_STARVATION = 2.0, 0.9, 1.2
 
 
@@ -298,6 +304,8 @@ def main() -> None:
     parser.add_argument("--naive-orders", type=int, help="orders sent point to point (default 30; --short: 8)")
     parser.add_argument("--saturation-orders", type=int, help="orders offered at twice the drain rate "
                                                               "(default 400; --short: 40)")
+    parser.add_argument("--no-push", action="store_true", help="skip the idle phase's push configuration (it runs "
+                                                                "Tryton on the local PostgreSQL whatever --erp-db)")
     _tryton.add_erp_db_argument(parser)
     args = parser.parse_args()
     erp_db = args.erp_db
@@ -323,8 +331,12 @@ def main() -> None:
                   f"SQLite), then {samples} stock changes timed to the API; baseline: a full read every second",
                   flush=True)
             results = {}
-            for label, settings in (("hub", ""), ("baseline", BASELINE)):
-                results[label] = r = measure(label, home, root, settings, idle_seconds, samples, erp_db)
+            configurations = [("hub", "", erp_db), ("baseline", BASELINE, erp_db)]
+            if not args.no_push:  # push needs Tryton's bus, which only PostgreSQL gives
+                _tryton.ensure_erp_template(home, "postgresql")
+                configurations.append(("push", PUSH, "postgresql"))
+            for label, settings, db in configurations:
+                results[label] = r = measure(label, home, root, settings, idle_seconds, samples, db)
                 print(f"{label:9} idle: {r['calls_per_s']:6.2f} ERP calls/s   ERP CPU {r['erp_cpu_pct']:5.1f}% of a "
                       f"core   hub CPU {r['hub_cpu_pct']:5.1f}%   stock change -> API p50 {r['p50']:.2f} s  "
                       f"p95 {r['p95']:.2f} s  max {r['max']:.2f} s", flush=True)
@@ -344,6 +356,23 @@ def main() -> None:
                        GOAL_CPU),
                 Figure(bench_name, "stock change -> API p95", hub["p95"], "s", base["p95"], base_name, GOAL_LATENCY),
             ]
+            if "push" in results:
+                push = results["push"]
+                print(f"with push (Tryton on PostgreSQL, ordersync_changes): idle {push['calls_per_s']:.3f} ERP "
+                      f"calls/s (poll {hub['calls_per_s']:.2f})   goal <= {GOAL_PUSH_CALLS}: "
+                      f"{verdict(push['calls_per_s'] <= GOAL_PUSH_CALLS)};   ERP CPU {push['erp_cpu_pct']:.2f}% "
+                      f"goal <= {GOAL_CPU}%: {verdict(push['erp_cpu_pct'] <= GOAL_CPU)};   stock change p95 "
+                      f"{push['p95']:.2f} s goal <= {GOAL_LATENCY} s: {verdict(push['p95'] <= GOAL_LATENCY)}",
+                      flush=True)
+                poll_name = f"poll, Tryton on {erp_db}"
+                figures += [
+                    Figure(bench_name, "push: idle ERP calls/s", push["calls_per_s"], "/s", hub["calls_per_s"],
+                           poll_name, GOAL_PUSH_CALLS),
+                    Figure(bench_name, "push: idle ERP CPU", push["erp_cpu_pct"], "% core", hub["erp_cpu_pct"],
+                           poll_name, GOAL_CPU),
+                    Figure(bench_name, "push: stock change -> API p95", push["p95"], "s", hub["p95"], poll_name,
+                           GOAL_LATENCY),
+                ]
         rate = None
         if "orders" in phases:
             print(f"per order: {n_orders} orders into the hub (a burst; until the last has settled), {naive_n} "

@@ -6,6 +6,8 @@ Nothing here runs at import time; :func:`build_hub` does the work when called.
 
 from __future__ import annotations
 
+import functools
+
 from ordersync.adapters.erp.budget import budget_for
 from ordersync.adapters.erp.factory import make_erp
 from ordersync.adapters.erp.guard import ErpGate
@@ -82,7 +84,8 @@ def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Regis
                         submit_wave=settings.flows.submit_wave, catalogs=readmodel)
         poller = ErpChangePoller(router, db, clock, cadence={
             e.name: Cadence(fast=e.poll_seconds, idle=max(e.poll_seconds, e.idle_poll_seconds), sweep=e.sweep_seconds,
-                            busy=e.busy_poll_seconds)
+                            busy=e.busy_poll_seconds, push=e.push,
+                            push_idle=max(e.poll_seconds, e.push_idle_poll_seconds))
             for e in settings.erp})
     registry = registry or build_registry(deps, readmodel)
     retry = settings.worker.retry
@@ -113,6 +116,9 @@ def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Regis
         seconds = min((e.poll_seconds for e in settings.erp), default=0.5) / 2
         worker.every(seconds, "erp change poll", poller.poll_due, singleton=True)
         worker.every(3600, "erp change log prune", poller.prune, singleton=True)
+        for erp in poller.pushes():  # each push subscription waits in a thread of its own
+            worker.alongside(f"erp {erp} change signals", functools.partial(poller.listen, erp),
+                             on_stop=functools.partial(poller.unsubscribe, erp))
     if readmodel is not None:
         worker.every(min(60.0, settings.read_model.refresh_seconds), "read model refresh", readmodel.refresh_due,
                      singleton=True)

@@ -79,6 +79,11 @@ class ErpSettings(Strict):
     busy_poll_seconds: float = Field(default=2.0, gt=0)
     #: a full read at least this often, for what the one-call probe cannot see (Tryton: price lists)
     sweep_seconds: float = Field(default=600.0, gt=0)
+    #: push (opt-in): subscribe to the ERP's own change signals and poll only when signalled, plus one
+    #: probe every ``push_idle_poll_seconds`` (Tryton: on PostgreSQL, with the ordersync_changes module and
+    #: ``[bus] allow_subscribe = True``; see docs/erp-push.md). Where the ERP cannot push, polling goes on
+    push: bool = False
+    push_idle_poll_seconds: float = Field(default=60.0, gt=0)
     submit_batch: int = Field(default=20, ge=1, le=500)
     #: ISO 3166-2 subdivision -> the hub's region, for plants and ship-to addresses (Tryton has no region);
     #: unset: the demo manufacturer's map

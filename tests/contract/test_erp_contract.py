@@ -6,8 +6,11 @@ Tests on ``seeded`` compare with the seed (``demo_data``); tests on ``subject`` 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import queue
 import threading
+import time
 import uuid
 from decimal import Decimal
 
@@ -18,6 +21,7 @@ from ordersync.devkit import demo_data
 from ordersync.ports.erp import (
     AmendmentRequest,
     ChangeKind,
+    ChangeNotice,
     ErpOrder,
     ErpOrderState,
     ErpPort,
@@ -573,6 +577,48 @@ def test_the_change_probe_answers_the_same_until_something_the_hub_follows_moves
     # a window after everything is quiet
     assert erp.change_probe(erp.changes_since(start).watermark + dt.timedelta(days=1)) == \
         erp.change_probe(erp.changes_since(start).watermark + dt.timedelta(days=1))
+
+
+def test_the_change_feed_signals_committed_changes_and_is_quiet_otherwise(subject: ErpUnderTest) -> None:
+    """Push: an ERP that can signal its changes gives a feed (the twin; Tryton on PostgreSQL with the
+    ordersync_changes module and its bus open); one that cannot says so (Tryton on SQLite has no bus)."""
+    erp, driver = subject.erp, subject.driver
+    feed = erp.change_feed()
+    if subject.kind == "tryton":
+        assert feed is None
+        return
+    assert feed is not None
+    notices: queue.Queue[ChangeNotice] = queue.Queue()
+
+    def listen() -> None:
+        with contextlib.suppress(Exception):  # the feed closed under a wait at the end
+            while not stopped.is_set():
+                if (notice := feed.wait()) is not None:
+                    notices.put(notice)
+
+    stopped = threading.Event()
+    threading.Thread(target=listen, daemon=True).start()
+    try:
+        time.sleep(1.5)  # a new subscription may first hear of changes made just before it
+        while not notices.empty():
+            notices.get_nowait()
+        start = erp.changes_since(None).watermark
+        probe = erp.change_probe(start)
+        time.sleep(1.0)
+        assert notices.empty()  # nothing moved: nothing signalled
+        driver.set_stock("SEL-GSK-DN50-PTFE", "PLANT-N", D(271))
+        notice = notices.get(timeout=10)
+        assert notice.probe_sees and erp.change_probe(start) != probe  # the probe sees what was signalled
+        time.sleep(0.5)
+        while not notices.empty():
+            notices.get_nowait()
+        probe = erp.change_probe(start)
+        driver.set_price("C-1001", "SEL-GSK-DN50-PTFE", D("1.23"))
+        notice = notices.get(timeout=10)  # a change outside Tryton's probe is signalled too, as one it
+        assert not notice.probe_sees or erp.change_probe(start) != probe  # cannot see (the twin's sees all)
+    finally:
+        stopped.set()
+        feed.close()
 
 
 def test_nothing_changed_keeps_the_watermark(subject: ErpUnderTest) -> None:

@@ -5,6 +5,8 @@ idle cap, and a full sweep now and then whatever the probe says."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -110,3 +112,39 @@ def test_order_preparation_takes_stock_from_the_read_model_while_the_poller_foll
     settle(hub)
     assert state(hub, second.order_id) == "accepted"
     assert erp.calls["availability"] - before["availability"] == 1
+
+
+def test_with_push_a_quiet_erp_is_asked_once_a_minute_and_a_signalled_change_is_read_at_once(
+        hub: Any, erp: MemoryErp) -> None:
+    hub.poller.cadence = {"main": Cadence(fast=0.5, idle=2.0, sweep=600.0, push=True, push_idle=60.0)}
+    assert hub.poller.pushes() == ["main"]
+    stop = threading.Event()
+    listener = threading.Thread(target=hub.poller.listen, args=("main", stop), daemon=True)
+    listener.start()
+    try:
+        wait_for(lambda: hub.poller.pushing("main"))
+        turns(hub, erp, 10)  # the catch-up turn after subscribing, the first sweep
+        probes, reads, intervals = turns(hub, erp, 50)
+        assert (probes, reads) == (0, 0) and set(intervals) == {60.0}  # nothing asked while nothing moved
+        assert hub.poller.following("main")  # order preparation still trusts the read model's stock
+        erp.set_stock("SEL-GSK-DN50-PTFE", "PLANT-N", Decimal(263))
+        wait_for(lambda: hub.poller._pace["main"].signalled)
+        stock_events = len(events(hub, "erp.stock_changed"))
+        _, reads, _ = turns(hub, erp, 0.5)
+        assert reads == 1 and len(events(hub, "erp.stock_changed")) == stock_events + 1
+        # one safety probe per push_idle, for a signal that got lost; the first of a new window (the read
+        # moved the watermark) has no answer to compare with and reads in full once more
+        assert turns(hub, erp, 60)[:2] == (1, 1)
+        assert turns(hub, erp, 60)[:2] == (1, 0)
+    finally:
+        stop.set()
+        hub.poller.unsubscribe("main")
+        listener.join(timeout=5)
+    assert not listener.is_alive() and not hub.poller.pushing("main")
+
+
+def wait_for(condition: Any, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)

@@ -62,12 +62,23 @@ class Worker:
 
         self._periodic: list[_Periodic] = []
         self._periodic_threads: list[threading.Thread] = []
+        self._alongside: list[tuple[str, Callable[[threading.Event], None]]] = []
+        self._on_stop: list[Callable[[], None]] = []
 
     def every(self, seconds: float, name: str, task: Callable[[], int], *, singleton: bool = False) -> None:
         """Run ``task`` (returning the work it did) at most every ``seconds`` from the worker loop.
         ``singleton``: in one worker process at a time across every process sharing the store (ERP
         change polls and refreshes: several workers would ask the ERP the same questions)."""
         self._periodic.append(_Periodic(name, seconds, task, next_at=self.clock.monotonic(), singleton=singleton))
+
+    def alongside(self, name: str, target: Callable[[threading.Event], None],
+                  on_stop: Callable[[], None] | None = None) -> None:
+        """Run ``target(stop)`` in a thread of its own while :meth:`run_forever` runs (a subscription that
+        blocks in long polls); ``on_stop`` is called on the way out to cut a wait short. The thread is not
+        waited for (a long poll in progress may hold it for minutes), so it must not need the store then."""
+        self._alongside.append((name, target))
+        if on_stop is not None:
+            self._on_stop.append(on_stop)
 
     def wake(self) -> None:
         """Cut the main loop's idle sleep short: new outbox rows for the relay (called after a commit
@@ -198,10 +209,14 @@ class Worker:
                                                            name=f"ordersync-{consumer}", daemon=True))
         for thread in self._periodic_threads:
             thread.start()
+        for name, target in self._alongside:
+            threading.Thread(target=target, args=(stop,), name=f"ordersync-{name}", daemon=True).start()
         try:
             self._loop(stop, on_round)
         finally:
             stop.set()  # however the loop ended, the periodic threads end with it
+            for hook in self._on_stop:
+                hook()
             for thread in self._periodic_threads:
                 thread.join(timeout=30)
             self._periodic_threads = []

@@ -149,6 +149,29 @@ class ErpStatus:
 Known = Callable[[str, str], bool]
 
 
+@dataclass(frozen=True)
+class ChangeNotice:
+    """The ERP says something changed. ``probe_sees``: the change is of a kind :meth:`ErpPort.change_probe`
+    covers (asking it first is enough); otherwise read in full (Tryton: a price list)."""
+
+    probe_sees: bool = True
+
+
+class ChangeFeed(Protocol):
+    """One subscription to an ERP's change signals. Not thread-safe: one listener thread uses it."""
+
+    def wait(self) -> ChangeNotice | None:
+        """Block until the ERP signals a change committed since the last call (a notice), or until the
+        subscription's own timeout passes with none (None; call again). Raises
+        :class:`~ordersync.domain.errors.Unavailable` when the subscription is broken: the caller polls
+        meanwhile and subscribes anew."""
+        ...
+
+    def close(self) -> None:
+        """End the subscription; a :meth:`wait` in progress returns or raises soon after."""
+        ...
+
+
 @runtime_checkable
 class ErpPort(Protocol):
     """What the hub needs from an ERP. Every method may raise
@@ -218,6 +241,13 @@ class ErpPort(Protocol):
         None when this ERP cannot answer cheaply (then every poll reads in full). It may see less than
         :meth:`changes_since` (Tryton's covers stock moves and the shipments, sales and invoices they
         belong to, not price lists); the poller sweeps in full now and then for the rest."""
+        ...
+
+    def change_feed(self) -> ChangeFeed | None:
+        """A subscription to the ERP's own change signals (push), or None when this ERP cannot push here
+        (Tryton: on SQLite, without the ``ordersync_changes`` module, or with its bus closed). The poller
+        keeps asking :meth:`change_probe` when there is none; with one it asks when signalled, and
+        seldom otherwise."""
         ...
 
     def create_return(self, request: ReturnRequest) -> ReturnResult:

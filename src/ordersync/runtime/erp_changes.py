@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select
@@ -26,7 +27,17 @@ from ordersync.domain.events import (
     StockChanged,
 )
 from ordersync.domain.returns import RETURN_STATES
-from ordersync.ports.erp import Change, ChangeKind, ErpReturn, Erps, Known, Lane, parse_reference
+from ordersync.ports.erp import (
+    Change,
+    ChangeFeed,
+    ChangeKind,
+    ChangeNotice,
+    ErpReturn,
+    Erps,
+    Known,
+    Lane,
+    parse_reference,
+)
 from ordersync.store.db import Database
 from ordersync.store.schema import erp_changes, return_requests, sync_state
 from ordersync.store.sql import insert_ignore, upsert_row
@@ -48,6 +59,10 @@ class Cadence:
     #: stock and stamp records, so every turn would read in full at ``fast`` and take a fifth of the ERP's
     #: capacity from the orders (bench/erp_cost.py); changes still show within this
     busy: float = 2.0
+    #: with push (the ERP signals its changes): subscribe to them, and between signals ask the probe only
+    #: this often, for a signal lost while the subscription was being renewed
+    push: bool = False
+    push_idle: float = 60.0
 
 
 @dataclass
@@ -57,6 +72,10 @@ class _Pace:
     swept_at: float | None = None
     probe: tuple[dt.datetime | None, str] | None = None  # (window start, fingerprint) of the last probe
     order_calls: int | None = None  # the ERP's calls in the orders lane at the last turn
+    last_at: float = 0.0  # when the last turn ended (monotonic)
+    gap: float = 0.0  # the shortest wait after a turn before a signalled one (fast, or busy)
+    signalled: bool = False  # the ERP signalled a change since the last turn began (push)
+    read_in_full: bool = False  # ... one its probe cannot see
 
 
 class ErpChangePoller:
@@ -78,6 +97,71 @@ class ErpChangePoller:
         self.cadence = cadence or {}
         self._pace: dict[str, _Pace] = {}
         self._followed: dict[str, float] = {}  # erp -> when (monotonic) its last turn ended well
+        self._pushing: dict[str, bool] = {}  # erp -> its change subscription is live (push)
+        self._feeds: dict[str, ChangeFeed] = {}
+
+    def pushes(self) -> list[str]:
+        """The ERPs configured to push their changes (``push = true``)."""
+        return [erp for erp in self.erps.names() if self.cadence.get(erp, Cadence()).push]
+
+    def listen(self, erp: str, stop: threading.Event) -> None:
+        """Follow ``erp``'s change signals until ``stop`` (a thread of its own, see bootstrap): each signal
+        makes its next turn due at once (after the shortest gap). While the subscription is live the
+        poller asks the probe only every ``push_idle`` seconds; while it is down it polls as without push,
+        and resubscribes with a growing pause. Returns at once when the ERP cannot push here."""
+        backoff = 1.0
+        while not stop.is_set():
+            try:
+                feed = self.erps.erp(erp).change_feed()
+            except Unavailable as exc:
+                log.warning("ERP %s: cannot subscribe to its changes (%s); polling meanwhile", erp, exc)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 60.0)
+                continue
+            if feed is None:
+                log.warning("ERP %s: push is configured but this ERP cannot push (see the log above); "
+                            "change detection polls", erp)
+                return
+            log.info("ERP %s: subscribed to its change signals", erp)
+            self._feeds[erp] = feed
+            if stop.is_set():  # unsubscribe() came first
+                feed.close()
+                return
+            self._pushing[erp] = True
+            self.signal(erp, ChangeNotice())  # catch up with what changed before the subscription
+            try:
+                while not stop.is_set():
+                    notice = feed.wait()
+                    backoff = 1.0
+                    if notice is not None:
+                        self.signal(erp, notice)
+            except Unavailable as exc:
+                if not stop.is_set():
+                    log.warning("ERP %s: change subscription lost (%s); polling until it is back", erp, exc)
+            finally:
+                self._pushing[erp] = False
+                self._feeds.pop(erp, None)
+                feed.close()
+            stop.wait(backoff)
+            backoff = min(backoff * 2, 60.0)
+
+    def unsubscribe(self, erp: str) -> None:
+        """End ``erp``'s subscription (with ``stop`` set, its :meth:`listen` then returns)."""
+        feed = self._feeds.pop(erp, None)
+        if feed is not None:
+            feed.close()
+
+    def signal(self, erp: str, notice: ChangeNotice) -> None:
+        """The ERP signalled a change: its next turn falls due after the shortest gap (thread-safe: plain
+        assignments, read by the poll job)."""
+        pace = self._pace.setdefault(erp, _Pace(interval=self.cadence.get(erp, Cadence()).fast))
+        if not notice.probe_sees:
+            pace.read_in_full = True
+        pace.signalled = True
+
+    def pushing(self, erp: str) -> bool:
+        """Whether ``erp``'s change subscription is live now."""
+        return self._pushing.get(erp, False)
 
     def poll_due(self) -> int:
         """The periodic job: poll each ERP whose turn has come. A turn asks the ERP's one-call probe
@@ -90,27 +174,38 @@ class ErpChangePoller:
             cadence = self.cadence.get(erp, Cadence())
             pace = self._pace.setdefault(erp, _Pace(interval=cadence.fast))
             now = self.clock.monotonic()
+            if pace.signalled:
+                pace.next_at = min(pace.next_at, pace.last_at + pace.gap)
             if now < pace.next_at:
                 continue
+            pace.signalled = False  # a signal arriving during the turn makes another due
+            full, pace.read_in_full = pace.read_in_full, False
             try:
-                found, changed = self._turn(erp, pace, cadence, now)
+                found, changed = self._turn(erp, pace, cadence, now, full=full)
                 self._followed[erp] = self.clock.monotonic()
             except Unavailable as exc:  # the next turn catches up from the same watermark
                 log.warning("ERP %s: change poll skipped: %s", erp, exc)
                 found, changed = 0, False
+                pace.read_in_full = pace.read_in_full or full
             total += found
             fast = max(cadence.fast, cadence.busy) if self._busy_with_orders(erp, pace) else cadence.fast
-            pace.interval = fast if changed else min(max(pace.interval * 2, fast), max(cadence.idle, fast))
-            pace.next_at = self.clock.monotonic() + pace.interval
+            if self.pushing(erp):  # the ERP says when something changes: no polling fast after a change
+                pace.interval = cadence.push_idle
+            else:
+                pace.interval = fast if changed else min(max(pace.interval * 2, fast), max(cadence.idle, fast))
+            pace.gap = fast
+            pace.last_at = self.clock.monotonic()
+            pace.next_at = pace.last_at + pace.interval
         return total
 
-    def _turn(self, erp: str, pace: _Pace, cadence: Cadence, now: float) -> tuple[int, bool]:
-        """One turn of one ERP: (new changes, whether anything moved)."""
+    def _turn(self, erp: str, pace: _Pace, cadence: Cadence, now: float, *, full: bool = False) -> tuple[int, bool]:
+        """One turn of one ERP: (new changes, whether anything moved). ``full``: read in full whatever the
+        probe says (the ERP signalled a change its probe cannot see)."""
         watermark = self.watermark(erp)
         since = watermark - self.overlap if watermark else None
         sweep = pace.swept_at is None or now - pace.swept_at >= cadence.sweep
         fingerprint = self.erps.erp(erp).change_probe(since)
-        if not sweep and fingerprint is not None and pace.probe == (since, fingerprint):
+        if not sweep and not full and fingerprint is not None and pace.probe == (since, fingerprint):
             return 0, False
         found = self._poll(erp, watermark)
         if sweep:
@@ -125,7 +220,8 @@ class ErpChangePoller:
         intervals it keeps (a stock move in the ERP then reaches the read model within seconds)."""
         at = self._followed.get(erp)
         cadence = self.cadence.get(erp, Cadence())
-        return at is not None and self.clock.monotonic() - at <= 3 * max(cadence.fast, cadence.idle, cadence.busy)
+        longest = max(cadence.fast, cadence.idle, cadence.busy, cadence.push_idle if self.pushing(erp) else 0.0)
+        return at is not None and self.clock.monotonic() - at <= 3 * longest
 
     def _busy_with_orders(self, erp: str, pace: _Pace) -> bool:
         """Whether the hub has sent order work to this ERP since the last turn (its gate's orders lane)."""

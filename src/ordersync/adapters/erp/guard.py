@@ -307,8 +307,9 @@ class WireCounter:
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
 
-    def count(self) -> None:
-        lane = getattr(_current, "lane", None) or "unguarded"
+    def count(self, lane: str | None = None) -> None:
+        """One request, in ``lane`` or else the calling thread's (see :func:`in_lane`)."""
+        lane = lane or getattr(_current, "lane", None) or "unguarded"
         with self._lock:
             self._counts[lane] += 1
 

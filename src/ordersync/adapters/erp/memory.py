@@ -32,7 +32,7 @@ from ordersync.adapters.erp import memory_workflow as wf
 from ordersync.adapters.erp.erp_common import EPOCH, change_fingerprint
 from ordersync.adapters.erp.guard import WireCounter
 from ordersync.adapters.erp.memory_documents import MemoryDocuments
-from ordersync.adapters.erp.memory_state import ErpState, MSale
+from ordersync.adapters.erp.memory_state import ErpState, MSale, Signals
 from ordersync.adapters.erp.memory_submit import amend, submit
 from ordersync.canonical.v1 import (
     Account,
@@ -50,6 +50,8 @@ from ordersync.ports.erp import (
     AmendmentRequest,
     AmendmentResult,
     ChangeBatch,
+    ChangeFeed,
+    ChangeNotice,
     ErpHealth,
     ErpOrder,
     ErpReturn,
@@ -349,6 +351,11 @@ class MemoryErp:
         result: str = self._call("change_probe", run)
         return result
 
+    def change_feed(self) -> ChangeFeed | None:
+        """The twin pushes: every write signals (its probe sees everything)."""
+        result: ChangeFeed = self._call("change_feed", lambda: MemoryChangeFeed(self._state.signals))
+        return result
+
     # -- port: returns -----------------------------------------------------------------------------------
     def create_return(self, request: ReturnRequest) -> ReturnResult:
         result: ReturnResult = self._call("create_return", lambda: returns.create(self._state, request))
@@ -407,3 +414,26 @@ class MemoryErp:
         """``(erp id, state)`` of every sale carrying ``reference`` (to count duplicates)."""
         with self._lock:
             return [(str(s.id), s.state) for s in self._state.sales_of(reference)]
+
+
+class MemoryChangeFeed:
+    """A subscription to the twin's signals; ``timeout`` plays the bus's long-polling timeout."""
+
+    def __init__(self, signals: Signals, timeout: float = 30.0) -> None:
+        self._signals = signals
+        self._seen = signals.generation
+        self._timeout = timeout
+        self._closed = False
+
+    def wait(self) -> ChangeNotice | None:
+        with self._signals.cond:
+            self._signals.cond.wait_for(lambda: self._closed or self._signals.generation != self._seen, self._timeout)
+            if self._closed or self._signals.generation == self._seen:
+                return None
+            self._seen = self._signals.generation
+            return ChangeNotice()
+
+    def close(self) -> None:
+        with self._signals.cond:
+            self._closed = True
+            self._signals.cond.notify_all()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -146,6 +147,19 @@ class MCustomer:
     addresses: list[demo_data.Address]
 
 
+class Signals:
+    """The twin's change signals (its push): a generation bumped by every write, and waiters on it."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.generation = 0
+
+    def bump(self) -> None:
+        with self.cond:
+            self.generation += 1
+            self.cond.notify_all()
+
+
 @dataclass
 class ErpState:
     """Everything the twin knows, with the id counters and the clock of its stamps."""
@@ -168,6 +182,7 @@ class ErpState:
     sale_numbers: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     shipment_numbers: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     invoice_numbers: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    signals: Signals = field(default_factory=Signals)
     _last_stamp: dt.datetime = EPOCH
 
     # -- time ------------------------------------------------------------------------------------------
@@ -175,6 +190,7 @@ class ErpState:
         """A write time: the clock, but strictly after the previous one (versions must differ)."""
         now = self.clock()
         self._last_stamp = max(now, self._last_stamp + dt.timedelta(microseconds=1))
+        self.signals.bump()
         return self._last_stamp
 
     def today(self) -> dt.date:

@@ -21,6 +21,20 @@ from typing import Final
 
 PACKAGE_DIR: Final = Path(__file__).resolve().parent
 REQUIREMENTS: Final = PACKAGE_DIR / "requirements.txt"
+#: ordersync's own Tryton modules (``erp-modules/tryton`` of the source tree), installed into the
+#: environment beside the pinned ones: ``ordersync_changes`` signals changes on Tryton's bus (push)
+ERP_MODULES: Final = PACKAGE_DIR.parents[3] / "erp-modules" / "tryton"
+OWN_MODULES: Final = ("ordersync_changes",)
+
+
+def own_module_files() -> list[Path]:
+    """The files of ordersync's Tryton modules, in a stable order (part of the environment's key)."""
+    missing = [m for m in OWN_MODULES if not (ERP_MODULES / m / "tryton.cfg").is_file()]
+    if missing:
+        raise FileNotFoundError(f"ordersync's Tryton modules {missing} are not in {ERP_MODULES} "
+                                "(the devkit runs from a source checkout)")
+    return sorted(p for m in OWN_MODULES for p in (ERP_MODULES / m).iterdir()
+                  if p.is_file() and p.suffix in (".py", ".cfg", ".xml"))
 _READY_MARKER: Final = ".ordersync-ready"
 
 
@@ -87,7 +101,9 @@ class TrytonHome:
         self.cache = (cache or cache_dir()) / "tryton"
         self.requirements = requirements
         self.base_python = base_python or sys.executable
-        self.key = content_hash(requirements)
+        #: what the environment is built from: the pinned requirements and ordersync's own modules
+        self.sources: tuple[Path, ...] = (requirements, *own_module_files())
+        self.key = content_hash(*self.sources)
         self.root = self.cache / f"venv-{self.key}"
 
     def __repr__(self) -> str:
@@ -153,11 +169,31 @@ class TrytonHome:
                     str(self.requirements),
                 ]
             )
+            self._install_own_modules()
         except BaseException:
             shutil.rmtree(self.root, ignore_errors=True)
             raise
         (self.root / _READY_MARKER).write_text(self.requirements.read_text())
         log(f"Tryton environment ready in {time.monotonic() - started:.1f} s")
+
+    def _install_own_modules(self) -> None:
+        """Copy ordersync's Tryton modules where ``pip install erp-modules/tryton/<module>`` puts them
+        (``trytond/modules/<module>``, found by trytond like its own), without building a wheel offline."""
+        where = "import trytond.modules; print(trytond.modules.__path__[0])"
+        found = subprocess.run([str(self.python), "-c", where], stdin=subprocess.DEVNULL, capture_output=True,
+                               text=True)
+        if found.returncode != 0:
+            if "No module named 'trytond'" in found.stderr:
+                return  # requirements without trytond (the environment's own tests): nothing to extend
+            raise RuntimeError(f"cannot find trytond's modules in {self.root}:\n{found.stderr}")
+        modules_dir = Path(found.stdout.strip())
+        for module in OWN_MODULES:
+            target = modules_dir / module
+            shutil.rmtree(target, ignore_errors=True)
+            target.mkdir()
+            for path in own_module_files():
+                if path.parent.name == module:
+                    shutil.copy2(path, target / path.name)
 
     @staticmethod
     def _run(args: list[str]) -> None:

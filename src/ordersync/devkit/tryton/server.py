@@ -126,6 +126,9 @@ class TrytonServer:
             "[database]\n"
             f"{database}"
             "list = False\n"
+            # Tryton's bus: the hub's push subscription (only on PostgreSQL, with ordersync_changes)
+            "[bus]\n"
+            "allow_subscribe = True\n"
         )
         return self.config_path
 

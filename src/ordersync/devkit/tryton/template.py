@@ -38,14 +38,14 @@ def templates_dir(home: TrytonHome) -> Path:
 
 def base_template_path(home: TrytonHome) -> Path:
     """Path of the modules-activated, unseeded template (may not exist yet)."""
-    key = content_hash(home.requirements, PROVISION_SCRIPT)
+    key = content_hash(*home.sources, PROVISION_SCRIPT)
     return templates_dir(home) / f"base-{key}.sqlite"
 
 
 def template_path(profile: str, home: TrytonHome) -> Path:
     """Path of a profile's seeded template (may not exist yet)."""
     demo_data.profile(profile)  # unknown profile: KeyError with the known ones
-    key = content_hash(home.requirements, PROVISION_SCRIPT, DEMO_DATA_FILE)
+    key = content_hash(*home.sources, PROVISION_SCRIPT, DEMO_DATA_FILE)
     return templates_dir(home) / f"{profile}-{key}.sqlite"
 
 

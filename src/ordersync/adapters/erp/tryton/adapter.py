@@ -26,6 +26,7 @@ from ordersync.adapters.erp.tryton.changes import ChangeReader
 from ordersync.adapters.erp.tryton.directory import AddressRow, Directory, PartyRow
 from ordersync.adapters.erp.tryton.documents import Documents
 from ordersync.adapters.erp.tryton.orders import best_sale, cancel_sale
+from ordersync.adapters.erp.tryton.push import open_feed
 from ordersync.adapters.erp.tryton.returns import Returns
 from ordersync.adapters.erp.tryton.rpc import (
     TrytonAuthError,
@@ -51,6 +52,7 @@ from ordersync.ports.erp import (
     AmendmentRequest,
     AmendmentResult,
     ChangeBatch,
+    ChangeFeed,
     ErpHealth,
     ErpOrder,
     ErpReturn,
@@ -383,6 +385,10 @@ class TrytonErp:
     def change_probe(self, watermark: dt.datetime | None) -> str | None:
         with translated("change probe"):
             return self._changes.probe(watermark)
+
+    def change_feed(self) -> ChangeFeed | None:
+        with translated("change feed"):
+            return open_feed(self.client)
 
     # -- returns (see returns.py) -------------------------------------------------------------------------
     def create_return(self, request: ReturnRequest) -> ReturnResult:

@@ -331,6 +331,46 @@ class TrytonClient:
         status, body = self._post(f"{self.url}/rpc/", "common.server.version", [], None)
         return str(self._result(status, body))
 
+    def bus_url(self) -> str:
+        """Tryton's bus of this database (long polling; ``[bus] allow_subscribe`` must be on)."""
+        return f"{self.url}/{self.database}/bus"
+
+    def subscribe(self, http: httpx.Client, channels: list[str], last_message: str | None) -> dict[str, Any]:
+        """One long poll of Tryton's bus with this session: the first message on ``channels`` after
+        ``last_message`` (the bus keeps recent messages for a few minutes), or ``{"message": None}`` when
+        the server's ``long_polling_timeout`` passed first. ``http`` is the caller's client (a long poll
+        holds its connection for minutes). Counted in the lane ``changes``."""
+        if self._auth is None:
+            self.login()
+        for attempt in range(2):
+            auth = self._auth
+            self.wire.count("changes")
+            try:
+                body = encode({"channels": channels, "last_message": last_message})
+                response = http.post(self.bus_url(), content=body,
+                                     headers={"Content-Type": "application/json", "Authorization": auth or ""})
+            except httpx.ReadTimeout:
+                return {"message": None, "channel": None}  # the server keeps longer than we wait: ask again
+            except httpx.TransportError as exc:
+                raise TrytonUnavailable(f"bus of {self.database} on {self.url}: {exc!r}") from exc
+            if response.status_code in (401, 403) and attempt == 0:  # the session expired: log in, once
+                with self._lock:
+                    if self._auth == auth:
+                        self._auth = None
+                self.login()
+                continue
+            if response.status_code != 200:
+                raise TrytonUnavailable(f"bus of {self.database}: HTTP {response.status_code} {response.text[:200]}",
+                                        status=response.status_code)
+            try:
+                answer = decode(response.content)
+            except ValueError as exc:
+                raise TrytonProtocolError(f"bus answer is not JSON: {response.text[:200]!r}") from exc
+            if not isinstance(answer, dict):
+                raise TrytonProtocolError(f"unexpected bus answer: {answer!r}")
+            return answer
+        raise TrytonAuthError(f"the bus of {self.database} refused the session after a fresh login")
+
     # -- HTTP ----------------------------------------------------------------------------------------
     def _post(self, url: str, method: str, params: list[Any], auth: str | None) -> tuple[int, Any]:
         headers = {"Content-Type": "application/json"}

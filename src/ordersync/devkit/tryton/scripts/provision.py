@@ -31,12 +31,15 @@ from types import ModuleType
 from typing import Any
 
 REQUIREMENTS = Path(__file__).resolve().parent.parent / "requirements.txt"
+#: ordersync's own modules, installed into the environment by home.py (ordersync_changes: push)
+OWN_MODULES = ("ordersync_changes",)
 
 
 def modules() -> list[str]:
     """Every Tryton module pinned in requirements.txt (``trytond-sale-price-list`` -> ``sale_price_list``)."""
     names = [line.split("==")[0].strip().lower() for line in REQUIREMENTS.read_text().splitlines()]
-    return [n.removeprefix("trytond-").replace("-", "_") for n in names if n.startswith("trytond-")]
+    pinned = [n.removeprefix("trytond-").replace("-", "_") for n in names if n.startswith("trytond-")]
+    return [*pinned, *OWN_MODULES]
 
 
 def log(message: str) -> None:
