@@ -65,12 +65,13 @@ def run(opts: DemoOptions) -> int:
     server = _start_erp(erp_dir, opts.erp_db, data_dir)
     database = server.databases[0]
     user = demo_data.INTEGRATION_USER
+    push = opts.erp_db == "postgresql"  # Tryton's bus (docs/erp-push.md): only PostgreSQL has one
     settings = Settings(
         data_dir=data_dir,
         erp=[ErpSettings(name="main", kind="tryton", url=server.url, database=database, login=user["login"],
-                         password=user["password"])],
+                         password=user["password"], push=push)],
     )
-    _write_config(data_dir, server.url, database, user["login"], user["password"])
+    _write_config(data_dir, server.url, database, user["login"], user["password"], push)
     hub = build_hub(settings)
     stop = threading.Event()
     api = _start_api(hub, opts)
@@ -151,11 +152,11 @@ def _start_erp(erp_dir: Path, erp_db: str = "sqlite", data_dir: Path | None = No
     return server
 
 
-def _write_config(data_dir: Path, url: str, database: str, login: str, password: str) -> None:
+def _write_config(data_dir: Path, url: str, database: str, login: str, password: str, push: bool = False) -> None:
     (data_dir / "ordersync.toml").write_text(
         "# written by `ordersync demo`: the demo's ERP (a local Tryton with demo credentials)\n"
         f'[[erp]]\nname = "main"\nkind = "tryton"\nurl = "{url}"\ndatabase = "{database}"\n'
-        f'login = "{login}"\npassword = "{password}"\n'
+        f'login = "{login}"\npassword = "{password}"\n' + ("push = true\n" if push else "")
     )
 
 
