@@ -17,9 +17,10 @@ from ordersync.devkit.tryton.server import TrytonServer, free_port
 from ordersync.store.db import Database, sqlite_url
 
 
-def start_hub(server: TrytonServer, root: Path, *, erp_settings: str = "", name: str = "hub"
-              ) -> tuple[subprocess.Popen[bytes], int, Database]:
-    """``erp_settings``: more lines for the ``[[erp]]`` block (TOML)."""
+def start_hub(server: TrytonServer, root: Path, *, erp_settings: str = "", name: str = "hub",
+              serve_args: tuple[str, ...] = ()) -> tuple[subprocess.Popen[bytes], int, Database]:
+    """``erp_settings``: more lines for the ``[[erp]]`` block (TOML); ``serve_args``: more options of
+    ``ordersync serve`` (``--workers 2``)."""
     data_dir = root / name
     data_dir.mkdir()
     user = demo_data.INTEGRATION_USER
@@ -30,7 +31,7 @@ def start_hub(server: TrytonServer, root: Path, *, erp_settings: str = "", name:
     db.migrate()
     port = free_port()
     hub = start_server([sys.executable, "-m", "ordersync.cli", "serve", "--data-dir", str(data_dir),
-                        "--port", str(port)], port, root / f"{name}.log")
+                        "--port", str(port), *serve_args], port, root / f"{name}.log")
     return hub, port, db
 
 

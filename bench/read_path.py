@@ -203,6 +203,9 @@ def main() -> None:
     parser.add_argument("--baskets", type=int, default=60)
     parser.add_argument("--changes", type=int, help="stock changes timed for visibility (default 20; --short: 5)")
     parser.add_argument("--repeats", type=int, help="runs of the 100x phase, the median is quoted (default 3)")
+    parser.add_argument("--api-processes", type=int, default=1,
+                        help="API processes of the hub (ordersync serve --workers N; the worker then runs in the "
+                             "supervising process beside them)")
     _tryton.add_erp_db_argument(parser)
     args = parser.parse_args()
     args.seconds = args.seconds if args.seconds is not None else (4.0 if args.short else 20.0)
@@ -214,11 +217,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         server = _tryton.start_tryton(root / "erp", home, args.erp_db)
-        hub, port, db = start_hub(server, root)
+        processes = args.api_processes
+        hub, port, db = start_hub(server, root, serve_args=("--workers", str(processes)))
         try:
+            layout = ("1 server process (API + worker" if processes == 1 else
+                      f"{processes} API processes and the worker in the supervising process (")
             print(f"read path: {args.baskets} baskets of {BASKET} SKUs (prices + availability = 2 requests each); "
-                  f"hub = 1 server process (API + worker, SQLite) in front of Tryton; {os.cpu_count()} cores",
-                  flush=True)
+                  f"hub = {layout}, SQLite) in front of Tryton; {os.cpu_count()} cores", flush=True)
             d = run_direct(server, baskets, args.direct_clients, args.seconds)
             print(f"direct          {d['rps']:9.1f} requests/s   p50 {d['p50'] * 1000:8.2f} ms   "
                   f"p99 {d['p99'] * 1000:8.2f} ms   ({d['n']:.0f} lookups, {args.direct_clients} clients straight "
@@ -250,6 +255,8 @@ def main() -> None:
                               "visibility_p95": p95}))
             direct = "direct into Tryton"
             bench_name = "read_path" if args.erp_db == "sqlite" else f"read_path ({args.erp_db})"
+            if processes > 1:
+                bench_name += f" ({processes} API processes)"
             emit([
                 Figure(bench_name, "hub capacity requests/s", h["rps"], "/s", d["rps"], direct),
                 Figure(bench_name, "hub capacity / direct", ratio, "x", d["rps"], f"{direct} req/s", GOAL_RATIO,

@@ -10,6 +10,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import os
 import re
 import signal
 import sys
@@ -222,12 +223,17 @@ def serve(
                                               help="Also run the worker in this process (embedded default); "
                                                    "with --no-worker, run `ordersync worker` beside it.")]
     = True,
+    processes: Annotated[int, typer.Option("--workers", min=1, max=64,
+                                           help="API processes on the port (uvicorn's workers). With 2 or more, "
+                                                "the worker (--worker) runs in the supervising process beside "
+                                                "them, and each API process limits a key to its share of the "
+                                                "key's rate.")] = 1,
     verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
 ) -> None:
     """Serve the API (and, by default, run the worker in the same process)."""
     import uvicorn
 
-    from ordersync.messaging.wake import WakeSender, wake_address
+    from ordersync.messaging.wake import WakeListener, WakeSender, wake_address
     from ordersync.server import create_app
 
     _setup_logging(verbose)
@@ -240,20 +246,51 @@ def serve(
     stack = contextlib.ExitStack()
     if with_worker:
         _start_worker(hub, stack)
+        if processes > 1:  # the API processes' commits wake this worker as the worker command's
+            with contextlib.suppress(OSError):  # (another worker of this store listening: this one polls)
+                stack.callback(WakeListener(wake_address(hub.settings.store_url), hub.worker.wake).close)
         worker_thread = threading.Thread(target=hub.worker.run_forever, args=(stop,), name="worker", daemon=True)
         worker_thread.start()
     else:  # the API's commits wake a worker of this store on this machine, as they wake its own thread
         hub.worker.forward_wakes(WakeSender(wake_address(hub.settings.store_url)))
     console.print(f"serving http://{host}:{port}/v1 (OpenAPI /v1/openapi.json) on {hub.db!r}"
+                  + (f" in {processes} API processes" if processes > 1 else "")
                   + ("; worker running" if with_worker else ""))
-    app = create_app(hub)
-    freeze_startup_objects()
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    if processes > 1:  # uvicorn spawns the API processes; each builds its hub from the same settings
+        os.environ[_SERVE_ENV] = json.dumps({"data_dir": str(data_dir) if data_dir else None, "store": store,
+                                             "config": str(config) if config else None, "processes": processes,
+                                             "verbose": verbose})
+        freeze_startup_objects()
+        uvicorn.run(f"{__name__}:api_process_app", factory=True, host=host, port=port, workers=processes,
+                    log_level="warning", access_log=False)
+    else:
+        app = create_app(hub)
+        freeze_startup_objects()
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
     stop.set()
     if worker_thread is not None:
         worker_thread.join(timeout=30)
     stack.close()
     hub.close()
+
+
+_SERVE_ENV = "ORDERSYNC_SERVE_PROCESS"
+
+
+def api_process_app() -> Any:
+    """One API process of ``ordersync serve --workers N`` (uvicorn calls this factory in each): the
+    hub from the same settings as the supervisor, no worker of its own (its commits wake the worker,
+    which runs in the supervising process or in ``ordersync worker``)."""
+    from ordersync.messaging.wake import WakeSender, wake_address
+    from ordersync.server import create_app
+
+    spec = json.loads(os.environ[_SERVE_ENV])
+    _setup_logging(spec["verbose"])
+    sys.setswitchinterval(0.0005)
+    hub = _hub(Path(spec["data_dir"]) if spec["data_dir"] else None, spec["store"],
+               Path(spec["config"]) if spec["config"] else None)
+    hub.worker.forward_wakes(WakeSender(wake_address(hub.settings.store_url)))
+    return create_app(hub, processes=spec["processes"])
 
 
 @apikey.command("create")

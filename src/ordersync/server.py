@@ -16,9 +16,9 @@ from ordersync.web import ops as ops_pages
 
 
 def create_app(hub: Hub, *, max_body_bytes: int = limits.DEFAULT_MAX_BODY_BYTES,
-               max_json_depth: int = limits.DEFAULT_MAX_JSON_DEPTH) -> FastAPI:
+               max_json_depth: int = limits.DEFAULT_MAX_JSON_DEPTH, processes: int = 1) -> FastAPI:
     """Everything the hub serves over HTTP (see :func:`ordersync.api.app.create_api` for the limits)."""
-    app = create_api(hub, max_body_bytes=max_body_bytes, max_json_depth=max_json_depth)
+    app = create_api(hub, max_body_bytes=max_body_bytes, max_json_depth=max_json_depth, processes=processes)
     app.include_router(ops_pages.router)  # the operations dashboard (server-rendered, /ops)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")  # pinned front-end assets
     app.include_router(portal.router)  # the buyer portal (/portal)

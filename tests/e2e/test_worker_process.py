@@ -98,3 +98,49 @@ def test_a_second_worker_on_the_same_sqlite_store_waits_for_the_first(tmp_path: 
             stop(second)
     finally:
         stop(first)
+
+
+def test_serve_with_two_api_processes_takes_orders_in_both_and_wakes_its_worker(tmp_path: Path) -> None:
+    """``serve --workers 2``: two API processes on one port, the worker in the supervising process. Orders
+    placed through either are accepted promptly (their commits wake the worker), duplicates are still
+    answered as duplicates whichever process gets them, and stopping the supervisor stops them all."""
+    data_dir = tmp_path / "hub"
+    data_dir.mkdir()
+    (data_dir / "ordersync.toml").write_text(CONFIG)
+    token = cli(data_dir, "apikey", "create", "e2e", "--client", "storefront", "--scope", "orders:write",
+                "--scope", "orders:read", "--rate", "6000").split()[-1]
+    port, log = free_port(), tmp_path / "serve.log"
+    auth = {"Authorization": f"Bearer {token}"}
+    hub = subprocess.Popen([sys.executable, "-m", "ordersync.cli", "serve", "--workers", "2", "--data-dir",
+                            str(data_dir), "--port", str(port)], stderr=log.open("w"),
+                           env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        until(lambda: "in 2 API processes" in log.read_text(), 30, log.read_text)
+        until(lambda: _answers(port), 30, log.read_text)
+        time.sleep(7)  # the worker idles into long sleeps: only wake-ups from the API processes get through
+        ids = []
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=auth, timeout=10) as http:
+            for i in range(12):  # one connection each: the kernel spreads them over both processes
+                body = {"external_order_number": f"WN-{i % 6}", "account_id": "C-1001",
+                        "lines": [{"line_no": 1, "sku": "BRG-6204-2RS", "quantity": "2"}]}
+                with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=auth, timeout=10) as fresh:
+                    r = fresh.post("/v1/orders", json=body, headers={"Idempotency-Key": f"k-{i % 6}"})
+                assert r.status_code in (200, 202), r.text
+                ids.append(r.json()["order_id"])
+            assert len(set(ids)) == 6  # each re-send under the same key found the first, in either process
+            start = time.monotonic()
+            until(lambda: all(http.get(f"/v1/orders/{o}").json()["state"] == "accepted" for o in set(ids)), 30,
+                  log.read_text)
+            assert time.monotonic() - start < 5
+    finally:
+        stop(hub)
+    procs = subprocess.run(["pgrep", "-f", f"--port {port}"], capture_output=True, text=True).stdout.split()
+    assert procs == []  # the API processes ended with the supervisor
+    assert "Traceback" not in log.read_text()
+
+
+def _answers(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False

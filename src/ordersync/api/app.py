@@ -16,15 +16,16 @@ from ordersync import __version__
 from ordersync.api import catalog, history, limits, metrics, ops, order_changes, orders, problems, returns
 from ordersync.api import disputes as invoice_disputes
 from ordersync.api import wms as wms_webhook
-from ordersync.api.auth import Authenticator
+from ordersync.api.auth import Authenticator, RateLimiter
 from ordersync.api.keys import KeyService
 from ordersync.runtime.hub import Hub
 
 
 def create_api(hub: Hub, *, max_body_bytes: int = limits.DEFAULT_MAX_BODY_BYTES,
-               max_json_depth: int = limits.DEFAULT_MAX_JSON_DEPTH) -> FastAPI:
+               max_json_depth: int = limits.DEFAULT_MAX_JSON_DEPTH, processes: int = 1) -> FastAPI:
     """The API over ``hub``. Bodies over ``max_body_bytes`` answer 413 and JSON nested deeper than
-    ``max_json_depth`` 400, before any route runs (``api/limits.py``)."""
+    ``max_json_depth`` 400, before any route runs (``api/limits.py``). ``processes``: how many API
+    processes serve the same port (each limits a key to its share of the key's rate)."""
     limits.check(max_body_bytes, max_json_depth)
 
     @contextlib.asynccontextmanager
@@ -45,7 +46,7 @@ def create_api(hub: Hub, *, max_body_bytes: int = limits.DEFAULT_MAX_BODY_BYTES,
         redoc_url=None,
     )
     app.state.hub = hub
-    app.state.auth = Authenticator(KeyService(hub.db, hub.clock))
+    app.state.auth = Authenticator(KeyService(hub.db, hub.clock), RateLimiter(share=1.0 / processes))
     problems.install(app)
     problems.document(app)
     app.add_middleware(limits.RequestLimits, max_body_bytes=max_body_bytes, max_json_depth=max_json_depth)

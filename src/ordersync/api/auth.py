@@ -23,17 +23,20 @@ CACHE_SECONDS = 5.0
 
 
 class RateLimiter:
-    """Token bucket per key: ``rate_per_minute`` requests per minute, bursts up to a tenth of it."""
+    """Token bucket per key: ``rate_per_minute`` requests per minute, bursts up to a tenth of it.
+    ``share``: this process's part of every key's rate when ``serve --workers N`` spreads the requests
+    over N processes (each keeps its own buckets; the kernel spreads connections about evenly)."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, share: float = 1.0) -> None:
         self.clock = clock
+        self.share = share
         self._buckets: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
 
     def take(self, key: str, rate_per_minute: int) -> float:
         """0 when allowed, else the seconds to wait."""
-        rate = rate_per_minute / 60.0
-        capacity = max(1.0, rate_per_minute / 10.0)
+        rate = rate_per_minute * self.share / 60.0
+        capacity = max(1.0, rate_per_minute * self.share / 10.0)
         now = self.clock()
         with self._lock:
             tokens, last = self._buckets.get(key, (capacity, now))
