@@ -42,6 +42,7 @@ class RawRates:
 async def _raw_nats(servers: list[str], events: int, body_size: int, replicas: int, partitions: int,
                     fetch_batch: int) -> RawRates:
     import nats
+    import nats.js.errors
     from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType
 
     tag = uuid.uuid4().hex[:8]
@@ -66,13 +67,19 @@ async def _raw_nats(servers: list[str], events: int, body_size: int, replicas: i
         config = ConsumerConfig(durable_name="raw", ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
                                 ack_wait=30, max_ack_pending=10_000)
         sub = await js.pull_subscribe(f"{prefix}.>", durable="raw", stream=stream, config=config)
-        got = 0
+        got = unavailable = 0
         start = time.perf_counter()
         while got < events:
             try:
                 msgs = await sub.fetch(batch=min(fetch_batch, events - got), timeout=5)
             except nats.errors.TimeoutError as exc:
                 raise RuntimeError(f"raw nats-py consumer stalled after {got} of {events} messages") from exc
+            except nats.js.errors.ServiceUnavailableError:  # the consumer's leader is being elected (a
+                unavailable += 1  # slow machine): ask again, as the hub's transport does
+                if unavailable > 20:
+                    raise
+                await asyncio.sleep(0.25)
+                continue
             for msg in msgs:
                 await msg.ack()
             got += len(msgs)

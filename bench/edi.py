@@ -33,8 +33,9 @@ from pathlib import Path
 from bench._common import Figure, emit
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = ROOT.parent / "shared" / "samples" / "x12"
-NODE_TOOL = ROOT.parent / "shared" / "tools" / "x12-node-baseline.js"
+SHARED = next((p / "shared" for p in ROOT.parents if (p / "shared" / "samples").is_dir()), ROOT.parent / "shared")
+SAMPLES = Path(os.environ.get("ORDERSYNC_SAMPLES", SHARED / "samples")) / "x12"
+NODE_TOOL = SHARED / "tools" / "x12-node-baseline.js"
 NODE_X12 = "node-x12@1.7.1"
 
 

@@ -4,7 +4,6 @@ its quirks: a byte-order mark, line breaks as terminators, indentation) and on b
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import pytest
 
@@ -17,8 +16,9 @@ from ordersync.channels.edi.x12 import (
     read_interchanges,
 )
 from ordersync.channels.edi.x12 import envelope as env
+from tests.support.samples import samples_dir
 
-SAMPLES = Path(__file__).resolve().parents[3].parent / "shared" / "samples" / "x12"
+SAMPLES = samples_dir() / "x12"
 
 # file -> (transaction set codes, functional identifier, segment terminator, component separator)
 EXPECTED = {
