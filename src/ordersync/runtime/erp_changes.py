@@ -113,8 +113,9 @@ class ErpChangePoller:
         while not stop.is_set():
             try:
                 feed = self.erps.erp(erp).change_feed()
-            except Unavailable as exc:
-                log.warning("ERP %s: cannot subscribe to its changes (%s); polling meanwhile", erp, exc)
+            except Exception as exc:  # down, or an answer of an unexpected shape: poll, try again later
+                log.warning("ERP %s: cannot subscribe to its changes (%s: %s); polling meanwhile", erp,
+                            type(exc).__name__, exc)
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 60.0)
                 continue
@@ -138,6 +139,9 @@ class ErpChangePoller:
             except Unavailable as exc:
                 if not stop.is_set():
                     log.warning("ERP %s: change subscription lost (%s); polling until it is back", erp, exc)
+            except Exception:  # an answer of an unexpected shape: the same, with the details in the log
+                if not stop.is_set():
+                    log.exception("ERP %s: change subscription failed; polling until it is back", erp)
             finally:
                 self._pushing[erp] = False
                 self._feeds.pop(erp, None)
