@@ -1,0 +1,73 @@
+"""The X12 855 purchase order acknowledgment: our answer to an 850 once the order is decided, line by
+line from what the ERP decided (accepted as ordered, quantity changed, rejected, or part backordered to
+a promised date). Modelled: BAK, PO1 (echoing the buyer's line and item IDs), ACK per line status, CTT.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+
+from ordersync.channels.edi.x12.po850 import PoLine
+
+
+class LineStatus(StrEnum):
+    """ACK01 line item status codes we send."""
+
+    ACCEPTED = "IA"  # accepted as ordered
+    QUANTITY_CHANGED = "IQ"  # accepted, another quantity
+    REJECTED = "IR"
+    BACKORDERED = "IB"  # to come later, on the promised date
+
+
+@dataclass(frozen=True)
+class LinePart:
+    """One part of a line's answer: ``quantity`` in ``status``, by ``date`` (ship date promised)."""
+
+    status: LineStatus
+    quantity: Decimal
+    date: dt.date | None = None
+
+
+@dataclass(frozen=True)
+class LineAnswer:
+    line: PoLine
+    parts: tuple[LinePart, ...]
+
+    @property
+    def as_ordered(self) -> bool:
+        return len(self.parts) == 1 and self.parts[0].status is LineStatus.ACCEPTED and \
+            self.parts[0].quantity == self.line.quantity
+
+
+def _qty(value: Decimal) -> str:
+    return format(value.normalize(), "f") if value == value.to_integral() else format(value, "f")
+
+
+def ack_type(answers: list[LineAnswer]) -> str:
+    """BAK02: AD all lines as ordered, RJ all rejected, AC accepted with changes."""
+    if all(a.as_ordered for a in answers):
+        return "AD"
+    if all(p.status is LineStatus.REJECTED for a in answers for p in a.parts):
+        return "RJ"
+    return "AC"
+
+
+def body_855(po_number: str, po_date: dt.date | None, answers: list[LineAnswer], *, at: dt.date
+             ) -> list[tuple[str, ...]]:
+    """The segments between ST and SE of the 855 answering purchase order ``po_number``."""
+    body: list[tuple[str, ...]] = [("BAK", "00", ack_type(answers), po_number,
+                                    po_date.strftime("%Y%m%d") if po_date else "", "", "", "", "",
+                                    at.strftime("%Y%m%d"))]
+    for answer in answers:
+        line = answer.line
+        ids = [x for pair in line.product_ids.items() for x in pair]
+        price = "" if line.unit_price is None else format(line.unit_price, "f")
+        body.append(("PO1", line.line_id, _qty(line.quantity), line.unit, price, "", *ids))
+        for part in answer.parts:
+            dated = ("068", part.date.strftime("%Y%m%d")) if part.date else ()
+            body.append(("ACK", part.status.value, _qty(part.quantity), line.unit, *dated))
+    body.append(("CTT", str(len(answers))))
+    return body
