@@ -12,7 +12,8 @@
   and the synthetic file once (it holds the whole text in memory).
 
 Goal (issue 15): at least node-x12's speed with full envelope validation, memory flat in the input size.
-Not measured yet: ``ansi-x12`` 0.2.0 (PyPI) and documents written per second (855/856/810).
+Then documents written per second: 855, 856 and 810 answering the shared sample 850, each a whole
+interchange (ISA, GS, ST..SE, GE, IEA) as sent. Not measured yet: ``ansi-x12`` 0.2.0 (PyPI).
 ``--short``: 10 MB synthetic, 2 s.
 """
 
@@ -28,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bench._common import Figure, emit
@@ -106,6 +108,54 @@ def ours(files: list[str], seconds: float) -> dict[str, float]:
             "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
+def documents_per_second(seconds: float) -> dict[str, float]:
+    """855, 856 and 810 written per second (whole interchanges) for the shared sample 850."""
+    import datetime as dt
+    import io
+    from decimal import Decimal
+
+    from ordersync.canonical.v1 import Invoice, InvoiceLine, InvoiceState, Shipment, ShipmentLine, ShipmentState
+    from ordersync.channels.edi.x12 import TransactionSet, read_interchanges
+    from ordersync.channels.edi.x12.ack855 import LineAnswer, LinePart, LineStatus, body_855
+    from ordersync.channels.edi.x12.outbound import body_810, body_856
+    from ordersync.channels.edi.x12.po850 import read_850
+    from ordersync.channels.edi.x12.writer import Parties, group, iea, isa, transaction_set
+
+    (ts,) = [i for i in read_interchanges(io.BytesIO((SAMPLES / "nodex12_850.edi").read_bytes()))
+             if isinstance(i, TransactionSet)]
+    po, _ = read_850(ts)
+    assert po is not None
+    at = dt.datetime(2026, 12, 5, 14, 30, tzinfo=dt.UTC)
+    parties = Parties("ZZ", "KESTREL", "ZZ", "BUYER", "KESTREL", "BUYER")
+    shipment = Shipment(id="sh", order_id="o", state=ShipmentState.SHIPPED, carrier="DHLG", tracking_number="JJD1",
+                        lines=tuple(ShipmentLine(line_no=n, sku="X", quantity=line.quantity)
+                                    for n, line in enumerate(po.lines, 1)))
+    invoice = Invoice(id="i", order_id="o", account_id="C", state=InvoiceState.POSTED, currency="EUR",
+                      untaxed_amount=Decimal(100), tax_amount=Decimal(19), total_amount=Decimal(119),
+                      lines=tuple(InvoiceLine(line_no=n, sku="X", quantity=line.quantity, unit_price=Decimal(1),
+                                              amount=line.quantity) for n, line in enumerate(po.lines, 1)))
+    makers: dict[str, tuple[str, Callable[[], list[tuple[str, ...]]]]] = {
+        "855": ("PR", lambda: body_855(po.number, po.date, [LineAnswer(line, (LinePart(LineStatus.ACCEPTED,
+                                                                                        line.quantity),))
+                                                            for line in po.lines], at=at.date())),
+        "856": ("SH", lambda: body_856(po, shipment, at=at)),
+        "810": ("IN", lambda: body_810(po, invoice)),
+    }
+    rates = {}
+    for code, (functional_id, make) in makers.items():
+        n = 0
+        started = time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            for _ in range(100):
+                n += 1
+                text = "".join([isa(parties, n, at=at), *group(functional_id, parties, n, "004010",
+                                                              [transaction_set(code, "0001", make())], at=at),
+                                iea(1, n)])
+        rates[code] = n / (time.perf_counter() - started)
+        assert text.startswith("ISA")
+    return rates
+
+
 def run_ours(files: list[Path], seconds: float) -> dict[str, float]:
     out = subprocess.run([sys.executable, "-m", "bench.edi", "--child", str(seconds), *map(str, files)], cwd=ROOT,
                          check=True, capture_output=True, text=True).stdout
@@ -166,6 +216,10 @@ def main() -> None:
         if node_b:
             print(f"node-x12 synthetic   {node_b['mb_s']:7.2f} MB/s   max RSS {node_b['max_rss_mb']:.0f} MB",
                   flush=True)
+    written = documents_per_second(min(seconds, 2.0))
+    print("documents written per second (whole interchanges): "
+          + ",  ".join(f"{code} {rate:,.0f}/s" for code, rate in written.items()), flush=True)
+    figures += [Figure("edi", f"{code} written per second", rate, "/s") for code, rate in written.items()]
     for label, o, nd in (("samples", s, node_s), ("synthetic", b, node_b)):
         ratio = o["mb_s"] / nd["mb_s"] if nd else float("nan")
         if nd:

@@ -1,0 +1,83 @@
+"""Trading partners and what their purchase orders become: a canonical order for the same intake as
+every channel (one order per PO number and partner, however often it is sent).
+
+A :class:`Partner` is what the partner's implementation guide and our agreement say: who it is in the
+envelopes, which ERP account its orders are for, how its ship-to IDs (N1*ST: DUNS, GLN or its own
+numbers) map to the account's addresses, and item IDs our ERP cannot resolve by itself. Items: the
+seller's own number (PO1 qualifier VN/VP/SK) is our SKU; otherwise the buyer's number (BP/IN/CB) goes to
+the ERP as a customer part number, unless the partner maps it (or a GTIN) to a SKU here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from pydantic import ValidationError
+
+from ordersync.canonical.v1 import Order, OrderLine
+from ordersync.channels.edi.x12.envelope import InterchangeHeader
+from ordersync.channels.edi.x12.po850 import Problem, PurchaseOrder
+
+#: BEG01 purposes taken as new orders; a cancellation or replacement is a change (860), not an order
+NEW_ORDER_PURPOSES = frozenset({"00"})
+
+
+@dataclass(frozen=True)
+class Partner:
+    name: str
+    interchange_qualifier: str  # their ISA05
+    interchange_id: str  # their ISA06
+    account_id: str  # the ERP account their orders are for
+    channel: str = "edi"
+    #: N1*ST ID (N104, as sent) -> the account's ship-to address ID in the hub
+    ship_to: Mapping[str, str] = field(default_factory=dict)
+    #: the buyer's item number or GTIN -> our SKU, where the ERP's customer part numbers do not say
+    items: Mapping[str, str] = field(default_factory=dict)
+
+    def sends(self, header: InterchangeHeader) -> bool:
+        return (header.sender_qualifier, header.sender_id) == (self.interchange_qualifier, self.interchange_id)
+
+
+def find_partner(partners: Iterable[Partner], header: InterchangeHeader) -> Partner | None:
+    """The partner who sent the interchange ``header`` opens, or None (an unknown sender)."""
+    return next((p for p in partners if p.sends(header)), None)
+
+
+def order_from_850(po: PurchaseOrder, partner: Partner, *, order_id: str, received_at: dt.datetime
+                   ) -> tuple[Order | None, list[Problem]]:
+    """The canonical order of ``po`` from ``partner``, or None with the reasons it cannot be one."""
+    problems: list[Problem] = []
+    if po.purpose not in NEW_ORDER_PURPOSES:
+        problems.append(Problem("BEG", 0, f"BEG01 {po.purpose!r}: only new orders (00) are taken here; changes "
+                                          "and cancellations come as an 860"))
+    ship_to_id = None
+    ship_to = po.party("ST")
+    if ship_to is not None and ship_to.id:
+        ship_to_id = partner.ship_to.get(ship_to.id)
+        if ship_to_id is None:
+            problems.append(Problem("N1", 0, f"ship-to {ship_to.id_qualifier}:{ship_to.id} ({ship_to.name}) is not "
+                                             f"an address of {partner.name}'s account {partner.account_id}"))
+    lines = []
+    for n, line in enumerate(po.lines, 1):
+        sku = line.seller_item or next((partner.items[i] for i in (line.buyer_item, line.gtin)
+                                        if i and i in partner.items), None)
+        part_number = None if sku else line.buyer_item
+        if not sku and not part_number:
+            problems.append(Problem("PO1", 0, f"line {line.line_id}: no item ID we can map ({line.product_ids})"))
+            continue
+        lines.append(OrderLine.model_construct(line_no=n, sku=sku, customer_part_number=part_number,
+                                               quantity=line.quantity, unit=line.unit or None,
+                                               unit_price_shown=line.unit_price,
+                                               requested_date=line.requested_date))
+    if problems or not lines:
+        return None, problems
+    try:
+        order = Order(id=order_id, channel=partner.channel, external_order_number=po.number,
+                      account_id=partner.account_id, buyer_po_number=po.number, ship_to_id=ship_to_id,
+                      requested_date=po.requested_date, currency=po.currency, lines=tuple(lines),
+                      placed_at=received_at)
+    except ValidationError as exc:  # a value the canonical model refuses (a PO number too long ...)
+        return None, [Problem("BEG", 0, f"{e['loc']}: {e['msg']}") for e in exc.errors()]
+    return order, []
