@@ -20,6 +20,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -506,4 +507,39 @@ erp_returns = Table(
     Column("state", String(20), nullable=False),  # canonical ReturnState of this part
     Column("updated_at", UtcDateTime, nullable=False),
     Index("ix_erp_returns_return", "return_id"),
+)
+
+# -- EDI interchanges (migration 0014) -----------------------------------------------------------------
+
+# Every interchange received or sent, its bytes verbatim (stored before anything reads them: nothing is
+# lost, whatever they contain), who sent it to whom and its control number (ISA13 / UNB 0020) as far as
+# they could be read, and what became of it.
+edi_interchanges = Table(
+    "edi_interchanges",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("direction", String(3), nullable=False),  # in, out
+    Column("partner", String(64)),  # None: not (yet) known
+    Column("sender", String(40), nullable=False),  # qualifier:id as in the envelope ("" if unreadable)
+    Column("receiver", String(40), nullable=False),
+    Column("control_number", String(20), nullable=False),
+    Column("raw", LargeBinary, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("state", String(20), nullable=False),  # received, processed, duplicate, rejected, unknown_partner ...
+    Column("detail", Text, nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("processed_at", UtcDateTime),
+    Index("ix_edi_interchanges_sender_control", "direction", "sender", "control_number"),
+    Index("ix_edi_interchanges_received_at", "received_at"),
+)
+
+# The last control number used per partner and level (isa, gs, st): gapless, taken in the transaction
+# that writes the outgoing document to the outbox.
+edi_control_numbers = Table(
+    "edi_control_numbers",
+    metadata,
+    Column("partner", String(64), primary_key=True),
+    Column("kind", String(8), primary_key=True),
+    Column("last", BigInteger, nullable=False),
 )
