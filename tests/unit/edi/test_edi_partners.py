@@ -33,7 +33,7 @@ def test_a_vics_order_becomes_a_canonical_order_with_our_skus_and_the_mapped_shi
     order, problems = order_from_850(po, XYZ, order_id="o1", received_at=AT)
     assert problems == [] and order is not None
     assert (order.channel, order.external_order_number, order.account_id, order.ship_to_id) == (
-        "edi", "08292233294", "C-1001", "C-1001-SOLON")
+        "edi-xyz-retail", "08292233294", "C-1001", "C-1001-SOLON")
     assert order.requested_date == dt.date(2010, 12, 14)
     assert [(x.line_no, x.sku, x.customer_part_number, x.quantity, x.unit_price_shown) for x in order.lines[:2]] == [
         (1, "AB3542", None, Decimal(120), Decimal("9.25")), (2, "RD5322", None, Decimal(220), Decimal("13.79"))]

@@ -30,11 +30,16 @@ class Partner:
     interchange_qualifier: str  # their ISA05
     interchange_id: str  # their ISA06
     account_id: str  # the ERP account their orders are for
-    channel: str = "edi"
+    #: the hub channel of their orders (one per partner: a PO number is unique per buyer only)
+    channel: str = ""
     #: N1*ST ID (N104, as sent) -> the account's ship-to address ID in the hub
     ship_to: Mapping[str, str] = field(default_factory=dict)
     #: the buyer's item number or GTIN -> our SKU, where the ERP's customer part numbers do not say
     items: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def order_channel(self) -> str:
+        return self.channel or f"edi-{self.name}"
 
     def sends(self, header: InterchangeHeader) -> bool:
         return (header.sender_qualifier, header.sender_id) == (self.interchange_qualifier, self.interchange_id)
@@ -74,7 +79,7 @@ def order_from_850(po: PurchaseOrder, partner: Partner, *, order_id: str, receiv
     if problems or not lines:
         return None, problems
     try:
-        order = Order(id=order_id, channel=partner.channel, external_order_number=po.number,
+        order = Order(id=order_id, channel=partner.order_channel, external_order_number=po.number,
                       account_id=partner.account_id, buyer_po_number=po.number, ship_to_id=ship_to_id,
                       requested_date=po.requested_date, currency=po.currency, lines=tuple(lines),
                       placed_at=received_at)
