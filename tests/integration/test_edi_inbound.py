@@ -13,7 +13,7 @@ from ordersync.channels.edi.inbound import EdiInbound
 from ordersync.channels.edi.partners import Partner
 from ordersync.channels.edi.x12 import GroupClosed, TransactionSet, read_interchanges
 from ordersync.store import edi as edi_store
-from ordersync.store.schema import edi_interchanges, orders
+from ordersync.store.schema import cases, edi_interchanges, orders
 from tests.unit.edi.test_x12_envelope import SAMPLES
 
 XYZ = Partner(name="xyz-retail", interchange_qualifier="12", interchange_id="4405197800", account_id="C-1001",
@@ -45,6 +45,7 @@ def test_an_interchange_becomes_one_order_however_often_it_comes(make_hub: Any, 
     assert replies(hub, first) == [["AK1", "AK2", "AK5", "AK9"]]  # a 997 accepting the one set
     again = inbound.receive(SAMPLE)  # the same interchange (same ISA13) again: refused with a TA1
     assert again.state == "duplicate" and again.orders == [] and replies(hub, again) == [["TA1"]]
+    assert first.case_id is None and again.case_id is not None  # someone checks why it came twice
     resent = inbound.receive(SAMPLE.replace(b"000003438", b"000003439"))  # a new interchange, same PO
     assert resent.state == "processed" and resent.orders[0].duplicate
     assert resent.orders[0].order_id == outcome.order_id
@@ -83,5 +84,8 @@ def test_an_unknown_sender_or_unreadable_bytes_are_kept_with_the_reason(make_hub
     garbage = inbound.receive(b"%PDF-1.7 not an interchange")
     assert garbage.state == "rejected"
     with hub.db.read() as conn:
+        bodies = dict(conn.execute(select(cases.c.id, cases.c.body)).all())
+        assert "from 12:4405197800: unknown_partner" in bodies[unknown.case_id]
+        assert "(unreadable) from an unknown sender: rejected" in bodies[garbage.case_id]
         assert edi_store.raw_interchange(conn, garbage.interchange_id) == b"%PDF-1.7 not an interchange"
         assert conn.execute(select(orders.c.id)).all() == []

@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ordersync.canonical.v1 import CaseType
 from ordersync.channels.edi.partners import Partner, find_partner, order_from_850
 from ordersync.channels.edi.x12.acks import functional_ack, functional_ack_due, ta1, ta1_due
 from ordersync.channels.edi.x12.envelope import (
@@ -34,10 +35,13 @@ from ordersync.channels.edi.x12.envelope import (
 from ordersync.channels.edi.x12.po850 import SEGMENTS_IN_ERROR, Problem, read_850
 from ordersync.channels.edi.x12.tokens import X12SyntaxError, read_separators
 from ordersync.channels.edi.x12.writer import Parties, group, iea, isa, segment, transaction_set
+from ordersync.domain.cases import CasePolicy, open_case
 from ordersync.domain.clock import Clock
+from ordersync.domain.events import CaseOpened
 from ordersync.runtime.intake_writer import IntakeWriter
 from ordersync.store import edi as store
 from ordersync.store.db import Database
+from ordersync.store.uow import unit_of_work
 
 log = logging.getLogger("ordersync.edi")
 
@@ -63,6 +67,17 @@ class Inbound:
     partner: str | None = None
     orders: list[OrderOutcome] = field(default_factory=list)
     replies: list[str] = field(default_factory=list)  # ids of the outgoing interchanges (TA1, 997/999)
+    case_id: str | None = None  # the case opened for it (unknown sender, duplicate, unreadable, failed)
+
+
+#: what becomes a case, and what its owner should do
+NEXT_ACTIONS = {
+    "unknown_partner": "set up the sender as a trading partner (or tell it it has the wrong address), then "
+                       "replay the interchange",
+    "duplicate": "check with the partner whether it meant to resend; the first interchange was processed",
+    "rejected": "tell the sender its file is not a readable X12 interchange",
+    "failed": "read the error, fix the cause, then replay the interchange",
+}
 
 
 def _envelope_of(raw: bytes) -> tuple[str, str, str]:
@@ -78,7 +93,8 @@ def _envelope_of(raw: bytes) -> tuple[str, str, str]:
 
 class EdiInbound:
     def __init__(self, db: Database, intake: IntakeWriter, clock: Clock, partners: Sequence[Partner], *,
-                 window: dt.timedelta = dt.timedelta(days=30)) -> None:
+                 window: dt.timedelta = dt.timedelta(days=30), cases: CasePolicy | None = None) -> None:
+        self.cases = cases or CasePolicy()
         self.db = db
         self.intake = intake
         self.clock = clock
@@ -99,9 +115,17 @@ class EdiInbound:
         except Exception as exc:  # kept, with the reason: an operator can look and replay
             log.exception("EDI interchange %s from %s could not be processed", interchange_id, sender)
             result = Inbound(interchange_id, "failed", f"{type(exc).__name__}: {exc}")
-        with self.db.write() as conn:
-            store.set_state(conn, interchange_id, result.state, at=self.clock.now(), detail=result.detail[:2000],
+        with unit_of_work(self.db, self.clock) as uow:
+            store.set_state(uow.conn, interchange_id, result.state, at=uow.now(), detail=result.detail[:2000],
                             partner=result.partner)
+            if result.state in NEXT_ACTIONS:  # kept, and someone owns it
+                case = open_case(CaseType.INTEGRATION_FAILURE, now=uow.now(), policy=self.cases,
+                                 summary=(f"EDI interchange {control_number or '(unreadable)'} from "
+                                          f"{sender or 'an unknown sender'}: {result.state}: {result.detail}")[:1000],
+                                 next_action=NEXT_ACTIONS[result.state])
+                uow.cases.add(case)
+                uow.emit(CaseOpened(case=case), correlation_id=None)
+                result.case_id = case.id
         return result
 
     def _process(self, interchange_id: str, raw: bytes, sender: str, control_number: str) -> Inbound:
