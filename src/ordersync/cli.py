@@ -7,6 +7,7 @@ short function that parses, calls one service and prints; the services live else
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -40,6 +41,8 @@ app.add_typer(apikey, name="apikey")
 subscriptions = typer.Typer(no_args_is_help=True, help="Add, list and remove outbound event subscriptions "
                                                        "(signed webhooks).")
 app.add_typer(subscriptions, name="subscriptions")
+edi = typer.Typer(no_args_is_help=True, help="EDI interchanges: receive a file, list and show what came and went.")
+app.add_typer(edi, name="edi")
 console = Console(stderr=True)
 out = Console()
 log = logging.getLogger("ordersync.cli")
@@ -291,6 +294,106 @@ def api_process_app() -> Any:
                Path(spec["config"]) if spec["config"] else None)
     hub.worker.forward_wakes(WakeSender(wake_address(hub.settings.store_url)))
     return create_app(hub, processes=spec["processes"])
+
+
+def _edi_inbound(hub: Hub) -> Any:
+    import datetime as _dt
+
+    from ordersync.bootstrap import case_policy
+    from ordersync.channels.edi.inbound import EdiInbound
+    from ordersync.channels.edi.partners import Partner
+
+    settings = hub.settings.edi
+    partners = [Partner(**p.model_dump()) for p in settings.partners]
+    return EdiInbound(hub.db, hub.intake, hub.clock, partners, cases=case_policy(hub.settings),
+                      window=_dt.timedelta(days=settings.duplicate_window_days))
+
+
+@edi.command("receive")
+def edi_receive(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="An X12 interchange file.")],
+    data_dir: DataDir = None, store: Store = None, config: ConfigFile = None, as_json: AsJson = False,
+) -> None:
+    """Take an interchange from a file as if the partner had sent it: kept verbatim, orders into the
+    intake, a 997/999 (and a TA1 when due) queued for the partner. Prints what became of it."""
+    hub = _hub(data_dir, store, config)
+    try:
+        result = _edi_inbound(hub).receive(path.read_bytes())
+    finally:
+        hub.close()
+    if as_json:
+        out.print_json(json.dumps(dataclasses.asdict(result), default=str))
+        return
+    out.print(f"interchange {result.interchange_id}: {result.state}"
+              + (f" (partner {result.partner})" if result.partner else "")
+              + (f"\n  {result.detail}" if result.detail else ""))
+    for o in result.orders:
+        what = ("already received: order " if o.duplicate else "order ") + o.order_id if o.order_id else \
+            "not taken: " + "; ".join(p.message for p in o.problems)
+        out.print(f"  PO {o.po_number} (set {o.set_control_number}): {what}")
+    if result.replies:
+        out.print(f"  queued for the partner: {', '.join(result.replies)}")
+    if result.case_id:
+        out.print(f"  case {result.case_id} opened (/v1/ops/cases/{result.case_id})")
+
+
+@edi.command("list")
+def edi_list(
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 50,
+    data_dir: DataDir = None, store: Store = None, config: ConfigFile = None, as_json: AsJson = False,
+) -> None:
+    """The latest interchanges received and sent, newest first."""
+    from sqlalchemy import select
+
+    from ordersync.store.db import Database
+    from ordersync.store.schema import edi_interchanges as t
+
+    db = Database(_settings(data_dir, store, config).store_url)
+    db.migrate()
+    with db.read() as conn:
+        rows = conn.execute(select(t.c.id, t.c.direction, t.c.partner, t.c.sender, t.c.receiver, t.c.control_number,
+                                   t.c.state, t.c.size, t.c.received_at, t.c.detail)
+                            .order_by(t.c.received_at.desc()).limit(limit)).mappings().all()
+    db.dispose()
+    if as_json:
+        out.print_json(json.dumps([dict(r) for r in rows], default=str))
+        return
+    table = Table(title=f"EDI interchanges ({len(rows)})")
+    for col in ("id", "dir", "partner", "sender", "receiver", "control", "state", "bytes", "at", "detail"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(r["id"], r["direction"], r["partner"] or "", r["sender"], r["receiver"], r["control_number"],
+                      r["state"], str(r["size"]), r["received_at"].strftime("%Y-%m-%d %H:%M:%S"), r["detail"][:80])
+    out.print(table)
+
+
+@edi.command("show")
+def edi_show(
+    interchange_id: str,
+    raw: Annotated[bool, typer.Option("--raw", help="Write the interchange's bytes, exactly as kept.")] = False,
+    data_dir: DataDir = None, store: Store = None, config: ConfigFile = None,
+) -> None:
+    """One interchange: its envelope, state and detail, and its content (``--raw``: the bytes alone)."""
+    from sqlalchemy import select
+
+    from ordersync.store.db import Database
+    from ordersync.store.schema import edi_interchanges as t
+
+    db = Database(_settings(data_dir, store, config).store_url)
+    db.migrate()
+    with db.read() as conn:
+        row = conn.execute(select(t).where(t.c.id == interchange_id)).mappings().first()
+    db.dispose()
+    if row is None:
+        console.print(f"[red]no interchange {interchange_id}[/red] (ordersync edi list shows them)")
+        raise typer.Exit(1)
+    if raw:
+        sys.stdout.buffer.write(bytes(row["raw"]))
+        return
+    for key in ("id", "direction", "partner", "sender", "receiver", "control_number", "state", "size", "sha256",
+                "received_at", "processed_at", "detail"):
+        out.print(f"{key:15} {row[key] if row[key] is not None else ''}")
+    out.print(bytes(row["raw"]).decode("utf-8", errors="replace"), markup=False, highlight=False)
 
 
 @apikey.command("create")

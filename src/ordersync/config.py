@@ -174,6 +174,28 @@ class SlaSettings(Strict):
                                   "the default of GET /v1/ops/sla and the window of /metrics")
 
 
+class EdiPartnerSettings(Strict):
+    """One EDI trading partner (see docs/edi.md): who it is in the ISA, the ERP account its orders are
+    for, its ship-to IDs (N1*ST N104) mapped to the account's addresses, and item IDs the ERP's customer
+    part numbers do not resolve."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    interchange_qualifier: str = Field(min_length=1, max_length=2)
+    interchange_id: str = Field(min_length=1, max_length=15)
+    account_id: str = Field(min_length=1, max_length=120)
+    channel: str = Field(default="", max_length=64, description="default: edi-<name>")
+    ship_to: dict[str, str] = Field(default_factory=dict)
+    items: dict[str, str] = Field(default_factory=dict)
+
+
+class EdiSettings(Strict):
+    """EDI trading partners; a repeated interchange (same sender and control number) within
+    ``duplicate_window_days`` is refused as a duplicate."""
+
+    partners: list[EdiPartnerSettings] = Field(default_factory=list)
+    duplicate_window_days: float = Field(default=30, gt=0)
+
+
 class WmsSettings(Strict):
     """The warehouse webhook (``POST /v1/wms/events``): the HMAC-SHA256 secret it is signed with, read
     from the environment variable ``secret_env`` (``secret`` inline is for tests and demos), and how far a
@@ -276,6 +298,7 @@ class Settings(Strict):
     read_model: ReadModelSettings = ReadModelSettings()
     webhooks: WebhookSettings = WebhookSettings()
     wms: WmsSettings = WmsSettings()
+    edi: EdiSettings = EdiSettings()
     retention: RetentionSettings = RetentionSettings()
     source: str = Field(default="defaults", exclude=True)
 

@@ -86,3 +86,24 @@ def test_errors_are_one_clear_line_without_a_traceback(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "ordersync.cli", "dlq", "show", "nope", "--data-dir", str(tmp_path)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1 and "dead letter nope not found" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_edi_receive_list_and_show_an_interchange_from_a_file(tmp_path: Path) -> None:
+    from tests.support.samples import samples_dir
+
+    sample = samples_dir() / "x12" / "nodex12_850.edi"
+    (tmp_path / "ordersync.toml").write_text(
+        '[[erp]]\nname = "main"\nkind = "memory"\n\n'
+        '[[edi.partners]]\nname = "xyz-retail"\ninterchange_qualifier = "12"\ninterchange_id = "4405197800"\n'
+        'account_id = "C-1001"\nship_to = { "0003947268292" = "C-1001-SOLON" }\n')
+    first = json.loads(invoke("edi", "receive", str(sample), "--data-dir", str(tmp_path), "--json"))
+    assert (first["state"], first["partner"]) == ("processed", "xyz-retail") and first["orders"][0]["order_id"]
+    again = invoke("edi", "receive", str(sample), "--data-dir", str(tmp_path))
+    assert "duplicate (partner xyz-retail)" in again and "case " in again
+    listed = json.loads(invoke("edi", "list", "--data-dir", str(tmp_path), "--json"))
+    assert sorted((r["direction"], r["state"]) for r in listed) == [("in", "duplicate"), ("in", "processed"),
+                                                                    ("out", "queued"), ("out", "queued")]
+    raw = runner.invoke(app, ["edi", "show", first["interchange_id"], "--raw", "--data-dir", str(tmp_path)])
+    assert raw.exit_code == 0 and raw.stdout_bytes == sample.read_bytes()
+    missing = runner.invoke(app, ["edi", "show", "nope", "--data-dir", str(tmp_path)])
+    assert missing.exit_code == 1 and "no interchange nope" in missing.output
