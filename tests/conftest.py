@@ -33,6 +33,7 @@ def pg_url() -> Iterator[str]:
 
 def _truncate(url: str) -> None:
     db = Database(url)
+    db.migrate()  # a migration test may have left it at an older revision
     names = ", ".join(t.name for t in metadata.sorted_tables)
     with db.write() as conn:
         conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))

@@ -166,4 +166,5 @@ def test_the_downgrade_writes_the_old_documents_back(store_url: str) -> None:
     with db.read() as conn:
         stored = {r.id: json.loads(r.data) for r in conn.execute(text("SELECT id, data FROM orders"))}
     assert stored == {r["id"]: json.loads(r["data"]) for r in FIXTURE["orders"]}
+    upgrade(db, "head")  # leave the shared PostgreSQL database at the newest schema for the next tests
     db.dispose()
