@@ -33,7 +33,7 @@ from ordersync.channels.edi.x12.envelope import (
     read_interchanges,
 )
 from ordersync.channels.edi.x12.po850 import SEGMENTS_IN_ERROR, Problem, read_850
-from ordersync.channels.edi.x12.tokens import X12SyntaxError, read_separators
+from ordersync.channels.edi.x12.tokens import X12SyntaxError, iter_segments
 from ordersync.channels.edi.x12.writer import Parties, group, iea, isa, segment, transaction_set
 from ordersync.domain.cases import CasePolicy, open_case
 from ordersync.domain.clock import Clock
@@ -82,13 +82,12 @@ NEXT_ACTIONS = {
 
 def _envelope_of(raw: bytes) -> tuple[str, str, str]:
     """(sender, receiver, control number) from the ISA, as far as it can be read ("" otherwise)."""
-    text = raw[:400].decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n")
     try:
-        separators = read_separators(text)
-    except X12SyntaxError:
+        separators, first = next(iter_segments(io.BytesIO(raw[:400])))
+    except (X12SyntaxError, StopIteration):
         return "", "", ""
-    f = text.split(separators.element, 16)
-    return f"{f[5].strip()}:{f[6].strip()}", f"{f[7].strip()}:{f[8].strip()}", f[13].strip()
+    h = InterchangeHeader.from_segment(first, separators)
+    return f"{h.sender_qualifier}:{h.sender_id}", f"{h.receiver_qualifier}:{h.receiver_id}", h.control_number
 
 
 class EdiInbound:

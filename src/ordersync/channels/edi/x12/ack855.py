@@ -11,6 +11,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from ordersync.channels.edi.x12.po850 import PoLine
+from ordersync.channels.edi.x12.writer import number
 
 
 class LineStatus(StrEnum):
@@ -42,10 +43,6 @@ class LineAnswer:
             self.parts[0].quantity == self.line.quantity
 
 
-def _qty(value: Decimal) -> str:
-    return format(value.normalize(), "f") if value == value.to_integral() else format(value, "f")
-
-
 def ack_type(answers: list[LineAnswer]) -> str:
     """BAK02: AD all lines as ordered, RJ all rejected, AC accepted with changes."""
     if all(a.as_ordered for a in answers):
@@ -63,11 +60,10 @@ def body_855(po_number: str, po_date: dt.date | None, answers: list[LineAnswer],
                                     at.strftime("%Y%m%d"))]
     for answer in answers:
         line = answer.line
-        ids = [x for pair in line.product_ids.items() for x in pair]
         price = "" if line.unit_price is None else format(line.unit_price, "f")
-        body.append(("PO1", line.line_id, _qty(line.quantity), line.unit, price, "", *ids))
+        body.append(("PO1", line.line_id, number(line.quantity), line.unit, price, "", *line.id_elements))
         for part in answer.parts:
             dated = ("068", part.date.strftime("%Y%m%d")) if part.date else ()
-            body.append(("ACK", part.status.value, _qty(part.quantity), line.unit, *dated))
+            body.append(("ACK", part.status.value, number(part.quantity), line.unit, *dated))
     body.append(("CTT", str(len(answers))))
     return body

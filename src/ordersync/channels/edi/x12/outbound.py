@@ -10,20 +10,12 @@ shipment and the 810 invoice from a posted ERP invoice. Lines are the purchase o
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 
 from ordersync.canonical.v1 import Invoice, Shipment
 from ordersync.channels.edi.x12.po850 import PoLine, PurchaseOrder
+from ordersync.channels.edi.x12.writer import number
 
 SHIPMENT_STRUCTURE = "0004"
-
-
-def _qty(value: Decimal) -> str:
-    return format(value.normalize(), "f") if value == value.to_integral() else format(value, "f")
-
-
-def _ids(line: PoLine) -> list[str]:
-    return [x for pair in line.product_ids.items() for x in pair]
 
 
 def _po_line(po: PurchaseOrder, line_no: int) -> PoLine:
@@ -55,8 +47,8 @@ def body_856(po: PurchaseOrder, shipment: Shipment, *, at: dt.datetime) -> list[
         po_line = _po_line(po, line.line_no)
         hl += 1
         body.append(("HL", str(hl), "2", "I"))
-        body.append(("LIN", po_line.line_id, *_ids(po_line)))
-        body.append(("SN1", "", _qty(line.quantity), po_line.unit))
+        body.append(("LIN", po_line.line_id, *po_line.id_elements))
+        body.append(("SN1", "", number(line.quantity), po_line.unit))
     body.append(("CTT", str(hl)))
     return body
 
@@ -73,8 +65,8 @@ def body_810(po: PurchaseOrder, invoice: Invoice) -> list[tuple[str, ...]]:
         body.append(("ITD", "01", "3", "", "", "", "", invoice.due_date.strftime("%Y%m%d")))
     for line in invoice.lines:
         po_line = _po_line(po, line.line_no)
-        body.append(("IT1", po_line.line_id, _qty(line.quantity), po_line.unit, format(line.unit_price, "f"), "",
-                     *_ids(po_line)))
+        body.append(("IT1", po_line.line_id, number(line.quantity), po_line.unit, format(line.unit_price, "f"), "",
+                     *po_line.id_elements))
     body.append(("TDS", str(int((invoice.total_amount * 100).to_integral_value()))))
     if invoice.tax_amount:
         body.append(("TXI", "VA", format(invoice.tax_amount, "f")))

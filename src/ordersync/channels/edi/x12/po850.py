@@ -59,6 +59,11 @@ class PoLine:
     requested_date: dt.date | None = None
 
     @property
+    def id_elements(self) -> list[str]:
+        """The product IDs as PO1 carries them from PO106 on: qualifier, ID, qualifier, ID ..."""
+        return [x for pair in self.product_ids.items() for x in pair]
+
+    @property
     def seller_item(self) -> str | None:
         return next((self.product_ids[q] for q in SELLER_IDS if q in self.product_ids), None)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
 from ordersync.channels.edi.x12.tokens import Separators
 
@@ -33,6 +34,11 @@ def clean(value: str, separators: Separators) -> str:
         if ch:
             value = value.replace(ch, " ")
     return value
+
+
+def number(value: Decimal) -> str:
+    """A quantity or amount as an element: no exponent, no trailing zeros on a whole number."""
+    return format(value.normalize(), "f") if value == value.to_integral() else format(value, "f")
 
 
 def segment(tag: str, *elements: str | Sequence[str], separators: Separators = DEFAULT_SEPARATORS) -> str:
