@@ -186,14 +186,36 @@ class EdiPartnerSettings(Strict):
     channel: str = Field(default="", max_length=64, description="default: edi-<name>")
     ship_to: dict[str, str] = Field(default_factory=dict)
     items: dict[str, str] = Field(default_factory=dict)
+    gs_id: str = Field(default="", max_length=15, description="their GS code (GS02/GS03); default: interchange_id")
+    version: Literal["004010", "005010"] = Field(default="004010", description="the X12 version we write to them")
+    usage: Literal["P", "T"] = Field(default="P", description="ISA15 of what we send: production or test")
+    transport: Literal["none", "as2", "directory"] = Field(
+        default="none", description="how documents reach them: none keeps them for `ordersync edi` (collected)")
+    as2_url: str = Field(default="", max_length=500, description="their AS2 endpoint (transport = as2)")
+    as2_id: str = Field(default="", max_length=128, description="their AS2 name (AS2-To); default: interchange_id")
+    outbox_dir: str = Field(default="", max_length=500, description="where we write their files (directory)")
+    inbox_dir: str = Field(default="", max_length=500, description="where we pick up their files (directory)")
+    ack_hours: float = Field(default=24.0, gt=0, description="a 997 for what we send is due within this long")
+    send_documents: bool = Field(default=True, description="send 855, 856 and 810 (false: acknowledgments only)")
 
 
 class EdiSettings(Strict):
-    """EDI trading partners; a repeated interchange (same sender and control number) within
-    ``duplicate_window_days`` is refused as a duplicate."""
+    """EDI trading partners, who we are in the envelopes, and how sending retries; a repeated
+    interchange (same sender and control number) within ``duplicate_window_days`` is refused as a
+    duplicate."""
 
     partners: list[EdiPartnerSettings] = Field(default_factory=list)
     duplicate_window_days: float = Field(default=30, gt=0)
+    interchange_qualifier: str = Field(default="ZZ", min_length=1, max_length=2, description="our ISA05")
+    interchange_id: str = Field(default="ORDERSYNC", min_length=1, max_length=15, description="our ISA06")
+    gs_id: str = Field(default="", max_length=15, description="our GS02; default: interchange_id")
+    as2_id: str = Field(default="", max_length=128, description="our AS2 name (AS2-From); default: interchange_id")
+    poll_seconds: float = Field(default=2.0, gt=0, description="how often the sender and the pickup look")
+    max_attempts: int = Field(default=8, ge=1, description="sends of one interchange before it is a dead letter")
+    base_seconds: float = Field(default=30.0, gt=0, description="first retry pause; doubles per attempt")
+    cap_seconds: float = Field(default=3600.0, gt=0, description="longest retry pause")
+    timeout: float = Field(default=30.0, gt=0, description="seconds to wait for an AS2 answer (and its MDN)")
+    max_body_bytes: int = Field(default=64 * 1024 * 1024, gt=0, description="largest interchange POST /as2 takes")
 
 
 class WmsSettings(Strict):

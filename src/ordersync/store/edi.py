@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, RowMapping, and_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ordersync.store.schema import edi_control_numbers, edi_interchanges
+from ordersync.store.schema import edi_control_numbers, edi_interchanges, edi_orders
+from ordersync.store.sql import insert_ignore
 
 #: states of an interchange that make a later one with the same sender and control number a duplicate
 COUNTED = ("received", "processed")
@@ -17,12 +19,91 @@ COUNTED = ("received", "processed")
 
 def record_interchange(conn: Connection, *, interchange_id: str, direction: str, raw: bytes, sender: str,
                        receiver: str, control_number: str, partner: str | None, state: str, at: dt.datetime,
-                       detail: str = "") -> None:
-    """Keep ``raw`` exactly as it came (or went), with what could be read of its envelope."""
+                       detail: str = "", **more: Any) -> None:
+    """Keep ``raw`` exactly as it came (or went), with what could be read of its envelope; ``more``:
+    document, reply_to, business_key, order_id, group_control, set_control, transport, ack_due_at ..."""
     conn.execute(edi_interchanges.insert().values(
         id=interchange_id, direction=direction, partner=partner, sender=sender[:40], receiver=receiver[:40],
         control_number=control_number[:20], raw=raw, size=len(raw), sha256=hashlib.sha256(raw).hexdigest(),
-        state=state, detail=detail, received_at=at))
+        state=state, detail=detail, received_at=at, **more))
+
+
+def has_business_key(conn: Connection, key: str) -> bool:
+    """Whether the document for this business fact (855:<order> ...) was written already."""
+    return conn.execute(select(edi_interchanges.c.id).where(edi_interchanges.c.business_key == key)).first() \
+        is not None
+
+
+def record_order(conn: Connection, *, order_id: str, partner: str, po_number: str, interchange_id: str,
+                 set_control: str, at: dt.datetime) -> None:
+    """Remember which purchase order an EDI order came from (the first time it came)."""
+    insert_ignore(conn, edi_orders, {"order_id": order_id, "partner": partner, "po_number": po_number,
+                                     "interchange_id": interchange_id, "set_control": set_control,
+                                     "received_at": at}, ["order_id"])
+
+
+def order_source(conn: Connection, order_id: str) -> RowMapping | None:
+    return conn.execute(select(edi_orders).where(edi_orders.c.order_id == order_id)).mappings().first()
+
+
+def claim(conn: Connection, interchange_id: str, *, state: str, now: dt.datetime, until: dt.datetime) -> bool:
+    """Take ``interchange_id`` (in ``state``) for work until ``until`` unless someone else holds it."""
+    c = edi_interchanges.c
+    result = conn.execute(update(edi_interchanges).where(
+        c.id == interchange_id, c.state == state, or_(c.lease_until.is_(None), c.lease_until < now),
+    ).values(lease_until=until))
+    return result.rowcount == 1
+
+
+def waiting_inbound(conn: Connection, now: dt.datetime, limit: int = 20) -> list[str]:
+    """Incoming interchanges kept and not yet processed (and not held by a live processor)."""
+    c = edi_interchanges.c
+    rows = conn.execute(select(c.id).where(
+        c.direction == "in", c.state == "received", or_(c.lease_until.is_(None), c.lease_until < now),
+    ).order_by(c.received_at).limit(limit))
+    return [str(r[0]) for r in rows]
+
+
+def due_outbound(conn: Connection, partners: list[str], now: dt.datetime, limit: int) -> list[RowMapping]:
+    """Outgoing interchanges to send now: queued for a partner with a transport, due, not leased; the
+    oldest first (a partner gets its documents in the order they were written)."""
+    c = edi_interchanges.c
+    if not partners:
+        return []
+    return list(conn.execute(select(c.id, c.partner, c.raw, c.document, c.attempts, c.control_number,
+                                    c.message_id, c.order_id).where(
+        c.direction == "out", c.state == "queued", c.partner.in_(partners),
+        or_(c.next_attempt_at.is_(None), c.next_attempt_at <= now),
+        or_(c.lease_until.is_(None), c.lease_until < now),
+    ).order_by(c.received_at, c.control_number).limit(limit)).mappings())
+
+
+def update_interchange(conn: Connection, interchange_id: str, **values: Any) -> None:
+    conn.execute(update(edi_interchanges).where(edi_interchanges.c.id == interchange_id).values(**values))
+
+
+def acknowledge(conn: Connection, *, partner: str, group_control: str, set_control: str | None, state: str,
+                detail: str, at: dt.datetime) -> list[RowMapping]:
+    """Mark what we sent ``partner`` in group ``group_control`` (one set, or all of it) with the verdict
+    of their functional acknowledgment; returns the documents it matched."""
+    c = edi_interchanges.c
+    where = [c.direction == "out", c.partner == partner, c.group_control == group_control,
+             c.ack_state.in_(("awaiting", "overdue"))]
+    if set_control is not None:
+        where.append(c.set_control == set_control)
+    rows = list(conn.execute(select(c.id, c.document, c.order_id, c.control_number, c.set_control)
+                             .where(and_(*where))).mappings())
+    if rows:
+        conn.execute(update(edi_interchanges).where(c.id.in_([r["id"] for r in rows])).values(
+            ack_state=state, last_error=detail[:2000], processed_at=at))
+    return rows
+
+
+def overdue(conn: Connection, now: dt.datetime, limit: int = 100) -> list[RowMapping]:
+    """What we sent whose acknowledgment is past due."""
+    c = edi_interchanges.c
+    return list(conn.execute(select(c.id, c.partner, c.document, c.order_id, c.control_number, c.ack_due_at).where(
+        c.direction == "out", c.ack_state == "awaiting", c.ack_due_at < now).limit(limit)).mappings())
 
 
 def earlier_interchange(conn: Connection, *, direction: str, sender: str, control_number: str, since: dt.datetime,

@@ -530,8 +530,39 @@ edi_interchanges = Table(
     Column("detail", Text, nullable=False),
     Column("received_at", UtcDateTime, nullable=False),
     Column("processed_at", UtcDateTime),
+    # migration 0015: what it is, what it answers, and (outgoing) its sending and the partner's answer
+    Column("document", String(8), nullable=False, server_default=""),  # 850, 997, TA1, 855, 856, 810 ...
+    Column("reply_to", Id),  # the incoming interchange an acknowledgment answers
+    Column("business_key", String(160)),  # one document per business fact: 855:<order>, 856:<shipment> ...
+    Column("order_id", Id),
+    Column("group_control", String(20), nullable=False, server_default=""),  # GS06 of our one group
+    Column("set_control", String(20), nullable=False, server_default=""),  # ST02 of our one set
+    Column("transport", String(12), nullable=False, server_default=""),  # as2, directory, file
+    Column("message_id", String(250), nullable=False, server_default=""),  # AS2 Message-ID
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", UtcDateTime),
+    Column("lease_until", UtcDateTime),  # claimed by a sender (or an inbound processor) until then
+    Column("last_error", Text, nullable=False, server_default=""),
+    Column("ack_state", String(12), nullable=False, server_default=""),  # awaiting, accepted, rejected, overdue
+    Column("ack_due_at", UtcDateTime),
     Index("ix_edi_interchanges_sender_control", "direction", "sender", "control_number"),
     Index("ix_edi_interchanges_received_at", "received_at"),
+    Index("ux_edi_interchanges_business_key", "business_key", unique=True),
+    Index("ix_edi_interchanges_due", "direction", "state", "next_attempt_at"),
+    Index("ix_edi_interchanges_order", "order_id"),
+)
+
+# The purchase order each EDI order came from (migration 0015): the 855, 856 and 810 answer it, echoing
+# its line numbers and item IDs.
+edi_orders = Table(
+    "edi_orders",
+    metadata,
+    Column("order_id", Id, primary_key=True),
+    Column("partner", String(64), nullable=False),
+    Column("po_number", String(64), nullable=False),
+    Column("interchange_id", Id, nullable=False),
+    Column("set_control", String(20), nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
 )
 
 # The last control number used per partner and level (isa, gs, st): gapless, taken in the transaction

@@ -1,6 +1,11 @@
 """Receiving an X12 interchange from a trading partner, exactly once, nothing lost.
 
-1. The bytes are stored verbatim before anything reads them (``edi_interchanges``, state ``received``).
+1. The bytes are stored verbatim before anything reads them (``edi_interchanges``, state ``received``):
+   :meth:`EdiInbound.keep`, which is all an AS2 request or a directory pickup waits for. Processing
+   (:meth:`EdiInbound.process`, the worker's ``edi inbound`` job) claims a kept interchange with a lease,
+   so one that a crash interrupted is processed again by the next worker, and nothing twice: each order
+   is one order per partner and PO number in the intake, and each acknowledgment is written once (its
+   business key names the interchange and group it answers).
 2. The ISA says who sent it. Bytes that are not X12 are ``rejected``; a sender that is no partner of
    ours is ``unknown_partner`` (kept, with the sender named).
 3. The same sender and interchange control number seen within the partner's window: ``duplicate``,
@@ -10,6 +15,7 @@
 5. A 997/999 answers every functional group (never a group of acknowledgments), a TA1 goes back when
    asked or on an envelope error; each is stored as an outgoing interchange (``queued``) with control
    numbers taken in the same transaction.
+6. The partner's own 997/999 marks what we sent it accepted or rejected; a rejection opens a case.
 """
 
 from __future__ import annotations
@@ -23,8 +29,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ordersync.canonical.v1 import CaseType
-from ordersync.channels.edi.partners import Partner, find_partner, order_from_850
-from ordersync.channels.edi.x12.acks import functional_ack, functional_ack_due, ta1, ta1_due
+from ordersync.channels.edi.outgoing import queue_interchange
+from ordersync.channels.edi.partners import Partner, Us, find_partner, order_from_850
+from ordersync.channels.edi.x12.acks import (
+    FunctionalAck,
+    functional_ack,
+    functional_ack_due,
+    read_functional_ack,
+    ta1,
+    ta1_due,
+)
 from ordersync.channels.edi.x12.envelope import (
     GroupClosed,
     InterchangeClosed,
@@ -34,14 +48,14 @@ from ordersync.channels.edi.x12.envelope import (
 )
 from ordersync.channels.edi.x12.po850 import SEGMENTS_IN_ERROR, Problem, read_850
 from ordersync.channels.edi.x12.tokens import X12SyntaxError, iter_segments
-from ordersync.channels.edi.x12.writer import Parties, group, iea, isa, segment, transaction_set
+from ordersync.channels.edi.x12.writer import Parties
 from ordersync.domain.cases import CasePolicy, open_case
 from ordersync.domain.clock import Clock
 from ordersync.domain.events import CaseOpened
 from ordersync.runtime.intake_writer import IntakeWriter
 from ordersync.store import edi as store
 from ordersync.store.db import Database
-from ordersync.store.uow import unit_of_work
+from ordersync.store.uow import UnitOfWork, unit_of_work
 
 log = logging.getLogger("ordersync.edi")
 
@@ -67,7 +81,9 @@ class Inbound:
     partner: str | None = None
     orders: list[OrderOutcome] = field(default_factory=list)
     replies: list[str] = field(default_factory=list)  # ids of the outgoing interchanges (TA1, 997/999)
+    acknowledged: list[str] = field(default_factory=list)  # our documents their 997/999 answered: "855 0003: A"
     case_id: str | None = None  # the case opened for it (unknown sender, duplicate, unreadable, failed)
+    document: str = ""  # the transaction sets it carried (850, 997 ...)
 
 
 #: what becomes a case, and what its owner should do
@@ -92,21 +108,52 @@ def _envelope_of(raw: bytes) -> tuple[str, str, str]:
 
 class EdiInbound:
     def __init__(self, db: Database, intake: IntakeWriter, clock: Clock, partners: Sequence[Partner], *,
-                 window: dt.timedelta = dt.timedelta(days=30), cases: CasePolicy | None = None) -> None:
+                 window: dt.timedelta = dt.timedelta(days=30), cases: CasePolicy | None = None,
+                 us: Us | None = None, lease_seconds: float = 300.0) -> None:
         self.cases = cases or CasePolicy()
         self.db = db
         self.intake = intake
         self.clock = clock
         self.partners = list(partners)
         self.window = window
+        self.us = us or Us()
+        self.lease = dt.timedelta(seconds=lease_seconds)
 
-    def receive(self, raw: bytes) -> Inbound:
+    def keep(self, raw: bytes, *, transport: str = "file", message_id: str = "") -> str:
+        """Store ``raw`` verbatim (state ``received``) and return its id: the interchange is now ours to
+        process, whatever it contains and whatever happens next."""
         interchange_id = uuid.uuid4().hex
         sender, receiver, control_number = _envelope_of(raw)
-        with self.db.write() as conn:  # first of all: keep it
+        partner = next((p.name for p in self.partners if sender == f"{p.interchange_qualifier}:{p.interchange_id}"),
+                       None)
+        with self.db.write() as conn:
             store.record_interchange(conn, interchange_id=interchange_id, direction="in", raw=raw, sender=sender,
-                                     receiver=receiver, control_number=control_number, partner=None,
-                                     state="received", at=self.clock.now())
+                                     receiver=receiver, control_number=control_number, partner=partner,
+                                     state="received", at=self.clock.now(), transport=transport,
+                                     message_id=message_id[:250])
+        return interchange_id
+
+    def receive(self, raw: bytes, *, transport: str = "file") -> Inbound:
+        """Keep and process at once (``ordersync edi receive``)."""
+        interchange_id = self.keep(raw, transport=transport)
+        result = self.process(interchange_id)
+        assert result is not None  # just kept: nobody else holds it
+        return result
+
+    def process_waiting(self) -> int:
+        """Process every kept interchange nobody is working on (the worker's job); how many."""
+        with self.db.read() as conn:
+            waiting = store.waiting_inbound(conn, self.clock.now())
+        return sum(1 for interchange_id in waiting if self.process(interchange_id) is not None)
+
+    def process(self, interchange_id: str) -> Inbound | None:
+        """Process a kept interchange; None when it is not waiting (done, or another worker has it)."""
+        now = self.clock.now()
+        with self.db.write() as conn:
+            if not store.claim(conn, interchange_id, state="received", now=now, until=now + self.lease):
+                return None
+            raw = store.raw_interchange(conn, interchange_id) or b""
+        sender, _, control_number = _envelope_of(raw)
         try:
             result = self._process(interchange_id, raw, sender, control_number)
         except X12SyntaxError as exc:
@@ -117,15 +164,19 @@ class EdiInbound:
         with unit_of_work(self.db, self.clock) as uow:
             store.set_state(uow.conn, interchange_id, result.state, at=uow.now(), detail=result.detail[:2000],
                             partner=result.partner)
+            store.update_interchange(uow.conn, interchange_id, lease_until=None, document=result.document[:8])
             if result.state in NEXT_ACTIONS:  # kept, and someone owns it
-                case = open_case(CaseType.INTEGRATION_FAILURE, now=uow.now(), policy=self.cases,
-                                 summary=(f"EDI interchange {control_number or '(unreadable)'} from "
-                                          f"{sender or 'an unknown sender'}: {result.state}: {result.detail}")[:1000],
-                                 next_action=NEXT_ACTIONS[result.state])
-                uow.cases.add(case)
-                uow.emit(CaseOpened(case=case), correlation_id=None)
-                result.case_id = case.id
+                result.case_id = self._case(uow, f"EDI interchange {control_number or '(unreadable)'} from "
+                                                  f"{sender or 'an unknown sender'}: {result.state}: {result.detail}",
+                                            NEXT_ACTIONS[result.state])
         return result
+
+    def _case(self, uow: UnitOfWork, summary: str, next_action: str, order_id: str | None = None) -> str:
+        case = open_case(CaseType.INTEGRATION_FAILURE, now=uow.now(), policy=self.cases, summary=summary[:1000],
+                         next_action=next_action, order_id=order_id)
+        uow.cases.add(case)
+        uow.emit(CaseOpened(case=case), correlation_id=order_id)
+        return case.id
 
     def _process(self, interchange_id: str, raw: bytes, sender: str, control_number: str) -> Inbound:
         if not sender:
@@ -144,30 +195,37 @@ class EdiInbound:
                                                 since=self.clock.now() - self.window, exclude=interchange_id)
         if earlier is not None:
             result.state, result.detail = "duplicate", f"interchange {control_number} was received before ({earlier})"
-            result.replies.append(self._reply(partner, header, [("TA1", header.control_number, header.date,
-                                                                 header.time, "R", TA1_DUPLICATE)]))
+            self._reply(result, partner, header, "TA1", [("TA1", header.control_number, header.date, header.time,
+                                                          "R", TA1_DUPLICATE)], key=f"ta1:{interchange_id}")
             return result
         rejected: dict[str, list[str]] = {}
+        documents: set[str] = set()
         for item in itertools.chain([first], items):
-            if isinstance(item, TransactionSet) and item.code == "850" and item.accepted:
-                outcome = self._order(partner, item)
-                result.orders.append(outcome)
-                if outcome.problems:
-                    rejected[item.control_number] = [SEGMENTS_IN_ERROR]
+            if isinstance(item, TransactionSet):
+                documents.add(item.code)
+                if item.code == "850" and item.accepted:
+                    outcome = self._order(partner, item, interchange_id)
+                    result.orders.append(outcome)
+                    if outcome.problems:
+                        rejected[item.control_number] = [SEGMENTS_IN_ERROR]
+                elif item.code in ("997", "999") and item.accepted:
+                    result.acknowledged += self._acknowledged(partner, read_functional_ack(item))
             elif isinstance(item, GroupClosed) and functional_ack_due(item):
                 code, body = functional_ack(item, rejected=rejected)
-                result.replies.append(self._reply(partner, header, None, ack=(item, code, body)))
+                self._reply(result, partner, header, code, body, group_header=item,
+                            key=f"ack:{interchange_id}:{item.group.control_number}")
                 rejected = {}
             elif isinstance(item, InterchangeClosed) and ta1_due(item):
-                result.replies.append(self._reply(partner, header, [ta1(item)]))
+                self._reply(result, partner, header, "TA1", [ta1(item)], key=f"ta1:{interchange_id}")
                 if item.errors:
                     result.detail = f"envelope errors {item.errors}"
+        result.document = "/".join(sorted(documents))[:8]
         problems = [f"PO {o.po_number}: {p.message}" for o in result.orders for p in o.problems]
         if problems:
             result.detail = "; ".join([result.detail, *problems]).strip("; ")
         return result
 
-    def _order(self, partner: Partner, ts: TransactionSet) -> OrderOutcome:
+    def _order(self, partner: Partner, ts: TransactionSet, interchange_id: str) -> OrderOutcome:
         po, problems = read_850(ts)
         number = po.number if po else ""
         if po is None or problems:
@@ -176,34 +234,46 @@ class EdiInbound:
         if order is None:
             return OrderOutcome(number, ts.control_number, None, problems=problems)
         receipt = self.intake.submit(order, scope=f"edi:{partner.name}").result(timeout=60)
+        with self.db.write() as conn:  # the first interchange that brought the PO is the one we answer
+            store.record_order(conn, order_id=receipt.order_id, partner=partner.name, po_number=po.number,
+                               interchange_id=interchange_id, set_control=ts.control_number, at=self.clock.now())
         return OrderOutcome(number, ts.control_number, receipt.order_id, duplicate=receipt.duplicate)
 
-    def _reply(self, partner: Partner, header: InterchangeHeader, segments: list[tuple[str, ...]] | None, *,
-               ack: tuple[GroupClosed, str, list[tuple[str, ...]]] | None = None) -> str:
-        """Store an outgoing interchange to the sender of ``header`` (its ISA mirrored): a TA1 (segments
-        right inside the ISA) or a functional acknowledgment in its own group."""
-        now = self.clock.now()
-        seps = header.separators
-        interchange_id = uuid.uuid4().hex
+    def _acknowledged(self, partner: Partner, ack: FunctionalAck) -> list[str]:
+        """Mark what their 997/999 answers; a rejection of one of our documents opens a case."""
+        out: list[str] = []
+        verdicts = [(v.control_number, v.status, "; ".join(v.notes)) for v in ack.sets] or [(None, ack.status, "")]
+        with unit_of_work(self.db, self.clock) as uow:
+            for set_control, status, notes in verdicts:
+                accepted = FunctionalAck.accepted(status)
+                rows = store.acknowledge(uow.conn, partner=partner.name, group_control=ack.group_control,
+                                         set_control=set_control, state="accepted" if accepted else "rejected",
+                                         detail=notes, at=uow.now())
+                if not rows:
+                    out.append(f"group {ack.group_control} set {set_control or '*'}: {status} (nothing of ours)")
+                for row in rows:
+                    out.append(f"{row['document']} {row['set_control']}: {status}")
+                    if not accepted:
+                        self._case(uow, f"{partner.name} rejected our {row['document']} (interchange "
+                                        f"{row['control_number']}, set {row['set_control']}) in its functional "
+                                        f"acknowledgment: {notes or 'no reason given'}",
+                                   "read what the partner's acknowledgment says, fix the document or the mapping, "
+                                   "then resend it (ordersync edi resend)", order_id=row["order_id"])
+        return out
+
+    def _reply(self, result: Inbound, partner: Partner, header: InterchangeHeader, document: str,
+               body: list[tuple[str, ...]], *, key: str, group_header: GroupClosed | None = None) -> None:
+        """Store an acknowledgment to the sender of ``header`` (its ISA mirrored), once per ``key``."""
+        gs_sender, gs_receiver = ((group_header.group.receiver, group_header.group.sender) if group_header
+                                  else ("", ""))
+        parties = Parties(header.receiver_qualifier, header.receiver_id, header.sender_qualifier,
+                          header.sender_id, gs_sender, gs_receiver)
         with self.db.write() as conn:
-            isa_number = store.next_control_number(conn, partner.name, "isa")
-            gs_sender, gs_receiver = (ack[0].group.receiver, ack[0].group.sender) if ack else ("", "")
-            parties = Parties(header.receiver_qualifier, header.receiver_id, header.sender_qualifier,
-                              header.sender_id, gs_sender, gs_receiver)
-            parts = [isa(parties, isa_number, version=header.version, at=now, usage=header.usage, separators=seps)]
-            if ack is not None:
-                closed, code, body = ack
-                gs_number = store.next_control_number(conn, partner.name, "gs")
-                st_number = f"{store.next_control_number(conn, partner.name, 'st'):04d}"
-                version = closed.group.version
-                parts += group("FA", parties, gs_number, version,
-                               [transaction_set(code, st_number, body, separators=seps)], at=now, separators=seps)
-            else:
-                parts += [segment(tag, *elements, separators=seps) for tag, *elements in segments or []]
-            parts.append(iea(1 if ack else 0, isa_number, seps))
-            raw = "".join(parts).encode()
-            store.record_interchange(conn, interchange_id=interchange_id, direction="out", raw=raw,
-                                     sender=f"{parties.sender_qualifier}:{parties.sender_id}",
-                                     receiver=f"{parties.receiver_qualifier}:{parties.receiver_id}",
-                                     control_number=f"{isa_number:09d}", partner=partner.name, state="queued", at=now)
-        return interchange_id
+            if store.has_business_key(conn, key):  # written by an earlier attempt that did not finish
+                return
+            written = queue_interchange(conn, partner, parties, document=document, now=self.clock.now(), body=body,
+                                        version=group_header.group.version if group_header else None,
+                                        isa_version=header.version, usage=header.usage,
+                                        separators=header.separators, reply_to=result.interchange_id,
+                                        business_key=key)
+        result.replies.append(written.interchange_id)

@@ -36,18 +36,68 @@ class Partner:
     ship_to: Mapping[str, str] = field(default_factory=dict)
     #: the buyer's item number or GTIN -> our SKU, where the ERP's customer part numbers do not say
     items: Mapping[str, str] = field(default_factory=dict)
+    gs_id: str = ""  # their GS02/GS03 code (default: interchange_id)
+    version: str = "004010"  # the X12 version we write to them (GS08)
+    usage: str = "P"  # ISA15 of what we send
+    transport: str = "none"  # none (kept to be collected), as2, directory
+    as2_url: str = ""
+    as2_id: str = ""  # their AS2 name (default: interchange_id)
+    outbox_dir: str = ""  # where we write their files
+    inbox_dir: str = ""  # where we pick up their files
+    ack_hours: float = 24.0  # their 997 for what we send is due within this long
+    send_documents: bool = True  # 855, 856, 810 (false: acknowledgments only)
 
     @property
     def order_channel(self) -> str:
         return self.channel or f"edi-{self.name}"
 
+    @property
+    def gs_code(self) -> str:
+        return self.gs_id or self.interchange_id
+
+    @property
+    def as2_name(self) -> str:
+        return self.as2_id or self.interchange_id
+
+    @property
+    def isa_version(self) -> str:
+        """ISA12 for our interchanges to them: 00401 or 00501."""
+        return "00" + self.version[1:4] if len(self.version) >= 4 else "00401"
+
     def sends(self, header: InterchangeHeader) -> bool:
         return (header.sender_qualifier, header.sender_id) == (self.interchange_qualifier, self.interchange_id)
+
+
+@dataclass(frozen=True)
+class Us:
+    """Who we are in the envelopes of what we send (ISA05/06, GS02, AS2-From)."""
+
+    qualifier: str = "ZZ"
+    id: str = "ORDERSYNC"
+    gs_id: str = ""
+    as2_id: str = ""
+
+    @property
+    def gs_code(self) -> str:
+        return self.gs_id or self.id
+
+    @property
+    def as2_name(self) -> str:
+        return self.as2_id or self.id
 
 
 def find_partner(partners: Iterable[Partner], header: InterchangeHeader) -> Partner | None:
     """The partner who sent the interchange ``header`` opens, or None (an unknown sender)."""
     return next((p for p in partners if p.sends(header)), None)
+
+
+def partner_of_channel(partners: Iterable[Partner], channel: str) -> Partner | None:
+    """The partner whose orders come in on ``channel`` (None: not an EDI order)."""
+    return next((p for p in partners if p.order_channel == channel), None)
+
+
+def partner_named(partners: Iterable[Partner], name: str | None) -> Partner | None:
+    return next((p for p in partners if p.name == name), None)
 
 
 def order_from_850(po: PurchaseOrder, partner: Partner, *, order_id: str, received_at: dt.datetime

@@ -5,7 +5,9 @@ reported, so each code is the one the reader found."""
 
 from __future__ import annotations
 
-from ordersync.channels.edi.x12.envelope import GroupClosed, InterchangeClosed
+from dataclasses import dataclass
+
+from ordersync.channels.edi.x12.envelope import GroupClosed, InterchangeClosed, TransactionSet
 
 #: functional groups that are acknowledgments themselves (997/999 FA, TA1 has no group)
 ACKNOWLEDGMENT_GROUPS = frozenset({"FA"})
@@ -55,3 +57,52 @@ def functional_ack(closed: GroupClosed, *, rejected: dict[str, list[str]] | None
     declared = str(closed.declared if closed.declared is not None else len(closed.sets))
     body.append(("AK9", status, declared, str(len(closed.sets)), str(accepted), *closed.errors[:5]))
     return code, body
+
+
+@dataclass(frozen=True)
+class SetVerdict:
+    code: str  # AK201: the set acknowledged (855 ...)
+    control_number: str  # AK202
+    status: str  # AK501 / IK501: A accepted, E accepted with errors, R rejected ...
+    notes: tuple[str, ...]  # what the AK3/AK4 (IK3/IK4) and AK5 codes said
+
+
+@dataclass(frozen=True)
+class FunctionalAck:
+    """A partner's 997 or 999 for one of our groups: the group (AK1), its verdict (AK9) and the
+    verdict per set (AK2 loops; none when the whole group shares AK9's)."""
+
+    functional_id: str
+    group_control: str
+    status: str
+    sets: tuple[SetVerdict, ...]
+
+    @staticmethod
+    def accepted(status: str) -> bool:
+        return status in ("A", "E")
+
+
+def read_functional_ack(ts: TransactionSet) -> FunctionalAck:
+    """The 997/999 in ``ts`` (AK1, AK2/AK3/AK4/AK5 or IK3/IK4/IK5, AK9)."""
+    functional_id = group_control = status = ""
+    sets: list[SetVerdict] = []
+    current: list[str] | None = None
+    notes: list[str] = []
+    for seg in ts.segments:
+        tag = seg.tag
+        if tag == "AK1":
+            functional_id, group_control = seg[1].strip(), seg[2].strip()
+        elif tag == "AK2":
+            current, notes = [seg[1].strip(), seg[2].strip()], []
+        elif tag in ("AK3", "IK3"):
+            notes.append(f"{seg[1]} at segment {seg[2]}: code {seg[4]}".strip())
+        elif tag in ("AK4", "IK4"):
+            notes.append(f"element {seg[1]}: code {seg[3]}" + (f" ({seg[4]!r})" if seg[4] else ""))
+        elif tag in ("AK5", "IK5") and current is not None:
+            codes = [seg[i] for i in range(2, 7) if seg[i]]
+            sets.append(SetVerdict(current[0], current[1], seg[1].strip(),
+                                   tuple(notes + ([f"set codes {', '.join(codes)}"] if codes else []))))
+            current = None
+        elif tag == "AK9":
+            status = seg[1].strip()
+    return FunctionalAck(functional_id, group_control, status, tuple(sets))
