@@ -15,6 +15,8 @@ from ordersync.adapters.erp.guarded import GuardedErp
 from ordersync.adapters.erp.router import ErpRouter
 from ordersync.adapters.webhooks import HttpWebhookSender
 from ordersync.canonical.v1 import CaseType
+from ordersync.channels.edi import documents as edi_documents
+from ordersync.channels.edi.channel import EdiChannel, partners_of
 from ordersync.config import ErpSettings, Settings
 from ordersync.domain.allocation import AllocationPolicy
 from ordersync.domain.cases import CasePolicy
@@ -47,10 +49,14 @@ from ordersync.store.db import Database
 from ordersync.store.uow import SqlStore
 
 
-def build_registry(deps: FlowDeps | None = None, model: ReadModel | None = None) -> Registry:
+def build_registry(deps: FlowDeps | None = None, model: ReadModel | None = None,
+                   settings: Settings | None = None) -> Registry:
     """Every subscription of the hub: which consumer runs on which message. Without ERP dependencies only
-    the projections, the fulfillment record and outbound webhooks run."""
+    the projections, the fulfillment record and outbound webhooks run; with EDI partners configured, the
+    documents we send them (855, 856, 810) are written by ``edi.documents``."""
     registry = Registry()
+    if settings is not None and settings.edi.partners:
+        edi_documents.register(registry, *partners_of(settings.edi))
     counters.register(registry)
     documents.register(registry)
     outbound.register(registry)
@@ -87,7 +93,7 @@ def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Regis
                             busy=e.busy_poll_seconds, push=e.push,
                             push_idle=max(e.poll_seconds, e.push_idle_poll_seconds))
             for e in settings.erp})
-    registry = registry or build_registry(deps, readmodel)
+    registry = registry or build_registry(deps, readmodel, settings)
     retry = settings.worker.retry
     policy = RetryPolicy(max_attempts=retry.max_attempts, base_seconds=retry.base_seconds,
                          cap_seconds=retry.cap_seconds)
@@ -137,10 +143,14 @@ def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Regis
         worker.every(keep.check_seconds, "retention", lambda: retention.run().total, singleton=True)
     intake = IntakeWriter(db, clock, on_commit=worker.wake)
     webhooks = _webhooks(settings, db, clock, runner, worker)
+    edi = None
+    if settings.edi.partners:
+        edi = EdiChannel.build(settings.edi, db, clock, intake, cases)
+        edi.schedule(worker, settings.edi.poll_seconds)
     return Hub(settings=settings, clock=clock, db=db, store=store, transport=transport, registry=registry,
                runner=runner, relay=relay, worker=worker, dead_letters=dead, intake=intake,
                workbench=Workbench(store, cases, dead, deps), webhooks=webhooks, retention=retention, erps=router,
-               poller=poller, deps=deps, readmodel=readmodel, gap_repair=gaps)
+               poller=poller, deps=deps, readmodel=readmodel, gap_repair=gaps, edi=edi)
 
 
 def _transport(settings: Settings, db: Database) -> SqlQueueTransport | NatsTransport:

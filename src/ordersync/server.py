@@ -9,6 +9,7 @@ from fastapi.staticfiles import StaticFiles
 
 from ordersync.api import limits
 from ordersync.api.app import create_api
+from ordersync.channels.edi import http as edi_http
 from ordersync.channels.portal import pages as portal
 from ordersync.runtime.hub import Hub
 from ordersync.web import STATIC_DIR
@@ -22,4 +23,5 @@ def create_app(hub: Hub, *, max_body_bytes: int = limits.DEFAULT_MAX_BODY_BYTES,
     app.include_router(ops_pages.router)  # the operations dashboard (server-rendered, /ops)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")  # pinned front-end assets
     app.include_router(portal.router)  # the buyer portal (/portal)
+    app.include_router(edi_http.router)  # EDI partners' AS2 messages (/as2)
     return app

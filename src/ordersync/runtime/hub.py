@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import Any
 
 from ordersync.config import Settings
 from ordersync.domain.clock import Clock
@@ -52,6 +53,9 @@ class Hub:
     deps: FlowDeps | None = None
     readmodel: ReadModel | None = None
     gap_repair: GapRepair | None = None
+    #: the EDI channel (:class:`ordersync.channels.edi.channel.EdiChannel`) when partners are configured;
+    #: typed loosely because the channels sit above the runtime
+    edi: Any = None
 
     def uow(self, causation_id: str | None = None) -> AbstractContextManager[UnitOfWork]:
         """A unit of work (one write transaction) on this hub's store."""
@@ -63,4 +67,6 @@ class Hub:
         if isinstance(self.transport, NatsTransport):
             self.transport.close()
         self.webhooks.close()
+        if self.edi is not None:
+            self.edi.close()
         self.db.dispose()

@@ -242,7 +242,8 @@ class EdiInbound:
     def _acknowledged(self, partner: Partner, ack: FunctionalAck) -> list[str]:
         """Mark what their 997/999 answers; a rejection of one of our documents opens a case."""
         out: list[str] = []
-        verdicts = [(v.control_number, v.status, "; ".join(v.notes)) for v in ack.sets] or [(None, ack.status, "")]
+        verdicts: list[tuple[str | None, str, str]] = [(v.control_number, v.status, "; ".join(v.notes))
+                                                       for v in ack.sets] or [(None, ack.status, "")]
         with unit_of_work(self.db, self.clock) as uow:
             for set_control, status, notes in verdicts:
                 accepted = FunctionalAck.accepted(status)

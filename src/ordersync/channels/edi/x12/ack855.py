@@ -18,6 +18,7 @@ class LineStatus(StrEnum):
     """ACK01 line item status codes we send."""
 
     ACCEPTED = "IA"  # accepted as ordered
+    PRICE_CHANGED = "IP"  # accepted, at another price
     QUANTITY_CHANGED = "IQ"  # accepted, another quantity
     REJECTED = "IR"
     BACKORDERED = "IB"  # to come later, on the promised date
@@ -36,6 +37,7 @@ class LinePart:
 class LineAnswer:
     line: PoLine
     parts: tuple[LinePart, ...]
+    unit_price: Decimal | None = None  # our price, when it is not the one the buyer sent
 
     @property
     def as_ordered(self) -> bool:
@@ -60,7 +62,8 @@ def body_855(po_number: str, po_date: dt.date | None, answers: list[LineAnswer],
                                     at.strftime("%Y%m%d"))]
     for answer in answers:
         line = answer.line
-        price = "" if line.unit_price is None else format(line.unit_price, "f")
+        unit_price = line.unit_price if answer.unit_price is None else answer.unit_price
+        price = "" if unit_price is None else format(unit_price, "f")
         body.append(("PO1", line.line_id, number(line.quantity), line.unit, price, "", *line.id_elements))
         for part in answer.parts:
             dated = ("068", part.date.strftime("%Y%m%d")) if part.date else ()

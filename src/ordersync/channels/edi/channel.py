@@ -1,0 +1,56 @@
+"""The EDI channel as the composition root wires it: the partners from ``[edi]``, who we are, the
+inbound processor and the sender, and the worker jobs that drive them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from ordersync.channels.edi.inbound import EdiInbound
+from ordersync.channels.edi.partners import Partner, Us
+from ordersync.channels.edi.sending import EdiSender
+from ordersync.config import EdiSettings
+from ordersync.domain.cases import CasePolicy
+from ordersync.domain.clock import Clock
+from ordersync.messaging.retry import RetryPolicy
+from ordersync.messaging.worker import Worker
+from ordersync.runtime.intake_writer import IntakeWriter
+from ordersync.store.db import Database
+
+
+def partners_of(settings: EdiSettings) -> tuple[list[Partner], Us]:
+    partners = [Partner(**p.model_dump()) for p in settings.partners]
+    us = Us(qualifier=settings.interchange_qualifier, id=settings.interchange_id, gs_id=settings.gs_id,
+            as2_id=settings.as2_id)
+    return partners, us
+
+
+@dataclass
+class EdiChannel:
+    partners: list[Partner]
+    us: Us
+    inbound: EdiInbound
+    sender: EdiSender
+
+    @classmethod
+    def build(cls, settings: EdiSettings, db: Database, clock: Clock, intake: IntakeWriter,
+              cases: CasePolicy) -> EdiChannel:
+        partners, us = partners_of(settings)
+        inbound = EdiInbound(db, intake, clock, partners, cases=cases, us=us,
+                             window=dt.timedelta(days=settings.duplicate_window_days))
+        retry = RetryPolicy(max_attempts=settings.max_attempts, base_seconds=settings.base_seconds,
+                            cap_seconds=settings.cap_seconds)
+        sender = EdiSender(db, clock, partners, us, retry=retry, cases=cases, timeout=settings.timeout,
+                           inbound=inbound)
+        return cls(partners, us, inbound, sender)
+
+    def schedule(self, worker: Worker, poll_seconds: float) -> None:
+        """The worker jobs: pick up files, process what was kept, send what is due, chase acknowledgments."""
+        self.sender.recover_pickups()
+        worker.every(poll_seconds, "edi pickup", self.sender.pick_up, singleton=True)
+        worker.every(poll_seconds, "edi inbound", self.inbound.process_waiting)
+        worker.every(poll_seconds, "edi send", self.sender.send_due)
+        worker.every(60.0, "edi chase-up", self.sender.chase_up, singleton=True)
+
+    def close(self) -> None:
+        self.sender.close()
