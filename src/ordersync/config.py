@@ -186,6 +186,8 @@ class EdiPartnerSettings(Strict):
     channel: str = Field(default="", max_length=64, description="default: edi-<name>")
     ship_to: dict[str, str] = Field(default_factory=dict)
     items: dict[str, str] = Field(default_factory=dict)
+    units: dict[str, str] = Field(default_factory=dict, description="X12 unit (PO103) -> ERP unit; EA is the "
+                                  "product's own unit unless mapped")
     gs_id: str = Field(default="", max_length=15, description="their GS code (GS02/GS03); default: interchange_id")
     version: Literal["004010", "005010"] = Field(default="004010", description="the X12 version we write to them")
     usage: Literal["P", "T"] = Field(default="P", description="ISA15 of what we send: production or test")

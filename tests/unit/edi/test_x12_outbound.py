@@ -59,7 +59,7 @@ def test_an_invoice_carries_lines_total_in_cents_tax_and_due_date() -> None:
     segments = read_back("810", "IN", body_810(sample_po(), invoice))
     assert segments == [
         ["BIG", "20261205", "INV/2026/0007", "20101127", "08292233294"], ["CUR", "SE", "EUR"],
-        ["ITD", "01", "3", "", "", "", "", "20270104"],
+        ["ITD", "01", "3", "", "", "", "20270104", "30"],  # ITD06 net due date, ITD07 net days
         ["IT1", "1", "120", "EA", "9.25", "", "CB", "065322-117", "PR", "RO", "VN", "AB3542"],
         ["TDS", "132090"], ["TXI", "VA", "210.90"], ["CTT", "1"]]
 

@@ -93,7 +93,13 @@ NEXT_ACTIONS = {
     "duplicate": "check with the partner whether it meant to resend; the first interchange was processed",
     "rejected": "tell the sender its file is not a readable X12 interchange",
     "failed": "read the error, fix the cause, then replay the interchange",
+    "unsupported": "the partner sent transaction sets we do not take (named in the summary; rejected in our "
+                   "997 with code 1): settle them with the partner by hand",
 }
+
+#: the transaction sets we take from a partner; any other is rejected in the 997 (AK5 code 1)
+TAKEN = frozenset({"850", "997", "999"})
+SET_NOT_SUPPORTED = "1"
 
 
 def _envelope_of(raw: bytes) -> tuple[str, str, str]:
@@ -200,6 +206,7 @@ class EdiInbound:
             return result
         rejected: dict[str, list[str]] = {}
         documents: set[str] = set()
+        unsupported: list[str] = []
         for item in itertools.chain([first], items):
             if isinstance(item, TransactionSet):
                 documents.add(item.code)
@@ -210,6 +217,9 @@ class EdiInbound:
                         rejected[item.control_number] = [SEGMENTS_IN_ERROR]
                 elif item.code in ("997", "999") and item.accepted:
                     result.acknowledged += self._acknowledged(partner, read_functional_ack(item))
+                elif item.code not in TAKEN:
+                    rejected[item.control_number] = [SET_NOT_SUPPORTED]
+                    unsupported.append(f"{item.code} {item.control_number}")
             elif isinstance(item, GroupClosed) and functional_ack_due(item):
                 code, body = functional_ack(item, rejected=rejected)
                 self._reply(result, partner, header, code, body, group_header=item,
@@ -220,6 +230,9 @@ class EdiInbound:
                 if item.errors:
                     result.detail = f"envelope errors {item.errors}"
         result.document = "/".join(sorted(documents))[:8]
+        if unsupported:
+            result.state = "unsupported"
+            result.detail = f"transaction sets not taken here: {', '.join(unsupported)}"
         problems = [f"PO {o.po_number}: {p.message}" for o in result.orders for p in o.problems]
         if problems:
             result.detail = "; ".join([result.detail, *problems]).strip("; ")

@@ -22,6 +22,8 @@ from ordersync.channels.edi.x12.po850 import Problem, PurchaseOrder
 
 #: BEG01 purposes taken as new orders; a cancellation or replacement is a change (860), not an order
 NEW_ORDER_PURPOSES = frozenset({"00"})
+#: the X12 unit taken as the product's own unit when the partner maps no other
+EACH = "EA"
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,8 @@ class Partner:
     ship_to: Mapping[str, str] = field(default_factory=dict)
     #: the buyer's item number or GTIN -> our SKU, where the ERP's customer part numbers do not say
     items: Mapping[str, str] = field(default_factory=dict)
+    #: X12 unit of measure (PO103) -> the ERP's unit; EA (each) is the product's own unit unless mapped
+    units: Mapping[str, str] = field(default_factory=dict)
     gs_id: str = ""  # their GS02/GS03 code (default: interchange_id)
     version: str = "004010"  # the X12 version we write to them (GS08)
     usage: str = "P"  # ISA15 of what we send
@@ -62,7 +66,7 @@ class Partner:
     @property
     def isa_version(self) -> str:
         """ISA12 for our interchanges to them: 00401 or 00501."""
-        return "00" + self.version[1:4] if len(self.version) >= 4 else "00401"
+        return self.version[:5] if len(self.version) >= 5 else "00401"
 
     def sends(self, header: InterchangeHeader) -> bool:
         return (header.sender_qualifier, header.sender_id) == (self.interchange_qualifier, self.interchange_id)
@@ -122,8 +126,12 @@ def order_from_850(po: PurchaseOrder, partner: Partner, *, order_id: str, receiv
         if not sku and not part_number:
             problems.append(Problem("PO1", 0, f"line {line.line_id}: no item ID we can map ({line.product_ids})"))
             continue
+        if line.unit and line.unit not in partner.units and line.unit != EACH:
+            problems.append(Problem("PO1", 0, f"line {line.line_id}: unit {line.unit} is not mapped to one of "
+                                              f"the ERP's units (partner setting units)"))
+            continue
         lines.append(OrderLine.model_construct(line_no=n, sku=sku, customer_part_number=part_number,
-                                               quantity=line.quantity, unit=line.unit or None,
+                                               quantity=line.quantity, unit=partner.units.get(line.unit) or None,
                                                unit_price_shown=line.unit_price,
                                                requested_date=line.requested_date))
     if problems or not lines:

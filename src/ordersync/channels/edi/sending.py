@@ -100,8 +100,10 @@ class EdiSender:
             outcome, detail = receipt.outcome, receipt.detail
         else:
             try:
-                name = write_file(Path(partner.outbox_dir), f"{partner.name}-{row['document']}-"
-                                                            f"{row['control_number']}.edi", raw)
+                # named by control number first: a partner reading the directory in name order reads
+                # the documents in the order we wrote them (the 856 before its 810)
+                name = write_file(Path(partner.outbox_dir), f"{partner.name}-{row['control_number']}-"
+                                                            f"{row['document']}.edi", raw)
                 outcome, detail = "delivered", f"written to {name}"
             except OSError as exc:
                 outcome, detail = "retry", f"{type(exc).__name__}: {exc}"

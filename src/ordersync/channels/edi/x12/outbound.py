@@ -28,7 +28,7 @@ def body_856(po: PurchaseOrder, shipment: Shipment, *, at: dt.datetime) -> list[
     """The segments between ST and SE of the ship notice for ``shipment`` of purchase order ``po``."""
     shipped = shipment.shipped_at or at
     body: list[tuple[str, ...]] = [
-        ("BSN", "00", (shipment.erp_ref or shipment.id)[:30], at.strftime("%Y%m%d"), at.strftime("%H%M"),
+        ("BSN", "00", (shipment.erp_ref or shipment.id)[:30].zfill(2), at.strftime("%Y%m%d"), at.strftime("%H%M"),
          SHIPMENT_STRUCTURE),
         ("HL", "1", "", "S"),
     ]
@@ -62,7 +62,8 @@ def body_810(po: PurchaseOrder, invoice: Invoice) -> list[tuple[str, ...]]:
         ("CUR", "SE", invoice.currency),
     ]
     if invoice.due_date:
-        body.append(("ITD", "01", "3", "", "", "", "", invoice.due_date.strftime("%Y%m%d")))
+        net_days = str((invoice.due_date - posted).days) if invoice.due_date >= posted else ""
+        body.append(("ITD", "01", "3", "", "", "", invoice.due_date.strftime("%Y%m%d"), net_days))
     for line in invoice.lines:
         po_line = _po_line(po, line.line_no)
         body.append(("IT1", po_line.line_id, number(line.quantity), po_line.unit, format(line.unit_price, "f"), "",

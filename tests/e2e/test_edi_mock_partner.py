@@ -1,0 +1,223 @@
+"""EDI order to cash against partners no one here wrote: ``mock-edi`` 0.9.0 runs as a real process and
+buys from us (we are its ``supplier``), a real ``ordersync serve`` process takes its 850s over AS2 or a
+directory and submits them to a real Tryton, which ships and invoices them. The mock's own validator and
+its three-way match judge every document we send it (997, 855, 856, 810); every PO is one Tryton sale,
+also when the mock sends it twice or the hub is killed halfway."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from ordersync.devkit import demo_data
+from ordersync.devkit.tryton.server import free_port
+from ordersync.ports.erp import order_reference
+from tests.contract.drivers import TrytonDriver
+from tests.e2e.test_subscriber_outage import serve, stop, until
+from tests.support.tryton import admin, erp_settings, sales_by_reference
+
+pytestmark = [pytest.mark.tryton, pytest.mark.slow, pytest.mark.timeout(600)]
+MAIN = demo_data.profile("main")
+ACCOUNT = "C-1001"
+SHIP_TO = "RIS-DUS"
+LINES = [("BRG-6204-2RS", 10), ("FIT-ELB-G12-SS", 20)]
+
+
+class MockEdi:
+    """A running ``mock-edi`` process and its control plane."""
+
+    def __init__(self, port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        self.proc = proc
+        self.log = log
+
+    def call(self, method: str, path: str, **kw: Any) -> Any:
+        r = httpx.request(method, self.url + path, timeout=30, **kw)
+        assert r.status_code < 400, f"{method} {path}: {r.status_code} {r.text[:2000]}"
+        return r.json() if r.content and r.headers.get("content-type", "").startswith("application/json") else r.text
+
+    def order(self, po: str) -> dict[str, Any]:
+        return self.call("GET", f"/_mock/orders/{po}", params={"partner": "ORDERSYNC"})  # type: ignore[no-any-return]
+
+    def timeline(self, po: str) -> str:
+        return str(self.call("GET", f"/_mock/orders/{po}/timeline", params={"partner": "ORDERSYNC"}))
+
+
+@pytest.fixture
+def tryton(start_tryton: Any) -> Any:
+    return start_tryton({"main": "main"})
+
+
+def start_mock(tmp_path: Path, *extra: str) -> MockEdi:
+    port, log = free_port(), tmp_path / "mock-edi.log"
+    proc = subprocess.Popen([sys.executable, "-m", "mockedi", "--port", str(port), "--as2-id", "MOCKEDI", "-q",
+                             *extra], stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    mock = MockEdi(port, proc, log)
+    until(lambda: _up(mock), 30, lambda: log.read_text()[-2000:])
+    return mock
+
+
+def _up(mock: MockEdi) -> bool:
+    try:
+        return httpx.get(mock.url + "/_mock/health", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.fixture
+def mock_edi(tmp_path: Path) -> Iterator[MockEdi]:
+    mock = start_mock(tmp_path, "--drop-dir", str(tmp_path / "to-mock"), "--pickup-dir", str(tmp_path / "from-mock"),
+                      "--drop-interval-ms", "200", "--drop-settle-ms", "100")
+    yield mock
+    mock.proc.terminate()
+    mock.proc.wait(10)
+
+
+def hub_config(data_dir: Path, tryton: Any, *, transport: str, mock: MockEdi, tmp_path: Path, ack_hours: float = 24,
+               max_attempts: int = 8) -> None:
+    erp = erp_settings(tryton, retries=1, reset_timeout=1)
+    partner = {
+        "as2": f'transport = "as2"\nas2_url = "{mock.url}/as2"',
+        "directory": f'transport = "directory"\noutbox_dir = "{tmp_path / "to-mock"}"\n'
+                     f'inbox_dir = "{tmp_path / "from-mock"}"',
+    }[transport]
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "ordersync.toml").write_text(f"""
+[[erp]]
+name = "main"
+kind = "tryton"
+url = "{erp.url}"
+database = "main"
+login = "{erp.login}"
+password = "{erp.password}"
+retries = 1
+reset_timeout = 1.0
+
+[edi]
+interchange_id = "ORDERSYNC"
+poll_seconds = 0.2
+base_seconds = 0.5
+cap_seconds = 2.0
+max_attempts = {max_attempts}
+timeout = 10.0
+
+[[edi.partners]]
+name = "MOCKEDI"
+interchange_qualifier = "ZZ"
+interchange_id = "MOCKEDI"
+account_id = "{ACCOUNT}"
+usage = "T"
+ack_hours = {ack_hours}
+{partner}
+
+[edi.partners.ship_to]
+MOCKEDI = "{SHIP_TO}"
+""")
+
+
+def add_partner(mock: MockEdi, *, hub_port: int | None, behaviour: str = "accept") -> None:
+    mock.call("POST", "/_mock/partners", json={
+        "id": "ORDERSYNC", "name": "Ordersync Demo GmbH", "qualifier": "ZZ", "dialect": "X12", "version": "004010",
+        "role": "supplier", "behaviour": behaviour, "as2_url": f"http://127.0.0.1:{hub_port}/as2" if hub_port else ""})
+
+
+def purchase(mock: MockEdi, po: str) -> None:
+    lines = [{"sku": sku, "quantity": str(q), "uom": "EA",
+              "price": format(demo_data.contract_price(MAIN, ACCOUNT, sku, q), "f")} for sku, q in LINES]
+    mock.call("POST", "/_mock/purchase", json={"partner": "ORDERSYNC", "po_number": po, "currency": "EUR",
+                                               "requested_on": "2027-01-15", "lines": lines})
+
+
+def store(data_dir: Path) -> sqlite3.Connection:
+    return sqlite3.connect(f"file:{data_dir / 'ordersync.db'}?mode=ro", uri=True, timeout=10)
+
+
+def hub_order(data_dir: Path, po: str) -> str | None:
+    with store(data_dir) as conn:
+        row = conn.execute("SELECT order_id FROM edi_orders WHERE po_number = ?", (po,)).fetchone()
+    return row[0] if row else None
+
+
+def hub_state(data_dir: Path, order_id: str) -> str:
+    with store(data_dir) as conn:
+        return str(conn.execute("SELECT state FROM orders WHERE id = ?", (order_id,)).fetchone()[0])
+
+
+def sent(data_dir: Path) -> list[tuple[str, str, str, bytes]]:
+    """(document, state, ack_state, raw) of everything the hub wrote for the partner."""
+    with store(data_dir) as conn:
+        return [(r[0], r[1], r[2], bytes(r[3])) for r in conn.execute(
+            "SELECT document, state, ack_state, raw FROM edi_interchanges WHERE direction = 'out' "
+            "ORDER BY received_at, control_number")]
+
+
+def open_cases(data_dir: Path) -> list[str]:
+    with store(data_dir) as conn:
+        return [r[0] for r in conn.execute("SELECT json_extract(body, '$.summary') FROM cases "
+                                           "WHERE state != 'resolved'")]
+
+
+def ship_and_invoice(tryton: Any, order_id: str) -> None:
+    client = admin(tryton)
+    try:
+        driver = TrytonDriver(client)
+        reference = order_reference(order_id, "PLANT-N")
+        driver.ship(reference)
+        driver.post_invoices(reference)
+    finally:
+        client.close()
+
+
+def documents_pass_the_mocks_validator(mock: MockEdi, data_dir: Path) -> None:
+    for document, _, _, raw in sent(data_dir):
+        verdict = mock.call("POST", "/_mock/validate", params={"partner": "ORDERSYNC"}, content=raw)
+        assert verdict["clean"], (document, verdict.get("explain"), raw.decode())
+
+
+def run_order_to_cash(tmp_path: Path, tryton: Any, mock: MockEdi, transport: str, po: str) -> None:
+    data_dir, port = tmp_path / "hub", free_port()
+    hub_config(data_dir, tryton, transport=transport, mock=mock, tmp_path=tmp_path)
+    add_partner(mock, hub_port=port if transport == "as2" else None)
+    hub = serve(data_dir, port, tmp_path / "serve.log")
+    try:
+        purchase(mock, po)
+        until(lambda: hub_order(data_dir, po) is not None, 60, lambda: mock.timeline(po))
+        order_id = hub_order(data_dir, po)
+        assert order_id
+        until(lambda: hub_state(data_dir, order_id) == "accepted", 90, lambda: hub_state(data_dir, order_id))
+        until(lambda: all(Decimal(line["confirmed"]) > 0 for line in mock.order(po)["lines"]), 60,
+              lambda: mock.timeline(po))
+        ship_and_invoice(tryton, order_id)
+        until(lambda: all(Decimal(line["invoiced"]) > 0 for line in mock.order(po)["lines"]), 120,
+              lambda: mock.timeline(po))
+        # every document we sent was acknowledged by the mock as accepted
+        until(lambda: {(d, s, a) for d, s, a, _ in sent(data_dir) if d in ("855", "856", "810")}
+              == {("855", "sent", "accepted"), ("856", "sent", "accepted"), ("810", "sent", "accepted")}, 30,
+              lambda: [(d, s, a) for d, s, a, _ in sent(data_dir)])
+    finally:
+        stop(hub)
+    lines = mock.order(po)["lines"]
+    assert [(line["sku"], Decimal(line["confirmed"]), Decimal(line["shipped"]), Decimal(line["invoiced"]))
+            for line in lines] == [(sku, Decimal(q), Decimal(q), Decimal(q)) for sku, q in LINES]
+    assert mock.call("GET", "/_mock/disagreements", params={"partner": "ORDERSYNC", "po": po}) == []
+    assert mock.call("GET", "/_mock/unacknowledged", params={"older-than": "0"}) == []  # we answered its 850
+    documents_pass_the_mocks_validator(mock, data_dir)
+    sales = sales_by_reference(tryton, order_reference(order_id, ""))
+    assert {ref: len(states) for ref, states in sales.items()} == {order_reference(order_id, "PLANT-N"): 1}
+    assert not open_cases(data_dir)
+
+
+def test_order_to_cash_over_as2(tmp_path: Path, tryton: Any, mock_edi: MockEdi) -> None:
+    run_order_to_cash(tmp_path, tryton, mock_edi, "as2", "4500009001")
+
+
+def test_order_to_cash_over_a_directory(tmp_path: Path, tryton: Any, mock_edi: MockEdi) -> None:
+    run_order_to_cash(tmp_path, tryton, mock_edi, "directory", "4500009002")
