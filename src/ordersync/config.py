@@ -213,6 +213,7 @@ class EdiSettings(Strict):
     gs_id: str = Field(default="", max_length=15, description="our GS02; default: interchange_id")
     as2_id: str = Field(default="", max_length=128, description="our AS2 name (AS2-From); default: interchange_id")
     poll_seconds: float = Field(default=2.0, gt=0, description="how often the sender and the pickup look")
+    chase_seconds: float = Field(default=60.0, gt=0, description="how often overdue acknowledgments are looked for")
     max_attempts: int = Field(default=8, ge=1, description="sends of one interchange before it is a dead letter")
     base_seconds: float = Field(default=30.0, gt=0, description="first retry pause; doubles per attempt")
     cap_seconds: float = Field(default=3600.0, gt=0, description="longest retry pause")

@@ -6,6 +6,8 @@ also when the mock sends it twice or the hub is killed halfway."""
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -104,6 +106,7 @@ reset_timeout = 1.0
 [edi]
 interchange_id = "ORDERSYNC"
 poll_seconds = 0.2
+chase_seconds = 0.5
 base_seconds = 0.5
 cap_seconds = 2.0
 max_attempts = {max_attempts}
@@ -221,3 +224,107 @@ def test_order_to_cash_over_as2(tmp_path: Path, tryton: Any, mock_edi: MockEdi) 
 
 def test_order_to_cash_over_a_directory(tmp_path: Path, tryton: Any, mock_edi: MockEdi) -> None:
     run_order_to_cash(tmp_path, tryton, mock_edi, "directory", "4500009002")
+
+
+@contextlib.contextmanager
+def hub_serving(tmp_path: Path, tryton: Any, mock: MockEdi, *, behaviour: str = "accept", ack_hours: float = 24,
+                ) -> Iterator[tuple[Path, int, list[subprocess.Popen[bytes]]]]:
+    """A hub process trading with the mock over AS2 (the list holds the process, replaced on restart)."""
+    data_dir, port = tmp_path / "hub", free_port()
+    hub_config(data_dir, tryton, transport="as2", mock=mock, tmp_path=tmp_path, ack_hours=ack_hours)
+    add_partner(mock, hub_port=port, behaviour=behaviour)
+    procs = [serve(data_dir, port, tmp_path / "serve.log")]
+    try:
+        yield data_dir, port, procs
+    finally:
+        stop(procs[-1])
+
+
+def test_an_order_sent_twice_is_one_sale_and_one_answer(tmp_path: Path, tryton: Any, mock_edi: MockEdi) -> None:
+    """``duplicate-order``: the buyer sends the 850 twice under one PO number, in two interchanges."""
+    po = "4500009101"
+    with hub_serving(tmp_path, tryton, mock_edi, behaviour="duplicate-order") as (data_dir, _, _):
+        purchase(mock_edi, po)
+        until(lambda: hub_order(data_dir, po) is not None and hub_state(data_dir, hub_order(data_dir, po) or "")
+              == "accepted", 90, lambda: mock_edi.timeline(po))
+        until(lambda: [d for d, s, a, _ in sent(data_dir) if d == "855" and a == "accepted"] == ["855"], 30,
+              lambda: [(d, s, a) for d, s, a, _ in sent(data_dir)])
+        with store(data_dir) as conn:
+            received = conn.execute("SELECT state FROM edi_interchanges WHERE direction = 'in' "
+                                    "AND document = '850'").fetchall()
+        assert [r[0] for r in received] == ["processed", "processed"]  # two interchanges, both acknowledged
+        assert [d for d, *_ in sent(data_dir)].count("997") == 2
+    order_id = hub_order(data_dir, po) or ""
+    assert {ref: len(s) for ref, s in sales_by_reference(tryton, order_reference(order_id, "")).items()} == \
+        {order_reference(order_id, "PLANT-N"): 1}
+    assert mock_edi.call("GET", "/_mock/disagreements", params={"partner": "ORDERSYNC", "po": po}) == []
+
+
+def test_a_partner_that_rejects_our_documents_or_never_acknowledges_them_opens_cases(
+        tmp_path: Path, tryton: Any, mock_edi: MockEdi) -> None:
+    """``reject-ack`` rejects every set we send in its 997: a case per document; ``no-ack`` says nothing:
+    a chase-up case once the partner's deadline has passed."""
+    po = "4500009201"
+    with hub_serving(tmp_path, tryton, mock_edi, behaviour="reject-ack", ack_hours=0.0005) as (data_dir, _, _):
+        purchase(mock_edi, po)
+        until(lambda: [(d, a) for d, s, a, _ in sent(data_dir) if d == "855"] == [("855", "rejected")], 90,
+              lambda: [(d, s, a) for d, s, a, _ in sent(data_dir)])
+        until(lambda: any("rejected our 855" in c for c in open_cases(data_dir)), 30, lambda: open_cases(data_dir))
+        mock_edi.call("PATCH", "/_mock/partners/ORDERSYNC", json={"behaviour": "no-ack"})
+        second = "4500009202"
+        purchase(mock_edi, second)
+        until(lambda: any("has not acknowledged our 855" in c for c in open_cases(data_dir)), 90,
+              lambda: (open_cases(data_dir), [(d, s, a) for d, s, a, _ in sent(data_dir)]))
+    with store(data_dir) as conn:
+        states = dict(conn.execute("SELECT o.po_number, i.ack_state FROM edi_interchanges i JOIN edi_orders o "
+                                   "ON o.order_id = i.order_id WHERE i.document = '855'").fetchall())
+    assert states == {po: "rejected", second: "overdue"}
+
+
+def test_a_broken_purchase_order_is_rejected_in_our_997_and_kept_with_a_case(
+        tmp_path: Path, tryton: Any, mock_edi: MockEdi) -> None:
+    """``corrupt``: the buyer's 850 counts one segment too many in SE01."""
+    po = "4500009301"
+    with hub_serving(tmp_path, tryton, mock_edi, behaviour="corrupt") as (data_dir, _, _):
+        purchase(mock_edi, po)
+        until(lambda: any(d == "997" for d, *_ in sent(data_dir)), 60, lambda: mock_edi.timeline(po))
+        until(lambda: any("not read" in c for c in open_cases(data_dir)), 30, lambda: open_cases(data_dir))
+        ack = next(raw for d, _, _, raw in sent(data_dir) if d == "997").decode()
+        assert "AK5*R*4" in ack and "AK9*R*1*1*0" in ack
+        assert hub_order(data_dir, po) is None
+        with store(data_dir) as conn:
+            kept = conn.execute("SELECT state, detail, raw FROM edi_interchanges WHERE direction = 'in'").fetchone()
+        assert kept[0] == "orders_rejected" and "850 0001" in kept[1] and po.encode() in bytes(kept[2])
+        # the mock read our 997 as the rejection of its 850
+        until(lambda: any(e.get("event") == "acknowledged" and e.get("code") == "850" and e.get("status") == "rejected"
+                          for e in mock_edi.call("GET", f"/_mock/orders/{po}/timeline",
+                                                 params={"partner": "ORDERSYNC"})["events"]), 30,
+              lambda: mock_edi.timeline(po))
+
+
+def test_the_hub_killed_while_orders_arrive_loses_nothing_and_doubles_nothing(
+        tmp_path: Path, tryton: Any, mock_edi: MockEdi) -> None:
+    """SIGKILL of the hub process while the mock's 850s are arriving and being processed; restarted, the
+    mock retries what failed to reach us: every PO is one sale and one 855, nothing lost."""
+    numbers = [f"45000094{i:02d}" for i in range(8)]
+    with hub_serving(tmp_path, tryton, mock_edi) as (data_dir, port, procs):
+        for i, po in enumerate(numbers):
+            purchase(mock_edi, po)
+            if i == 3:
+                until(lambda: hub_order(data_dir, numbers[0]) is not None, 60)
+                procs[-1].send_signal(signal.SIGKILL)
+                procs[-1].wait()
+        procs.append(serve(data_dir, port, tmp_path / "serve.log"))
+        mock_edi.call("POST", "/_mock/advance", params={"failed": ""})  # the mock retries what failed
+        until(lambda: all(hub_order(data_dir, po) for po in numbers), 120,
+              lambda: (mock_edi.call("GET", "/_mock/outbox"), [(po, hub_order(data_dir, po)) for po in numbers]))
+        orders = {po: hub_order(data_dir, po) or "" for po in numbers}
+        until(lambda: all(hub_state(data_dir, o) == "accepted" for o in orders.values()), 120,
+              lambda: {po: hub_state(data_dir, o) for po, o in orders.items()})
+        until(lambda: sorted(d for d, s, a, _ in sent(data_dir) if d == "855" and a == "accepted") == ["855"] * 8,
+              60, lambda: [(d, s, a) for d, s, a, _ in sent(data_dir)])
+    for po, order_id in orders.items():
+        assert {ref: len(s) for ref, s in sales_by_reference(tryton, order_reference(order_id, "")).items()} == \
+            {order_reference(order_id, "PLANT-N"): 1}, po
+        assert all(Decimal(line["confirmed"]) > 0 for line in mock_edi.order(po)["lines"]), po
+    assert not [c for c in open_cases(data_dir) if "duplicate" not in c]

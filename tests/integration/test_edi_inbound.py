@@ -64,8 +64,9 @@ def test_an_order_that_cannot_be_taken_is_rejected_in_the_997_with_its_reason(ma
     partner = Partner(name="xyz-retail", interchange_qualifier="12", interchange_id="4405197800",
                       account_id="C-1001")  # its ship-to is not mapped
     result = EdiInbound(hub.db, hub.intake, hub.clock, [partner]).receive(SAMPLE)
-    assert result.state == "processed" and result.orders[0].order_id is None
+    assert result.state == "orders_rejected" and result.orders[0].order_id is None
     assert "ship-to 9:0003947268292" in result.detail
+    assert result.case_id is not None  # customer service learns that an order did not come through
     with hub.db.read() as conn:
         raw = edi_store.raw_interchange(conn, result.replies[0])
     assert raw is not None

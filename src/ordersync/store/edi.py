@@ -14,7 +14,7 @@ from ordersync.store.schema import edi_control_numbers, edi_interchanges, edi_or
 from ordersync.store.sql import insert_ignore
 
 #: states of an interchange that make a later one with the same sender and control number a duplicate
-COUNTED = ("received", "processed", "unsupported")
+COUNTED = ("received", "processed", "unsupported", "orders_rejected")
 
 
 def record_interchange(conn: Connection, *, interchange_id: str, direction: str, raw: bytes, sender: str,

@@ -44,13 +44,13 @@ class EdiChannel:
                            inbound=inbound)
         return cls(partners, us, inbound, sender)
 
-    def schedule(self, worker: Worker, poll_seconds: float) -> None:
+    def schedule(self, worker: Worker, poll_seconds: float, chase_seconds: float = 60.0) -> None:
         """The worker jobs: pick up files, process what was kept, send what is due, chase acknowledgments."""
         self.sender.recover_pickups()
         worker.every(poll_seconds, "edi pickup", self.sender.pick_up, singleton=True)
         worker.every(poll_seconds, "edi inbound", self.inbound.process_waiting)
         worker.every(poll_seconds, "edi send", self.sender.send_due)
-        worker.every(60.0, "edi chase-up", self.sender.chase_up, singleton=True)
+        worker.every(chase_seconds, "edi chase-up", self.sender.chase_up, singleton=True)
 
     def close(self) -> None:
         self.sender.close()

@@ -93,6 +93,8 @@ NEXT_ACTIONS = {
     "duplicate": "check with the partner whether it meant to resend; the first interchange was processed",
     "rejected": "tell the sender its file is not a readable X12 interchange",
     "failed": "read the error, fix the cause, then replay the interchange",
+    "orders_rejected": "tell the partner which purchase orders our 997 rejected and why (the summary says); "
+                       "they send corrected ones",
     "unsupported": "the partner sent transaction sets we do not take (named in the summary; rejected in our "
                    "997 with code 1): settle them with the partner by hand",
 }
@@ -207,6 +209,7 @@ class EdiInbound:
         rejected: dict[str, list[str]] = {}
         documents: set[str] = set()
         unsupported: list[str] = []
+        not_read: list[str] = []
         for item in itertools.chain([first], items):
             if isinstance(item, TransactionSet):
                 documents.add(item.code)
@@ -215,6 +218,8 @@ class EdiInbound:
                     result.orders.append(outcome)
                     if outcome.problems:
                         rejected[item.control_number] = [SEGMENTS_IN_ERROR]
+                elif item.code == "850":  # its envelope is broken: rejected in the 997 with the codes
+                    not_read.append(f"850 {item.control_number} (set errors {', '.join(item.errors)})")
                 elif item.code in ("997", "999") and item.accepted:
                     result.acknowledged += self._acknowledged(partner, read_functional_ack(item))
                 elif item.code not in TAKEN:
@@ -233,9 +238,11 @@ class EdiInbound:
         if unsupported:
             result.state = "unsupported"
             result.detail = f"transaction sets not taken here: {', '.join(unsupported)}"
-        problems = [f"PO {o.po_number}: {p.message}" for o in result.orders for p in o.problems]
+        problems = [f"PO {o.po_number}: {p.message}" for o in result.orders for p in o.problems] + \
+            [f"{s} rejected, not read" for s in not_read]
         if problems:
             result.detail = "; ".join([result.detail, *problems]).strip("; ")
+            result.state = "orders_rejected"
         return result
 
     def _order(self, partner: Partner, ts: TransactionSet, interchange_id: str) -> OrderOutcome:
