@@ -145,7 +145,7 @@ def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Regis
     webhooks = _webhooks(settings, db, clock, runner, worker)
     edi = None
     if settings.edi.partners:
-        edi = EdiChannel.build(settings.edi, db, clock, intake, cases)
+        edi = EdiChannel.build(settings.edi, db, clock, intake, cases, deps)
         edi.schedule(worker, settings.edi.poll_seconds, settings.edi.chase_seconds)
     return Hub(settings=settings, clock=clock, db=db, store=store, transport=transport, registry=registry,
                runner=runner, relay=relay, worker=worker, dead_letters=dead, intake=intake,

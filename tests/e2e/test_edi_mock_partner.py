@@ -168,6 +168,17 @@ def open_cases(data_dir: Path) -> list[str]:
                                            "WHERE state != 'resolved'")]
 
 
+def erp_quantities(tryton: Any, reference: str) -> list[Decimal]:
+    """The quantities of the Tryton sale's lines, in line order."""
+    client = admin(tryton)
+    try:
+        (sale,) = client.call("sale.sale", "search_read", [("reference", "=", reference)], 0, None, None, ["lines"])
+        lines = client.call("sale.line", "read", sale["lines"], ["quantity", "sequence"])
+    finally:
+        client.close()
+    return [Decimal(str(line["quantity"])) for line in sorted(lines, key=lambda x: (x["sequence"] or 0, x["id"]))]
+
+
 def ship_and_invoice(tryton: Any, order_id: str) -> None:
     client = admin(tryton)
     try:
@@ -328,3 +339,33 @@ def test_the_hub_killed_while_orders_arrive_loses_nothing_and_doubles_nothing(
             {order_reference(order_id, "PLANT-N"): 1}, po
         assert all(Decimal(line["confirmed"]) > 0 for line in mock_edi.order(po)["lines"]), po
     assert not [c for c in open_cases(data_dir) if "duplicate" not in c]
+
+
+def test_a_change_goes_through_the_erp_and_a_cancellation_after_shipment_is_refused(
+        tmp_path: Path, tryton: Any, mock_edi: MockEdi) -> None:
+    """``change-after-confirm``: an 860 halving line 1 as soon as our 855 arrives: the ERP applies it, our
+    865 says so. ``cancel-late``: an 860 cancelling the order once our 856 arrives: refused in the 865."""
+    po, late = "4500009501", "4500009502"
+    with hub_serving(tmp_path, tryton, mock_edi, behaviour="change-after-confirm") as (data_dir, _, _):
+        purchase(mock_edi, po)
+        until(lambda: [(d, a) for d, s, a, _ in sent(data_dir) if d == "865"] == [("865", "accepted")], 90,
+              lambda: (mock_edi.timeline(po), [(d, s, a) for d, s, a, _ in sent(data_dir)]))
+        order_id = hub_order(data_dir, po) or ""
+        assert erp_quantities(tryton, order_reference(order_id, "PLANT-N")) == [Decimal(5), Decimal(20)]
+        answer = next(raw for d, _, _, raw in sent(data_dir) if d == "865").decode()
+        assert "BCA*04*AC*4500009501" in answer and "POC*1*CA*5" in answer and "ACK*IA*5*EA" in answer
+
+        mock_edi.call("PATCH", "/_mock/partners/ORDERSYNC", json={"behaviour": "cancel-late"})
+        purchase(mock_edi, late)
+        until(lambda: hub_order(data_dir, late) is not None and hub_state(data_dir, hub_order(data_dir, late) or "")
+              == "accepted", 90, lambda: mock_edi.timeline(late))
+        late_id = hub_order(data_dir, late) or ""
+        ship_and_invoice(tryton, late_id)
+        until(lambda: [d for d, *_ in sent(data_dir)].count("865") == 2, 120,
+              lambda: (mock_edi.timeline(late), [(d, s, a) for d, s, a, _ in sent(data_dir)]))
+        refusal = [raw for d, _, _, raw in sent(data_dir) if d == "865"][-1].decode()
+        assert f"BCA*01*RD*{late}" in refusal and "ACK*IR" in refusal and "already shipped" in refusal
+        assert hub_state(data_dir, late_id) in ("shipped", "invoiced")
+    sales = sales_by_reference(tryton, order_reference(late_id, ""))
+    assert {ref: len(s) for ref, s in sales.items()} == {order_reference(late_id, "PLANT-N"): 1}
+    documents_pass_the_mocks_validator(mock_edi, data_dir)

@@ -46,6 +46,12 @@ def order_source(conn: Connection, order_id: str) -> RowMapping | None:
     return conn.execute(select(edi_orders).where(edi_orders.c.order_id == order_id)).mappings().first()
 
 
+def order_of_po(conn: Connection, partner: str, po_number: str) -> RowMapping | None:
+    """The EDI order ``partner`` placed under ``po_number`` (a PO number is unique per buyer only)."""
+    return conn.execute(select(edi_orders).where(edi_orders.c.partner == partner,
+                                                 edi_orders.c.po_number == po_number)).mappings().first()
+
+
 def claim(conn: Connection, interchange_id: str, *, state: str, now: dt.datetime, until: dt.datetime) -> bool:
     """Take ``interchange_id`` (in ``state``) for work until ``until`` unless someone else holds it."""
     c = edi_interchanges.c

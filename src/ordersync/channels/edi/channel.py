@@ -12,6 +12,7 @@ from ordersync.channels.edi.sending import EdiSender
 from ordersync.config import EdiSettings
 from ordersync.domain.cases import CasePolicy
 from ordersync.domain.clock import Clock
+from ordersync.flows.deps import FlowDeps
 from ordersync.messaging.retry import RetryPolicy
 from ordersync.messaging.worker import Worker
 from ordersync.runtime.intake_writer import IntakeWriter
@@ -34,9 +35,9 @@ class EdiChannel:
 
     @classmethod
     def build(cls, settings: EdiSettings, db: Database, clock: Clock, intake: IntakeWriter,
-              cases: CasePolicy) -> EdiChannel:
+              cases: CasePolicy, deps: FlowDeps | None = None) -> EdiChannel:
         partners, us = partners_of(settings)
-        inbound = EdiInbound(db, intake, clock, partners, cases=cases, us=us,
+        inbound = EdiInbound(db, intake, clock, partners, cases=cases, us=us, deps=deps,
                              window=dt.timedelta(days=settings.duplicate_window_days))
         retry = RetryPolicy(max_attempts=settings.max_attempts, base_seconds=settings.base_seconds,
                             cap_seconds=settings.cap_seconds)

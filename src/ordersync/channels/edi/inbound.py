@@ -27,9 +27,11 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 
-from ordersync.canonical.v1 import CaseType
-from ordersync.channels.edi.outgoing import queue_interchange
+from ordersync.canonical.v1 import CaseType, OrderState
+from ordersync.channels.edi.documents import purchase_order
+from ordersync.channels.edi.outgoing import parties_to, queue_interchange
 from ordersync.channels.edi.partners import Partner, Us, find_partner, order_from_850
 from ordersync.channels.edi.x12.acks import (
     FunctionalAck,
@@ -38,6 +40,14 @@ from ordersync.channels.edi.x12.acks import (
     read_functional_ack,
     ta1,
     ta1_due,
+)
+from ordersync.channels.edi.x12.change860 import (
+    DELETE_LINE,
+    QUANTITY_CHANGES,
+    ChangeAnswer,
+    ChangeOrder,
+    body_865,
+    read_860,
 )
 from ordersync.channels.edi.x12.envelope import (
     GroupClosed,
@@ -51,7 +61,11 @@ from ordersync.channels.edi.x12.tokens import X12SyntaxError, iter_segments
 from ordersync.channels.edi.x12.writer import Parties
 from ordersync.domain.cases import CasePolicy, open_case
 from ordersync.domain.clock import Clock
+from ordersync.domain.errors import IntegrationError, OrdersyncError
 from ordersync.domain.events import CaseOpened
+from ordersync.domain.order import LineAmendment, OrderRecord
+from ordersync.flows.deps import FlowDeps
+from ordersync.flows.services.amendments import amend_order
 from ordersync.runtime.intake_writer import IntakeWriter
 from ordersync.store import edi as store
 from ordersync.store.db import Database
@@ -84,6 +98,7 @@ class Inbound:
     acknowledged: list[str] = field(default_factory=list)  # our documents their 997/999 answered: "855 0003: A"
     case_id: str | None = None  # the case opened for it (unknown sender, duplicate, unreadable, failed)
     document: str = ""  # the transaction sets it carried (850, 997 ...)
+    changes: list[str] = field(default_factory=list)  # what became of each 860 (the 865 says it to the partner)
 
 
 #: what becomes a case, and what its owner should do
@@ -100,8 +115,16 @@ NEXT_ACTIONS = {
 }
 
 #: the transaction sets we take from a partner; any other is rejected in the 997 (AK5 code 1)
-TAKEN = frozenset({"850", "997", "999"})
+TAKEN = frozenset({"850", "860", "997", "999"})
+#: an order in one of these states has goods on the way: a change or a cancellation is refused
+LEFT_THE_WAREHOUSE = frozenset({OrderState.PARTIALLY_SHIPPED, OrderState.SHIPPED, OrderState.INVOICED,
+                                OrderState.CLOSED})
 SET_NOT_SUPPORTED = "1"
+
+
+def _quantity(record: OrderRecord | None, line_no: int, default: Decimal) -> Decimal:
+    line = record.line(line_no) if record is not None else None
+    return line.quantity if line is not None else default
 
 
 def _envelope_of(raw: bytes) -> tuple[str, str, str]:
@@ -117,7 +140,7 @@ def _envelope_of(raw: bytes) -> tuple[str, str, str]:
 class EdiInbound:
     def __init__(self, db: Database, intake: IntakeWriter, clock: Clock, partners: Sequence[Partner], *,
                  window: dt.timedelta = dt.timedelta(days=30), cases: CasePolicy | None = None,
-                 us: Us | None = None, lease_seconds: float = 300.0) -> None:
+                 us: Us | None = None, lease_seconds: float = 300.0, deps: FlowDeps | None = None) -> None:
         self.cases = cases or CasePolicy()
         self.db = db
         self.intake = intake
@@ -126,6 +149,7 @@ class EdiInbound:
         self.window = window
         self.us = us or Us()
         self.lease = dt.timedelta(seconds=lease_seconds)
+        self.deps = deps  # to amend orders in the ERP (860 changes); None: changes are refused
 
     def keep(self, raw: bytes, *, transport: str = "file", message_id: str = "") -> str:
         """Store ``raw`` verbatim (state ``received``) and return its id: the interchange is now ours to
@@ -164,6 +188,12 @@ class EdiInbound:
         sender, _, control_number = _envelope_of(raw)
         try:
             result = self._process(interchange_id, raw, sender, control_number)
+        except IntegrationError as exc:  # the ERP is away: the interchange waits and is processed again
+            log.warning("EDI interchange %s: %s; trying again in a minute", interchange_id, exc)
+            with self.db.write() as conn:
+                store.update_interchange(conn, interchange_id, lease_until=now + dt.timedelta(seconds=60),
+                                         last_error=str(exc)[:2000])
+            return None
         except X12SyntaxError as exc:
             result = Inbound(interchange_id, "rejected", f"not readable as X12: {exc}")
         except Exception as exc:  # kept, with the reason: an operator can look and replay
@@ -218,6 +248,8 @@ class EdiInbound:
                     result.orders.append(outcome)
                     if outcome.problems:
                         rejected[item.control_number] = [SEGMENTS_IN_ERROR]
+                elif item.code == "860" and item.accepted:
+                    self._change(result, partner, item, interchange_id)
                 elif item.code == "850":  # its envelope is broken: rejected in the 997 with the codes
                     not_read.append(f"850 {item.control_number} (set errors {', '.join(item.errors)})")
                 elif item.code in ("997", "999") and item.accepted:
@@ -258,6 +290,91 @@ class EdiInbound:
             store.record_order(conn, order_id=receipt.order_id, partner=partner.name, po_number=po.number,
                                interchange_id=interchange_id, set_control=ts.control_number, at=self.clock.now())
         return OrderOutcome(number, ts.control_number, receipt.order_id, duplicate=receipt.duplicate)
+
+    def _change(self, result: Inbound, partner: Partner, ts: TransactionSet, interchange_id: str) -> None:
+        """An 860: the ERP decides (an amendment of the order), the 865 says what it decided. A change or a
+        cancellation of an order that has shipped is refused, not honoured."""
+        key = f"865:{interchange_id}:{ts.control_number}"
+        change, problems = read_860(ts)
+        if change is None:
+            result.detail = "; ".join([result.detail, *(p.message for p in problems)]).strip("; ")
+            return
+        with self.db.read() as conn:
+            if store.has_business_key(conn, key):
+                return
+            source = store.order_of_po(conn, partner.name, change.po_number)
+        po = None
+        if source is not None:
+            with self.db.read() as conn:
+                po = purchase_order(conn, source["interchange_id"], source["set_control"], change.po_number)
+        if source is None or po is None:
+            result.changes.append(f"PO {change.po_number}: no such purchase order")
+            self._answer_change(result, partner, change, [], key, None, refused="no such purchase order")
+            return
+        order_id = source["order_id"]
+        with unit_of_work(self.db, self.clock) as uow:
+            record = uow.orders.find(order_id)
+        lines_by_id = {line.line_id: (n, line) for n, line in enumerate(po.lines, 1)}
+        refusal = ""
+        if record is None:
+            refusal = "no such order"
+        elif record.state in LEFT_THE_WAREHOUSE:
+            refusal = f"the order has already shipped ({record.state.value}); it can no longer be changed"
+        elif record.state in (OrderState.CANCELLED, OrderState.REJECTED):
+            refusal = f"the order is {record.state.value}"
+        elif self.deps is None:
+            refusal = "changes cannot be applied here (no ERP)"
+        targets = [(line.line_id, DELETE_LINE, None, None) for line in po.lines] if change.cancels_order else \
+            [(c.line_id, c.change, c.quantity, c.requested_date) for c in change.lines]
+        answers: list[ChangeAnswer] = []
+        amendments: list[tuple[int, str, LineAmendment]] = []
+        for line_id, kind, quantity, when in targets:
+            found = lines_by_id.get(line_id)
+            if found is None:
+                continue
+            n, line = found
+            current = _quantity(record, n, line.quantity)
+            if refusal:
+                answers.append(ChangeAnswer(line, kind, current, False, refusal))
+            elif kind == DELETE_LINE:
+                amendments.append((n, kind, LineAmendment(line_no=n, cancel=True)))
+            elif kind in QUANTITY_CHANGES and (quantity or when):
+                amendments.append((n, kind, LineAmendment(line_no=n, quantity=quantity if quantity != current else None,
+                                                           requested_date=when)))
+            else:
+                answers.append(ChangeAnswer(line, kind, current, False, f"change type {kind} is not taken here"))
+        unknown = [c.line_id for c in change.lines if c.line_id not in lines_by_id]
+        if amendments and self.deps is not None:
+            try:
+                outcome = amend_order(self.deps, order_id, [a for _, _, a in amendments],
+                                      account_id=partner.account_id, actor=f"edi:{partner.name}")
+                refused = {e.line_no: e.reason for e in outcome.refused}
+            except IntegrationError:
+                raise  # the ERP is away: try the whole interchange again later
+            except OrdersyncError as exc:
+                refused = {n: str(exc) for n, _, _ in amendments}
+            with unit_of_work(self.db, self.clock) as uow:
+                after = uow.orders.find(order_id)
+            for n, kind, amendment in amendments:
+                line = po.lines[n - 1]
+                now_qty = Decimal(0) if amendment.cancel and n not in refused else _quantity(after, n, Decimal(0))
+                answers.append(ChangeAnswer(line, kind, now_qty, n not in refused, refused.get(n, "")))
+        answers.sort(key=lambda a: int(a.line.line_id) if a.line.line_id.isdigit() else 0)
+        result.changes.append(f"PO {change.po_number}: " + ", ".join(
+            f"line {a.line.line_id} {'applied' if a.applied else 'refused: ' + a.reason}" for a in answers)
+            + (f"; unknown lines {', '.join(unknown)}" if unknown else ""))
+        self._answer_change(result, partner, change, answers, key, order_id)
+
+    def _answer_change(self, result: Inbound, partner: Partner, change: ChangeOrder, answers: list[ChangeAnswer],
+                       key: str, order_id: str | None, refused: str = "") -> None:
+        now = self.clock.now()
+        with self.db.write() as conn:
+            if store.has_business_key(conn, key):
+                return
+            written = queue_interchange(conn, partner, parties_to(partner, self.us), document="865", now=now,
+                                        body=body_865(change, answers, at=now.date()), business_key=key,
+                                        order_id=order_id, reply_to=result.interchange_id)
+        result.replies.append(written.interchange_id)
 
     def _acknowledged(self, partner: Partner, ack: FunctionalAck) -> list[str]:
         """Mark what their 997/999 answers; a rejection of one of our documents opens a case."""
