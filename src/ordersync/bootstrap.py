@@ -146,7 +146,7 @@ def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Regis
     edi = None
     if settings.edi.partners:
         edi = EdiChannel.build(settings.edi, db, clock, intake, cases, deps)
-        edi.schedule(worker, settings.edi.poll_seconds, settings.edi.chase_seconds)
+        edi.schedule(worker, settings.edi.poll_seconds, settings.edi.chase_seconds, single_worker=db.is_sqlite)
     return Hub(settings=settings, clock=clock, db=db, store=store, transport=transport, registry=registry,
                runner=runner, relay=relay, worker=worker, dead_letters=dead, intake=intake,
                workbench=Workbench(store, cases, dead, deps), webhooks=webhooks, retention=retention, erps=router,

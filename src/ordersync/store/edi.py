@@ -61,6 +61,12 @@ def claim(conn: Connection, interchange_id: str, *, state: str, now: dt.datetime
     return result.rowcount == 1
 
 
+def release_leases(conn: Connection) -> int:
+    """Forget every lease (a process that held one was killed): for a store only one worker uses."""
+    return conn.execute(update(edi_interchanges).where(edi_interchanges.c.lease_until.is_not(None))
+                        .values(lease_until=None)).rowcount
+
+
 def waiting_inbound(conn: Connection, now: dt.datetime, limit: int = 20) -> list[str]:
     """Incoming interchanges kept and not yet processed (and not held by a live processor)."""
     c = edi_interchanges.c

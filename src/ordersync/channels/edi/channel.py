@@ -4,6 +4,7 @@ inbound processor and the sender, and the worker jobs that drive them."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
 
 from ordersync.channels.edi.inbound import EdiInbound
@@ -16,7 +17,10 @@ from ordersync.flows.deps import FlowDeps
 from ordersync.messaging.retry import RetryPolicy
 from ordersync.messaging.worker import Worker
 from ordersync.runtime.intake_writer import IntakeWriter
+from ordersync.store import edi as store
 from ordersync.store.db import Database
+
+log = logging.getLogger("ordersync.edi")
 
 
 def partners_of(settings: EdiSettings) -> tuple[list[Partner], Us]:
@@ -45,11 +49,26 @@ class EdiChannel:
                            inbound=inbound)
         return cls(partners, us, inbound, sender)
 
-    def schedule(self, worker: Worker, poll_seconds: float, chase_seconds: float = 60.0) -> None:
-        """The worker jobs: pick up files, process what was kept, send what is due, chase acknowledgments."""
-        self.sender.recover_pickups()
+    def schedule(self, worker: Worker, poll_seconds: float, chase_seconds: float = 60.0, *,
+                 single_worker: bool = False) -> None:
+        """The worker jobs: pick up files, process what was kept, send what is due, chase acknowledgments.
+        ``single_worker`` (SQLite: one worker process at a time): the first round forgets the leases a
+        killed worker held, so its half-processed interchanges go on at once instead of when they expire."""
+        started: list[bool] = []
+
+        def inbound() -> int:
+            if single_worker and not started:
+                with self.inbound.db.write() as conn:
+                    released = store.release_leases(conn)
+                if released:
+                    log.warning("EDI: %d interchange(s) a stopped worker was processing or sending are taken "
+                                "up again", released)
+                self.sender.recover_pickups()
+                started.append(True)
+            return self.inbound.process_waiting()
+
         worker.every(poll_seconds, "edi pickup", self.sender.pick_up, singleton=True)
-        worker.every(poll_seconds, "edi inbound", self.inbound.process_waiting)
+        worker.every(poll_seconds, "edi inbound", inbound)
         worker.every(poll_seconds, "edi send", self.sender.send_due)
         worker.every(chase_seconds, "edi chase-up", self.sender.chase_up, singleton=True)
 

@@ -140,7 +140,7 @@ def _envelope_of(raw: bytes) -> tuple[str, str, str]:
 class EdiInbound:
     def __init__(self, db: Database, intake: IntakeWriter, clock: Clock, partners: Sequence[Partner], *,
                  window: dt.timedelta = dt.timedelta(days=30), cases: CasePolicy | None = None,
-                 us: Us | None = None, lease_seconds: float = 300.0, deps: FlowDeps | None = None) -> None:
+                 us: Us | None = None, lease_seconds: float = 120.0, deps: FlowDeps | None = None) -> None:
         self.cases = cases or CasePolicy()
         self.db = db
         self.intake = intake

@@ -46,6 +46,8 @@ log = logging.getLogger("ordersync.edi")
 
 SKIPPED_SUFFIXES = (".tmp", ".part", ".processing")
 SETTLE_SECONDS = 1.0
+#: a file left ``.processing`` this long was being picked up by a worker that is gone
+STALE_PICKUP_SECONDS = 120.0
 
 
 class EdiSender:
@@ -171,6 +173,9 @@ class EdiSender:
             inbox = Path(partner.inbox_dir)
             if not inbox.is_dir():
                 continue
+            for path in inbox.glob("*.processing"):  # a worker was killed while picking it up
+                if time.time() - path.stat().st_mtime > STALE_PICKUP_SECONDS:
+                    path.rename(path.with_name(path.name.removesuffix(".processing")))
             for path in sorted(inbox.iterdir()):
                 if path.is_file() and not path.name.startswith(".") and not path.name.endswith(SKIPPED_SUFFIXES) \
                         and time.time() - path.stat().st_mtime >= SETTLE_SECONDS:
