@@ -41,7 +41,8 @@ app.add_typer(apikey, name="apikey")
 subscriptions = typer.Typer(no_args_is_help=True, help="Add, list and remove outbound event subscriptions "
                                                        "(signed webhooks).")
 app.add_typer(subscriptions, name="subscriptions")
-edi = typer.Typer(no_args_is_help=True, help="EDI interchanges: receive a file, list and show what came and went.")
+edi = typer.Typer(no_args_is_help=True, help="EDI trading: partners, receive a file, list and show what came and "
+                                             "went, resend, send now.")
 app.add_typer(edi, name="edi")
 console = Console(stderr=True)
 out = Console()
@@ -297,16 +298,12 @@ def api_process_app() -> Any:
 
 
 def _edi_inbound(hub: Hub) -> Any:
-    import datetime as _dt
-
     from ordersync.bootstrap import case_policy
     from ordersync.channels.edi.inbound import EdiInbound
-    from ordersync.channels.edi.partners import Partner
 
-    settings = hub.settings.edi
-    partners = [Partner(**p.model_dump()) for p in settings.partners]
-    return EdiInbound(hub.db, hub.intake, hub.clock, partners, cases=case_policy(hub.settings),
-                      window=_dt.timedelta(days=settings.duplicate_window_days))
+    if hub.edi is not None:
+        return hub.edi.inbound
+    return EdiInbound(hub.db, hub.intake, hub.clock, [], cases=case_policy(hub.settings))  # kept, unknown sender
 
 
 @edi.command("receive")
@@ -340,31 +337,124 @@ def edi_receive(
 @edi.command("list")
 def edi_list(
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 50,
+    partner: Annotated[str | None, typer.Option("--partner", help="Only this partner's.")] = None,
+    state: Annotated[str | None, typer.Option("--state", help="received, processed, queued, sent, dead_letter, "
+                                                              "duplicate, rejected, unknown_partner ...")] = None,
     data_dir: DataDir = None, store: Store = None, config: ConfigFile = None, as_json: AsJson = False,
 ) -> None:
     """The latest interchanges received and sent, newest first."""
-    from sqlalchemy import select
-
+    from ordersync.store import edi as edi_store
     from ordersync.store.db import Database
-    from ordersync.store.schema import edi_interchanges as t
 
     db = Database(_settings(data_dir, store, config).store_url)
     db.migrate()
     with db.read() as conn:
-        rows = conn.execute(select(t.c.id, t.c.direction, t.c.partner, t.c.sender, t.c.receiver, t.c.control_number,
-                                   t.c.state, t.c.size, t.c.received_at, t.c.detail)
-                            .order_by(t.c.received_at.desc()).limit(limit)).mappings().all()
+        rows = edi_store.list_interchanges(conn, partner=partner, state=state, limit=limit)
     db.dispose()
     if as_json:
         out.print_json(json.dumps([dict(r) for r in rows], default=str))
         return
     table = Table(title=f"EDI interchanges ({len(rows)})")
-    for col in ("id", "dir", "partner", "sender", "receiver", "control", "state", "bytes", "at", "detail"):
+    for col in ("id", "dir", "partner", "doc", "control", "state", "ack", "bytes", "at", "detail"):
         table.add_column(col, overflow="fold")
     for r in rows:
-        table.add_row(r["id"], r["direction"], r["partner"] or "", r["sender"], r["receiver"], r["control_number"],
-                      r["state"], str(r["size"]), r["received_at"].strftime("%Y-%m-%d %H:%M:%S"), r["detail"][:80])
+        table.add_row(r["id"], r["direction"], r["partner"] or r["sender"], r["document"], r["control_number"],
+                      r["state"], r["ack_state"], str(r["size"]), r["received_at"].strftime("%Y-%m-%d %H:%M:%S"),
+                      (r["detail"] or r["last_error"])[:80])
     out.print(table)
+
+
+@edi.command("partners")
+def edi_partners(data_dir: DataDir = None, store: Store = None, config: ConfigFile = None,
+                 as_json: AsJson = False) -> None:
+    """The trading partners in ordersync.toml, how documents reach them, and what is waiting."""
+    from ordersync.store import edi as edi_store
+    from ordersync.store.db import Database
+
+    settings = _settings(data_dir, store, config)
+    db = Database(settings.store_url)
+    db.migrate()
+    with db.read() as conn:
+        counts = edi_store.partner_counts(conn)
+    db.dispose()
+    rows: list[dict[str, Any]] = []
+    for p in settings.edi.partners:
+        where = {"as2": p.as2_url, "directory": f"{p.outbox_dir} (in: {p.inbox_dir or '-'})"}.get(p.transport,
+                                                                                                  "kept to collect")
+        rows.append({"name": p.name, "isa": f"{p.interchange_qualifier}:{p.interchange_id}", "account": p.account_id,
+                     "version": p.version, "usage": p.usage, "transport": p.transport, "to": where,
+                     **counts.get(p.name, {})})
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    if not rows:
+        out.print("no EDI partners: add [[edi.partners]] to ordersync.toml (docs/edi.md)")
+        return
+    table = Table(title=f"EDI partners ({len(rows)}); we are {settings.edi.interchange_qualifier}:"
+                        f"{settings.edi.interchange_id}")
+    for col in ("name", "isa", "account", "version", "transport", "to", "in", "out", "sent", "queued",
+                "dead letters", "awaiting 997", "overdue", "rejected"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(r["name"], r["isa"], r["account"], f"{r['version']} {r['usage']}", r["transport"], r["to"],
+                      *(str(r.get(k, 0)) for k in ("received", "written", "sent", "queued", "dead_letters",
+                                                   "awaiting_ack", "overdue_ack", "rejected_ack")))
+    out.print(table)
+
+
+@edi.command("resend")
+def edi_resend(
+    interchange_id: str,
+    data_dir: DataDir = None, store: Store = None, config: ConfigFile = None,
+) -> None:
+    """Send an outgoing interchange again, same bytes and control numbers: a dead letter once its cause is
+    fixed, or a document the partner says never arrived. The worker sends it on its next round."""
+    from ordersync.store import edi as edi_store
+    from ordersync.store.db import Database
+
+    db = Database(_settings(data_dir, store, config).store_url)
+    db.migrate()
+    with db.write() as conn:
+        row = edi_store.resend(conn, interchange_id)
+    db.dispose()
+    if row is None:
+        console.print(f"[red]no outgoing interchange {interchange_id}[/red] (ordersync edi list shows them)")
+        raise typer.Exit(1)
+    if row["state"] not in ("sent", "dead_letter", "queued"):
+        console.print(f"[red]interchange {interchange_id} is {row['state']}[/red]: only sent, queued or dead-letter "
+                      "interchanges are resent")
+        raise typer.Exit(1)
+    out.print(f"{row['document']} {interchange_id} queued again (was {row['state']}); the worker sends it next")
+
+
+@edi.command("send")
+def edi_send(data_dir: DataDir = None, store: Store = None, config: ConfigFile = None) -> None:
+    """One round now, without a running worker: pick up partners' files, process what was received,
+    write the documents due and send what is queued. Prints what it did."""
+    hub = _hub(data_dir, store, config)
+    try:
+        if hub.edi is None:
+            console.print("[red]no EDI partners configured[/red]: add [[edi.partners]] to ordersync.toml")
+            raise typer.Exit(1)
+        from ordersync.store import edi as edi_store
+
+        def totals() -> dict[str, int]:
+            with hub.db.read() as conn:
+                counts = edi_store.partner_counts(conn).values()
+            return {k: sum(c[k] for c in counts) for k in ("received", "sent", "queued", "dead_letters")}
+
+        before = totals()
+        picked = hub.edi.sender.pick_up()
+        processed = hub.edi.inbound.process_waiting()
+        for _ in range(50):  # the flows, the documents they call for, and the sends (jobs of the worker)
+            if hub.worker.drain() + hub.edi.sender.send_due() == 0:
+                break
+        after = totals()
+    finally:
+        hub.close()
+    sent = after["sent"] - before["sent"] + after["dead_letters"] - before["dead_letters"]
+    out.print(f"picked up {picked} file(s), processed {processed} interchange(s), sent {sent}; "
+              f"{after['queued']} queued, {after['dead_letters']} dead letter(s)", soft_wrap=True)
 
 
 @edi.command("show")

@@ -107,3 +107,30 @@ def test_edi_receive_list_and_show_an_interchange_from_a_file(tmp_path: Path) ->
     assert raw.exit_code == 0 and raw.stdout_bytes == sample.read_bytes()
     missing = runner.invoke(app, ["edi", "show", "nope", "--data-dir", str(tmp_path)])
     assert missing.exit_code == 1 and "no interchange nope" in missing.output
+
+
+def test_edi_send_partners_and_resend_over_a_directory(tmp_path: Path) -> None:
+    from tests.support.samples import samples_dir
+
+    outbox = tmp_path / "to-partner"
+    (tmp_path / "ordersync.toml").write_text(
+        '[[erp]]\nname = "main"\nkind = "memory"\n\n'
+        '[[edi.partners]]\nname = "xyz-retail"\ninterchange_qualifier = "12"\ninterchange_id = "4405197800"\n'
+        f'account_id = "C-1001"\ntransport = "directory"\noutbox_dir = "{outbox}"\n'
+        'ship_to = { "0003947268292" = "C-1001-SOLON" }\n')
+    received = json.loads(invoke("edi", "receive", str(samples_dir() / "x12" / "nodex12_850.edi"), "--data-dir",
+                                 str(tmp_path), "--json"))
+    assert received["state"] == "processed"
+    assert "sent 2; 0 queued, 0 dead letter(s)" in invoke("edi", "send", "--data-dir", str(tmp_path))
+    files = sorted(p.name for p in outbox.iterdir())  # named by control number: the 997, then the 855
+    assert [f.split("-", 2)[2] for f in files] == ["000000001-997.edi", "000000002-855.edi"], files
+    (partner,) = json.loads(invoke("edi", "partners", "--data-dir", str(tmp_path), "--json"))
+    assert (partner["name"], partner["transport"], partner["received"], partner["written"], partner["sent"],
+            partner["awaiting_ack"]) == ("xyz-retail", "directory", 1, 2, 2, 1)  # the 855 waits for the partner's 997
+    listed = json.loads(invoke("edi", "list", "--data-dir", str(tmp_path), "--state", "sent", "--json"))
+    ack = next(r for r in listed if r["document"] == "997")
+    assert "queued again (was sent)" in invoke("edi", "resend", ack["id"], "--data-dir", str(tmp_path))
+    assert "sent 1; 0 queued" in invoke("edi", "send", "--data-dir", str(tmp_path))
+    assert len(list(outbox.iterdir())) == 3  # the same bytes again, under a name of its own
+    refused = runner.invoke(app, ["edi", "resend", received["interchange_id"], "--data-dir", str(tmp_path)])
+    assert refused.exit_code == 1 and "no outgoing interchange" in refused.output

@@ -152,3 +152,57 @@ def next_control_number(conn: Connection, partner: str, kind: str) -> int:
     stmt = stmt.on_conflict_do_update(index_elements=["partner", "kind"],
                                       set_={"last": edi_control_numbers.c.last + 1})
     return int(conn.execute(stmt.returning(edi_control_numbers.c.last)).scalar_one())
+
+
+def resend(conn: Connection, interchange_id: str) -> RowMapping | None:
+    """Put an outgoing interchange back in the queue, same bytes and control numbers (a resend, not a
+    new document): a dead letter after its cause was fixed, or one the partner says it never got."""
+    c = edi_interchanges.c
+    row = conn.execute(select(c.id, c.state, c.document, c.ack_state).where(
+        c.id == interchange_id, c.direction == "out")).mappings().first()
+    if row is None or row["state"] not in ("sent", "dead_letter", "queued"):
+        return row
+    values: dict[str, Any] = {"state": "queued", "attempts": 0, "next_attempt_at": None, "lease_until": None,
+                              "last_error": ""}
+    if row["ack_state"] in ("overdue", "rejected"):
+        values["ack_state"] = "awaiting"
+    conn.execute(update(edi_interchanges).where(c.id == interchange_id).values(**values))
+    return row
+
+
+def list_interchanges(conn: Connection, *, partner: str | None = None, state: str | None = None,
+                      direction: str | None = None, limit: int = 100) -> list[RowMapping]:
+    """The latest interchanges, newest first, without their bytes."""
+    c = edi_interchanges.c
+    query = select(c.id, c.direction, c.partner, c.sender, c.receiver, c.control_number, c.document, c.state,
+                   c.size, c.received_at, c.processed_at, c.detail, c.ack_state, c.ack_due_at, c.attempts,
+                   c.last_error, c.order_id, c.transport, c.reply_to)
+    if partner:
+        query = query.where(c.partner == partner)
+    if state:
+        query = query.where(c.state == state)
+    if direction:
+        query = query.where(c.direction == direction)
+    return list(conn.execute(query.order_by(c.received_at.desc(), c.control_number.desc()).limit(limit)).mappings())
+
+
+def partner_counts(conn: Connection) -> dict[str, dict[str, int]]:
+    """Per partner: interchanges received, written for them, sent, queued, dead letters, acknowledgments awaited,
+    overdue and rejected, and what was kept without being processed."""
+    from sqlalchemy import case, func
+
+    c = edi_interchanges.c
+
+    def count(condition: Any) -> Any:
+        return func.sum(case((condition, 1), else_=0))
+
+    rows = conn.execute(select(
+        c.partner, count(c.direction == "in"), count(c.direction == "out"),
+        count(and_(c.direction == "out", c.state == "sent")), count(and_(c.direction == "out", c.state == "queued")),
+        count(c.state == "dead_letter"),
+        count(c.ack_state == "awaiting"), count(c.ack_state == "overdue"), count(c.ack_state == "rejected"),
+        count(and_(c.direction == "in", c.state == "received")),
+    ).group_by(c.partner)).all()
+    keys = ("received", "written", "sent", "queued", "dead_letters", "awaiting_ack", "overdue_ack", "rejected_ack",
+            "unprocessed")
+    return {str(r[0] or ""): {k: int(v or 0) for k, v in zip(keys, r[1:], strict=True)} for r in rows}
