@@ -76,16 +76,16 @@ def waiting_inbound(conn: Connection, now: dt.datetime, limit: int = 20) -> list
     return [str(r[0]) for r in rows]
 
 
-def due_outbound(conn: Connection, partners: list[str], now: dt.datetime, limit: int) -> list[RowMapping]:
-    """Outgoing interchanges to send now: queued for a partner with a transport, due, not leased; the
-    oldest first (a partner gets its documents in the order they were written)."""
+def queued_outbound(conn: Connection, partners: list[str], now: dt.datetime, limit: int) -> list[RowMapping]:
+    """Outgoing interchanges waiting to be sent to these partners, not leased by a sender, the oldest
+    first (a partner gets its documents in the order they were written: the caller stops at the first
+    one of a partner that is not due yet)."""
     c = edi_interchanges.c
     if not partners:
         return []
     return list(conn.execute(select(c.id, c.partner, c.raw, c.document, c.attempts, c.control_number,
-                                    c.message_id, c.order_id).where(
+                                    c.message_id, c.order_id, c.next_attempt_at).where(
         c.direction == "out", c.state == "queued", c.partner.in_(partners),
-        or_(c.next_attempt_at.is_(None), c.next_attempt_at <= now),
         or_(c.lease_until.is_(None), c.lease_until < now),
     ).order_by(c.received_at, c.control_number).limit(limit)).mappings())
 

@@ -14,12 +14,14 @@ session. Every form carries the session's CSRF token and writes through the flow
 
 from __future__ import annotations
 
+import logging
 import urllib.parse
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import select
 
 from ordersync.api.keys import KeyService, Scope
 from ordersync.canonical.v1 import CaseState, CaseType, OrderState
@@ -28,8 +30,12 @@ from ordersync.flows.services.workbench import ActionNotAllowed, CaseAction, Wor
 from ordersync.messaging.deadletters import DeadLetterFilter
 from ordersync.ports.deadletters import ReplayItem
 from ordersync.runtime.hub import Hub
+from ordersync.store import edi as edi_store
+from ordersync.store.schema import edi_interchanges
 from ordersync.web import SessionSigner, templates
 from ordersync.web import ops_data as data
+
+log = logging.getLogger("ordersync.ops")
 
 router = APIRouter(prefix="/ops", include_in_schema=False)
 COOKIE = "ordersync_ops"
@@ -391,3 +397,71 @@ def order_timeline(request: Request, order_id: str, operator: Signed) -> Respons
     if found is None:
         return _page(request, operator, "missing.html", 404, section="orders", what=f"order {order_id[:64]}")
     return _page(request, operator, "order.html", section="orders", t=found, now=hub.clock.now(), age=data.age)
+
+
+# -- EDI: partners and interchanges ------------------------------------------------------------------------
+
+EDI_STATES = ("received", "processed", "orders_rejected", "unsupported", "duplicate", "rejected", "unknown_partner",
+              "failed", "queued", "sent", "dead_letter")
+
+
+@router.get("/edi")
+def edi_overview(request: Request, operator: Signed, partner: Text = None, state: Text = None,
+                 direction: Text = None) -> Response:
+    """Trading partners (how documents reach them, what waits) and the latest interchanges."""
+    hub = _hub(request)
+    partner = partner or None
+    state = state if state in EDI_STATES else None
+    direction = direction if direction in ("in", "out") else None
+    with hub.db.read() as conn:
+        counts = edi_store.partner_counts(conn)
+        rows = edi_store.list_interchanges(conn, partner=partner, state=state, direction=direction,
+                                           limit=data.LIST_LIMIT)
+    partners = [{"name": p.name, "isa": f"{p.interchange_qualifier}:{p.interchange_id}", "account": p.account_id,
+                 "transport": p.transport, "to": p.as2_url or p.outbox_dir, "version": p.version, "usage": p.usage,
+                 "ack_hours": p.ack_hours, **counts.get(p.name, {})} for p in hub.settings.edi.partners]
+    strangers = counts.get("", {})
+    return _page(request, operator, "edi.html", section="edi", partners=partners, rows=rows, strangers=strangers,
+                 partner=partner or "", state=state or "", direction=direction or "", states=EDI_STATES,
+                 now=hub.clock.now(), age=data.age, us=hub.settings.edi)
+
+
+@router.get("/edi/{interchange_id}")
+def edi_interchange(request: Request, interchange_id: str, operator: Signed, done: Text = None) -> Response:
+    hub = _hub(request)
+    with hub.db.read() as conn:
+        row = conn.execute(select(edi_interchanges).where(edi_interchanges.c.id == interchange_id[:64])) \
+            .mappings().first()
+        replies = conn.execute(select(edi_interchanges.c.id, edi_interchanges.c.document, edi_interchanges.c.state,
+                                      edi_interchanges.c.control_number)
+                               .where(edi_interchanges.c.reply_to == interchange_id[:64])).mappings().all()
+    if row is None:
+        return _page(request, operator, "missing.html", 404, section="edi", what=f"interchange {interchange_id[:64]}")
+    raw = bytes(row["raw"])
+    text = raw[:200_000].decode("utf-8", errors="replace")
+    return _page(request, operator, "edi_interchange.html", section="edi", i=row, text=text,
+                 truncated=len(raw) > 200_000, replies=replies, done=done, now=hub.clock.now(), age=data.age,
+                 segments=_segment_lines(text))
+
+
+def _segment_lines(text: str) -> list[str]:
+    """One segment per line for reading (the terminator is ISA's 106th character in X12)."""
+    if text.startswith("ISA") and len(text) >= 106:
+        terminator = text[105]
+        return [s.strip("\r\n") + terminator for s in text.split(terminator) if s.strip("\r\n")][:5000]
+    return text.splitlines()[:5000]
+
+
+@router.post("/edi/{interchange_id}/resend")
+def edi_resend(request: Request, interchange_id: str, operator: Acting) -> Response:
+    """Send an outgoing interchange again: same bytes, same control numbers."""
+    hub = _hub(request)
+    with hub.db.write() as conn:
+        row = edi_store.resend(conn, interchange_id[:64])
+    if row is None:
+        return _page(request, operator, "missing.html", 404, section="edi",
+                     what=f"outgoing interchange {interchange_id[:64]}")
+    hub.worker.wake()
+    log.info("EDI interchange %s queued again by %s (was %s)", interchange_id, operator.actor, row["state"])
+    outcome = "queued" if row["state"] in ("sent", "dead_letter", "queued") else "not-resendable"
+    return _see(f"/ops/edi/{urllib.parse.quote(interchange_id[:64])}?done={outcome}")

@@ -76,11 +76,14 @@ class EdiSender:
         sending = [name for name, p in self.partners.items() if p.transport in ("as2", "directory")]
         now = self.clock.now()
         with self.db.read() as conn:
-            due = store.due_outbound(conn, sending, now, self.batch)
+            queued = store.queued_outbound(conn, sending, now, self.batch)
         tried = 0
-        blocked: set[str] = set()  # a partner whose earlier document failed waits: order is kept
-        for row in due:
+        blocked: set[str] = set()  # behind a document of the partner's that waits or failed: order is kept
+        for row in queued:
             if row["partner"] in blocked:
+                continue
+            if row["next_attempt_at"] is not None and row["next_attempt_at"] > now:
+                blocked.add(row["partner"])
                 continue
             with self.db.write() as conn:
                 if not store.claim(conn, row["id"], state="queued", now=now, until=now + self.lease):
