@@ -180,8 +180,11 @@ class EdiPartnerSettings(Strict):
     part numbers do not resolve."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    interchange_qualifier: str = Field(min_length=1, max_length=2)
-    interchange_id: str = Field(min_length=1, max_length=15)
+    interchange_qualifier: str = Field(min_length=1, max_length=4, description="ISA05, or the UNB sender's "
+                                       "code qualifier (0007: 14 GLN, ZZZ mutually defined ...)")
+    interchange_id: str = Field(min_length=1, max_length=35)
+    dialect: Literal["X12", "EDIFACT"] = Field(default="X12", description="what we write to them; what they send "
+                                               "is read in whichever it is")
     account_id: str = Field(min_length=1, max_length=120)
     channel: str = Field(default="", max_length=64, description="default: edi-<name>")
     ship_to: dict[str, str] = Field(default_factory=dict)
@@ -208,8 +211,9 @@ class EdiSettings(Strict):
 
     partners: list[EdiPartnerSettings] = Field(default_factory=list)
     duplicate_window_days: float = Field(default=30, gt=0)
-    interchange_qualifier: str = Field(default="ZZ", min_length=1, max_length=2, description="our ISA05")
-    interchange_id: str = Field(default="ORDERSYNC", min_length=1, max_length=15, description="our ISA06")
+    interchange_qualifier: str = Field(default="ZZ", min_length=1, max_length=4, description="our ISA05 (and UNB "
+                                       "qualifier)")
+    interchange_id: str = Field(default="ORDERSYNC", min_length=1, max_length=15, description="our ISA06 / UNB ID")
     gs_id: str = Field(default="", max_length=15, description="our GS02; default: interchange_id")
     as2_id: str = Field(default="", max_length=128, description="our AS2 name (AS2-From); default: interchange_id")
     poll_seconds: float = Field(default=2.0, gt=0, description="how often the sender and the pickup look")

@@ -84,7 +84,7 @@ def mock_edi(tmp_path: Path) -> Iterator[MockEdi]:
 
 
 def hub_config(data_dir: Path, tryton: Any, *, transport: str, mock: MockEdi, tmp_path: Path, ack_hours: float = 24,
-               max_attempts: int = 8) -> None:
+               max_attempts: int = 8, dialect: str = "X12") -> None:
     erp = erp_settings(tryton, retries=1, reset_timeout=1)
     partner = {
         "as2": f'transport = "as2"\nas2_url = "{mock.url}/as2"',
@@ -119,6 +119,7 @@ interchange_id = "MOCKEDI"
 account_id = "{ACCOUNT}"
 usage = "T"
 ack_hours = {ack_hours}
+dialect = "{dialect}"
 {partner}
 
 [edi.partners.ship_to]
@@ -126,9 +127,10 @@ MOCKEDI = "{SHIP_TO}"
 """)
 
 
-def add_partner(mock: MockEdi, *, hub_port: int | None, behaviour: str = "accept") -> None:
+def add_partner(mock: MockEdi, *, hub_port: int | None, behaviour: str = "accept", dialect: str = "X12") -> None:
     mock.call("POST", "/_mock/partners", json={
-        "id": "ORDERSYNC", "name": "Ordersync Demo GmbH", "qualifier": "ZZ", "dialect": "X12", "version": "004010",
+        "id": "ORDERSYNC", "name": "Ordersync Demo GmbH", "qualifier": "ZZ", "dialect": dialect,
+        "version": "004010" if dialect == "X12" else "D:96A:UN",
         "role": "supplier", "behaviour": behaviour, "as2_url": f"http://127.0.0.1:{hub_port}/as2" if hub_port else ""})
 
 
@@ -196,10 +198,12 @@ def documents_pass_the_mocks_validator(mock: MockEdi, data_dir: Path) -> None:
         assert verdict["clean"], (document, verdict.get("explain"), raw.decode())
 
 
-def run_order_to_cash(tmp_path: Path, tryton: Any, mock: MockEdi, transport: str, po: str) -> None:
+def run_order_to_cash(tmp_path: Path, tryton: Any, mock: MockEdi, transport: str, po: str, dialect: str = "X12"
+                      ) -> None:
     data_dir, port = tmp_path / "hub", free_port()
-    hub_config(data_dir, tryton, transport=transport, mock=mock, tmp_path=tmp_path)
-    add_partner(mock, hub_port=port if transport == "as2" else None)
+    hub_config(data_dir, tryton, transport=transport, mock=mock, tmp_path=tmp_path, dialect=dialect)
+    add_partner(mock, hub_port=port if transport == "as2" else None, dialect=dialect)
+    documents = ("855", "856", "810") if dialect == "X12" else ("ORDRSP", "DESADV", "INVOIC")
     hub = serve(data_dir, port, tmp_path / "serve.log")
     try:
         purchase(mock, po)
@@ -213,8 +217,8 @@ def run_order_to_cash(tmp_path: Path, tryton: Any, mock: MockEdi, transport: str
         until(lambda: all(Decimal(line["invoiced"]) > 0 for line in mock.order(po)["lines"]), 120,
               lambda: mock.timeline(po))
         # every document we sent was acknowledged by the mock as accepted
-        until(lambda: {(d, s, a) for d, s, a, _ in sent(data_dir) if d in ("855", "856", "810")}
-              == {("855", "sent", "accepted"), ("856", "sent", "accepted"), ("810", "sent", "accepted")}, 30,
+        until(lambda: {(d, s, a) for d, s, a, _ in sent(data_dir) if d in documents}
+              == {(d, "sent", "accepted") for d in documents}, 30,
               lambda: [(d, s, a) for d, s, a, _ in sent(data_dir)])
     finally:
         stop(hub)
@@ -235,6 +239,15 @@ def test_order_to_cash_over_as2(tmp_path: Path, tryton: Any, mock_edi: MockEdi) 
 
 def test_order_to_cash_over_a_directory(tmp_path: Path, tryton: Any, mock_edi: MockEdi) -> None:
     run_order_to_cash(tmp_path, tryton, mock_edi, "directory", "4500009002")
+
+
+def test_order_to_cash_in_edifact_over_as2(tmp_path: Path, tryton: Any, mock_edi: MockEdi) -> None:
+    """ORDERS in, CONTRL, ORDRSP, DESADV and INVOIC out (and the mock's CONTRLs for them back)."""
+    run_order_to_cash(tmp_path, tryton, mock_edi, "as2", "4500009003", dialect="EDIFACT")
+
+
+def test_order_to_cash_in_edifact_over_a_directory(tmp_path: Path, tryton: Any, mock_edi: MockEdi) -> None:
+    run_order_to_cash(tmp_path, tryton, mock_edi, "directory", "4500009004", dialect="EDIFACT")
 
 
 @contextlib.contextmanager

@@ -21,11 +21,15 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import Connection
 
 from ordersync.canonical.v1 import InvoiceState, ShipmentState
-from ordersync.channels.edi.outgoing import parties_to, queue_interchange
+from ordersync.channels.edi.edifact import interchange as unedifact
+from ordersync.channels.edi.edifact import syntax as edifact
+from ordersync.channels.edi.edifact.messages import body_desadv, body_invoic, body_ordrsp, read_orders
+from ordersync.channels.edi.outgoing import parties_to, queue_edifact, queue_interchange
 from ordersync.channels.edi.partners import Partner, Us, partner_named
 from ordersync.channels.edi.x12.ack855 import LineAnswer, LinePart, LineStatus, body_855
 from ordersync.channels.edi.x12.envelope import TransactionSet, read_interchanges
@@ -39,14 +43,24 @@ from ordersync.store.uow import UnitOfWork
 log = logging.getLogger("ordersync.edi")
 
 CONSUMER = "edi.documents"
+#: the EDIFACT message that says what each X12 document says
+EDIFACT_NAMES = {"855": "ORDRSP", "856": "DESADV", "810": "INVOIC"}
 LEFT = frozenset({ShipmentState.SHIPPED, ShipmentState.IN_TRANSIT, ShipmentState.DELIVERED})
 BILLED = frozenset({InvoiceState.POSTED, InvoiceState.PAID})
 
 
 def purchase_order(conn: Connection, interchange_id: str, set_control: str, po_number: str) -> PurchaseOrder | None:
-    """The purchase order ``po_number`` in set ``set_control`` of the kept interchange."""
+    """The purchase order ``po_number`` in set ``set_control`` (or EDIFACT message) of the kept interchange."""
     raw = store.raw_interchange(conn, interchange_id)
     if raw is None:
+        return None
+    if edifact.sniff(raw[:64]):
+        for message in unedifact.read_interchanges(io.BytesIO(raw)):
+            if isinstance(message, unedifact.Message) and message.type == "ORDERS" and \
+                    message.reference == set_control:
+                found, _ = read_orders(message)
+                if found is not None and found.number == po_number:
+                    return found
         return None
     for item in read_interchanges(io.BytesIO(raw)):
         if isinstance(item, TransactionSet) and item.code == "850" and item.control_number == set_control:
@@ -112,30 +126,46 @@ class EdiDocuments:
                       source["po_number"], source["interchange_id"], document)
             return
         now = uow.now()
-        queue_interchange(conn, partner, parties_to(partner, self.us), document=document, now=now,
-                          body=build(po, now), business_key=key, order_id=order_id)
+        if partner.dialect == "EDIFACT":
+            queue_edifact(conn, partner, sender=(self.us.id, self.us.qualifier),
+                          recipient=(partner.interchange_id, partner.interchange_qualifier),
+                          message_type=EDIFACT_NAMES[document], body=build(po, now, True), now=now,
+                          test=partner.usage == "T", business_key=key, order_id=order_id)
+        else:
+            queue_interchange(conn, partner, parties_to(partner, self.us), document=document, now=now,
+                              body=build(po, now, False), business_key=key, order_id=order_id)
 
     def _document(self, message: Message, uow: UnitOfWork, order_id: str):  # type: ignore[no-untyped-def]
-        """(document, business key, body builder) for ``message``, or None when it calls for nothing."""
-        if isinstance(message, OrderAccepted):
-            record = uow.orders.get(order_id)
-            prices = {line.line_no: line.unit_price for line in record.lines}
-            return "855", f"855:{order_id}", lambda po, now: body_855(
-                po.number, po.date, line_answers(po, message, prices), at=now.date())
-        if isinstance(message, OrderRejected):
-            return "855", f"855:{order_id}", lambda po, now: body_855(
-                po.number, po.date, [LineAnswer(line, (LinePart(LineStatus.REJECTED, Decimal(0)),))
-                                     for line in po.lines], at=now.date())
+        """(document, business key, body builder) for ``message``, or None when it calls for nothing. The
+        builder takes the purchase order, the time and whether to write EDIFACT."""
+        if isinstance(message, (OrderAccepted, OrderRejected)):
+            if isinstance(message, OrderAccepted):
+                record = uow.orders.get(order_id)
+                prices = {line.line_no: line.unit_price for line in record.lines}
+
+                def answers(po: PurchaseOrder) -> list[LineAnswer]:
+                    return line_answers(po, message, prices)
+            else:
+                def answers(po: PurchaseOrder) -> list[LineAnswer]:
+                    return [LineAnswer(line, (LinePart(LineStatus.REJECTED, Decimal(0)),)) for line in po.lines]
+
+            def build_855(po: PurchaseOrder, now: dt.datetime, un: bool) -> Any:
+                if un:
+                    return body_ordrsp(po, answers(po), number_=f"{po.number}-R", at=now.date())
+                return body_855(po.number, po.date, answers(po), at=now.date())
+            return "855", f"855:{order_id}", build_855
         if isinstance(message, ErpShipmentChanged):
             shipment = message.shipment
             if shipment.state not in LEFT or not any(line.quantity > 0 for line in shipment.lines):
                 return None
-            return "856", f"856:{shipment.id}", lambda po, now: body_856(po, shipment, at=now)
+            return "856", f"856:{shipment.id}", lambda po, now, un: (
+                body_desadv(po, shipment, at=now) if un else body_856(po, shipment, at=now))
         if isinstance(message, ErpInvoicePosted):
             invoice = message.invoice
             if invoice.state not in BILLED:
                 return None
-            return "810", f"810:{invoice.id}", lambda po, now: body_810(po, invoice)
+            return "810", f"810:{invoice.id}", lambda po, now, un: (
+                body_invoic(po, invoice) if un else body_810(po, invoice))
         return None
 
 

@@ -25,13 +25,17 @@ import io
 import itertools
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from ordersync.canonical.v1 import CaseType, OrderState
 from ordersync.channels.edi.documents import purchase_order
-from ordersync.channels.edi.outgoing import parties_to, queue_interchange
+from ordersync.channels.edi.edifact import interchange as unedifact
+from ordersync.channels.edi.edifact import syntax as edifact
+from ordersync.channels.edi.edifact.interchange import Header as EdifactHeader
+from ordersync.channels.edi.edifact.messages import read_orders
+from ordersync.channels.edi.outgoing import parties_to, queue_edifact, queue_interchange
 from ordersync.channels.edi.partners import Partner, Us, find_partner, order_from_850
 from ordersync.channels.edi.x12.acks import (
     FunctionalAck,
@@ -56,7 +60,7 @@ from ordersync.channels.edi.x12.envelope import (
     TransactionSet,
     read_interchanges,
 )
-from ordersync.channels.edi.x12.po850 import SEGMENTS_IN_ERROR, Problem, read_850
+from ordersync.channels.edi.x12.po850 import SEGMENTS_IN_ERROR, Problem, PurchaseOrder, read_850
 from ordersync.channels.edi.x12.tokens import X12SyntaxError, iter_segments
 from ordersync.channels.edi.x12.writer import Parties
 from ordersync.domain.cases import CasePolicy, open_case
@@ -128,7 +132,17 @@ def _quantity(record: OrderRecord | None, line_no: int, default: Decimal) -> Dec
 
 
 def _envelope_of(raw: bytes) -> tuple[str, str, str]:
-    """(sender, receiver, control number) from the ISA, as far as it can be read ("" otherwise)."""
+    """(sender, receiver, control number) from the ISA or the UNB, as far as it can be read ("" otherwise)."""
+    if edifact.sniff(raw[:64]):
+        try:
+            d, unb = next(edifact.iter_segments(io.BytesIO(raw[:2000])))
+        except (edifact.EdifactSyntaxError, StopIteration):
+            return "", "", ""
+        if unb.tag != "UNB":
+            return "", "", ""
+        u = EdifactHeader.from_segment(unb, d)
+        return f"{u.sender_qualifier}:{u.sender_id}", f"{u.recipient_qualifier}:{u.recipient_id}", \
+            u.control_reference
     try:
         separators, first = next(iter_segments(io.BytesIO(raw[:400])))
     except (X12SyntaxError, StopIteration):
@@ -194,8 +208,8 @@ class EdiInbound:
                 store.update_interchange(conn, interchange_id, lease_until=now + dt.timedelta(seconds=60),
                                          last_error=str(exc)[:2000])
             return None
-        except X12SyntaxError as exc:
-            result = Inbound(interchange_id, "rejected", f"not readable as X12: {exc}")
+        except (X12SyntaxError, edifact.EdifactSyntaxError) as exc:
+            result = Inbound(interchange_id, "rejected", f"not readable as X12 or EDIFACT: {exc}")
         except Exception as exc:  # kept, with the reason: an operator can look and replay
             log.exception("EDI interchange %s from %s could not be processed", interchange_id, sender)
             result = Inbound(interchange_id, "failed", f"{type(exc).__name__}: {exc}")
@@ -218,7 +232,10 @@ class EdiInbound:
 
     def _process(self, interchange_id: str, raw: bytes, sender: str, control_number: str) -> Inbound:
         if not sender:
-            return Inbound(interchange_id, "rejected", "not an X12 interchange (no readable ISA segment)")
+            return Inbound(interchange_id, "rejected", "not an X12 or EDIFACT interchange (no readable ISA or UNB "
+                                                       "segment)")
+        if edifact.sniff(raw[:64]):
+            return self._process_edifact(interchange_id, raw, sender, control_number)
         items = read_interchanges(io.BytesIO(raw))  # one transaction set at a time
         first = next(items, None)
         if first is None:
@@ -279,17 +296,98 @@ class EdiInbound:
 
     def _order(self, partner: Partner, ts: TransactionSet, interchange_id: str) -> OrderOutcome:
         po, problems = read_850(ts)
+        return self._take(partner, po, problems, ts.control_number, interchange_id)
+
+    def _take(self, partner: Partner, po: PurchaseOrder | None, problems: list[Problem], control: str,
+              interchange_id: str) -> OrderOutcome:
+        """A purchase order (from an 850 or an ORDERS) into the intake, once per partner and PO number."""
         number = po.number if po else ""
         if po is None or problems:
-            return OrderOutcome(number, ts.control_number, None, problems=problems)
+            return OrderOutcome(number, control, None, problems=problems)
         order, problems = order_from_850(po, partner, order_id=uuid.uuid4().hex, received_at=self.clock.now())
         if order is None:
-            return OrderOutcome(number, ts.control_number, None, problems=problems)
+            return OrderOutcome(number, control, None, problems=problems)
         receipt = self.intake.submit(order, scope=f"edi:{partner.name}").result(timeout=60)
         with self.db.write() as conn:  # the first interchange that brought the PO is the one we answer
             store.record_order(conn, order_id=receipt.order_id, partner=partner.name, po_number=po.number,
-                               interchange_id=interchange_id, set_control=ts.control_number, at=self.clock.now())
-        return OrderOutcome(number, ts.control_number, receipt.order_id, duplicate=receipt.duplicate)
+                               interchange_id=interchange_id, set_control=control, at=self.clock.now())
+        return OrderOutcome(number, control, receipt.order_id, duplicate=receipt.duplicate)
+
+    def _process_edifact(self, interchange_id: str, raw: bytes, sender: str, control_number: str) -> Inbound:
+        """An EDIFACT interchange: ORDERS into the intake, a partner's CONTRL marks what we sent, a CONTRL
+        answers every interchange that is not itself only CONTRLs. Other messages (ORDCHG ...) are
+        refused in the CONTRL (0085 code 14) with a case: we do not take them yet."""
+        qualifier, _, sender_id = sender.partition(":")
+        partner = next((p for p in self.partners if p.is_sender(qualifier, sender_id)), None)
+        if partner is None:
+            return Inbound(interchange_id, "unknown_partner", f"no trading partner sends as {sender}")
+        result = Inbound(interchange_id, "processed", partner=partner.name)
+        with self.db.read() as conn:
+            earlier = store.earlier_interchange(conn, direction="in", sender=sender, control_number=control_number,
+                                                since=self.clock.now() - self.window, exclude=interchange_id)
+        documents: set[str] = set()
+        rejected: dict[str, str] = {}
+        unsupported: list[str] = []
+        not_read: list[str] = []
+        for item in unedifact.read_interchanges(io.BytesIO(raw)):
+            if earlier is not None:  # nothing behind a repeated interchange is read
+                if isinstance(item, unedifact.InterchangeEnd):
+                    result.state = "duplicate"
+                    result.detail = f"interchange {control_number} was received before ({earlier})"
+                    self._reply_edifact(result, partner, item, unedifact.contrl(item, duplicate=True),
+                                        key=f"contrl:{interchange_id}")
+                continue
+            if isinstance(item, unedifact.Message):
+                documents.add(item.type)
+                if item.type == "ORDERS" and item.accepted:
+                    po, problems = read_orders(item)
+                    outcome = self._take(partner, po, problems, item.reference, interchange_id)
+                    result.orders.append(outcome)
+                    if outcome.problems:
+                        rejected[item.reference] = "12"  # a value that cannot be taken
+                elif item.type == "CONTRL" and item.accepted:
+                    result.acknowledged += self._contrl_received(partner, unedifact.read_contrl(item))
+                elif item.type == "ORDERS":
+                    not_read.append(f"ORDERS {item.reference} (syntax errors {', '.join(item.errors)})")
+                elif item.accepted:
+                    rejected[item.reference] = unedifact.UNSUPPORTED
+                    unsupported.append(f"{item.type} {item.reference}")
+            elif isinstance(item, unedifact.InterchangeEnd):
+                if item.errors:
+                    result.detail = f"interchange errors {item.errors}"
+                if unedifact.contrl_due(item):
+                    self._reply_edifact(result, partner, item, unedifact.contrl(item, rejected=rejected),
+                                        key=f"contrl:{interchange_id}:{item.interchange.control_reference}")
+        if result.state == "duplicate":
+            return result
+        result.document = "/".join(sorted(documents))[:8]
+        if unsupported:
+            result.state = "unsupported"
+            result.detail = f"messages not taken here: {', '.join(unsupported)}"
+        refusals = [f"PO {o.po_number}: {p.message}" for o in result.orders for p in o.problems] + \
+            [f"{s} rejected, not read" for s in not_read]
+        if refusals:
+            result.detail = "; ".join([result.detail, *refusals]).strip("; ")
+            result.state = "orders_rejected"
+        return result
+
+    def _reply_edifact(self, result: Inbound, partner: Partner, end: unedifact.InterchangeEnd,
+                       body: list[tuple[str | list[str], ...]], *, key: str) -> None:
+        h = end.interchange
+        with self.db.write() as conn:
+            if store.has_business_key(conn, key):
+                return
+            written = queue_edifact(conn, partner, sender=(h.recipient_id, h.recipient_qualifier),
+                                    recipient=(h.sender_id, h.sender_qualifier), message_type="CONTRL", body=body,
+                                    now=self.clock.now(), test=h.test, reply_to=result.interchange_id,
+                                    business_key=key, syntax=h.syntax or "UNOC:3")
+        result.replies.append(written.interchange_id)
+
+    def _contrl_received(self, partner: Partner, verdict: unedifact.Verdict) -> list[str]:
+        """Their CONTRL: UCI names our interchange, each UCM one message (none: the whole interchange)."""
+        verdicts: list[tuple[str | None, str, str]] = [(ref, action, "") for ref, _, action in verdict.messages] or \
+            [(None, verdict.action, "")]
+        return self._mark(partner, verdict.interchange, verdicts, accepted=lambda a: a in ("7", "8"))
 
     def _change(self, result: Inbound, partner: Partner, ts: TransactionSet, interchange_id: str) -> None:
         """An 860: the ERP decides (an amendment of the order), the 865 says what it decided. A change or a
@@ -378,20 +476,27 @@ class EdiInbound:
 
     def _acknowledged(self, partner: Partner, ack: FunctionalAck) -> list[str]:
         """Mark what their 997/999 answers; a rejection of one of our documents opens a case."""
-        out: list[str] = []
         verdicts: list[tuple[str | None, str, str]] = [(v.control_number, v.status, "; ".join(v.notes))
                                                        for v in ack.sets] or [(None, ack.status, "")]
+        return self._mark(partner, ack.group_control, verdicts, accepted=FunctionalAck.accepted)
+
+    def _mark(self, partner: Partner, group_control: str, verdicts: list[tuple[str | None, str, str]], *,
+              accepted: Callable[[str], bool]) -> list[str]:
+        """Mark our documents in ``group_control`` (a GS06, or a UNB 0020) with the partner's verdicts
+        (per set or message; None: all of them); a rejection opens a case."""
+        out: list[str] = []
+        is_accepted = accepted
         with unit_of_work(self.db, self.clock) as uow:
             for set_control, status, notes in verdicts:
-                accepted = FunctionalAck.accepted(status)
-                rows = store.acknowledge(uow.conn, partner=partner.name, group_control=ack.group_control,
-                                         set_control=set_control, state="accepted" if accepted else "rejected",
+                accepted_ = is_accepted(status)
+                rows = store.acknowledge(uow.conn, partner=partner.name, group_control=group_control,
+                                         set_control=set_control, state="accepted" if accepted_ else "rejected",
                                          detail=notes, at=uow.now())
                 if not rows:
-                    out.append(f"group {ack.group_control} set {set_control or '*'}: {status} (nothing of ours)")
+                    out.append(f"group {group_control} set {set_control or '*'}: {status} (nothing of ours)")
                 for row in rows:
                     out.append(f"{row['document']} {row['set_control']}: {status}")
-                    if not accepted:
+                    if not accepted_:
                         self._case(uow, f"{partner.name} rejected our {row['document']} (interchange "
                                         f"{row['control_number']}, set {row['set_control']}) in its functional "
                                         f"acknowledgment: {notes or 'no reason given'}",

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection
 
+from ordersync.channels.edi.edifact import syntax as edifact
+from ordersync.channels.edi.edifact.interchange import DIRECTORY, SERVICE
 from ordersync.channels.edi.partners import Partner, Us
 from ordersync.channels.edi.x12.tokens import Separators
 from ordersync.channels.edi.x12.writer import (
@@ -31,7 +33,7 @@ from ordersync.store import edi as store
 #: GS01 functional identifier of each transaction set we send
 FUNCTIONAL_IDS = {"855": "PR", "856": "SH", "810": "IN", "865": "CA", "997": "FA", "999": "FA"}
 #: documents the partner acknowledges with a 997 (never an acknowledgment itself)
-ACKNOWLEDGED = frozenset({"855", "856", "810", "865"})
+ACKNOWLEDGED = frozenset({"855", "856", "810", "865", "ORDRSP", "DESADV", "INVOIC"})
 
 
 @dataclass(frozen=True)
@@ -82,3 +84,32 @@ def queue_interchange(conn: Connection, partner: Partner, parties: Parties, *, d
         business_key=business_key, order_id=order_id, group_control=gs_number, set_control=st_number,
         transport=partner.transport, ack_state="awaiting" if document in ACKNOWLEDGED else "")
     return Written(interchange_id, control_number, gs_number, st_number)
+
+
+def queue_edifact(conn: Connection, partner: Partner, *, sender: tuple[str, str], recipient: tuple[str, str],
+                  message_type: str, body: Sequence[tuple[str | list[str], ...]], now: dt.datetime,
+                  test: bool = False, reply_to: str | None = None, business_key: str | None = None,
+                  order_id: str | None = None, syntax: str = "UNOC:3") -> Written:
+    """Store one EDIFACT interchange (UNA, UNB, one message, UNZ) carrying ``message_type`` for
+    ``partner``, state ``queued``. ``sender`` and ``recipient``: (ID, qualifier) for the UNB."""
+    d = edifact.DEFAULT
+    interchange_id = uuid.uuid4().hex
+    reference = str(store.next_control_number(conn, partner.name, "isa"))
+    message_ref = str(store.next_control_number(conn, partner.name, "st"))
+    parts = [d.una(),
+             edifact.segment("UNB", syntax.split(":"), list(sender), list(recipient),
+                             [now.strftime("%y%m%d"), now.strftime("%H%M")], reference, "", "", "", "", "",
+                             "1" if test else "", d=d),
+             edifact.segment("UNH", message_ref, [message_type, *(SERVICE if message_type == "CONTRL" else DIRECTORY)],
+                             d=d)]
+    parts += [edifact.segment(tag, *elements, d=d) for tag, *elements in body]  # type: ignore[arg-type]
+    parts.append(edifact.segment("UNT", str(len(body) + 2), message_ref, d=d))
+    parts.append(edifact.segment("UNZ", "1", reference, d=d))
+    raw = "\n".join(parts).encode("latin-1", errors="replace")
+    store.record_interchange(
+        conn, interchange_id=interchange_id, direction="out", raw=raw, sender=f"{sender[1]}:{sender[0]}",
+        receiver=f"{recipient[1]}:{recipient[0]}", control_number=reference, partner=partner.name, state="queued",
+        at=now, document=message_type, reply_to=reply_to, business_key=business_key, order_id=order_id,
+        group_control=reference, set_control=message_ref, transport=partner.transport,
+        ack_state="awaiting" if message_type in ACKNOWLEDGED else "")
+    return Written(interchange_id, reference, reference, message_ref)

@@ -40,6 +40,7 @@ class Partner:
     items: Mapping[str, str] = field(default_factory=dict)
     #: X12 unit of measure (PO103) -> the ERP's unit; EA (each) is the product's own unit unless mapped
     units: Mapping[str, str] = field(default_factory=dict)
+    dialect: str = "X12"  # X12 or EDIFACT: what we write to them
     gs_id: str = ""  # their GS02/GS03 code (default: interchange_id)
     version: str = "004010"  # the X12 version we write to them (GS08)
     usage: str = "P"  # ISA15 of what we send
@@ -69,7 +70,11 @@ class Partner:
         return self.version[:5] if len(self.version) >= 5 else "00401"
 
     def sends(self, header: InterchangeHeader) -> bool:
-        return (header.sender_qualifier, header.sender_id) == (self.interchange_qualifier, self.interchange_id)
+        return self.is_sender(header.sender_qualifier, header.sender_id)
+
+    def is_sender(self, qualifier: str, sender_id: str) -> bool:
+        """Whether an envelope from ``qualifier``:``sender_id`` (ISA05/06, UNB S002) is this partner's."""
+        return (qualifier, sender_id) == (self.interchange_qualifier, self.interchange_id)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""UN/EDIFACT D.96A: syntax, interchanges and the messages we trade."""
