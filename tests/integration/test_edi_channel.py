@@ -220,6 +220,8 @@ def test_post_as2_keeps_the_message_before_its_mdn(edi_hub: Any) -> None:
     no_mdn = client.post("/as2", content=SAMPLE, headers={k: v for k, v in headers.items()
                                                          if not k.startswith("Disposition")})
     assert no_mdn.status_code == 200 and no_mdn.content.startswith(b"Received and kept")
+    big = SAMPLE + b"\n" * (2 * 1024 * 1024)  # past the API's 1 MiB: /as2 takes interchanges up to 64 MiB
+    assert client.post("/as2", content=big, headers=headers).status_code == 200
 
 
 def test_ops_pages_list_partners_and_interchanges_and_resend(edi_hub: Any) -> None:

@@ -49,7 +49,8 @@ def create_api(hub: Hub, *, max_body_bytes: int = limits.DEFAULT_MAX_BODY_BYTES,
     app.state.auth = Authenticator(KeyService(hub.db, hub.clock), RateLimiter(share=1.0 / processes))
     problems.install(app)
     problems.document(app)
-    app.add_middleware(limits.RequestLimits, max_body_bytes=max_body_bytes, max_json_depth=max_json_depth)
+    app.add_middleware(limits.RequestLimits, max_body_bytes=max_body_bytes, max_json_depth=max_json_depth,
+                       larger={"/as2": hub.settings.edi.max_body_bytes})  # EDI interchanges over AS2
     app.include_router(orders.router)
     app.include_router(catalog.router)
     app.include_router(history.router)

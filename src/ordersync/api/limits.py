@@ -100,11 +100,13 @@ class RequestLimits:
     ``max_json_depth`` and for NUL characters; all as ``application/problem+json``."""
 
     def __init__(self, app: ASGIApp, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-                 max_json_depth: int = DEFAULT_MAX_JSON_DEPTH) -> None:
+                 max_json_depth: int = DEFAULT_MAX_JSON_DEPTH, larger: dict[str, int] | None = None) -> None:
         check(max_body_bytes, max_json_depth)
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.max_json_depth = max_json_depth
+        #: paths that take larger bodies (an EDI interchange over AS2), path -> their limit
+        self.larger = dict(larger or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -127,7 +129,7 @@ class RequestLimits:
                                    "Content-Length must be a number of bytes", close=True)
                 return
             declared = int(length)
-            if declared > self.max_body_bytes:
+            if declared > self._limit(scope):
                 await self._too_large(scope, receive, send)
                 return
         if "\x00" in scope["path"] or b"%00" in scope["query_string"] or b"\x00" in scope["query_string"]:
@@ -146,7 +148,7 @@ class RequestLimits:
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_body_bytes:
+            if size > self._limit(scope):
                 await self._too_large(scope, receive, send)
                 return
             if chunk:
@@ -175,9 +177,12 @@ class RequestLimits:
 
         await self.app(scope, replay, send)
 
+    def _limit(self, scope: Scope) -> int:
+        return self.larger.get(scope["path"], self.max_body_bytes)
+
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._refuse(scope, receive, send, 413, "Request body too large",
-                           f"the body may have at most {self.max_body_bytes} bytes",
+                           f"the body may have at most {self._limit(scope)} bytes",
                            type_="https://ordersync.dev/problems/body-too-large", close=True)
 
     async def _nul(self, scope: Scope, receive: Receive, send: Send, where: str, close: bool = False) -> None:
