@@ -26,7 +26,8 @@ def test_the_demo_places_its_scenario_and_every_order_reaches_tryton_exactly_onc
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["settled"] is True
-    assert sum(summary["final_states"].values()) == summary["unique_orders"]
+    edi = summary["edi"]  # the EDI customer's purchase orders are hub orders too
+    assert sum(summary["final_states"].values()) == summary["unique_orders"] + edi["purchase_orders"]
     reached_erp = sum(summary["final_states"].get(s, 0) for s in
                       ("accepted", "in_fulfillment", "partially_shipped", "shipped", "invoiced"))
     assert reached_erp >= summary["unique_orders"] // 2
@@ -53,3 +54,14 @@ def test_the_demo_places_its_scenario_and_every_order_reaches_tryton_exactly_onc
     assert sink["by_type"]["invoice.disputed"] == 1 and sink["by_type"]["erp.shipment_changed"] > 0
     assert sink["by_type"].get("order.backorder_date_revised", 0) >= 1
     assert (data_dir / "erp" / "main.sqlite").exists(), "the ERP database stays for inspection"
+
+    # the EDI customer: its 850 files are picked up, the resent file is refused with a TA1, the PO sent
+    # again in a new interchange is the same order; every PO is one decided order with its 855
+    n = edi["purchase_orders"]
+    assert edi["interchanges_received"] == {"processed": n + 1, "duplicate": 1}, edi
+    assert sum(edi["order_states"].values()) == n
+    sent = edi["documents_sent"]
+    assert sent["997 sent"] == n + 1 and sent["TA1 sent"] == 1
+    assert sent["855 sent"] == n - edi["order_states"].get("on_hold", 0)
+    written = {p.name.rsplit("-", 1)[-1] for p in Path(edi["outbox"]).iterdir()}  # what the partner collects
+    assert {"997.edi", "TA1.edi", "855.edi"} <= written

@@ -28,8 +28,8 @@ from sqlalchemy import func, select
 
 from ordersync.bootstrap import build_hub
 from ordersync.channels.storefront.simulator import Scenario, build, place
-from ordersync.config import ErpSettings, Settings
-from ordersync.demo import aftermath, sink
+from ordersync.config import EdiSettings, ErpSettings, Settings
+from ordersync.demo import aftermath, edi_partner, sink
 from ordersync.domain.lifecycle import REACHED_ERP
 from ordersync.runtime.hub import Hub
 from ordersync.store.schema import cases, orders, return_requests
@@ -66,12 +66,15 @@ def run(opts: DemoOptions) -> int:
     database = server.databases[0]
     user = demo_data.INTEGRATION_USER
     push = opts.erp_db == "postgresql"  # Tryton's bus (docs/erp-push.md): only PostgreSQL has one
+    edi = edi_partner.partner_settings(data_dir)  # the demo's EDI customer, trading over a directory
     settings = Settings(
         data_dir=data_dir,
         erp=[ErpSettings(name="main", kind="tryton", url=server.url, database=database, login=user["login"],
                          password=user["password"], push=push)],
+        edi=EdiSettings(partners=[edi], poll_seconds=0.5),
     )
-    _write_config(data_dir, server.url, database, user["login"], user["password"], push)
+    _write_config(data_dir, server.url, database, user["login"], user["password"], push,
+                  extra="\n[edi]\npoll_seconds = 0.5\n" + edi_partner.config_toml(edi))
     hub = build_hub(settings)
     stop = threading.Event()
     api = _start_api(hub, opts)
@@ -85,13 +88,20 @@ def run(opts: DemoOptions) -> int:
     ops_key, buyer_key = _web_keys(hub)
     console.print(f"ops      {base}/ops      sign in with the demo ops key    {ops_key}", soft_wrap=True)
     console.print(f"portal   {base}/portal   sign in with C-1001's demo key   {buyer_key}", soft_wrap=True)
+    console.print(f"EDI      {edi.name} ({edi.account_id}) drops X12 850s into {edi.inbox_dir}; our 997, 855, 856 "
+                  f"and 810 appear in {edi.outbox_dir}   ({base}/ops/edi)", soft_wrap=True)
     try:
-        scenario = build(opts.orders, seed=opts.seed, run=f"d{int(time.time()) % 100000}")
+        run_id = f"d{int(time.time()) % 100000}"
+        purchase_orders = edi_partner.drop_orders(edi, max(3, min(10, opts.orders // 20)), seed=opts.seed,
+                                                  run=run_id)
+        scenario = build(opts.orders, seed=opts.seed, run=run_id)
         sent = place(base, scenario, _keys(hub), console)
         settled = _wait_settled(hub, scenario, opts.timeout)
+        settled = edi_partner.wait_settled(hub, purchase_orders, opts.timeout) and settled
         after = aftermath.run(hub, base, server.url, _buyer_key(hub), console, database=database) if settled else None
         summary = _summary(hub, scenario, sent, server, time.monotonic() - started, settled)
         summary["aftermath"] = after.summary() if after else None
+        summary["edi"] = edi_partner.summary(hub, edi, purchase_orders)
         summary["crm_sink"] = {k: v for k, v in crm.summary(last=0).items() if k != "last"}
         _report(summary, opts)
         if opts.once:
@@ -115,6 +125,7 @@ def _fresh(data_dir: Path) -> Path:
     data_dir.mkdir(parents=True, exist_ok=True)
     for name in ("ordersync.db", "ordersync.db-wal", "ordersync.db-shm"):
         (data_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(data_dir / "edi", ignore_errors=True)  # the EDI partner's directories of an earlier run
     erp_dir = data_dir / "erp"
     if erp_dir.exists():
         shutil.rmtree(erp_dir)
@@ -152,11 +163,12 @@ def _start_erp(erp_dir: Path, erp_db: str = "sqlite", data_dir: Path | None = No
     return server
 
 
-def _write_config(data_dir: Path, url: str, database: str, login: str, password: str, push: bool = False) -> None:
+def _write_config(data_dir: Path, url: str, database: str, login: str, password: str, push: bool = False,
+                  extra: str = "") -> None:
     (data_dir / "ordersync.toml").write_text(
         "# written by `ordersync demo`: the demo's ERP (a local Tryton with demo credentials)\n"
         f'[[erp]]\nname = "main"\nkind = "tryton"\nurl = "{url}"\ndatabase = "{database}"\n'
-        f'login = "{login}"\npassword = "{password}"\n' + ("push = true\n" if push else "")
+        f'login = "{login}"\npassword = "{password}"\n' + ("push = true\n" if push else "") + extra
     )
 
 
