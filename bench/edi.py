@@ -13,7 +13,12 @@
 
 Goal (issue 15): at least node-x12's speed with full envelope validation, memory flat in the input size.
 Then documents written per second: 855, 856 and 810 answering the shared sample 850, each a whole
-interchange (ISA, GS, ST..SE, GE, IEA) as sent. Not measured yet: ``ansi-x12`` 0.2.0 (PyPI).
+interchange (ISA, GS, ST..SE, GE, IEA) as sent.
+* **ansi-x12 0.2.0** (PyPI): tokenize and parse with its envelope validation, on the same files in the
+  same run (it reads a whole file into memory).
+* **Memory**: the peak RSS on the synthetic interchange and on one a tenth of its size; flat means the
+  larger costs no more than 1.25x the smaller.
+
 ``--short``: 10 MB synthetic, 2 s.
 """
 
@@ -156,6 +161,43 @@ def documents_per_second(seconds: float) -> dict[str, float]:
     return rates
 
 
+def ansi(files: list[str], seconds: float) -> dict[str, float]:
+    """``ansi-x12`` 0.2.0 in a process of its own (``--ansi-child``): tokenize and parse (envelope
+    validation: nesting, control numbers, counts) each file, whole in memory as it requires. It refuses a
+    byte-order mark and trailing line breaks, so it is handed each file without them (the time to strip
+    them is not counted); a file it still refuses counts as a failure."""
+    from x12 import parse_x12_interchange, tokenize_x12  # type: ignore[import-untyped]
+
+    total_bytes = sets = failures = passes = 0
+    started = time.perf_counter()
+    while True:
+        passes += 1
+        for name in files:
+            payload = Path(name).read_bytes().lstrip(b"\xef\xbb\xbf \r\n\t").rstrip(b"\r\n \t")
+            total_bytes += len(payload)
+            try:
+                interchange = parse_x12_interchange(tokenize_x12(payload))
+                sets += sum(len(g.transactions) for g in interchange.groups)
+            except Exception:  # a file it cannot read counts as a failure; the run goes on
+                failures += 1
+        elapsed = time.perf_counter() - started
+        if seconds == 0 or elapsed >= seconds:
+            break
+    return {"mb_s": total_bytes / 1e6 / elapsed, "sets_s": sets / elapsed, "sets": sets,
+            "failures": failures / passes, "seconds": elapsed,
+            "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def run_ansi(files: list[Path], seconds: float) -> dict[str, float] | None:
+    out = subprocess.run([sys.executable, "-m", "bench.edi", "--ansi-child", str(seconds), *map(str, files)],
+                         cwd=ROOT, capture_output=True, text=True)
+    if out.returncode != 0:
+        print(f"ansi-x12 failed (exit {out.returncode}): {out.stderr.strip().splitlines()[-1:]}", flush=True)
+        return None
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
 def run_ours(files: list[Path], seconds: float) -> dict[str, float]:
     out = subprocess.run([sys.executable, "-m", "bench.edi", "--child", str(seconds), *map(str, files)], cwd=ROOT,
                          check=True, capture_output=True, text=True).stdout
@@ -184,6 +226,9 @@ def main() -> None:
     if len(sys.argv) > 2 and sys.argv[1] == "--child":
         print(json.dumps(ours(sys.argv[3:], float(sys.argv[2]))))
         return
+    if len(sys.argv) > 2 and sys.argv[1] == "--ansi-child":
+        print(json.dumps(ansi(sys.argv[3:], float(sys.argv[2]))))
+        return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--short", action="store_true", help="the quick form bench.all runs")
     parser.add_argument("--synthetic-mb", type=float, help="size of the synthetic interchange (default 100)")
@@ -205,6 +250,11 @@ def main() -> None:
     if node_s:
         print(f"node-x12 samples     {node_s['mb_s']:7.2f} MB/s   {node_s['docs_s']:9,.0f} documents/s   "
               f"max RSS {node_s['max_rss_mb']:.0f} MB", flush=True)
+    ansi_s = run_ansi(samples, seconds)
+    if ansi_s:
+        print(f"ansi-x12 samples     {ansi_s['mb_s']:7.2f} MB/s   {ansi_s['sets_s']:9,.0f} sets/s   refuses "
+              f"{ansi_s['failures']:.0f} of {len(samples)} files (no final terminator)   max RSS "
+              f"{ansi_s['max_rss_mb']:.0f} MB", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         big = Path(tmp) / "synthetic.edi"
         n = synthetic(big, mb)
@@ -216,10 +266,30 @@ def main() -> None:
         if node_b:
             print(f"node-x12 synthetic   {node_b['mb_s']:7.2f} MB/s   max RSS {node_b['max_rss_mb']:.0f} MB",
                   flush=True)
+        ansi_b = run_ansi([big], 0)
+        if ansi_b:
+            print(f"ansi-x12 synthetic   {ansi_b['mb_s']:7.2f} MB/s   {ansi_b['sets_s']:9,.0f} sets/s   "
+                  f"max RSS {ansi_b['max_rss_mb']:.0f} MB", flush=True)
+        small = Path(tmp) / "synthetic-tenth.edi"
+        synthetic(small, mb / 10)
+        t = run_ours([small], 0)
+        print(f"ordersync on {mb / 10:.0f} MB: max RSS {t['max_rss_mb']:.0f} MB; on {mb:.0f} MB: "
+              f"{b['max_rss_mb']:.0f} MB", flush=True)
     written = documents_per_second(min(seconds, 2.0))
     print("documents written per second (whole interchanges): "
           + ",  ".join(f"{code} {rate:,.0f}/s" for code, rate in written.items()), flush=True)
     figures += [Figure("edi", f"{code} written per second", rate, "/s") for code, rate in written.items()]
+    for label, o, an in (("samples", s, ansi_s), ("synthetic", b, ansi_b)):
+        if an:
+            ratio = o["mb_s"] / an["mb_s"]
+            print(f"{label}: ordersync / ansi-x12 {ratio:.2f}x MB/s")
+            figures.append(Figure("edi", f"{label}: ordersync / ansi-x12", ratio, "x", an["mb_s"], "ansi-x12 MB/s",
+                                  1.0, higher=True))
+    growth = b["max_rss_mb"] / t["max_rss_mb"]
+    print(f"memory: 10x the input, {growth:.2f}x the peak RSS (goal: flat, <= 1.25x: "
+          f"{'met' if growth <= 1.25 else 'MISSED'})")
+    figures.append(Figure("edi", f"max RSS {mb:.0f} MB / {mb / 10:.0f} MB input", growth, "x", t["max_rss_mb"],
+                          f"max RSS on {mb / 10:.0f} MB", 1.25, higher=False))
     for label, o, nd in (("samples", s, node_s), ("synthetic", b, node_b)):
         ratio = o["mb_s"] / nd["mb_s"] if nd else float("nan")
         if nd:

@@ -77,3 +77,23 @@ def test_a_ta1_when_asked_for_and_on_an_envelope_error_only() -> None:
     mismatch = quiet.replace(b"IEA*1*000000001", b"IEA*1*000000002")
     (bad,) = [i for i in read(mismatch) if isinstance(i, InterchangeClosed)]
     assert ta1_due(bad) and ta1(bad)[4:] == ("R", env.TA1_CONTROL_MISMATCH)
+
+
+def test_a_large_group_lists_its_first_sets_and_every_rejected_one_and_counts_them_all() -> None:
+    from ordersync.channels.edi.x12.envelope import LISTED_SETS, SeenNumbers
+
+    n = LISTED_SETS + 50
+    sets = "".join(f"ST*850*{i:05d}~BEG*00*SA*PO{i}**20261205~SE*3*{i:05d}~" for i in range(1, n + 1))
+    sets += "ST*850*00007~BEG*00*SA*DUP**20261205~SE*3*00007~"  # a control number used before: rejected
+    raw = ("ISA*00*          *00*          *ZZ*BUYER          *ZZ*KESTREL        *261205*1200*U*00401*000000001*0*P*>~"
+           f"GS*PO*BUYER*KESTREL*20261205*1200*1*X*004010~{sets}GE*{n + 1}*1~IEA*1*000000001~").encode()
+    (closed,) = [i for i in read_interchanges(io.BytesIO(raw)) if isinstance(i, GroupClosed)]
+    assert (closed.received, closed.accepted, closed.errors) == (n + 1, n, [])
+    assert len(closed.sets) == LISTED_SETS + 1  # the first ones, and the rejected one past them
+    code, body = functional_ack(closed, rejected={f"{n:05d}": ["5"]}, codes={})
+    assert body[-1] == ("AK9", "P", str(n + 1), str(n + 1), str(n - 1))
+    assert ("AK2", "850", "00007") in body and ("AK2", "850", f"{n:05d}") in body
+    seen = SeenNumbers()
+    assert [seen.add(x) for x in ("3", "1", "2", "5", "4", "2", "0004", "A1", "A1")] == \
+        [True, True, True, True, True, False, False, True, False]
+    assert seen.ranges == [[1, 5]]

@@ -254,6 +254,7 @@ class EdiInbound:
                                                           "R", TA1_DUPLICATE)], key=f"ta1:{interchange_id}")
             return result
         rejected: dict[str, list[str]] = {}
+        codes: dict[str, str] = {}
         documents: set[str] = set()
         unsupported: list[str] = []
         not_read: list[str] = []
@@ -273,12 +274,13 @@ class EdiInbound:
                     result.acknowledged += self._acknowledged(partner, read_functional_ack(item))
                 elif item.code not in TAKEN:
                     rejected[item.control_number] = [SET_NOT_SUPPORTED]
+                    codes[item.control_number] = item.code
                     unsupported.append(f"{item.code} {item.control_number}")
             elif isinstance(item, GroupClosed) and functional_ack_due(item):
-                code, body = functional_ack(item, rejected=rejected)
+                code, body = functional_ack(item, rejected=rejected, codes=codes)
                 self._reply(result, partner, header, code, body, group_header=item,
                             key=f"ack:{interchange_id}:{item.group.control_number}")
-                rejected = {}
+                rejected, codes = {}, {}
             elif isinstance(item, InterchangeClosed) and ta1_due(item):
                 self._reply(result, partner, header, "TA1", [ta1(item)], key=f"ta1:{interchange_id}")
                 if item.errors:

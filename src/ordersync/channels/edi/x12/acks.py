@@ -29,33 +29,39 @@ def functional_ack_due(closed: GroupClosed) -> bool:
     return closed.group.functional_id not in ACKNOWLEDGMENT_GROUPS
 
 
-def functional_ack(closed: GroupClosed, *, rejected: dict[str, list[str]] | None = None
-                   ) -> tuple[str, list[tuple[str, ...]]]:
+def functional_ack(closed: GroupClosed, *, rejected: dict[str, list[str]] | None = None,
+                   codes: dict[str, str] | None = None) -> tuple[str, list[tuple[str, ...]]]:
     """(set code, body segments) of the 997 (or the 999 for a 005010 group) answering ``closed``.
     ``rejected``: transaction set control number -> codes of errors found past the envelope (a document
-    that cannot be taken), which reject that set too."""
+    that cannot be taken), which reject that set too; ``codes``: the set codes (850 ...) of rejected sets
+    the group does not list (past :data:`~ordersync.channels.edi.x12.envelope.LISTED_SETS`). Sets are
+    listed one by one up to that many; past it, only the rejected ones, and AK9 counts them all."""
     rejected = rejected or {}
     five = closed.group.version.startswith("005")
     code = "999" if five else "997"
     body: list[tuple[str, ...]] = [("AK1", closed.group.functional_id, closed.group.control_number,
                                     *((closed.group.version,) if five else ()))]
-    accepted = 0
+    listed: set[str] = set()
     for set_code, number, errors in closed.sets:
+        listed.add(number)
         problems = [*errors, *rejected.get(number, [])]
         body.append(("AK2", set_code, number))
-        if problems:
+        body.append(("IK5" if five else "AK5", "R", *problems[:5]) if problems else ("IK5" if five else "AK5", "A"))
+    for number, problems in rejected.items():  # rejected past the listed sets
+        if number not in listed:
+            body.append(("AK2", (codes or {}).get(number, "850"), number))
             body.append(("IK5" if five else "AK5", "R", *problems[:5]))
-        else:
-            accepted += 1
-            body.append(("IK5" if five else "AK5", "A"))
+    # a set is rejected by its envelope errors or by what could not be taken, never both (only sets
+    # without envelope errors are read)
+    accepted = closed.count - closed.failed - len(rejected)
     if closed.errors:
         status = "R"
-    elif accepted == len(closed.sets):
+    elif accepted == closed.count:
         status = "A"
     else:
         status = "P" if accepted else "R"
-    declared = str(closed.declared if closed.declared is not None else len(closed.sets))
-    body.append(("AK9", status, declared, str(len(closed.sets)), str(accepted), *closed.errors[:5]))
+    declared = str(closed.declared if closed.declared is not None else closed.count)
+    body.append(("AK9", status, declared, str(closed.count), str(max(accepted, 0)), *closed.errors[:5]))
     return code, body
 
 

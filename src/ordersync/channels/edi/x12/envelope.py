@@ -13,6 +13,7 @@ and element checks belong to each document's model.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -100,23 +101,75 @@ class TransactionSet:
         return not self.errors
 
 
+#: a group's first sets are listed one by one in what :class:`GroupClosed` reports (the 997's AK2 loops);
+#: past this many only sets in error are, so memory stays flat however large the group
+LISTED_SETS = 10_000
+
+
 @dataclass
 class GroupClosed:
-    """A functional group has ended (at its GE, or cut short): what its 997/999 reports."""
+    """A functional group has ended (at its GE, or cut short): what its 997/999 reports. ``sets`` lists
+    its first :data:`LISTED_SETS` sets and every set in error; ``count`` and ``failed`` count them all."""
 
     interchange: InterchangeHeader
     group: GroupHeader
-    sets: list[tuple[str, str, list[str]]]  # (code, control number, errors) per transaction set
+    sets: list[tuple[str, str, list[str]]]  # (code, control number, errors) per listed transaction set
     declared: int | None
     errors: list[str] = field(default_factory=list)
+    count: int = -1  # every set received (-1: as listed)
+    failed: int = -1  # sets with envelope errors (-1: as listed)
+
+    def __post_init__(self) -> None:
+        if self.count < 0:
+            self.count = len(self.sets)
+        if self.failed < 0:
+            self.failed = sum(1 for _, _, errors in self.sets if errors)
 
     @property
     def received(self) -> int:
-        return len(self.sets)
+        return self.count
 
     @property
     def accepted(self) -> int:
-        return sum(1 for _, _, errors in self.sets if not errors)
+        return self.count - self.failed
+
+
+class SeenNumbers:
+    """Control numbers seen in a group, in little memory when they run in sequence (as senders number
+    them): digits are kept as ranges, anything else as itself."""
+
+    def __init__(self) -> None:
+        self.ranges: list[list[int]] = []  # sorted, disjoint [first, last]
+        self.other: set[str] = set()
+
+    def add(self, number: str) -> bool:
+        """Remember ``number``; False when it was seen before."""
+        if not number.isdigit():
+            if number in self.other:
+                return False
+            self.other.add(number)
+            return True
+        n = int(number)
+        r = self.ranges
+        if r and r[-1][1] + 1 == n:  # the common case: the next in sequence
+            r[-1][1] = n
+            return True
+        i = bisect.bisect_right(r, n, key=lambda x: x[0])
+        prev = i - 1
+        if prev >= 0 and r[prev][1] >= n:
+            return False
+        join_prev = prev >= 0 and r[prev][1] + 1 == n
+        join_next = i < len(r) and r[i][0] - 1 == n
+        if join_prev and join_next:
+            r[prev][1] = r[i][1]
+            del r[i]
+        elif join_prev:
+            r[prev][1] = n
+        elif join_next:
+            r[i][0] = n
+        else:
+            r.insert(i, [n, n])
+        return True
 
 
 @dataclass
@@ -140,8 +193,9 @@ def read_interchanges(stream: BinaryIO, *, chunk_size: int = 1 << 16) -> Iterato
     i_errors: list[str] = []
     g_sets: list[tuple[str, str, list[str]]] = []
     g_errors: list[str] = []
+    g_count = g_failed = 0
     groups = 0
-    set_numbers: set[str] = set()
+    set_numbers = SeenNumbers()
 
     def close_set(se: Segment | None) -> TransactionSet:
         assert ts is not None
@@ -153,7 +207,12 @@ def read_interchanges(stream: BinaryIO, *, chunk_size: int = 1 << 16) -> Iterato
             counted = len(ts.segments) + 2  # ST and SE count themselves
             if not se[1].strip().isdigit() or int(se[1]) != counted:
                 ts.errors.append(SET_SEGMENT_COUNT)
-        g_sets.append((ts.code, ts.control_number, list(ts.errors)))
+        nonlocal g_count, g_failed
+        g_count += 1
+        if ts.errors:
+            g_failed += 1
+        if ts.errors or g_count <= LISTED_SETS:
+            g_sets.append((ts.code, ts.control_number, list(ts.errors)))
         return ts
 
     def close_group(ge: Segment | None) -> GroupClosed:
@@ -165,9 +224,9 @@ def read_interchanges(stream: BinaryIO, *, chunk_size: int = 1 << 16) -> Iterato
         else:
             if ge[2].strip() != gs.control_number:
                 errors.append(GROUP_CONTROL_MISMATCH)
-            if declared != len(g_sets):
+            if declared != g_count:
                 errors.append(GROUP_SET_COUNT)
-        return GroupClosed(isa, gs, list(g_sets), declared, errors)
+        return GroupClosed(isa, gs, list(g_sets), declared, errors, g_count, g_failed)
 
     for separators, seg in iter_segments(stream, chunk_size=chunk_size):
         tag = seg.tag
@@ -188,7 +247,7 @@ def read_interchanges(stream: BinaryIO, *, chunk_size: int = 1 << 16) -> Iterato
                 yield from _cut_short(ts, gs, close_set, close_group)
                 ts = None
             gs = GroupHeader.from_segment(seg)
-            g_sets, g_errors, set_numbers = [], [], set()
+            g_sets, g_errors, set_numbers, g_count, g_failed = [], [], SeenNumbers(), 0, 0
             groups += 1
             if not gs.control_number.isdigit():
                 i_errors.append(TA1_INVALID_CONTENT)
@@ -199,9 +258,8 @@ def read_interchanges(stream: BinaryIO, *, chunk_size: int = 1 << 16) -> Iterato
             if ts is not None:  # the previous set never ended
                 yield close_set(None)
             ts = TransactionSet(isa, gs, seg[1], seg[2].strip(), [], st_position=seg.position)
-            if ts.control_number in set_numbers:
+            if not set_numbers.add(ts.control_number):
                 ts.errors.append(SET_CONTROL_NOT_UNIQUE)
-            set_numbers.add(ts.control_number)
         elif tag == "SE":
             if ts is None:  # a trailer without its header
                 i_errors.append(TA1_CONTROL_STRUCTURE)
