@@ -326,27 +326,44 @@ def test_a_broken_purchase_order_is_rejected_in_our_997_and_kept_with_a_case(
               lambda: mock_edi.timeline(po))
 
 
+def half_processed(data_dir: Path) -> int:
+    """Interchanges a killed hub had claimed and not finished (kept, leased, still ``received``)."""
+    with store(data_dir) as conn:
+        return int(conn.execute("SELECT count(*) FROM edi_interchanges WHERE direction = 'in' AND state = 'received' "
+                                "AND lease_until IS NOT NULL").fetchone()[0])
+
+
 def test_the_hub_killed_while_orders_arrive_loses_nothing_and_doubles_nothing(
         tmp_path: Path, tryton: Any, mock_edi: MockEdi) -> None:
-    """SIGKILL of the hub process while the mock's 850s are arriving and being processed; restarted, the
-    mock retries what failed to reach us: every PO is one sale and one 855, nothing lost."""
-    numbers = [f"45000094{i:02d}" for i in range(8)]
+    """SIGKILL of the hub process while the mock's 850s arrive and are processed, until one kill has left
+    an interchange half processed; restarted, the hub takes it up again and the mock retries what could
+    not reach us: every PO is one sale and one 855, nothing lost."""
+    numbers: list[str] = []
+    caught = 0
     with hub_serving(tmp_path, tryton, mock_edi) as (data_dir, port, procs):
-        for i, po in enumerate(numbers):
-            purchase(mock_edi, po)
-            if i == 3:
-                until(lambda: hub_order(data_dir, numbers[0]) is not None, 60)
-                procs[-1].send_signal(signal.SIGKILL)
-                procs[-1].wait()
-        procs.append(serve(data_dir, port, tmp_path / "serve.log"))
+        for kill in range(6):
+            batch = [f"45000094{kill}{i}" for i in range(4)]
+            numbers += batch
+            for po in batch:
+                purchase(mock_edi, po)
+            until(lambda b=batch: any(hub_order(data_dir, po) for po in b), 60)
+            procs[-1].send_signal(signal.SIGKILL)
+            procs[-1].wait()
+            caught += half_processed(data_dir)
+            procs.append(serve(data_dir, port, tmp_path / "serve.log"))
+            if caught:
+                break
+        assert caught, "no kill landed while an interchange was being processed"
         mock_edi.call("POST", "/_mock/advance", params={"failed": ""})  # the mock retries what failed
         until(lambda: all(hub_order(data_dir, po) for po in numbers), 120,
               lambda: (mock_edi.call("GET", "/_mock/outbox"), [(po, hub_order(data_dir, po)) for po in numbers]))
         orders = {po: hub_order(data_dir, po) or "" for po in numbers}
         until(lambda: all(hub_state(data_dir, o) == "accepted" for o in orders.values()), 120,
               lambda: {po: hub_state(data_dir, o) for po, o in orders.items()})
-        until(lambda: sorted(d for d, s, a, _ in sent(data_dir) if d == "855" and a == "accepted") == ["855"] * 8,
-              60, lambda: [(d, s, a) for d, s, a, _ in sent(data_dir)])
+        until(lambda: sorted(d for d, s, a, _ in sent(data_dir) if d == "855" and a == "accepted")
+              == ["855"] * len(numbers), 60, lambda: [(d, s, a) for d, s, a, _ in sent(data_dir)])
+        assert half_processed(data_dir) == 0
+    assert "taken up again" in (tmp_path / "serve.log").read_text()
     for po, order_id in orders.items():
         assert {ref: len(s) for ref, s in sales_by_reference(tryton, order_reference(order_id, "")).items()} == \
             {order_reference(order_id, "PLANT-N"): 1}, po

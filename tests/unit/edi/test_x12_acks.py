@@ -90,7 +90,7 @@ def test_a_large_group_lists_its_first_sets_and_every_rejected_one_and_counts_th
     (closed,) = [i for i in read_interchanges(io.BytesIO(raw)) if isinstance(i, GroupClosed)]
     assert (closed.received, closed.accepted, closed.errors) == (n + 1, n, [])
     assert len(closed.sets) == LISTED_SETS + 1  # the first ones, and the rejected one past them
-    code, body = functional_ack(closed, rejected={f"{n:05d}": ["5"]}, codes={})
+    _, body = functional_ack(closed, rejected={f"{n:05d}": ["5"]}, codes={})
     assert body[-1] == ("AK9", "P", str(n + 1), str(n + 1), str(n - 1))
     assert ("AK2", "850", "00007") in body and ("AK2", "850", f"{n:05d}") in body
     seen = SeenNumbers()
