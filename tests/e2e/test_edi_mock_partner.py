@@ -399,3 +399,39 @@ def test_a_change_goes_through_the_erp_and_a_cancellation_after_shipment_is_refu
     sales = sales_by_reference(tryton, order_reference(late_id, ""))
     assert {ref: len(s) for ref, s in sales.items()} == {order_reference(late_id, "PLANT-N"): 1}
     documents_pass_the_mocks_validator(mock_edi, data_dir)
+
+
+def test_an_edifact_change_goes_through_the_erp_and_a_late_cancellation_is_refused_in_an_ordrsp(
+        tmp_path: Path, tryton: Any, mock_edi: MockEdi) -> None:
+    """The same as the X12 860/865 test for an EDIFACT buyer: an ORDCHG is answered with an ORDRSP."""
+    po, late = "4500009601", "4500009602"
+    data_dir, port = tmp_path / "hub", free_port()
+    hub_config(data_dir, tryton, transport="as2", mock=mock_edi, tmp_path=tmp_path, dialect="EDIFACT")
+    add_partner(mock_edi, hub_port=port, behaviour="change-after-confirm", dialect="EDIFACT")
+    hub = serve(data_dir, port, tmp_path / "serve.log")
+    try:
+        purchase(mock_edi, po)
+        until(lambda: [a for d, s, a, _ in sent(data_dir) if d == "ORDRSP"] == ["accepted", "accepted"], 90,
+              lambda: (mock_edi.timeline(po), [(d, s, a) for d, s, a, _ in sent(data_dir)]))
+        order_id = hub_order(data_dir, po) or ""
+        assert erp_quantities(tryton, order_reference(order_id, "PLANT-N")) == [Decimal(5), Decimal(20)]
+        answer = [raw for d, _, _, raw in sent(data_dir) if d == "ORDRSP"][-1].decode()
+        assert "BGM+231+" in answer and "+9+AC'" in answer and "QTY+113:5:PCE'" in answer
+
+        mock_edi.call("PATCH", "/_mock/partners/ORDERSYNC", json={"behaviour": "cancel-late"})
+        purchase(mock_edi, late)
+        until(lambda: hub_order(data_dir, late) is not None and hub_state(data_dir, hub_order(data_dir, late) or "")
+              == "accepted", 90, lambda: mock_edi.timeline(late))
+        late_id = hub_order(data_dir, late) or ""
+        ship_and_invoice(tryton, late_id)
+        until(lambda: [d for d, *_ in sent(data_dir)].count("ORDRSP") == 4, 120,
+              lambda: (mock_edi.timeline(late), [(d, s, a) for d, s, a, _ in sent(data_dir)]))
+        refusal = [raw for d, _, _, raw in sent(data_dir) if d == "ORDRSP"][-1].decode()
+        assert f"RFF+ON:{late}'" in refusal and "+9+RE'" in refusal and "FTX+AAO" in refusal
+        assert "already shipped" in refusal
+        assert hub_state(data_dir, late_id) in ("shipped", "invoiced")
+    finally:
+        stop(hub)
+    assert {ref: len(s) for ref, s in sales_by_reference(tryton, order_reference(late_id, "")).items()} == \
+        {order_reference(late_id, "PLANT-N"): 1}
+    documents_pass_the_mocks_validator(mock_edi, data_dir)

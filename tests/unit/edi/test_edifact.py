@@ -175,3 +175,33 @@ def test_writing_releases_delimiters_inside_the_data() -> None:
     assert syntax.segment("NAD", "DP", ["X", "", "92"], "", "O'Brien+Sons: 50% off?") == \
         "NAD+DP+X::92++O?'Brien?+Sons?: 50% off??'"
     assert syntax.segment("FTX", "AAI", "", "", "", "") == "FTX+AAI'"
+
+
+def test_an_ordchg_is_read_as_the_change_an_860_would_be_and_answered_by_an_ordrsp() -> None:
+    from ordersync.channels.edi.edifact.messages import body_ordrsp_change, read_ordchg
+    from ordersync.channels.edi.x12.change860 import ChangeAnswer
+
+    raw = (b"UNB+UNOC:3+MOCKEDI:ZZ+ORDERSYNC:ZZ+261205:0800+9'UNH+2+ORDCHG:D:96A:UN'BGM+230+4500007001-1+4'"
+           b"DTM+137:20261205:102'RFF+ON:4500007001'LIN+1+3+BRG-6204-2RS:VP'QTY+21:5:PCE'LIN+2+2+X:VP'"
+           b"QTY+21:20:PCE'UNS+S'CNT+2:2'UNT+10+2'UNZ+1+9'")
+    message, _ = items(raw)
+    assert isinstance(message, ic.Message)
+    change, problems = read_ordchg(message)
+    assert problems == [] and change is not None
+    assert (change.purpose, change.po_number, change.sequence) == ("04", "4500007001", "4500007001-1")
+    assert [(x.line_id, x.change, x.quantity) for x in change.lines] == [("1", "CA", Decimal(5)), ("2", "DI", Decimal(20))]
+    orders_message, _ = items(ORDERS)
+    assert isinstance(orders_message, ic.Message)
+    po, _ = read_orders(orders_message)
+    assert po is not None
+    answers = [ChangeAnswer(po.lines[0], "CA", Decimal(5), True),
+               ChangeAnswer(po.lines[1], "DI", Decimal(20), False, "the order has already shipped")]
+    ordrsp = _read_back(body_ordrsp_change(change, answers, at=dt.date(2026, 12, 5)), "ORDRSP")
+    assert [(s.get(1), s.get(2)) for s in ordrsp.segments if s.tag == "LIN"] == [("1", "3"), ("2", "2")]
+    assert [s.comp(4, 1) for s in ordrsp.segments if s.tag == "FTX"] == ["the order has already shipped"]
+    assert [s.comp(1, 2) for s in ordrsp.segments if s.tag == "RFF"] == ["4500007001", "4500007001-1"]
+    cancel = raw.replace(b"BGM+230+4500007001-1+4'", b"BGM+230+4500007001-2+1'")
+    message, _ = items(cancel)
+    assert isinstance(message, ic.Message)
+    cancelled, _ = read_ordchg(message)
+    assert cancelled is not None and cancelled.cancels_order

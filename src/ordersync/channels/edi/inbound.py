@@ -34,7 +34,7 @@ from ordersync.channels.edi.documents import purchase_order
 from ordersync.channels.edi.edifact import interchange as unedifact
 from ordersync.channels.edi.edifact import syntax as edifact
 from ordersync.channels.edi.edifact.interchange import Header as EdifactHeader
-from ordersync.channels.edi.edifact.messages import read_orders
+from ordersync.channels.edi.edifact.messages import body_ordrsp_change, read_ordchg, read_orders
 from ordersync.channels.edi.outgoing import parties_to, queue_edifact, queue_interchange
 from ordersync.channels.edi.partners import Partner, Us, find_partner, order_from_850
 from ordersync.channels.edi.x12.acks import (
@@ -267,7 +267,7 @@ class EdiInbound:
                     if outcome.problems:
                         rejected[item.control_number] = [SEGMENTS_IN_ERROR]
                 elif item.code == "860" and item.accepted:
-                    self._change(result, partner, item, interchange_id)
+                    self._change(result, partner, *read_860(item), key=f"865:{interchange_id}:{item.control_number}")
                 elif item.code == "850":  # its envelope is broken: rejected in the 997 with the codes
                     not_read.append(f"850 {item.control_number} (set errors {', '.join(item.errors)})")
                 elif item.code in ("997", "999") and item.accepted:
@@ -349,6 +349,9 @@ class EdiInbound:
                         rejected[item.reference] = "12"  # a value that cannot be taken
                 elif item.type == "CONTRL" and item.accepted:
                     result.acknowledged += self._contrl_received(partner, unedifact.read_contrl(item))
+                elif item.type == "ORDCHG" and item.accepted:
+                    self._change(result, partner, *read_ordchg(item), key=f"ordrsp:{interchange_id}:{item.reference}",
+                                 edifact_answer=True)
                 elif item.type == "ORDERS":
                     not_read.append(f"ORDERS {item.reference} (syntax errors {', '.join(item.errors)})")
                 elif item.accepted:
@@ -391,11 +394,10 @@ class EdiInbound:
             [(None, verdict.action, "")]
         return self._mark(partner, verdict.interchange, verdicts, accepted=lambda a: a in ("7", "8"))
 
-    def _change(self, result: Inbound, partner: Partner, ts: TransactionSet, interchange_id: str) -> None:
-        """An 860: the ERP decides (an amendment of the order), the 865 says what it decided. A change or a
-        cancellation of an order that has shipped is refused, not honoured."""
-        key = f"865:{interchange_id}:{ts.control_number}"
-        change, problems = read_860(ts)
+    def _change(self, result: Inbound, partner: Partner, change: ChangeOrder | None, problems: list[Problem],
+                key: str, *, edifact_answer: bool = False) -> None:
+        """An 860 or ORDCHG: the ERP decides (an amendment of the order), the 865 or ORDRSP says what it
+        decided. A change or a cancellation of an order that has shipped is refused, not honoured."""
         if change is None:
             result.detail = "; ".join([result.detail, *(p.message for p in problems)]).strip("; ")
             return
@@ -409,7 +411,7 @@ class EdiInbound:
                 po = purchase_order(conn, source["interchange_id"], source["set_control"], change.po_number)
         if source is None or po is None:
             result.changes.append(f"PO {change.po_number}: no such purchase order")
-            self._answer_change(result, partner, change, [], key, None, refused="no such purchase order")
+            self._answer_change(result, partner, change, [], key, None, edifact_answer=edifact_answer)
             return
         order_id = source["order_id"]
         with unit_of_work(self.db, self.clock) as uow:
@@ -463,17 +465,24 @@ class EdiInbound:
         result.changes.append(f"PO {change.po_number}: " + ", ".join(
             f"line {a.line.line_id} {'applied' if a.applied else 'refused: ' + a.reason}" for a in answers)
             + (f"; unknown lines {', '.join(unknown)}" if unknown else ""))
-        self._answer_change(result, partner, change, answers, key, order_id)
+        self._answer_change(result, partner, change, answers, key, order_id, edifact_answer=edifact_answer)
 
     def _answer_change(self, result: Inbound, partner: Partner, change: ChangeOrder, answers: list[ChangeAnswer],
-                       key: str, order_id: str | None, refused: str = "") -> None:
+                       key: str, order_id: str | None, *, edifact_answer: bool = False) -> None:
         now = self.clock.now()
         with self.db.write() as conn:
             if store.has_business_key(conn, key):
                 return
-            written = queue_interchange(conn, partner, parties_to(partner, self.us), document="865", now=now,
-                                        body=body_865(change, answers, at=now.date()), business_key=key,
-                                        order_id=order_id, reply_to=result.interchange_id)
+            if edifact_answer:  # EDIFACT has no change acknowledgment of its own: an ORDRSP answers an ORDCHG
+                written = queue_edifact(conn, partner, sender=(self.us.id, self.us.qualifier),
+                                        recipient=(partner.interchange_id, partner.interchange_qualifier),
+                                        message_type="ORDRSP", body=body_ordrsp_change(change, answers, at=now.date()),
+                                        now=now, test=partner.usage == "T", reply_to=result.interchange_id,
+                                        business_key=key, order_id=order_id)
+            else:
+                written = queue_interchange(conn, partner, parties_to(partner, self.us), document="865", now=now,
+                                            body=body_865(change, answers, at=now.date()), business_key=key,
+                                            order_id=order_id, reply_to=result.interchange_id)
         result.replies.append(written.interchange_id)
 
     def _acknowledged(self, partner: Partner, ack: FunctionalAck) -> list[str]:

@@ -16,6 +16,7 @@ from decimal import Decimal
 from ordersync.canonical.v1 import Invoice, Shipment
 from ordersync.channels.edi.edifact.interchange import Message
 from ordersync.channels.edi.x12.ack855 import LineAnswer, LineStatus
+from ordersync.channels.edi.x12.change860 import CANCEL_ORDER, CHANGE_ORDER, ChangeAnswer, ChangeLine, ChangeOrder
 from ordersync.channels.edi.x12.po850 import Party, PoLine, Problem, PurchaseOrder, _date, _decimal
 from ordersync.channels.edi.x12.writer import number
 
@@ -220,4 +221,68 @@ def body_invoic(po: PurchaseOrder, invoice: Invoice) -> list[tuple[str | list[st
     body += [("UNS", "S"), ("CNT", ["2", str(len(invoice.lines))]),
              ("MOA", ["79", format(lines_total, "f")]), ("MOA", ["124", format(invoice.tax_amount, "f")]),
              ("MOA", ["139", format(invoice.total_amount, "f")])]
+    return body
+
+
+#: 1229 action request codes of an ORDCHG line -> the 860 POC02 change types
+LINE_ACTIONS = {"1": "AI", "2": "DI", "3": "CA"}
+
+
+def read_ordchg(message: Message) -> tuple[ChangeOrder | None, list[Problem]]:
+    """An ORDCHG (BGM 230, 1225 4 change or 1 cancel; RFF+ON the order; LIN 1229 2 deleted, 3 changed,
+    1 added, with QTY+21 the quantity the line should have) as the change an 860 would be."""
+    change: ChangeOrder | None = None
+    line: ChangeLine | None = None
+    problems: list[Problem] = []
+    for seg in message.segments:
+        tag = seg.tag
+        if tag == "BGM":
+            change = ChangeOrder(purpose=CANCEL_ORDER if seg.get(3) == "1" else CHANGE_ORDER, po_number="",
+                                 sequence=seg.comp(2, 1)[:30], po_date=None, requested_on=None)
+        elif change is None:
+            continue
+        elif tag == "RFF" and seg.comp(1, 1) == "ON":
+            change.po_number = seg.comp(1, 2).strip()
+        elif tag == "DTM" and seg.comp(1, 1) == "137" and line is None:
+            change.requested_on = _edifact_date(seg.comp(1, 2), seg.comp(1, 3))
+        elif tag == "LIN":
+            ids = {ITEM_TYPES.get(seg.comp(3, 2), seg.comp(3, 2) or "VP"): seg.comp(3, 1)} if seg.comp(3, 1) else {}
+            line = ChangeLine(line_id=seg.get(1), change=LINE_ACTIONS.get(seg.get(2), "CA"), quantity=None,
+                              unit="", unit_price=None, product_ids=ids)
+            change.lines.append(line)
+        elif tag == "QTY" and line is not None and seg.comp(1, 1) == "21":
+            line.quantity = _decimal(seg.comp(1, 2))
+            line.unit = UNITS.get(seg.comp(1, 3), seg.comp(1, 3))
+        elif tag == "DTM" and line is not None and seg.comp(1, 1) == "2":
+            line.requested_date = _edifact_date(seg.comp(1, 2), seg.comp(1, 3))
+    if change is None:
+        return None, [Problem("UNH", 0, "the ORDCHG has no BGM segment")]
+    if not change.po_number:
+        problems.append(Problem("RFF", 0, "the ORDCHG names no order (RFF+ON)"))
+        return None, problems
+    return change, problems
+
+
+def body_ordrsp_change(change: ChangeOrder, answers: list[ChangeAnswer], *, at: dt.date
+                       ) -> list[tuple[str | list[str], ...]]:
+    """The ORDRSP answering an ORDCHG (EDIFACT has no change acknowledgment of its own): BGM 231 with AC
+    when something was applied, RE when nothing was; RFF+ON the order and RFF+CR the change; per line the
+    change asked for (LIN 1229), QTY+21 and QTY+113 what the line is now, and FTX+AAO the reason of a
+    refusal."""
+    applied = any(a.applied for a in answers)
+    body: list[tuple[str | list[str], ...]] = [
+        ("BGM", ["231"], f"{change.po_number}-C{change.sequence}"[:35], "9", "AC" if applied else "RE"),
+        ("DTM", ["137", *_ymd(at)]),
+        ("RFF", ["ON", change.po_number]),
+    ]
+    if change.sequence:
+        body.append(("RFF", ["CR", change.sequence]))
+    back = {v: k for k, v in LINE_ACTIONS.items()}
+    for a in answers:
+        body.append(("LIN", a.line.line_id, back.get(a.change, "3"), _item(a.line)))
+        body.append(("QTY", ["21", number(a.line.quantity), _unit(a.line)]))
+        body.append(("QTY", ["113", number(a.quantity), _unit(a.line)]))  # what the line is now, kept or changed
+        if not a.applied:
+            body.append(("FTX", "AAO", "", "", [a.reason[:70]]))
+    body += [("UNS", "S"), ("CNT", ["2", str(len(answers))])]
     return body
