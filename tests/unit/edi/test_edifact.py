@@ -189,7 +189,8 @@ def test_an_ordchg_is_read_as_the_change_an_860_would_be_and_answered_by_an_ordr
     change, problems = read_ordchg(message)
     assert problems == [] and change is not None
     assert (change.purpose, change.po_number, change.sequence) == ("04", "4500007001", "4500007001-1")
-    assert [(x.line_id, x.change, x.quantity) for x in change.lines] == [("1", "CA", Decimal(5)), ("2", "DI", Decimal(20))]
+    assert [(x.line_id, x.change, x.quantity) for x in change.lines] == [("1", "CA", Decimal(5)),
+                                                                         ("2", "DI", Decimal(20))]
     orders_message, _ = items(ORDERS)
     assert isinstance(orders_message, ic.Message)
     po, _ = read_orders(orders_message)
