@@ -435,3 +435,25 @@ def test_an_edifact_change_goes_through_the_erp_and_a_late_cancellation_is_refus
     assert {ref: len(s) for ref, s in sales_by_reference(tryton, order_reference(late_id, "")).items()} == \
         {order_reference(late_id, "PLANT-N"): 1}
     documents_pass_the_mocks_validator(mock_edi, data_dir)
+
+
+def test_a_strict_partner_accepts_everything_we_send_and_a_late_one_is_chased_then_caught_up(
+        tmp_path: Path, tryton: Any, mock_edi: MockEdi) -> None:
+    """``strict`` rejects a set for any finding at all: ours have none. ``late`` answers an hour late: our
+    chase-up case opens when the 997 is overdue, and the 997 still counts when it comes."""
+    po, late = "4500009701", "4500009702"
+    with hub_serving(tmp_path, tryton, mock_edi, behaviour="strict", ack_hours=0.0005) as (data_dir, _, _):
+        purchase(mock_edi, po)
+        until(lambda: [(d, a) for d, s, a, _ in sent(data_dir) if d == "855"] == [("855", "accepted")], 90,
+              lambda: (mock_edi.timeline(po), [(d, s, a) for d, s, a, _ in sent(data_dir)]))
+        mock_edi.call("PATCH", "/_mock/partners/ORDERSYNC", json={"behaviour": "late"})
+        purchase(mock_edi, late)
+        mock_edi.call("POST", "/_mock/advance", params={"seconds": "3601"})  # even its order goes an hour late
+        until(lambda: hub_order(data_dir, late) is not None, 60, lambda: mock_edi.timeline(late))
+        late_id = hub_order(data_dir, late) or ""
+        until(lambda: any("has not acknowledged our 855" in c for c in open_cases(data_dir)), 90,
+              lambda: [(d, s, a) for d, s, a, _ in sent(data_dir)])
+        mock_edi.call("POST", "/_mock/advance", params={"seconds": "3601"})  # its 997 for our 855, an hour on
+        until(lambda: [a for d, s, a, _ in sent(data_dir) if d == "855"] == ["accepted", "accepted"], 60,
+              lambda: (mock_edi.timeline(late), [(d, s, a) for d, s, a, _ in sent(data_dir)]))
+    assert hub_state(data_dir, late_id) == "accepted"
