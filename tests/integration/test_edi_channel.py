@@ -242,3 +242,37 @@ def test_ops_pages_list_partners_and_interchanges_and_resend(edi_hub: Any) -> No
     r = client.post(f"/ops/edi/{out_id}/resend", data={"csrf": csrf.group(1)}, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"].endswith("done=queued")
     assert client.get("/ops/edi/nope").status_code == 404
+
+
+def test_an_asynchronous_mdn_goes_to_the_url_the_sender_names(edi_hub: Any) -> None:
+    import http.server
+    import queue
+    import threading
+
+    received: queue.Queue[tuple[str, bytes]] = queue.Queue()
+
+    class Receipts(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.put((self.headers["Content-Type"], body))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Receipts)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = TestClient(create_app(edi_hub), raise_server_exceptions=False)
+        r = client.post("/as2", content=SAMPLE, headers={
+            "AS2-From": "XYZAS2", "AS2-To": "ORDERSYNC", "Message-ID": "<po-2@xyz.example>",
+            "Content-Type": "application/edi-x12", "Disposition-Notification-To": "edi@xyz.example",
+            "Receipt-Delivery-Option": f"http://127.0.0.1:{server.server_port}/mdn"})
+        assert r.status_code == 202 and not r.content
+        content_type, body = received.get(timeout=10)
+    finally:
+        server.shutdown()
+    mdn = as2.read_mdn(content_type, body)
+    assert mdn is not None and mdn.processed and mdn.original_message_id == "<po-2@xyz.example>"
+    assert mdn.mic == as2.mic(SAMPLE)
