@@ -135,6 +135,10 @@ UNSCOPED = {
     ("GET", "/ops/cases"), ("GET", "/ops/cases/{case_id}"), ("POST", "/ops/cases/{case_id}/actions"),
     ("GET", "/ops/dead-letters"), ("POST", "/ops/dead-letters/preview"), ("POST", "/ops/dead-letters/replay"),
     ("GET", "/ops/orders"), ("GET", "/ops/orders/{order_id}"), ("?", "/static"),
+    ("GET", "/ops/edi"), ("GET", "/ops/edi/{interchange_id}"), ("POST", "/ops/edi/{interchange_id}/resend"),
+    # EDI partners' AS2 messages: no key (AS2 authenticates by signature, docs/edi.md); it keeps what it is
+    # sent and answers with an MDN naming only the message it received
+    ("POST", "/as2"),
     # the buyer portal: a session of a key bound to one account (an unbound key cannot sign in); another
     # account's order, return form and reorder answer 404 to a session (tests/integration/test_web_portal.py);
     # a bearer key without a session gets the sign-in page

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -263,6 +264,13 @@ def test_an_asynchronous_mdn_goes_to_the_url_the_sender_names(edi_hub: Any) -> N
 
     server = http.server.HTTPServer(("127.0.0.1", 0), Receipts)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    elsewhere = TestClient(create_app(edi_hub), raise_server_exceptions=False).post("/as2", content=SAMPLE, headers={
+        "AS2-From": "XYZAS2", "AS2-To": "ORDERSYNC", "Message-ID": "<po-3@xyz.example>",
+        "Disposition-Notification-To": "edi@xyz.example",
+        "Receipt-Delivery-Option": f"http://127.0.0.1:{server.server_port}/mdn"})
+    refusal = as2.read_mdn(elsewhere.headers["content-type"], elsewhere.content)
+    assert refusal is not None and not refusal.processed and "not one of our partners" in refusal.text
+    edi_hub.edi.partners[0] = replace(edi_hub.edi.partners[0], as2_url=f"http://127.0.0.1:{server.server_port}/as2")
     try:
         client = TestClient(create_app(edi_hub), raise_server_exceptions=False)
         r = client.post("/as2", content=SAMPLE, headers={

@@ -8,6 +8,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import urllib.parse
+from typing import Any
 
 import httpx
 from fastapi import APIRouter, Request, Response
@@ -43,6 +45,13 @@ async def receive_as2(request: Request) -> Response:
                                       "A signed receipt is required and this hub does not sign MDNs yet.", None)
     elif not body:
         disposition, text, payload = ("processed/error: unexpected-processing-error", "The message was empty.", None)
+    elif ask.async_url and not _known_host(ask.async_url, channel.partners):
+        # an unauthenticated sender must not make the hub POST wherever it likes: the receipt goes back
+        # synchronously, saying why, and nothing is kept
+        disposition, text, payload = ("failed/Failure: unexpected-processing-error",
+                                      "The Receipt-Delivery-Option names a host that is not one of our partners' AS2 "
+                                      "hosts; ask for a synchronous MDN or use your as2_url's host.", None)
+        ask = as2.MdnRequest(ask.wanted, "", ask.signed_required)
     else:
         interchange_id = channel.inbound.keep(body, transport="as2", message_id=original)
         hub.worker.wake()
@@ -57,6 +66,13 @@ async def receive_as2(request: Request) -> Response:
                          name="as2-async-mdn").start()
         return Response(status_code=202)
     return Response(status_code=200, content=mdn_body, headers=mdn_headers)
+
+
+def _known_host(url: str, partners: list[Any]) -> bool:
+    """Whether ``url`` is on the host (and port) of a partner's AS2 URL."""
+    where = urllib.parse.urlsplit(url)
+    return where.scheme in ("http", "https") and any(
+        urllib.parse.urlsplit(p.as2_url).netloc == where.netloc for p in partners if p.as2_url)
 
 
 def _post_mdn(url: str, headers: dict[str, str], body: bytes, attempts: int = 5) -> None:
