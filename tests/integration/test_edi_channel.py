@@ -284,3 +284,22 @@ def test_an_asynchronous_mdn_goes_to_the_url_the_sender_names(edi_hub: Any) -> N
     mdn = as2.read_mdn(content_type, body)
     assert mdn is not None and mdn.processed and mdn.original_message_id == "<po-2@xyz.example>"
     assert mdn.mic == as2.mic(SAMPLE)
+
+
+def test_a_refusal_after_a_lost_attempt_is_taken_as_the_duplicate_of_that_attempt(edi_hub: Any) -> None:
+    """The sender died during a send (the row still says so): the partner, which had it, refuses the
+    same control number again. That is not a dead letter: the first copy's 997 decides."""
+    from ordersync.channels.edi.sending import IN_FLIGHT
+
+    hub = edi_hub
+    hub.edi.inbound.receive(SAMPLE)
+    (ack,) = _rows(hub)
+    with hub.db.write() as conn:
+        edi_store.update_interchange(conn, ack["id"], last_error=f"{IN_FLIGHT}2026-12-05T07:00:00+00:00",
+                                     message_id="<lost@ordersync>")
+    hub.edi.sender.client = partner_answers(lambda r: mdn_for(r, "processed/error: duplicate-document"))
+    hub.edi.sender.send_due()
+    (ack,) = _rows(hub)
+    assert (ack["state"], ack["message_id"]) == ("sent", "<lost@ordersync>") and "lost" in ack["detail"]
+    with hub.db.read() as conn:
+        assert not [b for (b,) in conn.execute(select(cases.c.body)) if "refused" in b]

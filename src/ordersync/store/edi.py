@@ -84,7 +84,7 @@ def queued_outbound(conn: Connection, partners: list[str], now: dt.datetime, lim
     if not partners:
         return []
     return list(conn.execute(select(c.id, c.partner, c.raw, c.document, c.attempts, c.control_number,
-                                    c.message_id, c.order_id, c.next_attempt_at).where(
+                                    c.message_id, c.order_id, c.next_attempt_at, c.last_error).where(
         c.direction == "out", c.state == "queued", c.partner.in_(partners),
         or_(c.lease_until.is_(None), c.lease_until < now),
     ).order_by(c.received_at, c.control_number).limit(limit)).mappings())

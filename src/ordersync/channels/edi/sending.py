@@ -48,6 +48,8 @@ SKIPPED_SUFFIXES = (".tmp", ".part", ".processing")
 SETTLE_SECONDS = 1.0
 #: a file left ``.processing`` this long was being picked up by a worker that is gone
 STALE_PICKUP_SECONDS = 120.0
+#: ``last_error`` of an interchange while a send of it is under way
+IN_FLIGHT = "in flight since "
 
 
 class EdiSender:
@@ -85,19 +87,23 @@ class EdiSender:
             if row["next_attempt_at"] is not None and row["next_attempt_at"] > now:
                 blocked.add(row["partner"])
                 continue
+            message_id = row["message_id"] or as2.message_id()
             with self.db.write() as conn:
                 if not store.claim(conn, row["id"], state="queued", now=now, until=now + self.lease):
                     continue
-            outcome = self._send(row)
+                # committed before the send: if this process dies during it, the next attempt knows the
+                # partner may have the interchange already
+                store.update_interchange(conn, row["id"], message_id=message_id,
+                                         last_error=f"{IN_FLIGHT}{now.isoformat()}")
+            outcome = self._send(row, message_id)
             tried += 1
             if outcome != "delivered":
                 blocked.add(row["partner"])
         return tried
 
-    def _send(self, row: RowMapping) -> str:
+    def _send(self, row: RowMapping, message_id: str) -> str:
         partner = self.partners[row["partner"]]
         raw = bytes(row["raw"])
-        message_id = row["message_id"] or as2.message_id()
         if partner.transport == "as2":
             receipt = as2.send(self.client, partner.as2_url, raw, as2_from=self.us.as2_name,
                                as2_to=partner.as2_name, msg_id=message_id,
@@ -112,6 +118,12 @@ class EdiSender:
                 outcome, detail = "delivered", f"written to {name}"
             except OSError as exc:
                 outcome, detail = "retry", f"{type(exc).__name__}: {exc}"
+        if outcome == "refused" and str(row["last_error"]).startswith(IN_FLIGHT):
+            # an earlier attempt's outcome was lost (the sender died during it): a refusal now is most
+            # likely the partner refusing the same control number again. Taken as sent; the partner's
+            # 997 for the first copy decides, and the chase-up opens a case if none comes.
+            outcome, detail = "delivered", (f"refused when sent again after an attempt whose outcome was lost "
+                                            f"(taken as that attempt's duplicate; its 997 decides): {detail}")
         self._record(row, partner, outcome, detail, message_id)
         return outcome
 
