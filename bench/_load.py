@@ -98,7 +98,8 @@ def open_loop(host: str, port: int, requests: list[bytes], rate: float, connecti
     return _quiet_gc(lambda: asyncio.run(_run(host, port, requests, rate, connections)))
 
 
-async def _closed(host: str, port: int, requests: list[bytes], connections: int, seconds: float) -> Result:
+async def _closed(host: str, port: int, requests: list[bytes], connections: int, seconds: float,
+                  wrap: bool = True) -> Result:
     latencies: list[float] = []
     statuses: list[int] = []
     loop = asyncio.get_running_loop()
@@ -109,7 +110,10 @@ async def _closed(host: str, port: int, requests: list[bytes], connections: int,
         reader, writer = await asyncio.open_connection(host, port)
         try:
             while loop.time() < deadline:
-                request = requests[next(counter) % len(requests)]
+                index = next(counter)
+                if not wrap and index >= len(requests):
+                    break  # every request sent once: none is sent twice
+                request = requests[index % len(requests)]
                 t0 = loop.time()
                 writer.write(request)
                 await writer.drain()
@@ -123,7 +127,9 @@ async def _closed(host: str, port: int, requests: list[bytes], connections: int,
     return Result(latencies, statuses, time.perf_counter() - began)
 
 
-def closed_loop(host: str, port: int, requests: list[bytes], connections: int, seconds: float) -> Result:
+def closed_loop(host: str, port: int, requests: list[bytes], connections: int, seconds: float, *,
+                wrap: bool = True) -> Result:
     """``connections`` clients, each sending the next request as soon as the last answer arrived, for
-    ``seconds``: the server's throughput at that concurrency, and each request's latency."""
-    return _quiet_gc(lambda: asyncio.run(_closed(host, port, requests, connections, seconds)))
+    ``seconds``: the server's throughput at that concurrency, and each request's latency. ``wrap=False``
+    stops at the end of ``requests`` instead of sending them again."""
+    return _quiet_gc(lambda: asyncio.run(_closed(host, port, requests, connections, seconds, wrap)))
