@@ -126,6 +126,16 @@ LEFT_THE_WAREHOUSE = frozenset({OrderState.PARTIALLY_SHIPPED, OrderState.SHIPPED
 SET_NOT_SUPPORTED = "1"
 
 
+def open_integration_case(uow: UnitOfWork, policy: CasePolicy, summary: str, next_action: str,
+                          order_id: str | None = None) -> str:
+    """An integration-failure case about EDI, opened and announced in ``uow``; its id."""
+    case = open_case(CaseType.INTEGRATION_FAILURE, now=uow.now(), policy=policy, summary=summary[:1000],
+                     next_action=next_action, order_id=order_id)
+    uow.cases.add(case)
+    uow.emit(CaseOpened(case=case), correlation_id=order_id)
+    return case.id
+
+
 def _quantity(record: OrderRecord | None, line_no: int, default: Decimal) -> Decimal:
     line = record.line(line_no) if record is not None else None
     return line.quantity if line is not None else default
@@ -224,11 +234,29 @@ class EdiInbound:
         return result
 
     def _case(self, uow: UnitOfWork, summary: str, next_action: str, order_id: str | None = None) -> str:
-        case = open_case(CaseType.INTEGRATION_FAILURE, now=uow.now(), policy=self.cases, summary=summary[:1000],
-                         next_action=next_action, order_id=order_id)
-        uow.cases.add(case)
-        uow.emit(CaseOpened(case=case), correlation_id=order_id)
-        return case.id
+        return open_integration_case(uow, self.cases, summary, next_action, order_id)
+
+    def _earlier(self, sender: str, control_number: str, interchange_id: str) -> str | None:
+        """The interchange this one repeats (same sender and control number within the window), if any."""
+        with self.db.read() as conn:
+            return store.earlier_interchange(conn, direction="in", sender=sender, control_number=control_number,
+                                             since=self.clock.now() - self.window, exclude=interchange_id)
+
+    @staticmethod
+    def _conclude(result: Inbound, documents: set[str], unsupported: list[str], not_read: list[str],
+                  what: str) -> Inbound:
+        """The interchange's state and detail once every set or message in it was read: ``unsupported``
+        when it carried sets we do not take, ``orders_rejected`` when an order could not be taken."""
+        result.document = "/".join(sorted(documents))[:8]
+        if unsupported:
+            result.state = "unsupported"
+            result.detail = f"{what} not taken here: {', '.join(unsupported)}"
+        refusals = [f"PO {o.po_number}: {p.message}" for o in result.orders for p in o.problems] + \
+            [f"{s} rejected, not read" for s in not_read]
+        if refusals:
+            result.detail = "; ".join([result.detail, *refusals]).strip("; ")
+            result.state = "orders_rejected"
+        return result
 
     def _process(self, interchange_id: str, raw: bytes, sender: str, control_number: str) -> Inbound:
         if not sender:
@@ -245,9 +273,7 @@ class EdiInbound:
         if partner is None:
             return Inbound(interchange_id, "unknown_partner", f"no trading partner sends as {sender}")
         result = Inbound(interchange_id, "processed", partner=partner.name)
-        with self.db.read() as conn:
-            earlier = store.earlier_interchange(conn, direction="in", sender=sender, control_number=control_number,
-                                                since=self.clock.now() - self.window, exclude=interchange_id)
+        earlier = self._earlier(sender, control_number, interchange_id)
         if earlier is not None:
             result.state, result.detail = "duplicate", f"interchange {control_number} was received before ({earlier})"
             self._reply(result, partner, header, "TA1", [("TA1", header.control_number, header.date, header.time,
@@ -285,16 +311,7 @@ class EdiInbound:
                 self._reply(result, partner, header, "TA1", [ta1(item)], key=f"ta1:{interchange_id}")
                 if item.errors:
                     result.detail = f"envelope errors {item.errors}"
-        result.document = "/".join(sorted(documents))[:8]
-        if unsupported:
-            result.state = "unsupported"
-            result.detail = f"transaction sets not taken here: {', '.join(unsupported)}"
-        problems = [f"PO {o.po_number}: {p.message}" for o in result.orders for p in o.problems] + \
-            [f"{s} rejected, not read" for s in not_read]
-        if problems:
-            result.detail = "; ".join([result.detail, *problems]).strip("; ")
-            result.state = "orders_rejected"
-        return result
+        return self._conclude(result, documents, unsupported, not_read, "transaction sets")
 
     def _order(self, partner: Partner, ts: TransactionSet, interchange_id: str) -> OrderOutcome:
         po, problems = read_850(ts)
@@ -324,9 +341,7 @@ class EdiInbound:
         if partner is None:
             return Inbound(interchange_id, "unknown_partner", f"no trading partner sends as {sender}")
         result = Inbound(interchange_id, "processed", partner=partner.name)
-        with self.db.read() as conn:
-            earlier = store.earlier_interchange(conn, direction="in", sender=sender, control_number=control_number,
-                                                since=self.clock.now() - self.window, exclude=interchange_id)
+        earlier = self._earlier(sender, control_number, interchange_id)
         documents: set[str] = set()
         rejected: dict[str, str] = {}
         unsupported: list[str] = []
@@ -365,16 +380,7 @@ class EdiInbound:
                                         key=f"contrl:{interchange_id}:{item.interchange.control_reference}")
         if result.state == "duplicate":
             return result
-        result.document = "/".join(sorted(documents))[:8]
-        if unsupported:
-            result.state = "unsupported"
-            result.detail = f"messages not taken here: {', '.join(unsupported)}"
-        refusals = [f"PO {o.po_number}: {p.message}" for o in result.orders for p in o.problems] + \
-            [f"{s} rejected, not read" for s in not_read]
-        if refusals:
-            result.detail = "; ".join([result.detail, *refusals]).strip("; ")
-            result.state = "orders_rejected"
-        return result
+        return self._conclude(result, documents, unsupported, not_read, "messages")
 
     def _reply_edifact(self, result: Inbound, partner: Partner, end: unedifact.InterchangeEnd,
                        body: list[tuple[str | list[str], ...]], *, key: str) -> None:

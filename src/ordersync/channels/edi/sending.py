@@ -29,13 +29,11 @@ from pathlib import Path
 import httpx
 from sqlalchemy import RowMapping, select
 
-from ordersync.canonical.v1 import CaseType
 from ordersync.channels.edi import as2
-from ordersync.channels.edi.inbound import EdiInbound
+from ordersync.channels.edi.inbound import EdiInbound, open_integration_case
 from ordersync.channels.edi.partners import Partner, Us
-from ordersync.domain.cases import CasePolicy, open_case
+from ordersync.domain.cases import CasePolicy
 from ordersync.domain.clock import Clock
-from ordersync.domain.events import CaseOpened
 from ordersync.messaging.retry import RetryPolicy
 from ordersync.store import edi as store
 from ordersync.store.db import Database
@@ -156,10 +154,7 @@ class EdiSender:
             store.update_interchange(uow.conn, row["id"], **values)
 
     def _case(self, uow: UnitOfWork, summary: str, next_action: str, order_id: str | None) -> None:
-        case = open_case(CaseType.INTEGRATION_FAILURE, now=uow.now(), policy=self.cases, summary=summary[:1000],
-                         next_action=next_action, order_id=order_id)
-        uow.cases.add(case)
-        uow.emit(CaseOpened(case=case), correlation_id=order_id)
+        open_integration_case(uow, self.cases, summary, next_action, order_id)
 
     # -- chasing up -----------------------------------------------------------------------------------
 

@@ -86,6 +86,13 @@ def read_interchanges(stream: BinaryIO) -> Iterator[Item]:
     messages: list[tuple[str, str, list[str]]] = []
     i_errors: list[str] = []
     count = 0
+
+    def closed(done: Message, *errors: str) -> Message:
+        """``done`` as it ends (at its UNT, or cut short with ``errors``), recorded for the CONTRL."""
+        done.errors.extend(errors)
+        messages.append((done.reference, done.type, done.errors))
+        return done
+
     for d, seg in iter_segments(stream):
         tag = seg.tag
         if tag == "UNB":
@@ -96,9 +103,7 @@ def read_interchanges(stream: BinaryIO) -> Iterator[Item]:
             continue
         elif tag == "UNH":
             if message is not None:
-                message.errors.append(MISSING)
-                messages.append((message.reference, message.type, message.errors))
-                yield message
+                yield closed(message, MISSING)
             count += 1
             message = Message(header, seg.get(1), seg.comp(2, 1), ":".join(seg.elements[2][1:4])
                               if len(seg.elements) > 2 else "", [])
@@ -110,16 +115,13 @@ def read_interchanges(stream: BinaryIO) -> Iterator[Item]:
                 message.errors.append(REFERENCE_MISMATCH)
             if not seg.get(1).isdigit() or int(seg.get(1)) != len(message.segments) + 2:
                 message.errors.append(COUNT_MISMATCH)
-            messages.append((message.reference, message.type, message.errors))
-            yield message
+            yield closed(message)
             message = None
         elif tag in ("UNG", "UNE"):
             continue
         elif tag == "UNZ":
             if message is not None:
-                message.errors.append(MISSING)
-                messages.append((message.reference, message.type, message.errors))
-                yield message
+                yield closed(message, MISSING)
                 message = None
             if seg.get(2) != header.control_reference:
                 i_errors.append(REFERENCE_MISMATCH)
@@ -131,9 +133,7 @@ def read_interchanges(stream: BinaryIO) -> Iterator[Item]:
             message.segments.append(seg)
     if header is not None:
         if message is not None:
-            message.errors.append(MISSING)
-            messages.append((message.reference, message.type, message.errors))
-            yield message
+            yield closed(message, MISSING)
         yield InterchangeEnd(header, messages, [*i_errors, MISSING])
 
 
