@@ -101,6 +101,9 @@ def test_counts_and_references_that_disagree_are_syntax_errors() -> None:
     message, end = items(cut)
     assert isinstance(message, ic.Message) and ic.MISSING in message.errors
     assert isinstance(end, ic.InterchangeEnd) and ic.MISSING in end.errors
+    message, end, *_ = items(cut + ORDERS)  # another interchange starts: the cut one ends, its message too
+    assert isinstance(message, ic.Message) and ic.MISSING in message.errors
+    assert isinstance(end, ic.InterchangeEnd) and end.messages == [("1", "ORDERS", [ic.MISSING])]
     with pytest.raises(syntax.EdifactSyntaxError):
         items(b"ISA*00*not edifact")
 

@@ -96,7 +96,9 @@ def read_interchanges(stream: BinaryIO) -> Iterator[Item]:
     for d, seg in iter_segments(stream):
         tag = seg.tag
         if tag == "UNB":
-            if header is not None:
+            if header is not None:  # the previous interchange never ended: its open message is reported too
+                if message is not None:
+                    yield closed(message, MISSING)
                 yield InterchangeEnd(header, messages, [*i_errors, MISSING])
             header, messages, i_errors, count, message = Header.from_segment(seg, d), [], [], 0, None
         elif header is None:
