@@ -225,6 +225,76 @@ class EdiSettings(Strict):
     max_body_bytes: int = Field(default=64 * 1024 * 1024, gt=0, description="largest interchange POST /as2 takes")
 
 
+class ShopifyShopSettings(Strict):
+    """One Shopify store selling B2B (see docs/shopify.md): where its Admin API is, the access token and
+    webhook secret (from the environment: ``token_env`` / ``secret_env``; ``token`` / ``secret`` inline are
+    for tests and demos), its plan (the cost budget the limiter paces to), the ERP plant behind each Shopify
+    location, and explicit company mappings where external id and tax id do not say."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    domain: str = Field(min_length=3, max_length=255, description="the shop's myshopify.com domain")
+    api_url: str = Field(default="", max_length=500, description="default https://<domain>; another base URL "
+                         "(a test double) only for tests and demos")
+    token_env: str | None = None
+    token: str | None = None
+    secret_env: str | None = Field(default=None, description="the app's client secret (webhook HMAC key)")
+    secret: str | None = None
+    plan: Literal["standard", "advanced", "plus", "enterprise"] = "standard"
+    channel: str = Field(default="", max_length=64, description="the hub's channel name; default shopify-<name>")
+    currency: str = Field(default="EUR", min_length=3, max_length=3)
+    locations: dict[str, str] = Field(default_factory=dict, description="ERP plant code -> Shopify location ID "
+                                      "(gid://shopify/Location/...): stock goes there, fulfillments come from there")
+    companies: dict[str, str] = Field(default_factory=dict, description="Shopify company or company location "
+                                      "ID -> ERP account, where neither external id nor tax id matches")
+    webhook_url: str = Field(default="", max_length=500, description="the hub's public URL of POST "
+                             "/shopify/webhooks (for `ordersync shopify webhooks`)")
+    reconcile_minutes: float = Field(default=10.0, gt=0, description="how often the sweep looks for orders no "
+                                     "webhook brought")
+    overlap_minutes: float = Field(default=15.0, ge=0, description="how far before its watermark each sweep starts "
+                                   "(orders written late within Shopify's index are not missed)")
+    stock_minutes: float = Field(default=15.0, ge=0, description="full stock push interval; 0: only on demand")
+    prices_minutes: float = Field(default=360.0, ge=0, description="price push interval; 0: only on demand")
+    quantity_breaks: list[int] = Field(default_factory=lambda: [10, 25, 50, 100, 250, 500], description="quantities "
+                                       "the ERP is asked to price; a lower price there becomes a quantity break")
+    notify_customer: bool = Field(default=True, description="Shopify e-mails the buyer on fulfillment")
+
+    def access_token(self, env: dict[str, str] | None = None) -> str | None:
+        values = os.environ if env is None else env
+        return values.get(self.token_env) if self.token_env else self.token
+
+    def webhook_secrets(self, env: dict[str, str] | None = None) -> list[str]:
+        """The secrets a webhook may be signed with (comma-separated in the environment: rotation)."""
+        values = os.environ if env is None else env
+        value = values.get(self.secret_env) if self.secret_env else self.secret
+        return [s.strip() for s in (value or "").split(",") if s.strip()]
+
+    @property
+    def channel_name(self) -> str:
+        return self.channel or f"shopify-{self.name}"
+
+    @property
+    def base_url(self) -> str:
+        return (self.api_url or f"https://{self.domain}").rstrip("/")
+
+
+class ShopifySettings(Strict):
+    """Shopify B2B stores and how the connector works them: webhook processing, outbound task retries."""
+
+    shops: list[ShopifyShopSettings] = Field(default_factory=list)
+    poll_seconds: float = Field(default=1.0, gt=0, description="how often kept webhooks and due tasks are looked at")
+    max_attempts: int = Field(default=10, ge=1, description="tries of an outbound task before it is a dead letter")
+    base_seconds: float = Field(default=10.0, gt=0, description="first retry pause; doubles per attempt")
+    cap_seconds: float = Field(default=1800.0, gt=0, description="longest retry pause")
+    timeout: float = Field(default=30.0, gt=0, description="seconds to wait for Shopify's answer")
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0, description="largest webhook body taken")
+
+    def shop(self, name: str) -> ShopifyShopSettings | None:
+        return next((s for s in self.shops if s.name == name), None)
+
+    def by_domain(self, domain: str) -> ShopifyShopSettings | None:
+        return next((s for s in self.shops if s.domain.lower() == domain.lower()), None)
+
+
 class WmsSettings(Strict):
     """The warehouse webhook (``POST /v1/wms/events``): the HMAC-SHA256 secret it is signed with, read
     from the environment variable ``secret_env`` (``secret`` inline is for tests and demos), and how far a
@@ -328,6 +398,7 @@ class Settings(Strict):
     webhooks: WebhookSettings = WebhookSettings()
     wms: WmsSettings = WmsSettings()
     edi: EdiSettings = EdiSettings()
+    shopify: ShopifySettings = ShopifySettings()
     retention: RetentionSettings = RetentionSettings()
     source: str = Field(default="defaults", exclude=True)
 

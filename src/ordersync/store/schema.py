@@ -574,3 +574,101 @@ edi_control_numbers = Table(
     Column("kind", String(8), primary_key=True),
     Column("last", BigInteger, nullable=False),
 )
+
+# Shopify: every webhook delivery kept before it is answered (one row per Shopify event: a duplicate or
+# retried delivery of the same X-Shopify-Event-Id finds it and is answered without being kept twice),
+# then worked by the worker under a lease.
+shopify_events = Table(
+    "shopify_events",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("shop", String(64), nullable=False),
+    Column("event_id", String(120), nullable=False),  # X-Shopify-Event-Id (else the webhook id)
+    Column("webhook_id", String(120), nullable=False),  # X-Shopify-Webhook-Id of the first delivery
+    Column("topic", String(64), nullable=False),
+    Column("resource_id", String(120), nullable=False),  # the order's gid
+    Column("triggered_at", UtcDateTime),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("deliveries", Integer, nullable=False, default=1),
+    Column("body", LargeBinary, nullable=False),
+    Column("state", String(16), nullable=False),  # received, processed, stale, ignored, waiting, failed
+    Column("detail", Text, nullable=False, default=""),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UtcDateTime),
+    Column("lease_until", UtcDateTime),
+    Column("processed_at", UtcDateTime),
+    UniqueConstraint("shop", "event_id"),
+    Index("ix_shopify_events_state", "state", "next_attempt_at"),
+)
+
+# Deliveries refused at the door (bad signature, unknown shop, too large): kept with the reason, not
+# their body (a forged body is not ours to keep).
+shopify_refused = Table(
+    "shopify_refused",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("shop_domain", String(255), nullable=False),
+    Column("topic", String(64), nullable=False),
+    Column("event_id", String(120), nullable=False),
+    Column("reason", String(200), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("remote", String(64), nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+)
+
+# Which hub order each Shopify order is (at most one: the intake's business key makes it so) and the
+# Shopify updatedAt last taken in (an older event about it is stale).
+shopify_orders = Table(
+    "shopify_orders",
+    metadata,
+    Column("shop", String(64), primary_key=True),
+    Column("shopify_id", String(120), primary_key=True),  # gid://shopify/Order/...
+    Column("order_id", Id),  # None until the intake took it (or when it could not be taken)
+    Column("name", String(64), nullable=False),
+    Column("account_id", String(120)),
+    Column("updated_at", UtcDateTime),
+    Column("cancelled_at", UtcDateTime),
+    Column("paid", Boolean, nullable=False, default=False),
+    Column("source", String(16), nullable=False),  # webhook, reconciliation, cli
+    Column("state", String(16), nullable=False),  # taken, unmatched, rejected, cancelled
+    Column("detail", Text, nullable=False, default=""),
+    Column("received_at", UtcDateTime, nullable=False),
+    Index("ix_shopify_orders_order", "order_id"),
+)
+
+# Work that goes to Shopify (a fulfillment, a cancellation, a refund, payment terms): written once per
+# business fact in the transaction that learned it, sent by the worker with retries, a dead letter and a
+# case when Shopify keeps refusing.
+shopify_tasks = Table(
+    "shopify_tasks",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("shop", String(64), nullable=False),
+    Column("kind", String(24), nullable=False),  # fulfillment, cancel, refund, payment_terms
+    Column("business_key", String(200), nullable=False, unique=True),
+    Column("order_id", Id),
+    Column("body", Text, nullable=False),  # JSON
+    Column("state", String(12), nullable=False),  # queued, done, failed, dead
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UtcDateTime),
+    Column("lease_until", UtcDateTime),
+    Column("last_error", Text, nullable=False, default=""),
+    Column("result", Text, nullable=False, default=""),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("done_at", UtcDateTime),
+    Index("ix_shopify_tasks_due", "state", "next_attempt_at"),
+)
+
+# What the connector knows about a shop beyond orders: links (company location -> ERP account, account ->
+# catalog and price list, plant -> location ...) and its state (watermarks, the last reconciliation's
+# findings, the last throttle status), as JSON per (shop, kind, key).
+shopify_state = Table(
+    "shopify_state",
+    metadata,
+    Column("shop", String(64), primary_key=True),
+    Column("kind", String(32), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("value", Text, nullable=False),  # JSON
+    Column("updated_at", UtcDateTime, nullable=False),
+)
