@@ -29,7 +29,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from ordersync.canonical.v1 import CaseType, OrderState
+from ordersync.canonical.v1 import OrderState
+from ordersync.channels.cases import open_integration_case
 from ordersync.channels.edi.documents import purchase_order
 from ordersync.channels.edi.edifact import interchange as unedifact
 from ordersync.channels.edi.edifact import syntax as edifact
@@ -63,10 +64,9 @@ from ordersync.channels.edi.x12.envelope import (
 from ordersync.channels.edi.x12.po850 import SEGMENTS_IN_ERROR, Problem, PurchaseOrder, read_850
 from ordersync.channels.edi.x12.tokens import X12SyntaxError, iter_segments
 from ordersync.channels.edi.x12.writer import Parties
-from ordersync.domain.cases import CasePolicy, open_case
+from ordersync.domain.cases import CasePolicy
 from ordersync.domain.clock import Clock
 from ordersync.domain.errors import IntegrationError, OrdersyncError
-from ordersync.domain.events import CaseOpened
 from ordersync.domain.order import LineAmendment, OrderRecord
 from ordersync.flows.deps import FlowDeps
 from ordersync.flows.services.amendments import amend_order
@@ -124,16 +124,6 @@ TAKEN = frozenset({"850", "860", "997", "999"})
 LEFT_THE_WAREHOUSE = frozenset({OrderState.PARTIALLY_SHIPPED, OrderState.SHIPPED, OrderState.INVOICED,
                                 OrderState.CLOSED})
 SET_NOT_SUPPORTED = "1"
-
-
-def open_integration_case(uow: UnitOfWork, policy: CasePolicy, summary: str, next_action: str,
-                          order_id: str | None = None) -> str:
-    """An integration-failure case about EDI, opened and announced in ``uow``; its id."""
-    case = open_case(CaseType.INTEGRATION_FAILURE, now=uow.now(), policy=policy, summary=summary[:1000],
-                     next_action=next_action, order_id=order_id)
-    uow.cases.add(case)
-    uow.emit(CaseOpened(case=case), correlation_id=order_id)
-    return case.id
 
 
 def _quantity(record: OrderRecord | None, line_no: int, default: Decimal) -> Decimal:

@@ -29,8 +29,9 @@ from pathlib import Path
 import httpx
 from sqlalchemy import RowMapping, select
 
+from ordersync.channels.cases import open_integration_case
 from ordersync.channels.edi import as2
-from ordersync.channels.edi.inbound import EdiInbound, open_integration_case
+from ordersync.channels.edi.inbound import EdiInbound
 from ordersync.channels.edi.partners import Partner, Us
 from ordersync.domain.cases import CasePolicy
 from ordersync.domain.clock import Clock

@@ -15,8 +15,6 @@ API_VERSION = "2026-07"
 #: the next version the schema tests also check, so moving up is known to be safe before it is done
 NEXT_API_VERSION = "2026-10"
 
-PAGE_INFO = "pageInfo { hasNextPage endCursor }"
-
 SHOP = """
 query Shop {
   shop { name myshopifyDomain currencyCode plan { displayName shopifyPlus } }
@@ -56,10 +54,10 @@ fragment OrderFields on Order {
       variant { id sku }
       originalUnitPriceSet { shopMoney { amount currencyCode } }
     }
-    %s
+    pageInfo { hasNextPage endCursor }
   }
 }
-""" % PAGE_INFO
+"""
 
 #: one order as it is now (webhooks only say *that* an order changed; its current state is read here)
 ORDER = """
@@ -73,10 +71,10 @@ ORDERS_UPDATED = """
 query OrdersUpdated($first: Int!, $after: String, $query: String!) {
   orders(first: $first, after: $after, query: $query, sortKey: UPDATED_AT) {
     nodes { id name updatedAt cancelledAt }
-    %s
+    pageInfo { hasNextPage endCursor }
   }
 }
-""" % PAGE_INFO
+"""
 
 #: B2B company locations with their company, external ids, tax ids, catalogs and payment terms
 COMPANY_LOCATIONS = """
@@ -92,29 +90,29 @@ query CompanyLocations($first: Int!, $after: String) {
       catalogs(first: 5) { nodes { id title ... on CompanyLocationCatalog { priceList { id currency } } } }
       buyerExperienceConfiguration { paymentTermsTemplate { id name } }
     }
-    %s
+    pageInfo { hasNextPage endCursor }
   }
 }
-""" % PAGE_INFO
+"""
 
 LOCATIONS = """
 query Locations($first: Int!, $after: String) {
   locations(first: $first, after: $after) {
     nodes { id name isActive }
-    %s
+    pageInfo { hasNextPage endCursor }
   }
 }
-""" % PAGE_INFO
+"""
 
 #: variants with their SKU and inventory item (SKU is how ERP products are matched, never the title)
 VARIANTS = """
 query Variants($first: Int!, $after: String, $query: String) {
   productVariants(first: $first, after: $after, query: $query) {
     nodes { id sku inventoryItem { id } }
-    %s
+    pageInfo { hasNextPage endCursor }
   }
 }
-""" % PAGE_INFO
+"""
 
 #: available quantities of a location's inventory levels, a page at a time
 LOCATION_LEVELS = """
@@ -122,11 +120,11 @@ query LocationLevels($id: ID!, $first: Int!, $after: String) {
   location(id: $id) {
     inventoryLevels(first: $first, after: $after) {
       nodes { item { id sku } quantities(names: ["available"]) { name quantity } }
-      %s
+      pageInfo { hasNextPage endCursor }
     }
   }
 }
-""" % PAGE_INFO
+"""
 
 #: the available quantity of some inventory items at one location (re-read after a stale compare-and-set)
 ITEM_LEVELS = """
@@ -256,10 +254,10 @@ WEBHOOK_SUBSCRIPTIONS = """
 query WebhookSubscriptions($first: Int!, $after: String) {
   webhookSubscriptions(first: $first, after: $after) {
     nodes { id topic uri }
-    %s
+    pageInfo { hasNextPage endCursor }
   }
 }
-""" % PAGE_INFO
+"""
 
 WEBHOOK_CREATE = """
 mutation WebhookCreate($topic: WebhookSubscriptionTopic!, $uri: String!) {
