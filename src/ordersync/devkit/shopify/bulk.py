@@ -39,15 +39,15 @@ def run_query(_: Any, info: Info, query: str, groupObjects: bool = False, **__: 
                                                                           context.api_version, bulk=True),
                              field_resolver=field_resolver, type_resolver=type_resolver,
                              is_awaitable=never_awaitable)
-    assert not graphql.pyutils.is_awaitable(result)
-    data: Obj = result.data or {}  # type: ignore[union-attr]
+    assert isinstance(result, graphql.ExecutionResult)
+    data: Obj = result.data or {}
     lines, roots = to_lines(data)
     if roots is None:
         return _failure("Bulk queries must contain at least one connection.")
     shop = state(info)
     operation_obj = shop.new(
         "BulkOperation", status="CREATED", type="QUERY", query=query, createdAt=shop.now(), completedAt=None,
-        errorCode="INTERNAL_SERVER_ERROR" if result.errors else None,  # type: ignore[union-attr]
+        errorCode="INTERNAL_SERVER_ERROR" if result.errors else None,
         objectCount=0, rootObjectCount=0, fileSize=None, url=None, partialDataUrl=None,
         _jsonl="".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines), _lines=len(lines),
         _roots=roots, _base=context.base_url)

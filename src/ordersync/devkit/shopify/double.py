@@ -45,7 +45,7 @@ class ShopifyDouble:
         self._executor = Executor(self.state, version, self.bucket)
         self.webhooks = Webhooks(self.state, secret, version, self.clock)
         self.state.emit = self.webhooks.enqueue
-        self._handle = route(self._execute_http, self._bulk_file, version, token)
+        self._handle = route(self._executor.execute, self._bulk_file, version, token)
         self.app: Starlette = asgi_app(self._handle)
         self._server = Server(self.app)
 
@@ -66,10 +66,6 @@ class ShopifyDouble:
         if supplied is not None and supplied != self.token:
             return 401, {"errors": INVALID_TOKEN}
         return self._executor.execute(query, variables, operation_name, self.base_url)
-
-    def _execute_http(self, query: str, variables: dict[str, Any] | None, operation_name: str | None,
-                      base_url: str, token: str | None) -> tuple[int, Any]:
-        return self._executor.execute(query, variables, operation_name, base_url)
 
     def _bulk_file(self, number: int) -> str | None:
         with self.state.lock:

@@ -9,12 +9,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import graphql
-from graphql import FieldNode, FragmentDefinitionNode, GraphQLError, OperationType
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    GraphQLError,
+    OperationDefinitionNode,
+    OperationType,
+)
 
 from . import bulk, fulfillment, inventory, orders, pricing, queries, subscriptions  # noqa: F401  (resolvers)
 from .cost import SINGLE_QUERY_MAX, Bucket, actual_cost, requested_cost
 from .registry import Context, field_resolver, never_awaitable, type_resolver
-from .schema import Documents, load_schema
+from .schema import documents, load_schema
 from .state import ShopState
 
 Body = dict[str, Any]
@@ -36,49 +43,51 @@ class Executor:
         self.shop = shop
         self.version = version
         self.schema = load_schema(version)
-        self.documents = Documents(self.schema)
+        self.documents = documents(version)
         self.bucket = bucket
         self.meter = Meter()
 
     def execute(self, query: str, variables: dict[str, Any] | None, operation_name: str | None,
                 base_url: str) -> tuple[int, Body]:
-        self.meter.calls += 1
         document, errors = self.documents.get(query)
-        if errors or document is None:
-            return 200, {"errors": [e.formatted for e in errors]}
-        operation = graphql.get_operation_ast(document, operation_name)
-        if operation is None:
-            message = f"No operation named {operation_name!r}" if operation_name else "An operation name is required"
-            return 200, {"errors": [{"message": message, "extensions": {"code": "BAD_REQUEST"}}]}
+        with self.shop.lock:
+            self.meter.calls += 1
+            if errors or document is None:
+                return 200, {"errors": [e.formatted for e in errors]}
+            operation = graphql.get_operation_ast(document, operation_name)
+            if operation is None:
+                message = f"No operation named {operation_name!r}" if operation_name else \
+                    "An operation name is required"
+                return 200, {"errors": [{"message": message, "extensions": {"code": "BAD_REQUEST"}}]}
+            return 200, self._metered(document, operation, dict(variables or {}), base_url)
+
+    def _metered(self, document: DocumentNode, operation: OperationDefinitionNode, variables: dict[str, Any],
+                 base_url: str) -> Body:
+        """Price the operation, let it through the bucket (or not), run it, charge what it returned."""
         fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
-        variables = dict(variables or {})
         requested = requested_cost(self.schema, operation, fragments, variables)
         if requested > SINGLE_QUERY_MAX:
-            return 200, {"errors": [_max_cost(requested)]}
+            return {"errors": [_max_cost(requested)]}
         if not self.bucket.take(requested):
             self.meter.throttled += 1
-            return 200, {"errors": [{"message": "Throttled", "extensions": {
+            return {"errors": [{"message": "Throttled", "extensions": {
                 "code": "THROTTLED", "documentation": RATE_LIMIT_DOCS}}],
                 "extensions": {"cost": self._cost(requested, None)}}
-        with self.shop.lock:
-            result = graphql.execute(
-                self.schema, document, context_value=Context(self.shop, base_url, self.version),
-                variable_values=variables, operation_name=operation_name,
-                field_resolver=field_resolver, type_resolver=type_resolver, is_awaitable=never_awaitable)
-        assert not graphql.pyutils.is_awaitable(result)
-        data = result.data  # type: ignore[union-attr]
-        actual = min(requested, actual_cost(self.schema, operation, fragments, variables, data))
+        result = graphql.execute(
+            self.schema, document, context_value=Context(self.shop, base_url, self.version),
+            variable_values=variables, operation_name=operation.name.value if operation.name else None,
+            field_resolver=field_resolver, type_resolver=type_resolver, is_awaitable=never_awaitable)
+        assert isinstance(result, graphql.ExecutionResult)
+        actual = min(requested, actual_cost(self.schema, operation, fragments, variables, result.data))
         self.bucket.refund(requested - actual)
         self.meter.points += actual
-        if operation.operation is OperationType.MUTATION and data is not None:
+        if operation.operation is OperationType.MUTATION and result.data is not None:
             self.meter.mutations_by_name.update(
                 s.name.value for s in operation.selection_set.selections if isinstance(s, FieldNode))
-        body: Body = {}
-        if result.errors:  # type: ignore[union-attr]
-            body["errors"] = [_format(e) for e in result.errors]  # type: ignore[union-attr]
-        body["data"] = data
+        body: Body = {"errors": [_format(e) for e in result.errors]} if result.errors else {}
+        body["data"] = result.data
         body["extensions"] = {"cost": self._cost(requested, actual)}
-        return 200, body
+        return body
 
     def _cost(self, requested: int, actual: int | None) -> Body:
         return {"requestedQueryCost": requested, "actualQueryCost": actual, "throttleStatus": self.bucket.status()}

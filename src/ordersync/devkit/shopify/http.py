@@ -29,8 +29,10 @@ def json_response(status: int, body: Any) -> tuple[int, dict[str, str], bytes]:
     return status, {"content-type": "application/json; charset=utf-8"}, json.dumps(body).encode()
 
 
-def route(execute: Callable[[str, dict[str, Any] | None, str | None, str, str | None], tuple[int, Any]],
-          bulk_file: Callable[[int], str | None], version: str, token: str) -> Handler:
+Execute = Callable[[str, dict[str, Any] | None, str | None, str], tuple[int, Any]]
+
+
+def route(execute: Execute, bulk_file: Callable[[int], str | None], version: str, token: str) -> Handler:
     """The request handler shared by the app and the transport."""
 
     def handle(method: str, path: str, headers: Mapping[str, str], body: bytes,
@@ -47,7 +49,9 @@ def route(execute: Callable[[str, dict[str, Any] | None, str | None, str, str | 
                 assert isinstance(query, str)
             except (ValueError, KeyError, TypeError, AssertionError):
                 return json_response(400, {"errors": {"query": "Required parameter missing or invalid"}})
-            status, answer = execute(query, request.get("variables"), request.get("operationName"), base_url, None)
+            variables = request.get("variables")
+            status, answer = execute(query, variables if isinstance(variables, dict) else None,
+                                     request.get("operationName"), base_url)
             return json_response(status, answer)
         bulk_path = _BULK.match(path)
         if bulk_path and method == "GET":

@@ -66,6 +66,12 @@ def load_schema(version: str) -> GraphQLSchema:
     return schema
 
 
+@cache
+def documents(version: str) -> Documents:
+    """The document cache of a version, shared by every double of the process (tests make many)."""
+    return Documents(load_schema(version))
+
+
 class Documents:
     """Parsed and validated documents by query string (least recently used evicted past ``size``)."""
 

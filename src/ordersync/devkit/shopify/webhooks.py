@@ -148,6 +148,14 @@ class Webhooks:
                 self._client.close()
             self._client = None
 
+    def use_client(self, client: httpx.Client) -> None:
+        """Deliver with this client, e.g. a ``starlette.testclient.TestClient`` of the hub's app (no sockets;
+        build it with ``raise_server_exceptions=False`` so that a failing handler is a 500, as on a server)."""
+        with self._lock:
+            if self._client is not None and self._client is not client:
+                self._client.close()
+            self._client = client
+
     @property
     def pending(self) -> int:
         with self._lock:
