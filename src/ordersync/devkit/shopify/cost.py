@@ -57,6 +57,7 @@ class _Walk:
     fragments: Mapping[str, FragmentDefinitionNode]
     variables: Mapping[str, Any]
     memo: dict[tuple[int, str], Parts] = field(default_factory=dict)  # the same selection for each of 250 nodes
+    fixed: dict[tuple[int, str], int | None] = field(default_factory=dict)
 
     def arg(self, node: FieldNode, name: str) -> Any:
         for argument in node.arguments or ():
@@ -203,10 +204,36 @@ def _named(parent: GraphQLNamedType, node: FieldNode) -> GraphQLNamedType:
     return get_named_type(field.type) if field else parent
 
 
+def _fixed_cost(walk: _Walk, selection_set: SelectionSetNode | None, parent: GraphQLNamedType) -> int | None:
+    """The cost of a selection that cannot vary with the answer (no connection, no ``ids`` list below it),
+    else None; known once per request, however many nodes share the selection."""
+    key = (id(selection_set), parent.name)
+    if key not in walk.fixed:
+        own, other = walk.parts(selection_set, parent)
+        varies = any(_varies(walk, node, p) for node, p in own + [f for group in other.values() for f in group])
+        walk.fixed[key] = None if varies else _requested_selection(walk, selection_set, parent)
+    return walk.fixed[key]
+
+
+def _varies(walk: _Walk, node: FieldNode, parent: GraphQLNamedType) -> bool:
+    field = _field_def(parent, node.name.value)
+    if field is None:
+        return False
+    named = _unwrap(field.type)
+    if is_leaf_type(named):
+        return False
+    if is_connection(named) or (_is_list(field) and walk.arg(node, "ids") is not None):
+        return True
+    return _fixed_cost(walk, node.selection_set, named) is None
+
+
 def _actual_selection(walk: _Walk, selection_set: SelectionSetNode | None, parent: GraphQLNamedType,
                       value: Any) -> int:
     if not isinstance(value, Mapping):
         return 0
+    fixed = _fixed_cost(walk, selection_set, parent)
+    if fixed is not None:
+        return fixed
     own, other = walk.parts(selection_set, parent)
     fields = own + [f for group in other.values() for f in group]
     return sum(_actual_field(walk, node, p, value.get(_key(node))) for node, p in fields if _key(node) in value)

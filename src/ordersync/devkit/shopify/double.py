@@ -17,8 +17,9 @@ from .clock import Clock, SystemClock
 from .cost import Bucket
 from .executor import Executor
 from .http import INVALID_TOKEN, Server, asgi_app, mock_transport, route
+from .payloads import topic_enum
 from .state import Obj, ShopState
-from .subscriptions import subscribe, topic_enum
+from .subscriptions import subscribe
 from .webhooks import Webhooks
 
 

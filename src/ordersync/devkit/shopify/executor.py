@@ -20,7 +20,7 @@ from graphql import (
 
 from . import bulk, fulfillment, inventory, orders, pricing, queries, subscriptions  # noqa: F401  (resolvers)
 from .cost import SINGLE_QUERY_MAX, Bucket, actual_cost, requested_cost
-from .registry import Context, field_resolver, never_awaitable, type_resolver
+from .registry import Context, field_resolver, install, never_awaitable, type_resolver
 from .schema import documents, load_schema
 from .state import ShopState
 
@@ -43,6 +43,7 @@ class Executor:
         self.shop = shop
         self.version = version
         self.schema = load_schema(version)
+        install(self.schema)
         self.documents = documents(version)
         self.bucket = bucket
         self.meter = Meter()

@@ -15,6 +15,11 @@ from typing import Any
 Obj = dict[str, Any]
 
 
+def topic_enum(topic: str) -> str:
+    """``orders/create`` → ``ORDERS_CREATE`` (the GraphQL name of a webhook topic)."""
+    return topic.replace("/", "_").upper()
+
+
 def rest_time(value: dt.datetime | None) -> str | None:
     """REST timestamps: ISO 8601 with the shop's offset (the double's shop runs on UTC)."""
     return value.astimezone(dt.UTC).isoformat(timespec="seconds") if value else None

@@ -198,9 +198,15 @@ class ShopState:
         quantities[name] += delta
         level["updatedAt"] = level["item"]["updatedAt"] = self.now()
 
+    def subscribed(self, topic: str) -> bool:
+        """Whether anyone subscribed to ``topic`` (bodies are built only for events someone receives)."""
+        wanted = payloads.topic_enum(topic)
+        return any(s["topic"] == wanted for s in self.subscriptions)
+
     def level_changed(self, level: Obj) -> None:
-        """Queue ``inventory_levels/update`` (delivered only to subscribers)."""
-        self.emit("inventory_levels/update", payloads.inventory_level(level), self.now())
+        """Queue ``inventory_levels/update``."""
+        if self.subscribed("inventory_levels/update"):
+            self.emit("inventory_levels/update", payloads.inventory_level(level), self.now())
 
     def first_location(self) -> Obj:
         if not self.locations:

@@ -10,11 +10,6 @@ from .registry import Info, ctx, resolves, state, user_error
 from .state import Obj, ShopState
 
 
-def topic_enum(topic: str) -> str:
-    """``orders/create`` → ``ORDERS_CREATE``."""
-    return topic.replace("/", "_").upper()
-
-
 def subscribe(shop: ShopState, topic: str, uri: str, api_version: str, fmt: str = "JSON") -> Obj:
     now = shop.now()
     subscription = shop.new(

@@ -26,8 +26,8 @@ from typing import Any
 import httpx
 
 from .clock import Clock
+from .payloads import topic_enum
 from .state import ShopState
-from .subscriptions import topic_enum
 
 #: the waits before retry 1..8: 14,400 s (4 hours) in all
 RETRY_DELAYS = (60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 6720.0)
