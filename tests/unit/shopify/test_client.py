@@ -513,7 +513,7 @@ def test_pages_read_edges_and_a_nested_path(fake: FakeShopify, clock: Clock) -> 
 # -- bulk ------------------------------------------------------------------------------------------------
 
 
-BULK_LINES = [{"id": "gid://shopify/ProductVariant/1", "sku": "KC-1"},
+BULK_LINES: list[dict[str, Any]] = [{"id": "gid://shopify/ProductVariant/1", "sku": "KC-1"},
               {"location": {"id": "gid://shopify/Location/1"}, "__parentId": "gid://shopify/ProductVariant/1"}]
 
 
