@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import functools
 
+import httpx
+
 from ordersync.adapters.erp.budget import budget_for
 from ordersync.adapters.erp.factory import make_erp
 from ordersync.adapters.erp.guard import ErpGate
 from ordersync.adapters.erp.guarded import GuardedErp
 from ordersync.adapters.erp.router import ErpRouter
 from ordersync.adapters.webhooks import HttpWebhookSender
-from ordersync.canonical.v1 import CaseType
+from ordersync.canonical.v1 import Account, CaseType
 from ordersync.channels.edi import documents as edi_documents
 from ordersync.channels.edi.channel import EdiChannel, partners_of
+from ordersync.channels.shopify import outbound as shopify_outbound
+from ordersync.channels.shopify.channel import ShopifyChannel
 from ordersync.config import ErpSettings, Settings
 from ordersync.domain.allocation import AllocationPolicy
 from ordersync.domain.cases import CasePolicy
@@ -37,7 +41,7 @@ from ordersync.messaging.retention import Retention
 from ordersync.messaging.retry import RetryPolicy
 from ordersync.messaging.sqlqueue import SqlQueueTransport
 from ordersync.messaging.worker import Worker
-from ordersync.ports.erp import ErpPort
+from ordersync.ports.erp import ErpPort, Erps
 from ordersync.runtime import outbound
 from ordersync.runtime import readmodel as readmodel_consumers
 from ordersync.runtime.erp_changes import Cadence, ErpChangePoller
@@ -53,10 +57,13 @@ def build_registry(deps: FlowDeps | None = None, model: ReadModel | None = None,
                    settings: Settings | None = None) -> Registry:
     """Every subscription of the hub: which consumer runs on which message. Without ERP dependencies only
     the projections, the fulfillment record and outbound webhooks run; with EDI partners configured, the
-    documents we send them (855, 856, 810) are written by ``edi.documents``."""
+    documents we send them (855, 856, 810) are written by ``edi.documents``; with Shopify shops, what goes
+    back to Shopify (fulfillments, cancellations, refunds) is written by ``shopify.outbound``."""
     registry = Registry()
     if settings is not None and settings.edi.partners:
         edi_documents.register(registry, *partners_of(settings.edi))
+    if settings is not None and settings.shopify.shops:
+        shopify_outbound.register(registry, settings.shopify.shops)
     counters.register(registry)
     documents.register(registry)
     outbound.register(registry)
@@ -71,8 +78,10 @@ def build_registry(deps: FlowDeps | None = None, model: ReadModel | None = None,
 
 
 def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Registry | None = None,
-              migrate: bool = True, erps: dict[str, ErpPort] | None = None) -> Hub:
-    """Wire a hub. ``erps`` replaces the ERP adapters the settings describe (tests pass twins)."""
+              migrate: bool = True, erps: dict[str, ErpPort] | None = None,
+              shopify_transport: httpx.BaseTransport | None = None) -> Hub:
+    """Wire a hub. ``erps`` replaces the ERP adapters the settings describe (tests pass twins);
+    ``shopify_transport`` routes Shopify calls to a double (tests, the demo)."""
     clock = clock or SystemClock()
     db = Database(settings.store_url)
     if migrate:
@@ -147,10 +156,23 @@ def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Regis
     if settings.edi.partners:
         edi = EdiChannel.build(settings.edi, db, clock, intake, cases, deps)
         edi.schedule(worker, settings.edi.poll_seconds, settings.edi.chase_seconds, single_worker=db.is_sqlite)
+    shopify = None
+    if settings.shopify.shops:
+        shopify = ShopifyChannel.build(settings.shopify, db, clock, intake, cases, deps,
+                                       functools.partial(_all_accounts, router), transport=shopify_transport)
+        shopify.schedule(worker, single_worker=db.is_sqlite)
     return Hub(settings=settings, clock=clock, db=db, store=store, transport=transport, registry=registry,
                runner=runner, relay=relay, worker=worker, dead_letters=dead, intake=intake,
                workbench=Workbench(store, cases, dead, deps), webhooks=webhooks, retention=retention, erps=router,
-               poller=poller, deps=deps, readmodel=readmodel, gap_repair=gaps, edi=edi)
+               poller=poller, deps=deps, readmodel=readmodel, gap_repair=gaps, edi=edi,
+               shopify=shopify)
+
+
+def _all_accounts(erps: Erps | None) -> list[Account]:
+    """Every active account of every ERP (what a Shopify company may be matched to)."""
+    if erps is None:
+        return []
+    return [account for name in erps.names() for account in erps.erp(name).accounts()]
 
 
 def _transport(settings: Settings, db: Database) -> SqlQueueTransport | NatsTransport:

@@ -11,6 +11,7 @@ from ordersync.api import limits
 from ordersync.api.app import create_api
 from ordersync.channels.edi import http as edi_http
 from ordersync.channels.portal import pages as portal
+from ordersync.channels.shopify import http as shopify_http
 from ordersync.runtime.hub import Hub
 from ordersync.web import STATIC_DIR
 from ordersync.web import ops as ops_pages
@@ -24,4 +25,5 @@ def create_app(hub: Hub, *, max_body_bytes: int = limits.DEFAULT_MAX_BODY_BYTES,
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")  # pinned front-end assets
     app.include_router(portal.router)  # the buyer portal (/portal)
     app.include_router(edi_http.router)  # EDI partners' AS2 messages (/as2)
+    app.include_router(shopify_http.router)  # Shopify's webhooks (/shopify/webhooks)
     return app

@@ -56,6 +56,8 @@ class Hub:
     #: the EDI channel (:class:`ordersync.channels.edi.channel.EdiChannel`) when partners are configured;
     #: typed loosely because the channels sit above the runtime
     edi: Any = None
+    #: the Shopify channel (:class:`ordersync.channels.shopify.channel.ShopifyChannel`) when shops are configured
+    shopify: Any = None
 
     def uow(self, causation_id: str | None = None) -> AbstractContextManager[UnitOfWork]:
         """A unit of work (one write transaction) on this hub's store."""
@@ -69,4 +71,6 @@ class Hub:
         self.webhooks.close()
         if self.edi is not None:
             self.edi.close()
+        if self.shopify is not None:
+            self.shopify.close()
         self.db.dispose()

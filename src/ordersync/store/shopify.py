@@ -73,6 +73,13 @@ def finish_event(conn: Connection, event_key: str, *, state: str, detail: str, n
         processed_at=None if retry_at else now))
 
 
+def wake_waiting(conn: Connection, shop: str, now: dt.datetime) -> int:
+    """Work the shop's waiting events now (a mapping was added)."""
+    c = shopify_events.c
+    return int(conn.execute(update(shopify_events).where(c.shop == shop, c.state == "waiting")
+                            .values(next_attempt_at=now)).rowcount)
+
+
 def release_leases(conn: Connection) -> int:
     """Forget every lease (for a store only one worker uses, after a crash)."""
     released = conn.execute(update(shopify_events).where(shopify_events.c.lease_until.is_not(None))
