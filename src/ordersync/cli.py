@@ -44,6 +44,9 @@ app.add_typer(subscriptions, name="subscriptions")
 edi = typer.Typer(no_args_is_help=True, help="EDI trading: partners, receive a file, list and show what came and "
                                              "went, resend, send now.")
 app.add_typer(edi, name="edi")
+shopify = typer.Typer(no_args_is_help=True, help="Shopify B2B shops: check the token, register webhooks, push "
+                                                 "prices and stock now, reconcile, list events, map companies.")
+app.add_typer(shopify, name="shopify")
 console = Console(stderr=True)
 out = Console()
 log = logging.getLogger("ordersync.cli")
@@ -484,6 +487,394 @@ def edi_show(
                 "received_at", "processed_at", "detail"):
         out.print(f"{key:15} {row[key] if row[key] is not None else ''}")
     out.print(bytes(row["raw"]).decode("utf-8", errors="replace"), markup=False, highlight=False)
+
+
+# -- Shopify B2B shops ---------------------------------------------------------------------------------
+
+ShopName = Annotated[str, typer.Argument(help="The shop's name in [[shopify.shops]].")]
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    """One red line on stderr saying what went wrong and what to do; the exit to raise (1: Shopify, the
+    ERP or the work failed; 2: the configuration or the command line is wrong)."""
+    console.print(f"[red]{message}[/red]", soft_wrap=True, highlight=False)
+    return typer.Exit(code)
+
+
+def _shop_settings(settings: Settings, name: str) -> Any:
+    found = settings.shopify.shop(name)
+    if found is None:
+        configured = ", ".join(s.name for s in settings.shopify.shops) or "none"
+        raise _fail(f"no Shopify shop named {name!r} (configured: {configured}): add it as [[shopify.shops]] to "
+                    "ordersync.toml (docs/shopify.md)", 2)
+    if not found.access_token():
+        where = f"set the environment variable {found.token_env}" if found.token_env else "set token_env"
+        raise _fail(f"shop {name} has no access token: {where} to the Admin API token of its app", 2)
+    return found
+
+
+def _shopify_client(settings: Settings, name: str) -> Any:
+    """The shop's client, as the hub builds it (without building the hub: no ERP needed)."""
+    from ordersync.channels.shopify.channel import shops_of
+    from ordersync.config import ShopifySettings
+
+    one = ShopifySettings.model_validate({**settings.shopify.model_dump(),
+                                          "shops": [_shop_settings(settings, name).model_dump()]})
+    return shops_of(one)[0].client
+
+
+def _shopify_channel(hub: Hub, name: str) -> Any:
+    if hub.shopify is None:
+        raise _fail("no Shopify shop is configured: add [[shopify.shops]] to ordersync.toml (docs/shopify.md)", 2)
+    _shop_settings(hub.settings, name)
+    return hub.shopify
+
+
+def _shopify_failure(exc: Exception, what: str, settings: Any) -> typer.Exit:
+    """The one line for a failed call: Shopify unreachable, Shopify refusing (the token), or the ERP away."""
+    from ordersync.channels.shopify.client import ShopifyError, ShopifyUnavailable
+
+    if isinstance(exc, ShopifyUnavailable):
+        return _fail(f"{what}: Shopify at {settings.base_url} cannot be reached ({exc}); check the network and "
+                     "api_url, then try again")
+    if isinstance(exc, ShopifyError):
+        return _fail(f"{what}: Shopify refused: {exc}; check the shop's access token "
+                     f"({settings.token_env or 'token'}) and the app's scopes")
+    return _fail(f"{what}: {exc}; try again when the ERP answers")
+
+
+def _shopify_errors() -> tuple[type[Exception], ...]:
+    from ordersync.channels.shopify.client import ShopifyError, ShopifyUnavailable
+
+    return ShopifyError, ShopifyUnavailable, OrdersyncError
+
+
+@shopify.command("shops")
+def shopify_shops(data_dir: DataDir = None, store: Store = None, config: ConfigFile = None,
+                  as_json: AsJson = False) -> None:
+    """Each configured shop: domain, plan, channel, webhook events, orders and tasks by state, the
+    reconciliation watermark and what the last reconciliation found."""
+    from ordersync.store import shopify as shopify_store
+    from ordersync.store.db import Database
+
+    settings = _settings(data_dir, store, config)
+    db = Database(settings.store_url)
+    db.migrate()
+    rows: list[dict[str, Any]] = []
+    with db.read() as conn:
+        for s in settings.shopify.shops:
+            rows.append({"name": s.name, "domain": s.domain, "plan": s.plan, "channel": s.channel_name,
+                         "token": bool(s.access_token()), "secret": bool(s.webhook_secrets()),
+                         "events": shopify_store.event_counts(conn, s.name),
+                         "orders": shopify_store.order_counts(conn, s.name),
+                         "tasks": shopify_store.task_counts(conn, s.name),
+                         "watermark": shopify_store.get_state(conn, s.name, "watermark", "reconcile"),
+                         "reconcile": shopify_store.get_state(conn, s.name, "report", "reconcile")})
+    db.dispose()
+    if as_json:
+        typer.echo(json.dumps(rows, default=str))
+        return
+    if not rows:
+        out.print("no Shopify shops: add [[shopify.shops]] to ordersync.toml (docs/shopify.md)")
+        return
+    for r in rows:  # a block per shop: too many figures for one table row at a terminal's width
+        out.print(f"[bold]{r['name']}[/bold]  {r['domain']}  plan {r['plan']}  channel {r['channel']}  token "
+                  + ("yes" if r["token"] else "[red]missing[/red]") + ("" if r["secret"] else
+                                                                       "  [red]no webhook secret[/red]"),
+                  soft_wrap=True, highlight=False)
+        for label, value in (("webhook events", _by_state(r["events"])), ("orders", _by_state(r["orders"])),
+                             ("tasks", _by_state(r["tasks"])), ("reconciled up to", r["watermark"] or "not yet"),
+                             ("last reconciliation", _sweep_line(r["reconcile"]))):
+            out.print(f"  {label + ':':20} {value}", soft_wrap=True, highlight=False)
+
+
+def _by_state(counts: dict[str, int]) -> str:
+    return ", ".join(f"{state} {n}" for state, n in sorted(counts.items())) or "-"
+
+
+def _sweep_line(report: dict[str, Any] | None) -> str:
+    if not report:
+        return "never"
+    found = ", ".join(f"{len(report.get(k) or [])} {k}" for k in ("taken", "unmatched", "refused", "errors"))
+    return f"{report.get('started_at', '')[:19]}: {report.get('seen', 0)} seen, {found}"
+
+
+@shopify.command("connect")
+def shopify_connect(shop: ShopName, data_dir: DataDir = None, store: Store = None, config: ConfigFile = None,
+                    as_json: AsJson = False) -> None:
+    """Check the shop's access token: ask Shopify for the shop's name, plan and currency."""
+    from ordersync.channels.shopify import operations as ops
+
+    settings = _settings(data_dir, store, config)
+    s = _shop_settings(settings, shop)
+    client = _shopify_client(settings, shop)
+    client.max_attempts = 2  # a person waits: one retry, then say so
+    try:
+        answer = client.execute(ops.SHOP, {}).get("shop") or {}
+    except _shopify_errors() as exc:
+        raise _shopify_failure(exc, f"shop {shop} ({s.domain})", s) from None
+    finally:
+        client.close()
+    plan = answer.get("plan") or {}
+    plus = bool(plan.get("shopifyPlus"))
+    warnings = []
+    if plus != (s.plan in ("plus", "enterprise")):
+        warnings.append(f"Shopify says the shop {'is' if plus else 'is not'} on Plus but plan = \"{s.plan}\" is "
+                        f"configured: the limiter paces to the {s.plan} budget; set plan = "
+                        f"\"{'plus' if plus else 'standard'}\" (or \"{'enterprise' if plus else 'advanced'}\")")
+    domain = answer.get("myshopifyDomain") or ""
+    if domain and domain.lower() != s.domain.lower():
+        warnings.append(f"Shopify names the shop {domain}, not the configured domain {s.domain}: its webhooks "
+                        f"would be refused as an unknown shop; set domain = \"{domain}\"")
+    currency = answer.get("currencyCode") or ""
+    if currency and currency != s.currency:
+        warnings.append(f"the shop sells in {currency} but currency = \"{s.currency}\" is configured")
+    if as_json:
+        typer.echo(json.dumps({"shop": shop, "name": answer.get("name"), "domain": domain,
+                               "plan": plan.get("displayName"), "plus": plus, "currency": currency,
+                               "configured_plan": s.plan, "warnings": warnings}))
+        return
+    out.print(f"{shop}: {answer.get('name')} ({domain or s.domain}), plan {plan.get('displayName') or '?'} "
+              f"({'Plus' if plus else 'not Plus'}), currency {currency or '?'}: the token works", soft_wrap=True,
+              highlight=False)
+    for warning in warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True, highlight=False)
+
+
+@shopify.command("webhooks")
+def shopify_webhooks(
+    shop: ShopName,
+    url: Annotated[str | None, typer.Option("--url", help="The hub's public URL of POST /shopify/webhooks "
+                                                          "(default: the shop's webhook_url).")] = None,
+    data_dir: DataDir = None, store: Store = None, config: ConfigFile = None, as_json: AsJson = False,
+) -> None:
+    """Subscribe the shop's order webhooks to the hub; topics already subscribed to that URL are left as they
+    are, so running it again changes nothing."""
+    from ordersync.channels.shopify import operations as ops
+
+    settings = _settings(data_dir, store, config)
+    s = _shop_settings(settings, shop)
+    uri = (url or s.webhook_url).strip()
+    if not uri:
+        raise _fail(f"no webhook URL for shop {shop}: pass --url https://<hub>/shopify/webhooks or set webhook_url", 2)
+    if not uri.rstrip("/").endswith("/shopify/webhooks"):
+        raise _fail(f"{uri} is not the hub's webhook endpoint: the URL must end with /shopify/webhooks", 2)
+    client = _shopify_client(settings, shop)
+    rows: list[dict[str, str]] = []
+    try:
+        existing = list(client.pages(ops.WEBHOOK_SUBSCRIPTIONS, {}, ("webhookSubscriptions",), page_size=100))
+        ours = {n["topic"]: n for n in existing if n.get("uri") == uri}
+        for topic in ops.WEBHOOK_TOPICS:
+            if topic in ours:
+                rows.append({"topic": topic, "state": "exists", "id": ours[topic]["id"], "uri": uri})
+                continue
+            made = client.execute(ops.WEBHOOK_CREATE, {"topic": topic, "uri": uri})["webhookSubscriptionCreate"]
+            problems = "; ".join(e.get("message", "") for e in made.get("userErrors") or [])
+            if problems or not made.get("webhookSubscription"):
+                raise _fail(f"Shopify refused the {topic} subscription to {uri}: {problems or 'no subscription'}")
+            rows.append({"topic": topic, "state": "created", "id": made["webhookSubscription"]["id"], "uri": uri})
+        others = [n for n in existing if n.get("uri") != uri]
+    except _shopify_errors() as exc:
+        raise _shopify_failure(exc, f"webhooks of shop {shop}", s) from None
+    finally:
+        client.close()
+    rows += [{"topic": n["topic"], "state": "elsewhere", "id": n["id"], "uri": n.get("uri", "")} for n in others]
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    table = Table(title=f"webhooks of {shop} ({s.domain})")
+    for col in ("topic", "state", "subscription", "uri"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(r["topic"], r["state"], r["id"], r["uri"])
+    out.print(table)
+    created = sum(r["state"] == "created" for r in rows)
+    console.print(f"{created} created, {sum(r['state'] == 'exists' for r in rows)} already there"
+                  + (f"; {len(others)} subscription(s) to other URLs left as they are" if others else ""))
+
+
+@shopify.command("sync")
+def shopify_sync(
+    shop: ShopName,
+    prices: Annotated[bool, typer.Option("--prices", help="Push contract prices (per-company catalogs).")] = False,
+    stock: Annotated[bool, typer.Option("--stock", help="Push stock per location.")] = False,
+    terms: Annotated[bool, typer.Option("--terms", help="Push payment terms.")] = False,
+    data_dir: DataDir = None, store: Store = None, config: ConfigFile = None, as_json: AsJson = False,
+) -> None:
+    """Push prices, stock and payment terms to the shop now (all three unless some are named) and print
+    what each push did."""
+    hub = _hub(data_dir, store, config)
+    reports: dict[str, Any] = {}
+    try:
+        channel = _shopify_channel(hub, shop)
+        sync = channel.syncs.get(shop)
+        if sync is None:
+            raise _fail(f"shop {shop} has no price and stock sync here (it needs an ERP: [[erp]] in ordersync.toml)")
+        chosen = [k for k, on in (("prices", prices), ("stock", stock), ("terms", terms)) if on] or \
+            ["prices", "stock", "terms"]
+        pushes = {"prices": sync.push_prices, "stock": sync.push_stock, "terms": sync.push_payment_terms}
+        for what in chosen:
+            console.print(f"{shop}: pushing {what} ...", highlight=False)
+            started = time.perf_counter()
+            try:
+                reports[what] = pushes[what]()
+            except _shopify_errors() as exc:
+                raise _shopify_failure(exc, f"the {what} push to {shop} stopped", channel.shop(shop).settings) \
+                    from None
+            console.print(f"{shop}: {what} pushed in {time.perf_counter() - started:.1f} s", highlight=False)
+    finally:
+        hub.close()
+    failed = [what for what, report in reports.items() if _has_errors(report)]
+    if as_json:
+        typer.echo(json.dumps(reports, default=str))
+    else:
+        for what, report in reports.items():
+            out.print(f"[bold]{what}[/bold]")
+            for key, value in (report or {}).items():
+                if key not in ("shop", "at", "finished_at", "push"):
+                    out.print(f"  {key}: {_short(value)}", soft_wrap=True, highlight=False)
+    if failed:
+        raise _fail(f"the {' and '.join(failed)} push reported errors (above); fix them in Shopify or the ERP and "
+                    "push again")
+
+
+def _short(value: Any) -> str:
+    """A report's value on one line: a list as its length and first items, a mapping as its figures
+    (Shopify ids left out)."""
+    if isinstance(value, list):
+        return f"{len(value)}" + (": " + ", ".join(map(str, value[:10])) + (" ..." if len(value) > 10 else "")
+                                  if value else "")
+    if isinstance(value, dict):
+        said = [f"{k} ({_short(v)})" if isinstance(v, dict) else f"{k} {_short(v)}" for k, v in value.items()
+                if not (isinstance(v, str) and v.startswith("gid://"))]
+        return ", ".join(said)
+    return str(value)
+
+
+def _has_errors(report: Any) -> bool:
+    if not isinstance(report, dict):
+        return False
+    return bool(report.get("errors")) or any(_has_errors(v) for v in report.values() if isinstance(v, dict))
+
+
+@shopify.command("reconcile")
+def shopify_reconcile(
+    shop: ShopName,
+    since: Annotated[str | None, typer.Option("--since", help="Look at orders updated since (ISO time or 2h, "
+                                                              "7d ago); default: the watermark minus the "
+                                                              "overlap.")] = None,
+    data_dir: DataDir = None, store: Store = None, config: ConfigFile = None, as_json: AsJson = False,
+) -> None:
+    """Run the reconciliation sweep now: take in the orders no webhook brought, and print what it found.
+    Exits 1 when some orders could not be looked at (the watermark then stays)."""
+    start = parse_when(since)
+    hub = _hub(data_dir, store, config)
+    try:
+        channel = _shopify_channel(hub, shop)
+        try:
+            report = channel.inbound.reconcile(shop, since=start).as_dict()
+        except _shopify_errors() as exc:
+            raise _shopify_failure(exc, f"reconciliation of {shop}", channel.shop(shop).settings) from None
+    finally:
+        hub.close()
+    if as_json:
+        typer.echo(json.dumps(report, default=str))
+    else:
+        out.print(f"{shop}: {report['seen']} order(s) updated since {report['since']}, {report['known']} already "
+                  f"taken in; watermark {report['watermark'] or 'unchanged'} ({report['seconds']} s)",
+                  soft_wrap=True, highlight=False)
+        for key, label in (("taken", "taken in (no webhook had brought them)"), ("updated", "updated"),
+                           ("unmatched", "waiting for a company mapping (ordersync shopify map)"),
+                           ("refused", "refused (each has a case)"), ("ignored", "ignored"), ("errors", "errors")):
+            if report[key]:
+                out.print(f"  {label}: {', '.join(report[key])}", soft_wrap=True, highlight=False)
+    if report["errors"]:
+        raise typer.Exit(1)
+
+
+@shopify.command("events")
+def shopify_events(
+    shop: Annotated[str | None, typer.Option("--shop", help="Only this shop's.")] = None,
+    state: Annotated[str | None, typer.Option("--state", help="received, waiting, processed, stale, ignored, "
+                                                              "failed")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 50,
+    data_dir: DataDir = None, store: Store = None, config: ConfigFile = None, as_json: AsJson = False,
+) -> None:
+    """The latest webhook events kept, newest first: what came, how often, and what became of it."""
+    from sqlalchemy import select
+
+    from ordersync.store.db import Database
+    from ordersync.store.schema import shopify_events as t
+
+    db = Database(_settings(data_dir, store, config).store_url)
+    db.migrate()
+    query = select(t.c.id, t.c.shop, t.c.event_id, t.c.topic, t.c.resource_id, t.c.triggered_at, t.c.received_at,
+                   t.c.deliveries, t.c.state, t.c.attempts, t.c.detail)
+    if shop:
+        query = query.where(t.c.shop == shop)
+    if state:
+        query = query.where(t.c.state == state)
+    with db.read() as conn:
+        rows = [dict(r) for r in conn.execute(query.order_by(t.c.received_at.desc()).limit(limit)).mappings()]
+    db.dispose()
+    if as_json:
+        typer.echo(json.dumps(rows, default=str))
+        return
+    if not rows:
+        out.print("no webhook events match")
+        return
+    table = Table(title=f"Shopify webhook events ({len(rows)})")
+    for col in ("event", "shop", "topic", "order", "deliveries", "state", "received", "detail"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(r["event_id"], r["shop"], r["topic"], r["resource_id"].rsplit("/", 1)[-1],
+                      str(r["deliveries"]), r["state"], r["received_at"].strftime("%Y-%m-%d %H:%M:%S"),
+                      r["detail"][:120])
+    out.print(table)
+
+
+@shopify.command("map")
+def shopify_map(
+    shop: ShopName,
+    shopify_id: Annotated[str, typer.Argument(help="The company or company location (gid://shopify/Company"
+                                                   "Location/... or gid://shopify/Company/...).")],
+    account: Annotated[str, typer.Argument(help="The ERP account its orders are for.")],
+    data_dir: DataDir = None, store: Store = None, config: ConfigFile = None,
+) -> None:
+    """Map a Shopify company or company location to an ERP account (kept in the store; it wins over the
+    configuration). The shop's orders waiting for a mapping are taken in now."""
+    from sqlalchemy import select
+
+    from ordersync.store.schema import shopify_orders as t
+
+    hub = _hub(data_dir, store, config)
+    taken: list[str] = []
+    try:
+        channel = _shopify_channel(hub, shop)
+        try:
+            waiting = channel.inbound.map_company(shop, shopify_id, account)
+        except ValueError as exc:
+            raise _fail(f"{exc}: name an active account of the ERP") from None
+        except _shopify_errors() as exc:
+            raise _fail(f"the ERP's accounts could not be read ({exc}); try again when it answers") from None
+        out.print(f"{shop}: {shopify_id} is ERP account {account}", soft_wrap=True, highlight=False)
+        try:
+            worked = channel.inbound.process_waiting() if waiting else 0
+            with hub.db.read() as conn:  # orders the sweep found unmatched wait without an event
+                unmatched = conn.execute(select(t.c.shopify_id).where(t.c.shop == shop, t.c.state == "unmatched",
+                                                                      t.c.order_id.is_(None))).scalars().all()
+            for gid in unmatched:
+                result = channel.inbound.take(channel.shop(shop), gid, source="cli")
+                if result.state == "taken":
+                    taken.append(f"{result.name} (hub order {result.order_id})")
+        except _shopify_errors() as exc:
+            raise _shopify_failure(exc, "the mapping is kept, but the waiting orders could not be taken now (run "
+                                   "the command again)", channel.shop(shop).settings) from None
+    finally:
+        hub.close()
+    out.print((f"{worked} of {waiting} waiting webhook event(s) worked now; " if waiting else "")
+              + f"{len(taken)} waiting order(s) taken in" + (f": {', '.join(taken)}" if taken else ""),
+              soft_wrap=True, highlight=False)
 
 
 @apikey.command("create")

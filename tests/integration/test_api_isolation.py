@@ -136,9 +136,13 @@ UNSCOPED = {
     ("GET", "/ops/dead-letters"), ("POST", "/ops/dead-letters/preview"), ("POST", "/ops/dead-letters/replay"),
     ("GET", "/ops/orders"), ("GET", "/ops/orders/{order_id}"), ("?", "/static"),
     ("GET", "/ops/edi"), ("GET", "/ops/edi/{interchange_id}"), ("POST", "/ops/edi/{interchange_id}/resend"),
+    ("GET", "/ops/shopify"),
     # EDI partners' AS2 messages: no key (AS2 authenticates by signature, docs/edi.md); it keeps what it is
     # sent and answers with an MDN naming only the message it received
     ("POST", "/as2"),
+    # Shopify's webhooks: no key (Shopify signs each body with the app's secret, HMAC-SHA256, docs/shopify.md);
+    # a delivery is kept or refused, and the answer names only the event it kept
+    ("POST", "/shopify/webhooks"),
     # the buyer portal: a session of a key bound to one account (an unbound key cannot sign in); another
     # account's order, return form and reorder answer 404 to a session (tests/integration/test_web_portal.py);
     # a bearer key without a session gets the sign-in page

@@ -32,7 +32,7 @@ from ordersync.ports.deadletters import ReplayItem
 from ordersync.runtime.hub import Hub
 from ordersync.store import edi as edi_store
 from ordersync.store.schema import edi_interchanges
-from ordersync.web import SessionSigner, templates
+from ordersync.web import SessionSigner, ops_shopify, templates
 from ordersync.web import ops_data as data
 
 log = logging.getLogger("ordersync.ops")
@@ -465,3 +465,16 @@ def edi_resend(request: Request, interchange_id: str, operator: Acting) -> Respo
     log.info("EDI interchange %s queued again by %s (was %s)", interchange_id, operator.actor, row["state"])
     outcome = "queued" if row["state"] in ("sent", "dead_letter", "queued") else "not-resendable"
     return _see(f"/ops/edi/{urllib.parse.quote(interchange_id[:64])}?done={outcome}")
+
+
+# -- Shopify B2B shops ---------------------------------------------------------------------------------------
+
+@router.get("/shopify")
+def shopify_overview(request: Request, operator: Signed) -> Response:
+    """Each shop: health, webhook lag, events, refused deliveries, pushes, throttle, reconciliation, orders."""
+    hub = _hub(request)
+    now = hub.clock.now()
+    with hub.db.read() as conn:
+        shops, strangers = ops_shopify.panels(hub, conn, now)
+    return _page(request, operator, "shopify.html", section="shopify", shops=shops, strangers=strangers, now=now,
+                 age=data.age, duration=data.duration, lag=ops_shopify.lag)
