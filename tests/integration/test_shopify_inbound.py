@@ -8,6 +8,7 @@ cancels the ERP order."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -194,3 +195,42 @@ def test_a_cancellation_in_shopify_cancels_the_erp_order(hub: Hub, api: TestClie
     double.webhooks.deliver_due()
     work(hub)
     assert [o["state"] for o in hub_orders(hub)] == ["cancelled"]
+
+
+def test_an_order_edited_in_shopify_is_amended_in_the_erp(
+        hub: Hub, api: TestClient, double: ShopifyDouble, erp: MemoryErp) -> None:
+    double.subscribe("ORDERS_EDITED", "http://testserver/shopify/webhooks")
+    gid = double.place_order(_location_of(double, "Rheinland Industrial Supply GmbH"),
+                             [("BRG-6204-2RS", 20), ("FIT-ELB-G12-SS", 10)])
+    double.webhooks.deliver_due()
+    work(hub)
+    [order] = hub_orders(hub)
+    assert order["state"] == "accepted"
+    double.edit_order(gid, {"BRG-6204-2RS": 10, "FIT-ELB-G12-SS": 0})
+    double.webhooks.deliver_due()
+    work(hub)
+    with hub.uow() as uow:
+        record = uow.orders.get(order["id"])
+    assert record.ordered == {1: 10, 2: 0}
+    [sale] = erp.orders_for(order["id"])
+    assert {line.sku: line.quantity for line in sale.lines if line.quantity} == {"BRG-6204-2RS": 10}
+    with hub.db.read() as conn:
+        assert not [b for b in conn.execute(select(cases.c.body)).scalars() if "edited" in b]
+
+
+def test_an_edit_whose_webhook_never_came_is_followed_by_the_reconciliation(
+        hub: Hub, api: TestClient, double: ShopifyDouble) -> None:
+    gid = double.place_order(_location_of(double, "Rheinland Industrial Supply GmbH"),
+                             [("BRG-6204-2RS", 20), ("FIT-ELB-G12-SS", 10)])
+    double.webhooks.deliver_due()
+    work(hub)
+    [order] = hub_orders(hub)
+    time.sleep(1.1)  # Shopify's times are to the second: the edit is a later one
+    double.webhooks.drop_next()  # its orders/updated never comes
+    double.edit_order(gid, {"FIT-ELB-G12-SS": 4})
+    assert double.webhooks.deliver_due() == 0
+    hub.shopify.inbound.process_waiting()
+    sweep = hub.shopify.inbound.reconcile(SHOP)
+    assert sweep.updated and sweep.updated[0].startswith(double.order(gid)["name"]), sweep.as_dict()
+    with hub.uow() as uow:
+        assert uow.orders.get(order["id"]).ordered == {1: 20, 2: 4}

@@ -27,6 +27,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from ordersync.canonical.v1 import Account, OrderState
@@ -209,9 +210,11 @@ class ShopifyInbound:
             raise ValueError("the body names no order (admin_graphql_api_id)")
         with self.db.read() as conn:
             link = store.order_link(conn, shop.name, gid)
+        # older than what was taken in: stale. The same second is not (Shopify's times are to the second,
+        # and two changes within one are read again: reading is harmless, missing an edit is not)
         said_at = parse_time(payload.get("updated_at")) or row["triggered_at"]
         if link is not None and link["order_id"] and link["updated_at"] is not None and said_at is not None \
-                and said_at <= link["updated_at"] and topic != "orders/cancelled":
+                and said_at < link["updated_at"] and topic != "orders/cancelled":
             if topic == "orders/paid" and not link["paid"]:
                 with self.db.write() as conn:
                     store.save_order(conn, shop=shop.name, shopify_id=gid, name=link["name"], at=self.clock.now(),
@@ -259,6 +262,8 @@ class ShopifyInbound:
             taken = Taken(gid, name, "duplicate", link["order_id"])
             if cancelled_at is not None and link["cancelled_at"] is None:
                 taken = self._cancel(shop, link["order_id"], name, gid)
+            elif cancelled_at is None:
+                taken.detail = self._follow_edits(shop, order, link["order_id"], name)
             with self.db.write() as conn:
                 store.save_order(conn, shop=shop.name, shopify_id=gid, name=name, at=self.clock.now(), source=source,
                                  state="cancelled" if cancelled_at else link["state"], updated_at=updated_at,
@@ -346,6 +351,54 @@ class ShopifyInbound:
             return Taken(gid, name, "cancelled", order_id, f"cancellation refused: {refusal}")
         return Taken(gid, name, "cancelled", order_id, "cancelled in the ERP")
 
+    def _follow_edits(self, shop: Shop, order: dict[str, Any], order_id: str, name: str) -> str:
+        """An order edited in Shopify after it was taken (a quantity changed, a line removed): the ERP
+        decides, through the same amendment as every channel's; what cannot be amended (a line added,
+        goods already shipped, the ERP refusing) opens a case — the hub never silently keeps a different
+        order than the buyer's."""
+        wanted: dict[str, Decimal] = {}
+        for item in (order.get("lineItems") or {}).get("nodes") or []:
+            sku = (item.get("sku") or (item.get("variant") or {}).get("sku") or "").strip()
+            if sku:
+                wanted[sku] = wanted.get(sku, Decimal(0)) + Decimal(item.get("currentQuantity", item.get("quantity"))
+                                                                    or 0)
+        with unit_of_work(self.db, self.clock) as uow:
+            record = uow.orders.find(order_id)
+        if record is None or record.state in (OrderState.CANCELLED, OrderState.REJECTED):
+            return ""
+        have = {line.sku: line for line in record.lines}
+        changes = [LineAmendment(line_no=line.line_no, cancel=True) if wanted.get(sku, Decimal(0)) <= 0 else
+                   LineAmendment(line_no=line.line_no, quantity=wanted[sku])
+                   for sku, line in have.items() if wanted.get(sku, Decimal(0)) != line.quantity]
+        added = sorted(sku for sku, quantity in wanted.items() if sku not in have and quantity > 0)
+        if not changes and not added:
+            return ""
+        refusal = f"lines added in Shopify ({', '.join(added)}) cannot be added to the ERP order" if added else ""
+        deps = self.deps
+        if changes and record.state in LEFT_THE_WAREHOUSE:
+            refusal = f"the order has already shipped ({record.state.value})"
+        elif changes and deps is None:
+            refusal = refusal or "changes cannot be applied here (no ERP)"
+        elif changes and deps is not None:
+            try:
+                outcome = amend_order(deps, order_id, changes, account_id=record.order.account_id,
+                                      actor=f"shopify:{shop.name}")
+                if outcome.refused:
+                    refusal = "; ".join(filter(None, [refusal, *(f"line {r.line_no}: {r.reason}"
+                                                                 for r in outcome.refused)]))
+            except IntegrationError:
+                raise  # the ERP is away: the event is worked again later
+            except OrdersyncError as exc:
+                refusal = "; ".join(filter(None, [refusal, str(exc)]))
+        if refusal:
+            with unit_of_work(self.db, self.clock) as uow:
+                open_integration_case(uow, self.cases, f"Shopify order {name} was edited after it was taken in, "
+                                      f"and the ERP order cannot follow: {refusal}",
+                                      "Agree with the buyer and edit the order in Shopify or the ERP so that "
+                                      "they match.", order_id=order_id)
+            return f"edit not applied: {refusal}"
+        return f"edited: {len(changes)} line(s) amended in the ERP"
+
     # -- reconciliation -------------------------------------------------------------------------------
 
     def reconcile(self, shop_name: str, *, since: dt.datetime | None = None) -> Sweep:
@@ -371,7 +424,10 @@ class ShopifyInbound:
             with self.db.read() as conn:
                 link = store.order_link(conn, shop.name, gid)
             cancelled = node.get("cancelledAt") is not None
-            if link is not None and link["order_id"] and not (cancelled and link["cancelled_at"] is None):
+            news = (cancelled and link is not None and link["cancelled_at"] is None) or (
+                link is not None and updated is not None and link["updated_at"] is not None
+                and updated > link["updated_at"])  # a change whose webhook did not come (an edit ...)
+            if link is not None and link["order_id"] and not news:
                 sweep.known += 1
                 continue
             if link is not None and link["state"] == "ignored":
@@ -382,8 +438,11 @@ class ShopifyInbound:
             except (ShopifyError, OrdersyncError) as exc:
                 sweep.errors.append(f"{name}: {exc}")
                 continue
-            if taken.state == "duplicate":  # taken in meanwhile (a webhook being worked at the same moment)
-                sweep.known += 1
+            if taken.state == "duplicate":  # known: its news followed, or taken in meanwhile by a webhook
+                if news:
+                    sweep.updated.append(f"{name}: {taken.detail}" if taken.detail else name)
+                else:
+                    sweep.known += 1
                 continue
             bucket = {"taken": sweep.taken, "cancelled": sweep.updated,
                       "unmatched": sweep.unmatched, "ignored": sweep.ignored}.get(taken.state, sweep.refused)

@@ -129,6 +129,11 @@ class ShopifyDouble:
         with self.state.lock:
             orders.pay(self.state, self.state.require(order, "Order"))
 
+    def edit_order(self, order: str, quantities: dict[str, int]) -> None:
+        """The merchant lowers line quantities (0 removes the line): ``orders/edited`` and ``orders/updated``."""
+        with self.state.lock:
+            orders.edit(self.state, self.state.require(order, "Order"), quantities)
+
     def cancel_order(self, order: str, reason: str = "CUSTOMER", restock: bool = True) -> None:
         with self.state.lock:
             errors = orders.cancel(self.state, self.state.require(order, "Order"), reason, restock)

@@ -98,6 +98,30 @@ def touch(shop: ShopState, order: Obj) -> None:
     order["updatedAt"] = shop.now()
 
 
+def edit(shop: ShopState, order: Obj, quantities: dict[str, int]) -> None:
+    """The merchant edits the order (Shopify's order editing): a line's quantity lowered or the line
+    removed (0); the fulfillment order and committed stock follow; ``orders/edited`` and
+    ``orders/updated`` are sent."""
+    for line in order["_lineItems"]:
+        if line["sku"] not in quantities:
+            continue
+        new = quantities[line["sku"]]
+        if new < 0 or new > line["currentQuantity"]:
+            raise ValueError(f"{line['sku']}: an edit here only lowers a quantity ({line['currentQuantity']} -> {new})")
+        less = line["currentQuantity"] - new
+        line["currentQuantity"] = new
+        line["_unfulfilled"] = max(0, line["_unfulfilled"] - less)
+        for fulfillment_order in order["_fulfillmentOrders"]:
+            for item in fulfillment_order["_lineItems"]:
+                if item["lineItem"] is line and less:
+                    taken = min(less, item["remainingQuantity"])
+                    item["remainingQuantity"] -= taken
+                    release(shop, item["inventoryItemId"], fulfillment_order["assignedLocation"]["location"]["id"],
+                            taken, True)
+    touch(shop, order)
+    emit(shop, order, "orders/edited", "orders/updated")
+
+
 def pay(shop: ShopState, order: Obj) -> None:
     """The buyer pays (or the merchant marks the order paid)."""
     order["displayFinancialStatus"] = "PAID"
