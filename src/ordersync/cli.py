@@ -841,40 +841,39 @@ def shopify_map(
     account: Annotated[str, typer.Argument(help="The ERP account its orders are for.")],
     data_dir: DataDir = None, store: Store = None, config: ConfigFile = None,
 ) -> None:
-    """Map a Shopify company or company location to an ERP account (kept in the store; it wins over the
-    configuration). The shop's orders waiting for a mapping are taken in now."""
-    from sqlalchemy import select
-
-    from ordersync.store.schema import shopify_orders as t
-
+    """Map a Shopify company or company location to an ERP account (kept in the store, with who mapped it; it
+    wins over the configuration). The shop's orders waiting for a mapping are taken in now, and their cases
+    resolved with a note (the same as mapping it on /ops/shopify)."""
     hub = _hub(data_dir, store, config)
-    taken: list[str] = []
     try:
         channel = _shopify_channel(hub, shop)
         try:
-            waiting = channel.inbound.map_company(shop, shopify_id, account)
+            user = _os_user()
+            done = channel.inbound.map_and_take(shop, shopify_id, account, actor=f"cli:{user}",
+                                                by=f"{user} (ordersync shopify map)", source="cli")
         except ValueError as exc:
             raise _fail(f"{exc}: name an active account of the ERP") from None
         except _shopify_errors() as exc:
             raise _fail(f"the ERP's accounts could not be read ({exc}); try again when it answers") from None
         out.print(f"{shop}: {shopify_id} is ERP account {account}", soft_wrap=True, highlight=False)
-        try:
-            worked = channel.inbound.process_waiting() if waiting else 0
-            with hub.db.read() as conn:  # orders the sweep found unmatched wait without an event
-                unmatched = conn.execute(select(t.c.shopify_id).where(t.c.shop == shop, t.c.state == "unmatched",
-                                                                      t.c.order_id.is_(None))).scalars().all()
-            for gid in unmatched:
-                result = channel.inbound.take(channel.shop(shop), gid, source="cli")
-                if result.state == "taken":
-                    taken.append(f"{result.name} (hub order {result.order_id})")
-        except _shopify_errors() as exc:
-            raise _shopify_failure(exc, "the mapping is kept, but the waiting orders could not be taken now (run "
-                                   "the command again)", channel.shop(shop).settings) from None
+        if done.failure is not None:
+            raise _shopify_failure(done.failure, "the mapping is kept, but the waiting orders could not be taken now "
+                                   "(run the command again)", channel.shop(shop).settings) from None
     finally:
         hub.close()
-    out.print((f"{worked} of {waiting} waiting webhook event(s) worked now; " if waiting else "")
+    taken = [f"{name} (hub order {order_id})" for name, order_id in done.taken]
+    out.print((f"{done.worked} of {done.events} waiting webhook event(s) worked now; " if done.events else "")
               + f"{len(taken)} waiting order(s) taken in" + (f": {', '.join(taken)}" if taken else ""),
               soft_wrap=True, highlight=False)
+
+
+def _os_user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        return f"uid {os.getuid()}" if hasattr(os, "getuid") else "unknown"
 
 
 @apikey.command("create")

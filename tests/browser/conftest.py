@@ -12,6 +12,7 @@ Every test gets a fresh browser context; its last page is saved as a screenshot 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -103,11 +104,10 @@ def _free_port() -> int:
         return port
 
 
-@pytest.fixture(scope="package")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """``ordersync serve`` with its worker, on a free port, over the demo profile's ERP twin."""
-    data_dir = tmp_path_factory.mktemp("hub")
-    (data_dir / "ordersync.toml").write_text(CONFIG)
+@contextlib.contextmanager
+def serve_hub(data_dir: Path, config: str = CONFIG) -> Iterator[Server]:
+    """``ordersync serve`` with its worker over ``config`` (an ``ordersync.toml``), on a free port."""
+    (data_dir / "ordersync.toml").write_text(config)
     db = Database(Settings(data_dir=data_dir).store_url)
     db.migrate()
     port = _free_port()
@@ -127,6 +127,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             process.kill()
         log.close()
         db.dispose()
+
+
+@pytest.fixture(scope="package")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """``ordersync serve`` with its worker, on a free port, over the demo profile's ERP twin."""
+    with serve_hub(tmp_path_factory.mktemp("hub")) as hub:
+        yield hub
 
 
 def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, seconds: float = 60.0) -> None:

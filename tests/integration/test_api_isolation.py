@@ -136,7 +136,7 @@ UNSCOPED = {
     ("GET", "/ops/dead-letters"), ("POST", "/ops/dead-letters/preview"), ("POST", "/ops/dead-letters/replay"),
     ("GET", "/ops/orders"), ("GET", "/ops/orders/{order_id}"), ("?", "/static"),
     ("GET", "/ops/edi"), ("GET", "/ops/edi/{interchange_id}"), ("POST", "/ops/edi/{interchange_id}/resend"),
-    ("GET", "/ops/shopify"),
+    ("GET", "/ops/shopify"), ("POST", "/ops/shopify/map/preview"), ("POST", "/ops/shopify/map"),
     # EDI partners' AS2 messages: no key (AS2 authenticates by signature, docs/edi.md); it keeps what it is
     # sent and answers with an MDN naming only the message it received
     ("POST", "/as2"),

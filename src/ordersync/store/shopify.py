@@ -151,6 +151,14 @@ def order_counts(conn: Connection, shop: str) -> dict[str, int]:
     return {str(state): int(n) for state, n in rows}
 
 
+def unmatched_orders(conn: Connection, shop: str) -> list[RowMapping]:
+    """The shop's orders waiting for a company mapping (not taken in), oldest first."""
+    c = shopify_orders.c
+    return list(conn.execute(select(shopify_orders).where(c.shop == shop, c.state == "unmatched",
+                                                          c.order_id.is_(None))
+                             .order_by(c.received_at)).mappings())
+
+
 def recent_orders(conn: Connection, shop: str, limit: int = 20) -> list[RowMapping]:
     c = shopify_orders.c
     return list(conn.execute(select(shopify_orders).where(c.shop == shop)
@@ -222,6 +230,11 @@ def put_state(conn: Connection, shop: str, kind: str, key: str, value: Any, now:
                                                "updated_at": now}, ["shop", "kind", "key"]):
         conn.execute(update(shopify_state).where(c.shop == shop, c.kind == kind, c.key == key)
                      .values(value=text, updated_at=now))
+
+
+def delete_state(conn: Connection, shop: str, kind: str, key: str) -> bool:
+    c = shopify_state.c
+    return bool(conn.execute(shopify_state.delete().where(c.shop == shop, c.kind == kind, c.key == key)).rowcount)
 
 
 def all_state(conn: Connection, shop: str, kind: str) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 Pages: the overview (order pipeline with aging, throughput chart, SLA clocks, connector health), the
 exception queue with team tabs and filters, a case with its history and actions, dead letters with a
-dry-run preview before any replay, and each order's timeline.
+dry-run preview before any replay, each order's timeline, EDI interchanges, and the Shopify shops (where a
+company location whose orders wait for a mapping is mapped to an ERP account, after a confirmation).
 
 Sign-in takes an API key with the ``ops`` or ``admin`` scope that is bound to no account (the dashboard
 shows every account; a bound key is refused rather than half-served). The key is checked once and never
@@ -25,7 +26,7 @@ from sqlalchemy import select
 
 from ordersync.api.keys import KeyService, Scope
 from ordersync.canonical.v1 import CaseState, CaseType, OrderState
-from ordersync.domain.errors import Conflict, IntegrationError, NotFound, Unavailable, ValidationFailed
+from ordersync.domain.errors import Conflict, IntegrationError, NotFound, OrdersyncError, Unavailable, ValidationFailed
 from ordersync.flows.services.workbench import ActionNotAllowed, CaseAction, Workbench, allowed_actions
 from ordersync.messaging.deadletters import DeadLetterFilter
 from ordersync.ports.deadletters import ReplayItem
@@ -470,11 +471,114 @@ def edi_resend(request: Request, interchange_id: str, operator: Acting) -> Respo
 # -- Shopify B2B shops ---------------------------------------------------------------------------------------
 
 @router.get("/shopify")
-def shopify_overview(request: Request, operator: Signed) -> Response:
-    """Each shop: health, webhook lag, events, refused deliveries, pushes, throttle, reconciliation, orders."""
+def shopify_overview(request: Request, operator: Signed, shop: Text = None, mapped: Text = None) -> Response:
+    """Each shop: health, webhook lag, events, refused deliveries, pushes, throttle, reconciliation, orders;
+    above them the orders waiting for a company mapping, each company location with its form. ``shop`` and
+    ``mapped`` name a mapping just made (after the redirect): what it came to is said on top."""
+    return _shopify_page(request, operator, notice=(shop, mapped) if shop and mapped else None)
+
+
+def _shopify_page(request: Request, operator: Operator, status: int = 200, *, error: str | None = None,
+                  chosen: tuple[str, str, str] | None = None, notice: tuple[str, str] | None = None) -> Response:
     hub = _hub(request)
     now = hub.clock.now()
     with hub.db.read() as conn:
         shops, strangers = ops_shopify.panels(hub, conn, now)
-    return _page(request, operator, "shopify.html", section="shopify", shops=shops, strangers=strangers, now=now,
-                 age=data.age, duration=data.duration, lag=ops_shopify.lag)
+        waiting = [ops_shopify.waiting(conn, s.name) for s in hub.settings.shopify.shops]
+        said = ops_shopify.notice(conn, *notice) if notice else None
+    accounts: list[Any] = []
+    accounts_error = ""
+    if any(w.locations for w in waiting):
+        try:
+            accounts = sorted(hub.shopify.inbound.directory.accounts(), key=lambda a: a.id)
+        except OrdersyncError as exc:
+            accounts_error = f"The ERP's accounts could not be read ({exc}): the mapping comes back when it answers."
+    return _page(request, operator, "shopify.html", status, section="shopify", shops=shops, strangers=strangers,
+                 now=now, age=data.age, duration=data.duration, lag=ops_shopify.lag, waiting=waiting,
+                 accounts=accounts, accounts_error=accounts_error, error=error, chosen=chosen, notice=said)
+
+
+# Mapping a waiting company location to an ERP account: the form on /ops/shopify posts to the preview (a
+# confirmation that changes nothing, like the dead letters' dry run), whose form posts the mapping; then
+# back to /ops/shopify (post/redirect/get) saying what it came to. Every operator may map (the ops or
+# admin scope, as every dashboard action: the session is only given to such keys, and the key is checked
+# again on every request); the mapping is kept with the operator's name and the orders' cases are
+# resolved in the operator's name (the channel's map_and_take, the same as ``ordersync shopify map``).
+
+MapField = Annotated[str, Form(max_length=200)]
+
+
+def _mapping(request: Request, operator: Operator, shop: str, location: str, account: str, *,
+             fresh: bool) -> tuple[ops_shopify.Waiting, Any] | Response:
+    """The waiting location and the chosen account, or the page again saying why not (nothing changed).
+    ``fresh``: read the ERP's accounts now (the confirmation does; the mapping itself reads them again)."""
+    hub = _hub(request)
+    chosen = (shop, location, account)
+    if hub.shopify is None or shop not in {s.name for s in hub.settings.shopify.shops}:
+        return _shopify_page(request, operator, 404, error=f"No Shopify shop named {shop!r} is configured.")
+    with hub.db.read() as conn:
+        found = ops_shopify.find_waiting(conn, shop, location)
+        said = ops_shopify.notice(conn, shop, location) if found is None else None
+    if found is None:
+        done = f" It was mapped to {said.account} by {said.by}." if said else ""
+        return _shopify_page(request, operator, 409, chosen=chosen,
+                             error=f"No order of shop {shop} waits for {location} any more: nothing to map.{done}")
+    if not account:
+        return _shopify_page(request, operator, 422, chosen=chosen,
+                             error=f"Choose the ERP account {found.label} buys for.")
+    try:
+        known = {a.id: a for a in hub.shopify.inbound.directory.accounts(fresh=fresh)}
+    except OrdersyncError as exc:
+        return _shopify_page(request, operator, 503, chosen=chosen,
+                             error=f"The ERP's accounts could not be read ({exc}); nothing was mapped. Try again "
+                                   "shortly.")
+    if account not in known:
+        return _shopify_page(request, operator, 422, chosen=chosen,
+                             error=f"{account} is not an active ERP account: nothing was mapped. Choose one from "
+                                   "the list.")
+    return found, known[account]
+
+
+@router.post("/shopify/map/preview")
+def shopify_map_preview(request: Request, operator: Acting, shop: MapField = "", location: MapField = "",
+                        account: MapField = "") -> Response:
+    """The confirmation: what Shopify says of the company next to the chosen ERP account, and the orders
+    that will be taken in. Changes nothing."""
+    checked = _mapping(request, operator, shop.strip(), location.strip(), account.strip(), fresh=True)
+    if isinstance(checked, Response):
+        return checked
+    found, chosen = checked
+    hub = _hub(request)
+    return _page(request, operator, "shopify_map.html", section="shopify", w=found, account=chosen,
+                 same_tax=ops_shopify.same_tax_id(found.tax_id, chosen.tax_id), now=hub.clock.now(), age=data.age)
+
+
+@router.post("/shopify/map")
+def shopify_map(request: Request, operator: Acting, shop: MapField = "", location: MapField = "",
+                account: MapField = "") -> Response:
+    """Map the company location and take its waiting orders in; back to /ops/shopify with what happened.
+    A confirmation sent again once it is done goes to the same outcome (nothing is mapped twice)."""
+    hub = _hub(request)
+    shop, location, account = shop.strip(), location.strip(), account.strip()
+    done_at = f"/ops/shopify?{urllib.parse.urlencode({'shop': shop, 'mapped': location})}"
+    if hub.shopify is not None and shop in {s.name for s in hub.settings.shopify.shops}:
+        with hub.db.read() as conn:
+            said = ops_shopify.notice(conn, shop, location)
+            again = said is not None and said.account == account and \
+                ops_shopify.find_waiting(conn, shop, location) is None
+        if again:
+            return _see(done_at)
+    checked = _mapping(request, operator, shop, location, account, fresh=False)
+    if isinstance(checked, Response):
+        return checked
+    try:
+        hub.shopify.inbound.map_and_take(shop, location, account, actor=operator.actor, by=operator.name,
+                                         source="ops")
+    except ValueError as exc:  # the ERP dropped the account since the check
+        return _shopify_page(request, operator, 422, chosen=(shop, location, account),
+                             error=f"{exc}: nothing was mapped. Choose one from the list.")
+    except OrdersyncError as exc:
+        return _shopify_page(request, operator, 503, chosen=(shop, location, account),
+                             error=f"The ERP's accounts could not be read ({exc}); nothing was mapped. Try again "
+                                   "shortly.")
+    return _see(done_at)

@@ -4,12 +4,17 @@ Plain reads (STYLE habit 14): the counts, lags, reports and recent orders come f
 health and throttle figures come from the shop's client in this process (the worker's client when the
 worker runs beside the API, the default). The channel sits above the web layer, so it is reached through
 ``hub.shopify`` without importing it.
+
+The orders waiting for a company mapping are grouped by the company location Shopify named (kept beside
+each waiting order by the channel), for the "Waiting for a mapping" form; the ERP accounts it offers are
+the channel's account directory (the ERP's active accounts, read at most every few minutes).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import statistics
 from dataclasses import dataclass
 from typing import Any
@@ -91,6 +96,122 @@ class Health:
     state: str
     at: dt.datetime | None
     error: str
+
+
+@dataclass(frozen=True)
+class WaitingOrder:
+    """A Shopify order waiting for its company to be mapped: why, since when, and its case."""
+
+    shopify_id: str
+    name: str
+    received_at: dt.datetime | None
+    reason: str
+    source: str
+    case_id: str | None
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A company location (as Shopify says) whose orders wait for a mapping to an ERP account."""
+
+    shop: str
+    location_id: str
+    company_id: str
+    company_name: str
+    location_name: str
+    company_external_id: str | None
+    location_external_id: str | None
+    tax_id: str | None
+    orders: list[WaitingOrder]
+    mapped: dict[str, Any] | None  # a mapping kept already, whose orders could not be taken in yet
+
+    @property
+    def label(self) -> str:
+        return f"{self.company_name or self.company_id}, {self.location_name or self.location_id}"
+
+    @property
+    def anchor(self) -> str:
+        """An id for the page (the location's number)."""
+        return f"waiting-{self.shop}-{self.location_id.rsplit('/', 1)[-1]}"
+
+
+@dataclass(frozen=True)
+class WaitingShop:
+    """A shop's waiting company locations, and its waiting orders whose buyer is not kept (taken before the
+    channel kept buyers: they are read again within the hour, or mapped with the command line)."""
+
+    shop: str
+    locations: list[Waiting]
+    unknown: list[WaitingOrder]
+
+    @property
+    def count(self) -> int:
+        return sum(len(w.orders) for w in self.locations) + len(self.unknown)
+
+
+def waiting(conn: Connection, shop: str) -> WaitingShop:
+    """The shop's orders waiting for a mapping, by the company location that bought."""
+    buyers = store.all_state(conn, shop, "waiting")
+    mapped = store.all_state(conn, shop, "mapped")
+    by_location: dict[str, tuple[dict[str, Any], list[WaitingOrder]]] = {}
+    unknown: list[WaitingOrder] = []
+    for row in store.unmatched_orders(conn, shop):
+        kept = buyers.get(row["shopify_id"])
+        order = WaitingOrder(shopify_id=row["shopify_id"], name=row["name"], received_at=aware(row["received_at"]),
+                             reason=(kept or {}).get("reason") or row["detail"], source=row["source"],
+                             case_id=(kept or {}).get("case_id"))
+        if not isinstance(kept, dict) or not kept.get("location_id"):
+            unknown.append(order)
+            continue
+        by_location.setdefault(kept["location_id"], (kept, []))[1].append(order)
+    locations = [Waiting(shop=shop, location_id=key, company_id=str(b.get("company_id") or ""),
+                         company_name=str(b.get("company_name") or ""), location_name=str(b.get("location_name") or ""),
+                         company_external_id=b.get("company_external_id"),
+                         location_external_id=b.get("location_external_id"), tax_id=b.get("tax_id"), orders=orders,
+                         mapped=mapped.get(key) or mapped.get(str(b.get("company_id") or "")))
+                 for key, (b, orders) in by_location.items()]
+    return WaitingShop(shop, sorted(locations, key=lambda w: (w.orders[0].received_at is None,
+                                                              w.orders[0].received_at, w.label)), unknown)
+
+
+def same_tax_id(shopify: str | None, erp: str | None) -> bool | None:
+    """Whether the tax id Shopify has for the location is the account's (None: one of them has none)."""
+    a, b = (re.sub(r"[^0-9A-Z]", "", (v or "").upper()) for v in (shopify, erp))
+    return None if not a or not b else a == b
+
+
+def find_waiting(conn: Connection, shop: str, location_id: str) -> Waiting | None:
+    """The waiting company location ``location_id`` of the shop, if its orders still wait."""
+    return next((w for w in waiting(conn, shop).locations if w.location_id == location_id), None)
+
+
+@dataclass(frozen=True)
+class Notice:
+    """What a mapping made from the dashboard came to, as kept beside it (shown after the redirect)."""
+
+    shop: str
+    shopify_id: str
+    account: str
+    account_name: str
+    by: str
+    at: dt.datetime | None
+    company: str
+    location: str
+    taken: list[tuple[str, str]]
+    waiting: int
+    failure: str
+
+
+def notice(conn: Connection, shop: str, shopify_id: str) -> Notice | None:
+    said = store.get_state(conn, shop, "mapped", shopify_id)
+    if not isinstance(said, dict):
+        return None
+    return Notice(shop=shop, shopify_id=shopify_id, account=str(said.get("account", "")),
+                  account_name=str(said.get("account_name", "")), by=str(said.get("by") or said.get("actor") or ""),
+                  at=_time(said.get("at")), company=str(said.get("company", "")),
+                  location=str(said.get("location", "")),
+                  taken=[(str(n), str(o)) for n, o in said.get("taken") or []], waiting=int(said.get("waiting") or 0),
+                  failure=str(said.get("failure") or ""))
 
 
 @dataclass(frozen=True)
@@ -233,4 +354,5 @@ def _time(value: Any) -> dt.datetime | None:
         return None
 
 
-__all__ = ["Health", "Lag", "Report", "ShopPanel", "Throttle", "health_of", "lag", "panels", "throttle_of"]
+__all__ = ["Health", "Lag", "Notice", "Report", "ShopPanel", "Throttle", "Waiting", "WaitingOrder", "WaitingShop",
+           "find_waiting", "health_of", "lag", "notice", "panels", "same_tax_id", "throttle_of", "waiting"]

@@ -10,7 +10,10 @@ last took in (``X-Shopify-Triggered-At`` / the body's ``updated_at``) is recogni
 Taking an order maps its purchasing company to the ERP account (:mod:`.orders`) and hands it to the same
 intake as every other channel under the channel's business key (the Shopify order id): one hub order,
 one ERP sale, however many times it comes. A company that matches no account opens a case and the order
-waits for a mapping; it is never guessed.
+waits for a mapping; it is never guessed. Who the buyer is (as Shopify says) is kept with the waiting
+order, so a person can map its company from ``/ops/shopify``; :meth:`ShopifyInbound.map_and_take` records
+the mapping and who made it, takes the waiting orders in, and their cases are resolved with a note as
+each order goes on.
 
 The reconciliation sweep (:meth:`reconcile`) lists the orders updated since its watermark (minus an
 overlap, so orders Shopify indexes late are not lost to the delta window) and takes in any no webhook
@@ -19,6 +22,7 @@ brought, and reports what it found.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -31,10 +35,10 @@ from decimal import Decimal
 from typing import Any
 
 from ordersync.canonical.v1 import Account, OrderState
-from ordersync.channels.cases import open_integration_case
+from ordersync.channels.cases import open_integration_case, resolve_integration_case
 from ordersync.channels.shopify import operations as ops
 from ordersync.channels.shopify.client import ShopifyClient, ShopifyError, ShopifyUnavailable
-from ordersync.channels.shopify.orders import numeric_id, parse_time, to_order
+from ordersync.channels.shopify.orders import Buyer, Mapped, numeric_id, parse_time, to_order
 from ordersync.config import ShopifyShopSettings
 from ordersync.domain.cases import CasePolicy
 from ordersync.domain.clock import Clock
@@ -45,7 +49,7 @@ from ordersync.flows.services.amendments import amend_order
 from ordersync.runtime.intake_writer import IntakeWriter
 from ordersync.store import shopify as store
 from ordersync.store.db import Database
-from ordersync.store.uow import unit_of_work
+from ordersync.store.uow import UnitOfWork, unit_of_work
 
 log = logging.getLogger("ordersync.shopify")
 
@@ -106,6 +110,22 @@ class Sweep:
                 "unmatched": self.unmatched, "ignored": self.ignored, "refused": self.refused, "errors": self.errors,
                 "watermark": self.watermark.isoformat() if self.watermark else None,
                 "seconds": round(self.seconds, 3)}
+
+
+@dataclass
+class MapOutcome:
+    """What :meth:`ShopifyInbound.map_and_take` came to. The mapping is kept whatever happened after it;
+    ``failure`` says why the waiting orders could not all be taken in now (Shopify or the ERP away: the
+    worker works the woken events again, the next sweep the others)."""
+
+    shop: str
+    shopify_id: str
+    account_id: str
+    events: int = 0  # waiting webhook events woken by the mapping
+    worked: int = 0  # events worked now
+    taken: list[tuple[str, str]] = field(default_factory=list)  # (Shopify order, hub order) that waited
+    waiting: list[str] = field(default_factory=list)  # Shopify orders of the shop still waiting
+    failure: Exception | None = None
 
 
 class AccountDirectory:
@@ -233,16 +253,59 @@ class ShopifyInbound:
             mapped = store.all_state(conn, shop.name, "mapping")
         return {**shop.settings.companies, **{k: str(v) for k, v in mapped.items()}}
 
-    def map_company(self, shop_name: str, shopify_id: str, account_id: str) -> int:
+    def map_company(self, shop_name: str, shopify_id: str, account_id: str, *, actor: str = "", by: str = "") -> int:
         """Map a Shopify company or company location to an ERP account; the orders waiting for it are
-        worked at once. How many events were waiting."""
+        worked at once. Who mapped it (``actor`` as case histories name people, ``by`` their name) is kept
+        beside the mapping. How many events were waiting. Raises ValueError for an account the ERP does
+        not have (active), and the ERP's error when its accounts cannot be read; nothing is kept then."""
         shop = self.shops[shop_name]
-        if account_id not in {a.id for a in self.directory.accounts(fresh=True)}:
+        account = next((a for a in self.directory.accounts(fresh=True) if a.id == account_id), None)
+        if account is None:
             raise ValueError(f"{account_id} is not an active ERP account")
         now = self.clock.now()
         with self.db.write() as conn:
             store.put_state(conn, shop.name, "mapping", shopify_id, account_id, now)
+            store.put_state(conn, shop.name, "mapped", shopify_id, {
+                "account": account.id, "account_name": account.name, "actor": actor, "by": by or actor,
+                "at": now.isoformat(), **_names(store.all_state(conn, shop.name, "waiting").values(), shopify_id)},
+                now)
             return store.wake_waiting(conn, shop.name, now)
+
+    def map_and_take(self, shop_name: str, shopify_id: str, account_id: str, *, actor: str, by: str = "",
+                     source: str = "ops") -> MapOutcome:
+        """Map (:meth:`map_company`), then take in the shop's orders waiting for a mapping now: the woken
+        webhook events are worked, and the orders the sweep found unmatched (they wait without an event) are
+        read again. What that came to is kept with the mapping (``/ops/shopify`` says it after the redirect).
+        Raises what :meth:`map_company` raises (nothing changed then); a failure after the mapping is
+        returned in the outcome, not raised."""
+        shop = self.shops[shop_name]
+        with self.db.read() as conn:
+            before = {r["shopify_id"]: r["name"] for r in store.unmatched_orders(conn, shop.name)}
+        outcome = MapOutcome(shop.name, shopify_id, account_id)
+        outcome.events = self.map_company(shop_name, shopify_id, account_id, actor=actor, by=by)
+        try:
+            outcome.worked = self.process_waiting() if outcome.events else 0
+            with self.db.read() as conn:
+                left = [r["shopify_id"] for r in store.unmatched_orders(conn, shop.name)]
+            for gid in left:
+                self.take(shop, gid, source=source)
+        except (ShopifyError, OrdersyncError, TimeoutError) as exc:
+            outcome.failure = exc
+            log.warning("Shopify %s: %s is mapped to %s, but the waiting orders could not all be taken in now: %s",
+                        shop.name, shopify_id, account_id, exc)
+        with self.db.write() as conn:
+            for gid, name in before.items():
+                link = store.order_link(conn, shop.name, gid)
+                if link is not None and link["order_id"]:
+                    outcome.taken.append((name, str(link["order_id"])))
+            outcome.waiting = [str(r["name"]) for r in store.unmatched_orders(conn, shop.name)]
+            said = store.get_state(conn, shop.name, "mapped", shopify_id) or {}
+            store.put_state(conn, shop.name, "mapped", shopify_id, {
+                **said, "taken": outcome.taken, "waiting": len(outcome.waiting),
+                "failure": str(outcome.failure)[:300] if outcome.failure else ""}, self.clock.now())
+        log.info("Shopify %s: %s mapped to ERP account %s by %s; %d waiting order(s) taken in", shop.name,
+                 shopify_id, account_id, by or actor, len(outcome.taken))
+        return outcome
 
     # -- taking an order ------------------------------------------------------------------------------
 
@@ -270,10 +333,12 @@ class ShopifyInbound:
                                  cancelled_at=cancelled_at, paid=paid or bool(link["paid"]), detail=taken.detail)
             return taken
         if cancelled_at is not None:
-            with self.db.write() as conn:
-                store.save_order(conn, shop=shop.name, shopify_id=gid, name=name, at=self.clock.now(), source=source,
-                                 state="cancelled", updated_at=updated_at, cancelled_at=cancelled_at, paid=paid,
-                                 detail="cancelled in Shopify before the hub took it in")
+            with unit_of_work(self.db, self.clock) as uow:
+                store.save_order(uow.conn, shop=shop.name, shopify_id=gid, name=name, at=self.clock.now(),
+                                 source=source, state="cancelled", updated_at=updated_at, cancelled_at=cancelled_at,
+                                 paid=paid, detail="cancelled in Shopify before the hub took it in")
+                self._waiting_over(uow, shop, gid, f"Shopify order {name} was cancelled by the buyer before it "
+                                                   "was taken in: nothing to map for it.")
             return Taken(gid, name, "cancelled", detail="cancelled before it was taken in")
         mapping = self.mapping(shop)
         mapped = to_order(order, channel=shop.settings.channel_name, order_id=uuid.uuid4().hex,
@@ -289,34 +354,78 @@ class ShopifyInbound:
             self._not_taken(shop, gid, name, state, detail, source, updated_at, paid, mapped.buyer)
             return Taken(gid, name, state, detail=detail)
         receipt = self.intake.submit(mapped.order, scope=f"shopify:{shop.name}").result(timeout=60)
-        with self.db.write() as conn:
-            store.save_order(conn, shop=shop.name, shopify_id=gid, name=name, at=self.clock.now(), source=source,
+        with unit_of_work(self.db, self.clock) as uow:
+            store.save_order(uow.conn, shop=shop.name, shopify_id=gid, name=name, at=self.clock.now(), source=source,
                              state="taken", order_id=receipt.order_id, account_id=mapped.order.account_id,
                              updated_at=updated_at, paid=paid,
                              detail=f"account {mapped.order.account_id} by {mapped.match.how if mapped.match else ''}")
+            self._waiting_over(uow, shop, gid, f"Shopify order {name} is taken in as hub order {receipt.order_id} "
+                                               f"for ERP account {mapped.order.account_id}.", mapped)
         if not receipt.duplicate:
             log.info("Shopify order %s (%s) taken in as %s for %s", name, shop.name, receipt.order_id,
                      mapped.order.account_id)
         return Taken(gid, name, "duplicate" if receipt.duplicate else "taken", receipt.order_id)
 
     def _not_taken(self, shop: Shop, gid: str, name: str, state: str, detail: str, source: str,
-                   updated_at: dt.datetime | None, paid: bool, buyer: Any) -> None:
-        """Record why; an unmatched company or a refused order opens one case (not one per delivery)."""
+                   updated_at: dt.datetime | None, paid: bool, buyer: Buyer | None) -> None:
+        """Record why; an unmatched company or a refused order opens one case (not one per delivery). The
+        buyer of an unmatched order is kept beside it (for ``/ops/shopify``) with its case."""
         with unit_of_work(self.db, self.clock) as uow:
             link = store.order_link(uow.conn, shop.name, gid)
             store.save_order(uow.conn, shop=shop.name, shopify_id=gid, name=name, at=uow.now(), source=source,
                              state=state, updated_at=None, paid=paid, detail=detail)
+            if state != "unmatched":
+                self._waiting_over(uow, shop, gid, f"Shopify order {name} no longer waits for a mapping: it is "
+                                                   f"{state} ({detail}).")
             if state == "ignored" or (link is not None and link["state"] == state):
+                if state == "unmatched" and buyer is not None:
+                    self._keep_waiting(uow, shop, gid, buyer, detail, None)
                 return
             if state == "unmatched":
-                open_integration_case(
+                case_id = open_integration_case(
                     uow, self.cases, f"Shopify order {name} ({shop.name}) waits: {detail}",
-                    f"Set the company's external id in Shopify to its ERP account, or map it with `ordersync shopify "
-                    f"map {shop.name} {buyer.location_id if buyer else gid} <account>`; the order is taken in then.")
+                    f"Map the company on /ops/shopify, set its external id in Shopify to its ERP account, or map it "
+                    f"with `ordersync shopify map {shop.name} {buyer.location_id if buyer else gid} <account>`; the "
+                    "order is taken in then.")
+                if buyer is not None:
+                    self._keep_waiting(uow, shop, gid, buyer, detail, case_id)
             else:
                 open_integration_case(uow, self.cases, f"Shopify order {name} ({shop.name}) cannot be taken in: "
                                       f"{detail}", "Correct the order in Shopify or with the buyer; it is read "
                                       "again on its next change or the next reconciliation.")
+
+    def _keep_waiting(self, uow: UnitOfWork, shop: Shop, gid: str, buyer: Buyer, reason: str,
+                      case_id: str | None) -> None:
+        """Keep who the waiting order's buyer is (as Shopify says now), why it waits and its case."""
+        kept = store.get_state(uow.conn, shop.name, "waiting", gid) or {}
+        value = {**dataclasses.asdict(buyer), "reason": reason, "case_id": case_id or kept.get("case_id")}
+        if value != kept:
+            store.put_state(uow.conn, shop.name, "waiting", gid, value, uow.now())
+
+    def _waiting_over(self, uow: UnitOfWork, shop: Shop, gid: str, outcome: str, mapped: Mapped | None = None) -> None:
+        """The order waited for a mapping and no longer does: forget its buyer and resolve its case, in the
+        name of whoever mapped the company when a mapping matched it (else the channel's), with a note."""
+        kept = store.get_state(uow.conn, shop.name, "waiting", gid)
+        if kept is None:
+            return
+        store.delete_state(uow.conn, shop.name, "waiting", gid)
+        if not kept.get("case_id"):
+            return
+        actor, note = f"shopify:{shop.name}", outcome
+        buyer, match = (mapped.buyer, mapped.match) if mapped is not None else (None, None)
+        if buyer is not None and match is not None and match.account is not None:
+            who = None
+            for key in (buyer.location_id, buyer.company_id) if match.how == "mapping" else ():
+                who = store.get_state(uow.conn, shop.name, "mapped", key) if key else None
+                if who:
+                    break  # the location's mapping wins over the company's, as in matching
+            if who and who.get("account") == match.account.id and who.get("actor"):
+                actor = str(who["actor"])
+                note = (f"{who.get('by') or actor} mapped {buyer.company_name} at {buyer.location_name} to ERP account "
+                        f"{match.account.id} ({match.account.name}). {outcome}")
+            else:
+                note = f"{buyer.company_name} at {buyer.location_name} is matched by {match.how}. {outcome}"
+        resolve_integration_case(uow, str(kept["case_id"]), actor=actor, comment=note)
 
     def _cancel(self, shop: Shop, order_id: str, name: str, gid: str) -> Taken:
         """The buyer cancelled in Shopify: cancel in the ERP unless the goods are on their way (a case)."""
@@ -461,3 +570,12 @@ class ShopifyInbound:
             log.info("Shopify reconciliation (%s): %d order(s) updated since %s, nothing missed", shop.name,
                      sweep.seen, since.isoformat())
         return sweep
+
+
+def _names(waiting: Any, shopify_id: str) -> dict[str, str]:
+    """The company and location names a mapped id stands for, as the waiting orders' buyers say."""
+    for kept in waiting:
+        if shopify_id in (kept.get("location_id"), kept.get("company_id")):
+            location = kept.get("location_name", "") if kept.get("location_id") == shopify_id else ""
+            return {"company": str(kept.get("company_name", "")), "location": str(location)}
+    return {}
