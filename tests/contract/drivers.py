@@ -2,9 +2,10 @@
 
 The port is the hub's view; these are the warehouse, the accountant and a crash: leave a draft or a
 quotation behind as an interrupted submission would, ship a sale (fully, or part of it, which splits the
-rest into a second shipment, or part of it and no more), receive returned goods, post invoices and credit
-notes, count stock, change a contract price. One small Protocol, one implementation per ERP: the ERP-side
-methods of the twin, and for Tryton the simulator the demo uses (``tryton/simulate.py``) plus the crash.
+rest into a second shipment, or part of it and no more; with a carrier and a tracking number), receive
+returned goods, post invoices and credit notes, count stock, change a contract price. One small Protocol,
+one implementation per ERP: the ERP-side methods of the twin, and for Tryton the simulator the demo uses
+(``tryton/simulate.py``) plus the crash.
 """
 
 from __future__ import annotations
@@ -31,12 +32,16 @@ class ErpTestDriver(Protocol):
         """Create and quote the sale, as a crash right after ``quote`` leaves it; its ERP id."""
         ...
 
-    def ship(self, reference: str, quantities: Mapping[int, Decimal] | None = None) -> None:
+    def ship(self, reference: str, quantities: Mapping[int, Decimal] | None = None, *, carrier: str | None = None,
+             tracking: str | None = None) -> None:
         """Ship the order's waiting shipment; ``quantities`` (by line number) ships only that much of
-        those lines now, the ERP puts the rest into a new shipment."""
+        those lines now, the ERP puts the rest into a new shipment. It goes with ``carrier`` (a carrier's
+        name, default the first demo carrier; ``""``: none) and ``tracking`` (default one in the carrier's
+        style)."""
         ...
 
-    def ship_short(self, reference: str, quantities: Mapping[int, Decimal]) -> None:
+    def ship_short(self, reference: str, quantities: Mapping[int, Decimal], *, carrier: str | None = None,
+                   tracking: str | None = None) -> None:
         """Ship ``quantities`` (by line number) and cancel the rest of the order's shipping for good."""
         ...
 
@@ -73,11 +78,14 @@ class MemoryDriver:
     def leave_quotation(self, request: SalesOrderRequest) -> str:
         return self.erp.leave_behind(request, quoted=True)
 
-    def ship(self, reference: str, quantities: Mapping[int, Decimal] | None = None) -> None:
-        self.erp.ship(reference, dict(quantities) if quantities is not None else None)
+    def ship(self, reference: str, quantities: Mapping[int, Decimal] | None = None, *, carrier: str | None = None,
+             tracking: str | None = None) -> None:
+        self.erp.ship(reference, dict(quantities) if quantities is not None else None, carrier=carrier,
+                      tracking=tracking)
 
-    def ship_short(self, reference: str, quantities: Mapping[int, Decimal]) -> None:
-        self.erp.ship_short(reference, dict(quantities))
+    def ship_short(self, reference: str, quantities: Mapping[int, Decimal], *, carrier: str | None = None,
+                   tracking: str | None = None) -> None:
+        self.erp.ship_short(reference, dict(quantities), carrier=carrier, tracking=tracking)
 
     def receive_return(self, reference: str) -> None:
         self.erp.receive_return(reference)

@@ -517,6 +517,36 @@ def test_an_order_reads_with_split_shipments_and_its_posted_invoice(subject: Erp
     assert [o.reference for o in erp.orders_for(request.order_id)] == [request.reference]
 
 
+def test_a_shipped_shipment_has_a_carrier_and_a_tracking_number(subject: ErpUnderTest) -> None:
+    erp, driver = subject.erp, subject.driver
+    start = erp.changes_since(None).watermark
+    request = _accepted(subject, "C-1002", "PLANT-N", [("VLV-3W-DN20-SS", 4)])
+    (waiting,) = only_order(erp, request.reference).shipments
+    assert (waiting.carrier, waiting.tracking_number) == (None, None)
+
+    driver.ship(request.reference, {1: D(1)})  # the default: the first demo carrier, a number in its style
+    first, second = only_order(erp, request.reference).shipments
+    dhl, schenker = demo_data.CARRIERS
+    assert first.state is ShipmentState.SHIPPED and first.carrier == dhl["name"] == "DHL Paket"
+    assert first.tracking_number == demo_data.tracking_number(dhl, int(first.id))
+    assert len(first.tracking_number) == 20 and first.tracking_number.startswith("00340434")
+    assert second.state is ShipmentState.WAITING and (second.carrier, second.tracking_number) == (None, None)
+
+    driver.ship(request.reference, carrier=schenker["name"], tracking="1806203236")
+    shipments = {s.id: s for s in only_order(erp, request.reference).shipments}
+    assert (shipments[second.id].carrier, shipments[second.id].tracking_number) == ("DB Schenker", "1806203236")
+    # the change feed carries them too
+    changes = {c.key: c.shipment for c in erp.changes_since(start).changes if c.kind is ChangeKind.SHIPMENT}
+    assert {(s.carrier, s.tracking_number) for k, s in changes.items() if s and k in {
+        f"shipment:{first.id}", f"shipment:{second.id}"}} == {
+        ("DHL Paket", first.tracking_number), ("DB Schenker", "1806203236")}
+
+    pickup = _accepted(subject, "C-1002", "PLANT-N", [("VLV-3W-DN20-SS", 1)])
+    driver.ship(pickup.reference, carrier="")  # collected by the customer: no carrier, no tracking number
+    (collected,) = only_order(erp, pickup.reference).shipments
+    assert collected.state is ShipmentState.SHIPPED and (collected.carrier, collected.tracking_number) == (None, None)
+
+
 def test_changes_report_shipments_invoices_stock_and_price_lists_with_stable_versions(subject: ErpUnderTest) -> None:
     erp, driver = subject.erp, subject.driver
     start = erp.changes_since(None).watermark

@@ -190,6 +190,45 @@ INTEGRATION_USER: Final[User] = {
 }
 
 
+class Carrier(TypedDict):
+    """A carrier (trytond-carrier): a party and the service product Tryton charges its deliveries with.
+
+    The warehouse simulators put one on a shipment with a tracking number in its style
+    (:func:`tracking_number`); the hub reports the party's name as the shipment's carrier.
+    """
+
+    name: str  # the carrier party's name: the canonical Shipment.carrier
+    code: str  # the carrier party's code
+    service_code: str  # the carrier product (a service, not salable: never in the catalog)
+    service: str
+    cost_price: str  # what one delivery costs (Tryton spreads it over the shipment's moves)
+    tracking_prefix: str
+    tracking_length: int  # digits in all, the prefix and a trailing GS1 check digit included
+
+
+#: the carriers seeded into every profile database; the first is the simulators' default
+CARRIERS: Final[list[Carrier]] = [
+    {
+        "name": "DHL Paket",
+        "code": "CAR-DHL",
+        "service_code": "SHIP-DHL-PAKET",
+        "service": "DHL Paket parcel delivery",
+        "cost_price": "6.90",
+        "tracking_prefix": "00340434",  # DHL's 20-digit parcel numbers
+        "tracking_length": 20,
+    },
+    {
+        "name": "DB Schenker",
+        "code": "CAR-SCHENKER",
+        "service_code": "SHIP-DBS-SYSTEM",
+        "service": "DB Schenker system freight",
+        "cost_price": "48.50",
+        "tracking_prefix": "18",  # 10-digit consignment numbers
+        "tracking_length": 10,
+    },
+]
+
+
 def _addr(
     key: str,
     street: str,
@@ -719,3 +758,20 @@ def credit_exposure(prof: Profile, customer_code: str) -> Decimal:
         ),
         Decimal(0),
     ).quantize(Decimal("0.01"))
+
+
+def carrier(name: str) -> Carrier:
+    """The seeded carrier whose party is called ``name``."""
+    try:
+        return next(c for c in CARRIERS if c["name"] == name)
+    except StopIteration:
+        raise KeyError(f"unknown demo carrier {name!r}; known: {[c['name'] for c in CARRIERS]}") from None
+
+
+def tracking_number(carrier: Carrier, serial: int) -> str:
+    """A tracking number in the carrier's style for shipment ``serial`` (deterministic): its prefix, the
+    serial zero-padded (its last digits if too long), then the GS1 mod-10 check digit."""
+    width = carrier["tracking_length"] - len(carrier["tracking_prefix"]) - 1
+    body = f"{carrier['tracking_prefix']}{serial % 10**width:0{width}d}"
+    weighted = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(body)))
+    return f"{body}{-weighted % 10}"

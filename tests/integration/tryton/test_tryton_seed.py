@@ -34,7 +34,7 @@ def test_products_are_seeded_with_codes_units_and_list_prices(
     rows = tryton_main.call(
         "product.product",
         "search_read",
-        [],
+        [("salable", "=", True)],  # the catalog; the carriers' service products are not sold
         0,
         None,
         None,
@@ -60,7 +60,7 @@ def test_stock_per_warehouse_matches_the_seed(
         rows = tryton_main.call(
             "product.product",
             "search_read",
-            [],
+            [("salable", "=", True)],
             0,
             None,
             None,
@@ -79,12 +79,26 @@ def test_stock_per_warehouse_matches_the_seed(
     assert stock["MOT-SRV-400W"] == {}
 
 
+def test_carriers_are_seeded_with_their_party_and_service_product(tryton_main: TrytonClient) -> None:
+    rows = tryton_main.call(
+        "carrier", "search_read", [], 0, None, [("id", "ASC")],
+        ["party.name", "party.code", "carrier_product.code", "carrier_product.type", "carrier_product.salable"],
+    )
+    assert [r["party."]["name"] for r in rows] == [c["name"] for c in demo_data.CARRIERS]
+    for row, seeded in zip(rows, demo_data.CARRIERS, strict=True):
+        assert row["party."]["code"] == seeded["code"]
+        product = row["carrier_product."]
+        assert (product["code"], product["type"], product["salable"]) == (seeded["service_code"], "service", False)
+
+
 def test_contract_prices_come_from_the_customers_price_list(
     tryton_main: TrytonClient, main_profile: demo_data.Profile
 ) -> None:
     products = {
         row["code"]: row
-        for row in tryton_main.call("product.product", "search_read", [], 0, None, None, ["code", "list_price_used"])
+        for row in tryton_main.call(
+            "product.product", "search_read", [("salable", "=", True)], 0, None, None, ["code", "list_price_used"]
+        )
     }
     differs = 0
     for cust in main_profile["customers"]:
@@ -182,7 +196,8 @@ def test_acquired_database_is_served_by_the_same_process(tryton_connect: Callabl
     prof = demo_data.profile("acquired")
     assert acquired.context["company.rec_name"] == prof["company"]["name"]
     assert main.context["company.rec_name"] != acquired.context["company.rec_name"]
-    codes = {row["code"] for row in acquired.call("product.product", "search_read", [], 0, None, None, ["code"])}
+    salable = [("salable", "=", True)]
+    codes = {row["code"] for row in acquired.call("product.product", "search_read", salable, 0, None, None, ["code"])}
     assert codes == {p["sku"] for p in prof["products"]}
     (party,) = acquired.call(
         "party.party",

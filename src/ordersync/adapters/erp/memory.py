@@ -380,15 +380,19 @@ class MemoryErp:
                 wf.quote(self._state, sale, accept_shortfall=True)
             return str(sale.id)
 
-    def ship(self, reference: str, quantities: dict[int, Decimal] | None = None) -> None:
-        """Ship the order's waiting shipments; ``quantities`` by line number ships less (a split)."""
+    def ship(self, reference: str, quantities: dict[int, Decimal] | None = None, *, carrier: str | None = None,
+             tracking: str | None = None) -> None:
+        """Ship the order's waiting shipments; ``quantities`` by line number ships less (a split). They go
+        with ``carrier`` (a carrier's name, default the first demo carrier; ``""``: none) and ``tracking``
+        (default a number in the carrier's style, from the shipment's id)."""
         with self._lock:
-            wf.ship(self._state, self._sale(reference), quantities)
+            wf.ship(self._state, self._sale(reference), quantities, carrier=carrier, tracking=tracking)
 
-    def ship_short(self, reference: str, quantities: dict[int, Decimal]) -> None:
+    def ship_short(self, reference: str, quantities: dict[int, Decimal], *, carrier: str | None = None,
+                   tracking: str | None = None) -> None:
         """Ship ``quantities`` (by line number) and cancel the rest of the order's shipping for good."""
         with self._lock:
-            wf.ship_short(self._state, self._sale(reference), quantities)
+            wf.ship_short(self._state, self._sale(reference), quantities, carrier=carrier, tracking=tracking)
 
     def receive_return(self, reference: str) -> None:
         """The plant receives the goods of return ``reference`` back into stock."""

@@ -74,6 +74,8 @@ class MemoryDocuments:
             plant=shipment.plant,
             erp_ref=shipment.number,
             state=SHIPMENT_STATES[shipment.state],
+            carrier=shipment.carrier,
+            tracking_number=shipment.tracking,
             lines=tuple(
                 ShipmentLine(line_no=max(seq, 1), sku=sku, quantity=q) for (seq, sku), q in sorted(quantities.items())
             ),

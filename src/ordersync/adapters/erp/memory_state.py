@@ -80,6 +80,8 @@ class MShipment:
     stamp: dt.datetime
     state: str = "waiting"
     effective_date: dt.date | None = None
+    carrier: str | None = None  # the carrier party's name and its tracking number, set when it ships
+    tracking: str | None = None
 
 
 @dataclass
@@ -171,6 +173,7 @@ class ErpState:
     customers: dict[str, MCustomer] = field(default_factory=dict)
     price_lists: dict[int, MPriceList] = field(default_factory=dict)
     plants: dict[str, demo_data.Warehouse] = field(default_factory=dict)
+    carriers: dict[str, demo_data.Carrier] = field(default_factory=dict)  # by party name
     on_hand: dict[tuple[str, str], Decimal] = field(default_factory=dict)
     stock_stamps: dict[str, dt.datetime] = field(default_factory=dict)
     sales: dict[int, MSale] = field(default_factory=dict)
@@ -202,6 +205,7 @@ class ErpState:
         state = cls(profile=profile, clock=clock, currency=profile["company"]["currency"])
         stamp = state.tick()
         state.plants = {w["code"]: w for w in profile["warehouses"]}
+        state.carriers = {c["name"]: c for c in demo_data.CARRIERS}
         state.products = {p["sku"]: p for p in profile["products"]}
         terms = {t["name"]: t["days"] for t in profile["payment_terms"]}
         for cust in profile["customers"]:

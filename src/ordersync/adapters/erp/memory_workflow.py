@@ -17,6 +17,7 @@ from decimal import Decimal
 
 from ordersync.adapters.erp.erp_common import short_lines
 from ordersync.adapters.erp.memory_state import ZERO, ErpState, MInvoice, MInvoiceLine, MLine, MMove, MSale, MShipment
+from ordersync.devkit import demo_data
 from ordersync.ports.erp import SalesOrderLine, SalesOrderRequest, Shortfall
 
 
@@ -244,10 +245,16 @@ def plan_shipment(st: ErpState, shipment: MShipment, day: dt.date) -> None:
     _touch(st, shipment)
 
 
-def ship(st: ErpState, sale: MSale, quantities: Mapping[int, Decimal] | None = None) -> None:
+def ship(st: ErpState, sale: MSale, quantities: Mapping[int, Decimal] | None = None, *,
+         carrier: str | None = None, tracking: str | None = None) -> None:
     """Ship the sale's waiting shipments (assign, pick, pack, done); ``quantities`` (by line number)
-    ships less of some lines: the rest goes into a new shipment when the sale is processed again."""
+    ships less of some lines: the rest goes into a new shipment when the sale is processed again.
+    Each goes with ``carrier`` (default the first demo carrier; ``""``: none, a pickup) and ``tracking``
+    (default a number in the carrier's style from the shipment's id), as the Tryton simulator does."""
     today = st.today()
+    name = demo_data.CARRIERS[0]["name"] if carrier is None else carrier
+    if name and name not in st.carriers:
+        raise LookupError(f"no carrier {name!r} in the ERP")
     lines = {ln.id: ln for ln in sale.lines}
     touched: set[str] = set()
     for shipment in [s for s in st.shipments.values() if s.sale_id == sale.id and s.state in ("draft", "waiting")]:
@@ -263,16 +270,22 @@ def ship(st: ErpState, sale: MSale, quantities: Mapping[int, Decimal] | None = N
             st.on_hand[(move.sku, move.plant)] = st.on_hand.get((move.sku, move.plant), ZERO) - move.quantity
             touched.add(move.sku)
         shipment.state, shipment.effective_date = "done", today
+        shipment.carrier = name or None
+        if tracking is not None or not name:
+            shipment.tracking = tracking or None
+        else:
+            shipment.tracking = demo_data.tracking_number(st.carriers[name], shipment.id)
         _touch(st, shipment)
     if touched:
         _touch_stock(st, touched)
     process(st, sale)
 
 
-def ship_short(st: ErpState, sale: MSale, quantities: Mapping[int, Decimal]) -> None:
+def ship_short(st: ErpState, sale: MSale, quantities: Mapping[int, Decimal], *,
+               carrier: str | None = None, tracking: str | None = None) -> None:
     """Ship ``quantities`` (by line number) and cancel whatever is left to ship: the cancelled moves are
     ignored by the sale (Tryton's shipment exception handled with "ignore"), so nothing ships again."""
-    ship(st, sale, quantities)
+    ship(st, sale, quantities, carrier=carrier, tracking=tracking)
     touched: set[str] = set()
     for shipment in [s for s in st.shipments.values() if s.sale_id == sale.id and s.state in ("draft", "waiting")]:
         for move in shipment_lines(st, shipment):

@@ -1,6 +1,7 @@
 """What people do on the ERP side, done over JSON-RPC through Tryton's own workflows: the warehouse ships
-(all, part of it, or part of it and no more), receives returned goods, counts stock; production planning
-moves a backorder's date; accounting posts invoices and credit notes; commerce changes a contract price.
+(all, part of it, or part of it and no more; with a carrier and its tracking number), receives returned
+goods, counts stock; production planning moves a backorder's date; accounting posts invoices and credit
+notes; commerce changes a contract price.
 
 For the demo (the ERP should move while the hub watches) and for the tests' ERP driver. It logs in as
 the demo administrator (``demo_data.ADMIN``), who answers "yes" to every warning, as a person would
@@ -62,13 +63,19 @@ class TrytonSimulator:
         return dict(sale)
 
     # -- the warehouse ---------------------------------------------------------------------------------
-    def ship(self, reference: str, quantities: Mapping[int, Decimal] | None = None) -> None:
+    def ship(self, reference: str, quantities: Mapping[int, Decimal] | None = None, *,
+             carrier: str | None = None, tracking: str | None = None) -> None:
         """Ship the order's waiting shipments; ``quantities`` (by line number) ships only that much of
-        those lines now: Tryton plans the rest into a new shipment (a split)."""
+        those lines now: Tryton plans the rest into a new shipment (a split).
+
+        Each goes with ``carrier`` (a carrier party's name; default the first demo carrier; ``""``: none,
+        a pickup) and ``tracking`` as its ``shipping_reference`` (default a number in the carrier's style,
+        deterministic per shipment: :func:`~ordersync.devkit.demo_data.tracking_number` of its id)."""
         sale = self._sale(reference)
         shipments = self.c.call("stock.shipment.out", "search_read",
                                 [("id", "in", sale["shipments"]), ("state", "=", "waiting")], 0, None, None,
                                 ["inventory_moves", "outgoing_moves"])
+        carrier_id, style = self._carrier(carrier) if shipments else (None, None)
         for shipment in shipments:
             if quantities:
                 self._pick_less(shipment, quantities)
@@ -76,8 +83,28 @@ class TrytonSimulator:
             (state,) = self.c.call("stock.shipment.out", "read", [shipment["id"]], ["state"])
             if state["state"] == "waiting":  # not enough on the shelf: the warehouse forces it
                 self.c.call("stock.shipment.out", "assign_force", [shipment["id"]])
+            if tracking is not None or carrier_id is None:
+                label = tracking
+            elif style is not None:
+                label = demo_data.tracking_number(style, shipment["id"])
+            else:
+                raise LookupError(f"carrier {carrier!r} is not a demo carrier: pass tracking=")
+            # before pack: without a carrier Tryton warns on pack, and it is read-only once done
+            self.c.call("stock.shipment.out", "write", [shipment["id"]],
+                        {"carrier": carrier_id, "shipping_reference": label})
             for step in ("pick", "pack", "do"):
                 self._call_acknowledging("stock.shipment.out", step, [shipment["id"]])
+
+    def _carrier(self, name: str | None) -> tuple[int | None, demo_data.Carrier | None]:
+        """The id of the carrier whose party is ``name`` (default the first demo carrier; ``""``: None) and
+        its demo data (None for a carrier the demo did not seed)."""
+        if name == "":
+            return None, None
+        name = name or demo_data.CARRIERS[0]["name"]
+        found = self.c.call("carrier", "search", [("party.name", "=", name)], 0, 1, [("id", "ASC")])
+        if not found:
+            raise LookupError(f"no carrier {name!r} in the ERP")
+        return int(found[0]), next((c for c in demo_data.CARRIERS if c["name"] == name), None)
 
     def _pick_less(self, shipment: dict[str, Any], quantities: Mapping[int, Decimal]) -> None:
         """Pick only ``quantities`` of some lines: on pack Tryton moves that much out, the rest is
@@ -93,10 +120,11 @@ class TrytonSimulator:
                 quantity = min(Decimal(str(move["quantity"])), quantities[seq])
                 self.c.call("stock.move", "write", [move["id"]], {"quantity": float(quantity)})
 
-    def ship_short(self, reference: str, quantities: Mapping[int, Decimal]) -> None:
+    def ship_short(self, reference: str, quantities: Mapping[int, Decimal], *,
+                   carrier: str | None = None, tracking: str | None = None) -> None:
         """Ship ``quantities`` (by line number) and no more: the shipment Tryton plans for the rest is
         cancelled and the sale told to ignore its moves (the "handle shipment exception" wizard)."""
-        self.ship(reference, quantities)
+        self.ship(reference, quantities, carrier=carrier, tracking=tracking)
         sale = self._sale(reference)
         rest = self.c.call("stock.shipment.out", "search",
                            [("id", "in", sale["shipments"]), ("state", "in", ["draft", "waiting", "assigned"])], 0,

@@ -1,8 +1,9 @@
 """Reading Tryton sales with their shipments and invoices as canonical documents.
 
 A fixed number of RPC calls however many sales, shipments or invoices are read: sales, their lines,
-shipments, the shipments' outgoing moves, invoices, invoice lines, the receivable lines (for the due
-date). Shared by :meth:`TrytonErp.order` and the change poller.
+shipments (with their carrier's name and tracking number), the shipments' outgoing moves, invoices,
+invoice lines, the receivable lines (for the due date). Shared by :meth:`TrytonErp.order` and the change
+poller.
 """
 
 from __future__ import annotations
@@ -40,7 +41,19 @@ SALE_FIELDS = [
     "write_date",
     "create_date",
 ]
-_SHIPMENT_FIELDS = ["state", "number", "warehouse", "outgoing_moves", "effective_date", "write_date", "create_date"]
+#: ``carrier.party.name`` and ``shipping_reference`` (trytond-stock-package-shipping): the carrier and its
+#: tracking number, read with the shipment (no extra call)
+_SHIPMENT_FIELDS = [
+    "state",
+    "number",
+    "warehouse",
+    "outgoing_moves",
+    "effective_date",
+    "carrier.party.name",
+    "shipping_reference",
+    "write_date",
+    "create_date",
+]
 _INVOICE_FIELDS = [
     "number",
     "state",
@@ -67,6 +80,12 @@ def _line_id(origin: Any) -> int | None:
     if isinstance(origin, str) and origin.startswith("sale.line,"):
         return int(origin.split(",", 1)[1])
     return None
+
+
+def _carrier_name(row: Mapping[str, Any]) -> str | None:
+    """The name of a shipment row's carrier party (``carrier.party.name``), None without a carrier."""
+    party = (row.get("carrier.") or {}).get("party.") or {}
+    return party.get("name") or None
 
 
 @dataclass(frozen=True)
@@ -207,6 +226,8 @@ class Documents:
                     plant=self._dir.plant_code(row["warehouse"]),
                     erp_ref=row["number"] or "",
                     state=SHIPMENT_STATES[row["state"]],
+                    carrier=_carrier_name(row),
+                    tracking_number=row.get("shipping_reference") or None,
                     lines=tuple(
                         ShipmentLine(line_no=max(seq, 1), sku=sku, quantity=qty)
                         for (seq, sku), qty in sorted(quantities.items())

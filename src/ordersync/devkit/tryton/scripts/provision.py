@@ -122,7 +122,7 @@ class Seeder:
 
     # -- steps -------------------------------------------------------------------------------------
     def run(self) -> None:
-        steps = [self.company, self.accounting, self.countries, self.warehouses, self.catalog]
+        steps = [self.company, self.accounting, self.countries, self.warehouses, self.catalog, self.carriers]
         for step in [*steps, self.stock, self.customers, self.users, self.open_sales]:
             started = time.monotonic()
             step()
@@ -261,6 +261,32 @@ class Seeder:
         rows = self.rpc("product.product", "search_read", domain, 0, None, None, ["code"])
         self.ids["product"] = {r["code"]: r["id"] for r in rows}
         assert set(self.ids["product"]) == set(self.ids["template"]), "product codes differ from SKUs"
+
+    def carriers(self) -> None:
+        """The demo carriers (trytond-carrier), the same in every profile: each a party and the service
+        product its deliveries are charged with (not salable, so never in the hub's catalog)."""
+        unit = self.one("product.uom", [("symbol", "=", "u")])
+        carriers = self.data.CARRIERS
+        templates = self.create("product.template", [
+            {
+                "name": c["service"],
+                "code": c["service_code"],
+                "type": "service",
+                "salable": False,
+                "default_uom": unit,
+                "list_price": Decimal(0),
+                "products": o2m({"cost_price": Decimal(c["cost_price"])}),
+            }
+            for c in carriers
+        ])
+        rows = self.rpc("product.product", "search_read", [("template", "in", templates)], 0, None, None, ["template"])
+        product_of = {r["template"]: r["id"] for r in rows}
+        parties = self.create("party.party", [{"name": c["name"], "code": c["code"]} for c in carriers])
+        created = self.create("carrier", [
+            {"party": party, "carrier_product": product_of[template]}
+            for party, template in zip(parties, templates, strict=True)
+        ])
+        self.ids["carrier"] = {c["name"]: i for c, i in zip(carriers, created, strict=True)}
 
     def stock(self) -> None:
         for wh in self.p["warehouses"]:
