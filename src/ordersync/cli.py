@@ -491,7 +491,7 @@ def edi_show(
 
 # -- Shopify B2B shops ---------------------------------------------------------------------------------
 
-ShopName = Annotated[str, typer.Argument(help="The shop's name in [[shopify.shops]].")]
+ShopName = Annotated[str, typer.Argument(help="The shop's name (its \\[\\[shopify.shops]] block in ordersync.toml).")]
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
