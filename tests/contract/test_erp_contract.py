@@ -101,6 +101,17 @@ def test_an_inactive_account_is_found_by_id_but_not_listed(seeded: ErpPort) -> N
     assert seeded.credit("C-1005").limit == D("20000.00")
 
 
+def test_an_account_carries_the_tax_id_and_payment_terms_the_seed_gave_it(seeded: ErpPort) -> None:
+    listed = {a.id: a for a in seeded.accounts()}
+    days = {t["name"]: t["days"] for t in MAIN["payment_terms"]}
+    for customer in MAIN["customers"]:  # the inactive one too, read by id
+        account = listed.get(customer["code"]) or seeded.account(customer["code"])
+        assert (account.tax_id, account.payment_terms, account.payment_terms_days) == (
+            customer["tax_id"], customer["payment_term"], days[customer["payment_term"]]), customer["code"]
+    one = seeded.account("C-1003")
+    assert (one.tax_id, one.payment_terms, one.payment_terms_days) == ("DE115396285", "Net 60", 60)
+
+
 def test_unknown_accounts_and_skus_are_unknown_items(seeded: ErpPort) -> None:
     calls = [
         ("account", lambda: seeded.account("C-9999")),

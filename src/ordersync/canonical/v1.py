@@ -61,7 +61,11 @@ class CreditStatus(Canonical):
 
 
 class Account(Canonical):
-    """A buying customer. ``erp`` names the ERP instance that is its system of record."""
+    """A buying customer. ``erp`` names the ERP instance that is its system of record.
+
+    ``tax_id`` is the customer's VAT / tax registration number as the ERP has it; ``payment_terms`` the
+    name of its payment term in the ERP ("Net 30") and ``payment_terms_days`` the days after the invoice
+    date the whole amount is due, when the term is that simple (else None)."""
 
     id: Code
     name: str
@@ -74,6 +78,9 @@ class Account(Canonical):
     ship_to: tuple[Address, ...] = ()
     tax_exempt: bool = False
     tax_exemption_id: str | None = None
+    tax_id: str | None = None
+    payment_terms: str | None = None
+    payment_terms_days: int | None = None
 
 
 class CustomerPartNumber(Canonical):

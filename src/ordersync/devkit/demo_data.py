@@ -89,15 +89,22 @@ class PartNumber(TypedDict):
 
 
 class Customer(TypedDict):
-    """A customer party with its contract price list, credit limit and ship-to addresses."""
+    """A customer party with its tax identifier, contract price list, credit limit and ship-to addresses.
+
+    ``tax_id`` is a Tryton ``party.identifier`` of type ``tax_id_type`` (``eu_vat``: an EU VAT number,
+    ``us_ein``: a U.S. EIN), written as Tryton formats it; Tryton checks it with python-stdnum, so it must
+    be valid (German VAT numbers: ``DE`` + 8 digits + the ISO 7064 Mod 11,10 check digit).
+    """
 
     code: str
     name: str
     kind: str  # distributor | field_service | enterprise | industrial
     active: bool
     email: str
+    tax_id: str
+    tax_id_type: str  # a Tryton identifier type of a tax identifier: eu_vat | us_ein
     credit_limit: str
-    payment_term: str
+    payment_term: str  # the name of one of the profile's payment_terms
     price_list: list[PriceListLine]
     part_numbers: list[PartNumber]
     addresses: list[Address]
@@ -415,6 +422,8 @@ MAIN: Final[Profile] = {
             "kind": "distributor",
             "active": True,
             "email": "orders@rheinland-supply.example",
+            "tax_id": "DE128503471",
+            "tax_id_type": "eu_vat",
             "credit_limit": "250000.00",
             "payment_term": "Net 30",
             "price_list": [
@@ -441,6 +450,8 @@ MAIN: Final[Profile] = {
             "kind": "field_service",
             "active": True,
             "email": "dispatch@alpen-fs.example",
+            "tax_id": "DE819427364",
+            "tax_id_type": "eu_vat",
             "credit_limit": "60000.00",
             "payment_term": "Net 30",
             "price_list": [
@@ -466,6 +477,8 @@ MAIN: Final[Profile] = {
             "kind": "enterprise",
             "active": True,
             "email": "procurement@hanse-auto.example",
+            "tax_id": "DE115396285",
+            "tax_id_type": "eu_vat",
             "credit_limit": "1500000.00",
             "payment_term": "Net 60",
             "price_list": [
@@ -508,6 +521,8 @@ MAIN: Final[Profile] = {
             "kind": "industrial",
             "active": True,
             "email": "einkauf@ostsee-pumpen.example",
+            "tax_id": "DE137164022",
+            "tax_id_type": "eu_vat",
             "credit_limit": "36000.00",
             "payment_term": "Net 30",
             "price_list": [{"category": "Motors", "discount": "0.05"}, {}],
@@ -522,6 +537,8 @@ MAIN: Final[Profile] = {
             "kind": "industrial",
             "active": False,
             "email": "info@mm-maschinenbau.example",
+            "tax_id": "DE127904681",
+            "tax_id_type": "eu_vat",
             "credit_limit": "20000.00",
             "payment_term": "Net 30",
             "price_list": [{}],
@@ -621,6 +638,8 @@ ACQUIRED: Final[Profile] = {
             "kind": "distributor",
             "active": True,
             "email": "po@gcps.example",
+            "tax_id": "72-1548306",
+            "tax_id_type": "us_ein",
             "credit_limit": "120000.00",
             "payment_term": "Net 30",
             "price_list": [
@@ -639,6 +658,8 @@ ACQUIRED: Final[Profile] = {
             "kind": "field_service",
             "active": True,
             "email": "supply@permian-fs.example",
+            "tax_id": "75-2960417",
+            "tax_id_type": "us_ein",
             "credit_limit": "50000.00",
             "payment_term": "Net 45",
             "price_list": [{"category": "Valves", "discount": "0.07"}, {}],

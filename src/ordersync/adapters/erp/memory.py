@@ -193,6 +193,9 @@ class MemoryErp:
                 for a in cust.addresses
                 if a["delivery"]
             ),
+            tax_id=cust.tax_id,
+            payment_terms=cust.payment_term or None,
+            payment_terms_days=cust.payment_days,
         )
 
     def _credit(self, code: str) -> CreditStatus:

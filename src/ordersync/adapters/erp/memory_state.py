@@ -147,6 +147,8 @@ class MCustomer:
     price_list: int
     part_numbers: list[demo_data.PartNumber]
     addresses: list[demo_data.Address]
+    payment_term: str = ""  # its name
+    tax_id: str | None = None
 
 
 class Signals:
@@ -222,6 +224,8 @@ class ErpState:
                 price_list.id,
                 list(cust["part_numbers"]),
                 list(cust["addresses"]),
+                payment_term=cust["payment_term"],
+                tax_id=cust["tax_id"],
             )
         for prod in profile["products"]:
             for plant in state.plants:

@@ -3,7 +3,9 @@
 Mapping: account id = party ``code``; SKU = product ``code``; plant = warehouse location ``code``;
 ship-to id = the address key kept in ``building_name``; ERP order = ``sale.sale`` with the hub reference
 in ``reference`` and the hub line number in each line's ``sequence``; region = a map from the address'
-subdivision (ISO 3166-2) to the hub region (Tryton has no region), from the ERP's settings (``regions``).
+subdivision (ISO 3166-2) to the hub region (Tryton has no region), from the ERP's settings (``regions``);
+account tax id = the ``code`` of the party's ``tax_identifier``; payment terms = the name of its
+``customer_payment_term`` (and its days when it is "the whole amount N days after the invoice").
 
 Errors: transport failures, a refused login and server-side exceptions raise
 :class:`~ordersync.domain.errors.Unavailable`; an answer that is not what Tryton answers raises
@@ -206,6 +208,9 @@ class TrytonErp:
             price_list=party.price_list_name,
             currency=self.directory.currency,
             ship_to=tuple(self._address(party, a) for a in self.directory.addresses(party) if a.delivery and a.active),
+            tax_id=party.tax_id,
+            payment_terms=party.payment_term_name,
+            payment_terms_days=party.payment_term_days,
         )
 
     def accounts(self) -> list[Account]:

@@ -34,6 +34,9 @@ class PartyRow:
     price_list: int | None
     price_list_name: str | None
     payment_term: int | None
+    payment_term_name: str | None = None
+    payment_term_days: int | None = None  # when the whole amount is due a number of days after the invoice
+    tax_id: str | None = None  # the code of the party's tax identifier (the first of a tax type)
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,31 @@ def _dec(value: Any) -> Decimal | None:
     return None if value is None else Decimal(str(value))
 
 
+#: what the party read asks of its customer payment term: its name and the deltas of its lines
+_PAYMENT_TERM_FIELDS = [
+    "customer_payment_term.name",
+    "customer_payment_term.lines.type",
+    *(
+        f"customer_payment_term.lines.relativedeltas.{name}"
+        for name in ("days", "weeks", "months", "day", "month", "weekday")
+    ),
+]
+
+
+def _net_days(term: Mapping[str, Any]) -> int | None:
+    """The days after the invoice date a payment term makes the whole amount due (Net 30: 30), or None
+    when the term is not that simple (instalments, months, a day of the month or of the week)."""
+    lines = term.get("lines.") or []
+    if len(lines) != 1 or lines[0].get("type") != "remainder":
+        return None
+    days = 0
+    for delta in lines[0].get("relativedeltas.") or []:
+        if delta.get("months") or delta.get("day") or delta.get("month") or delta.get("weekday"):
+            return None
+        days += int(delta.get("days") or 0) + 7 * int(delta.get("weeks") or 0)
+    return days
+
+
 class Directory:
     """Cached codes -> records of one Tryton database. Thread-safe; ``clock`` is for the reload throttle."""
 
@@ -152,20 +180,14 @@ class Directory:
                 snap.warehouse_codes[wh.id] = wh.code
         # a customer is a party set up for selling: a payment term or a price list (not the company); both
         # are company-dependent values Tryton cannot search on, so every party is read and filtered here
-        for row in c.call(
-            "party.party",
-            "search_read",
-            [],
-            0,
-            None,
-            None,
-            ["code", "name", "active", "sale_price_list.name", "customer_payment_term"],
-            context=_ALL,
-        ):
+        fields = ["code", "name", "active", "sale_price_list.name", "customer_payment_term", *_PAYMENT_TERM_FIELDS,
+                  "tax_identifier.code"]
+        for row in c.call("party.party", "search_read", [], 0, None, None, fields, context=_ALL):
             selling = row.get("customer_payment_term") or row.get("sale_price_list.")
             if not row.get("code") or row["id"] == snap.company_party or not selling:
                 continue
             price_list = row.get("sale_price_list.") or None
+            term = row.get("customer_payment_term.") or None
             party = PartyRow(
                 row["id"],
                 row["code"],
@@ -174,6 +196,9 @@ class Directory:
                 price_list["id"] if price_list else None,
                 price_list["name"] if price_list else None,
                 row.get("customer_payment_term"),
+                payment_term_name=(term.get("name") or None) if term else None,
+                payment_term_days=_net_days(term) if term else None,
+                tax_id=_code(row, "tax_identifier") or None,
             )
             snap.parties[party.code] = party
             snap.party_codes[party.id] = party.code

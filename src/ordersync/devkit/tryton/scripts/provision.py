@@ -345,6 +345,8 @@ class Seeder:
                 sale_price_list=self.price_list(cust),
                 credit_limit_amount=Decimal(cust["credit_limit"]),
                 contact_mechanisms=o2m({"type": "email", "value": cust["email"]}),
+                # its tax identifier (party.tax_identifier): Tryton checks the number with python-stdnum
+                identifiers=o2m({"type": cust["tax_id_type"], "code": cust["tax_id"]}),
             )
             addresses = self.create("party.address", [self.address(party, a) for a in cust["addresses"]])
             self.ids["address"].update({a["key"]: i for a, i in zip(cust["addresses"], addresses, strict=True)})
