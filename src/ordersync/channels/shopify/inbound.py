@@ -462,9 +462,8 @@ class ShopifyInbound:
 
     def _follow_edits(self, shop: Shop, order: dict[str, Any], order_id: str, name: str) -> str:
         """An order edited in Shopify after it was taken (a quantity changed, a line removed): the ERP
-        decides, through the same amendment as every channel's; what cannot be amended (a line added,
-        goods already shipped, the ERP refusing) opens a case — the hub never silently keeps a different
-        order than the buyer's."""
+        decides, through the same amendment as every channel's; what cannot be amended (a line added, the
+        ERP refusing) opens a case — the hub never silently keeps a different order than the buyer's."""
         wanted: dict[str, Decimal] = {}
         for item in (order.get("lineItems") or {}).get("nodes") or []:
             sku = (item.get("sku") or (item.get("variant") or {}).get("sku") or "").strip()
@@ -473,20 +472,34 @@ class ShopifyInbound:
                                                                     or 0)
         with unit_of_work(self.db, self.clock) as uow:
             record = uow.orders.find(order_id)
-        if record is None or record.state in (OrderState.CANCELLED, OrderState.REJECTED):
-            return ""
-        have = {line.sku: line for line in record.lines}
-        changes = [LineAmendment(line_no=line.line_no, cancel=True) if wanted.get(sku, Decimal(0)) <= 0 else
-                   LineAmendment(line_no=line.line_no, quantity=wanted[sku])
-                   for sku, line in have.items() if wanted.get(sku, Decimal(0)) != line.quantity]
-        added = sorted(sku for sku, quantity in wanted.items() if sku not in have and quantity > 0)
+        if record is None or record.state in (OrderState.CANCELLED, OrderState.REJECTED) \
+                or record.state in LEFT_THE_WAREHOUSE:
+            return ""  # after shipping, Shopify's quantities fall with refunds: returns answer those, not edits
+        ordered = record.ordered  # as it stands: amended quantities, cancelled lines at 0 (priced or not yet)
+        lines_of: dict[str, list[int]] = {}
+        for line in record.order.lines:  # the SKUs as Shopify sent them (a line without one is left alone)
+            if line.sku:
+                lines_of.setdefault(line.sku, []).append(line.line_no)
+        changes: list[LineAmendment] = []
+        unclear: list[str] = []
+        for sku, numbers in lines_of.items():
+            want, now = wanted.get(sku, Decimal(0)), sum((ordered[n] for n in numbers), Decimal(0))
+            if want == now:
+                continue
+            if len(numbers) > 1:  # one SKU on several lines: which one changed cannot be told
+                unclear.append(sku)
+            elif want <= 0:
+                changes.append(LineAmendment(line_no=numbers[0], cancel=True))
+            else:
+                changes.append(LineAmendment(line_no=numbers[0], quantity=want))
+        added = sorted(sku for sku, quantity in wanted.items() if sku not in lines_of and quantity > 0)
+        if unclear:
+            added += [f"{sku} (on several lines)" for sku in unclear]
         if not changes and not added:
             return ""
-        refusal = f"lines added in Shopify ({', '.join(added)}) cannot be added to the ERP order" if added else ""
+        refusal = f"lines changed in Shopify ({', '.join(added)}) cannot be followed in the ERP order" if added else ""
         deps = self.deps
-        if changes and record.state in LEFT_THE_WAREHOUSE:
-            refusal = f"the order has already shipped ({record.state.value})"
-        elif changes and deps is None:
+        if changes and deps is None:
             refusal = refusal or "changes cannot be applied here (no ERP)"
         elif changes and deps is not None:
             try:
