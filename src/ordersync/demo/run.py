@@ -28,8 +28,8 @@ from sqlalchemy import func, select
 
 from ordersync.bootstrap import build_hub
 from ordersync.channels.storefront.simulator import Scenario, build, place
-from ordersync.config import EdiSettings, ErpSettings, Settings
-from ordersync.demo import aftermath, edi_partner, sink
+from ordersync.config import EdiSettings, ErpSettings, Settings, ShopifySettings
+from ordersync.demo import aftermath, edi_partner, shopify_store, sink
 from ordersync.domain.lifecycle import REACHED_ERP
 from ordersync.runtime.hub import Hub
 from ordersync.store.schema import cases, orders, return_requests
@@ -67,14 +67,17 @@ def run(opts: DemoOptions) -> int:
     user = demo_data.INTEGRATION_USER
     push = opts.erp_db == "postgresql"  # Tryton's bus (docs/erp-push.md): only PostgreSQL has one
     edi = edi_partner.partner_settings(data_dir)  # the demo's EDI customer, trading over a directory
+    shop = shopify_store.start(f"http://{opts.host}:{opts.port}")  # the B2B store on Shopify (the double)
     settings = Settings(
         data_dir=data_dir,
         erp=[ErpSettings(name="main", kind="tryton", url=server.url, database=database, login=user["login"],
                          password=user["password"], push=push)],
         edi=EdiSettings(partners=[edi], poll_seconds=0.5),
+        shopify=ShopifySettings(shops=[shop.settings], poll_seconds=0.5),
     )
     _write_config(data_dir, server.url, database, user["login"], user["password"], push,
-                  extra="\n[edi]\npoll_seconds = 0.5\n" + edi_partner.config_toml(edi))
+                  extra="\n[edi]\npoll_seconds = 0.5\n" + edi_partner.config_toml(edi)
+                  + "\n[shopify]\npoll_seconds = 0.5\n" + shopify_store.config_toml(shop.settings))
     hub = build_hub(settings)
     stop = threading.Event()
     api = _start_api(hub, opts)
@@ -90,18 +93,25 @@ def run(opts: DemoOptions) -> int:
     console.print(f"portal   {base}/portal   sign in with C-1001's demo key   {buyer_key}", soft_wrap=True)
     console.print(f"EDI      {edi.name} ({edi.account_id}) drops X12 850s into {edi.inbox_dir}; our 997, 855, 856 "
                   f"and 810 appear in {edi.outbox_dir}   ({base}/ops/edi)", soft_wrap=True)
+    console.print(f"Shopify  {shop.settings.domain} (the Shopify double, Admin API at {shop.settings.api_url}): "
+                  f"three B2B companies order; webhooks to {shop.settings.webhook_url}   ({base}/ops/shopify)",
+                  soft_wrap=True)
     try:
+        pushed = shopify_store.connect(hub, shop)
         run_id = f"d{int(time.time()) % 100000}"
         purchase_orders = edi_partner.drop_orders(edi, max(3, min(10, opts.orders // 20)), seed=opts.seed,
                                                   run=run_id)
+        shopify_store.place_orders(hub, shop, max(4, min(8, opts.orders // 10)), seed=opts.seed)
         scenario = build(opts.orders, seed=opts.seed, run=run_id)
         sent = place(base, scenario, _keys(hub), console)
         settled = _wait_settled(hub, scenario, opts.timeout)
         settled = edi_partner.wait_settled(hub, purchase_orders, opts.timeout) and settled
+        settled = shopify_store.wait_settled(hub, shop, opts.timeout) and settled
         after = aftermath.run(hub, base, server.url, _buyer_key(hub), console, database=database) if settled else None
         summary = _summary(hub, scenario, sent, server, time.monotonic() - started, settled)
         summary["aftermath"] = after.summary() if after else None
         summary["edi"] = edi_partner.summary(hub, edi, purchase_orders)
+        summary["shopify"] = shopify_store.summary(hub, shop, pushed)
         summary["crm_sink"] = {k: v for k, v in crm.summary(last=0).items() if k != "last"}
         _report(summary, opts)
         if opts.once:
@@ -118,6 +128,7 @@ def run(opts: DemoOptions) -> int:
         api.should_exit = True
         worker.join(timeout=30)
         hub.close()
+        shop.stop()
         server.stop()
 
 
