@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.all [--short] [--only a,b] [--skip a,b] [--run-dir DIR]
 
 Runs each benchmark as a subprocess (``python -m bench.X``, with ``--short`` when given), one at a time,
-in this order: order_path, bus, erp, read_path, intake, erp_cost, edi, chaos. ``--short`` is the quick form
+in this order: order_path, bus, erp, read_path, intake, erp_cost, edi, shopify, chaos. ``--short`` is the quick form
 of each and leaves chaos out (it needs PostgreSQL and NATS and takes minutes even short; name it in
 ``--only`` to run it anyway); without ``--short`` chaos runs in its ``--short`` form too, since its full
 form takes hours (``python -m bench.chaos`` on its own for that).
@@ -36,7 +36,7 @@ from pathlib import Path
 
 from bench._common import FIGURES_ENV, Figure
 
-BENCHES = ("order_path", "bus", "erp", "read_path", "intake", "erp_cost", "edi", "chaos")
+BENCHES = ("order_path", "bus", "erp", "read_path", "intake", "erp_cost", "edi", "shopify", "chaos")
 NOT_SHORT = ("chaos",)  # left out of --short unless --only names it
 ROOT = Path(__file__).resolve().parent.parent
 TAIL_LINES = 15
