@@ -89,10 +89,10 @@ def test_figures_go_through_emit_and_back(tmp_path: Path, monkeypatch: pytest.Mo
 
 def test_short_leaves_chaos_out_unless_named() -> None:
     assert bench_all.selected(None, None, short=True) == ["order_path", "bus", "erp", "read_path", "intake",
-                                                          "erp_cost", "edi"]
+                                                          "erp_cost", "edi", "shopify"]
     assert bench_all.selected(None, None, short=False)[-1] == "chaos"
     assert bench_all.selected("chaos,bus", None, short=True) == ["bus", "chaos"]
     assert bench_all.selected(None, "bus,erp", short=True) == ["order_path", "read_path", "intake", "erp_cost",
-                                                               "edi"]
+                                                               "edi", "shopify"]
     with pytest.raises(SystemExit):
         bench_all.selected("buss", None, short=True)

@@ -30,7 +30,7 @@ from ordersync.channels.shopify import operations as ops
 
 SCHEMA_DIR = Path(ordersync.__file__).resolve().parent / "devkit" / "shopify" / "schema"
 VERSIONS = (ops.API_VERSION, ops.NEXT_API_VERSION)
-DOCUMENTS = {**ops.ALL, "BULK_VARIANT_LEVELS": ops.BULK_VARIANT_LEVELS}
+DOCUMENTS = {**ops.ALL, "BULK_VARIANT_LEVELS": ops.BULK_VARIANT_LEVELS, "BULK_VARIANTS": ops.BULK_VARIANTS}
 
 
 @pytest.fixture(scope="module", params=VERSIONS)

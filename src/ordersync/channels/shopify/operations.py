@@ -296,6 +296,16 @@ BULK_VARIANT_LEVELS = """
 }
 """
 
+#: the query a bulk read of every variant with its SKU and inventory item runs (a full price push: ~10
+#: points, where paging 10,000 variants costs ~20,000)
+BULK_VARIANTS = """
+{
+  productVariants {
+    edges { node { id sku inventoryItem { id } } }
+  }
+}
+"""
+
 #: the webhook topics the connector subscribes to
 WEBHOOK_TOPICS = ("ORDERS_CREATE", "ORDERS_UPDATED", "ORDERS_CANCELLED", "ORDERS_PAID", "ORDERS_EDITED")
 

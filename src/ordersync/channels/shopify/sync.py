@@ -49,6 +49,8 @@ log = logging.getLogger("ordersync.shopify")
 
 #: Shopify's most quantities / prices per inventorySetQuantities / priceListFixedPricesAdd call
 SHOPIFY_BATCH = 250
+#: how often a long price push records what it has pushed so far (the record is one JSON map per list)
+SAVE_SECONDS = 5.0
 #: items per ERP prices() / availability() call
 ERP_BATCH = 500
 #: rounds of re-reading and retrying after a stale compare-and-set before an item is left for the next push
@@ -182,8 +184,13 @@ class ShopifySync:
     def variants(self, skus: Sequence[str] | None = None) -> dict[str, Variant]:
         """The shop's variants by SKU (all, or those of ``skus``); a variant without a SKU is left out."""
         found: dict[str, Variant] = {}
-        queries: list[str | None] = [None] if skus is None else [
-            " OR ".join(f'sku:"{sku}"' for sku in part) for part in chunks(sorted(set(skus)), 50)]
+        if skus is None:  # everything: one bulk read, charged as one mutation instead of per variant
+            for node in self.client.bulk(ops.BULK_VARIANTS):
+                sku = (node.get("sku") or "").strip()
+                if sku and "id" in node and "/ProductVariant/" in node["id"]:
+                    found[sku] = Variant(node["id"], sku, (node.get("inventoryItem") or {}).get("id", ""))
+            return found
+        queries = [" OR ".join(f'sku:"{sku}"' for sku in part) for part in chunks(sorted(set(skus)), 50)]
         for query in queries:
             for node in self.client.pages(ops.VARIANTS, {"query": query}, ("productVariants",), page_size=250):
                 sku = (node.get("sku") or "").strip()
@@ -246,6 +253,7 @@ class ShopifySync:
             if force or (pushed.get(variant.id) or [None])[0] != digest:
                 todo.append((variant, price, breaks, digest))
         part.update(changed=0, unchanged=len(wanted) - len(todo), breaks=0)
+        saved = time.monotonic()
         for batch in chunks(todo, SHOPIFY_BATCH):
             data = self.client.execute(ops.PRICES_ADD, {"priceListId": price_list, "prices": [
                 {"variantId": v.id, "price": {"amount": str(p), "currencyCode": currency}} for v, p, _, _ in batch]})
@@ -264,8 +272,16 @@ class ShopifySync:
             pushed.update(done)
             part["changed"] += len(batch)
             part["breaks"] += sum(len(b) for _, _, b, _ in batch)
-            with self.db.write() as conn:
-                store.put_state(conn, self.name, "prices", price_list, pushed, self.clock.now())
+            if time.monotonic() - saved > SAVE_SECONDS:  # now and then, not per batch: the map is the whole list
+                self._save_pushed(price_list, pushed)
+                saved = time.monotonic()
+        self._save_pushed(price_list, pushed)
+
+    def _save_pushed(self, price_list: str, pushed: dict[str, Any]) -> None:
+        """What is on the price list (a crash before it is saved costs re-sending those prices: they replace
+        what is there, so nothing doubles)."""
+        with self.db.write() as conn:
+            store.put_state(conn, self.name, "prices", price_list, pushed, self.clock.now())
 
     def _contract_prices(self, account_id: str, skus: Sequence[str]) -> dict[str, tuple[Decimal, list[tuple[int,
                                                                                                         Decimal]]]]:
