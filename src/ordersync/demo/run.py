@@ -247,10 +247,14 @@ def _buyer_key(hub: Hub) -> str:
                                                 rate_per_minute=6000)[0]
 
 
-def _states(hub: Hub) -> dict[str, int]:
+def _states(hub: Hub, *, scenario_only: bool = False) -> dict[str, int]:
+    """Orders by state; ``scenario_only``: the storefront simulator's alone (not the EDI partner's or the
+    Shopify store's, which settle on their own clocks and must not count for the scenario's)."""
+    query = select(orders.c.state, func.count()).group_by(orders.c.state)
+    if scenario_only:
+        query = query.where(orders.c.channel.not_like("edi-%"), orders.c.channel.not_like("shopify-%"))
     with hub.db.read() as conn:
-        rows = conn.execute(select(orders.c.state, func.count()).group_by(orders.c.state))
-        return {state: int(n) for state, n in rows}
+        return {state: int(n) for state, n in conn.execute(query)}
 
 
 def _wait_settled(hub: Hub, scenario: Scenario, timeout: float) -> bool:
@@ -260,7 +264,7 @@ def _wait_settled(hub: Hub, scenario: Scenario, timeout: float) -> bool:
     with Progress(*columns, console=console) as bar:
         task = bar.add_task("settled", total=scenario.unique_orders, detail="")
         while True:
-            states = _states(hub)
+            states = _states(hub, scenario_only=True)
             done = sum(n for s, n in states.items() if s in SETTLED)
             busy = ", ".join(f"{s} {n}" for s, n in sorted(states.items()) if s not in SETTLED)
             bar.update(task, completed=done, detail=busy)

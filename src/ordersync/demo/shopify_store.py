@@ -4,7 +4,8 @@ local port. Three B2B companies buy there:
 
 - Alpen Field Service GmbH (ERP account C-1002), matched by its VAT number (its Shopify company has no
   external id), ordering for its Nürnberg site (the ship-to);
-- Ostsee Pumpen & Anlagen KG (C-1004), matched by its external id, close to its credit limit;
+- Rheinland Industrial Supply GmbH (C-1001), matched by its external id (its company in Shopify carries
+  the ERP account number);
 - Nordlicht Technik ApS, whom the ERP does not know: its order waits and a case asks for a mapping.
 
 The hub registers its webhooks, pushes the contract prices into one catalog per company, the plants'
@@ -64,8 +65,10 @@ def start(hub_url: str) -> DemoShop:
         double.add_product(product["sku"], product["name"], product["list_price"], {g: 0 for g in locations.values()})
     alpen = double.add_company("Alpen Field Service GmbH", external_id=None, locations=[
         {"name": "Alpen FS Nürnberg", "external_id": "AFS-NUE", "tax_id": _vat("C-1002"), "currency": "EUR"}])
-    ostsee = double.add_company("Ostsee Pumpen & Anlagen KG", external_id="C-1004", locations=[
-        {"name": "Ostsee Pumpen Rostock", "currency": "EUR"}])
+    # not C-1004, close to its credit limit: the storefront's credit-hold order is C-1004's, and a Shopify
+    # order racing it for the last of the limit would decide which one is held
+    rheinland = double.add_company("Rheinland Industrial Supply GmbH", external_id="C-1001", locations=[
+        {"name": "Rheinland Werk Köln", "currency": "EUR"}])
     nordlicht = double.add_company("Nordlicht Technik ApS", external_id="NT-0815", locations=[
         {"name": "Nordlicht Aarhus", "tax_id": "DK12345678", "currency": "EUR"}])
     base = double.start()
@@ -73,7 +76,7 @@ def start(hub_url: str) -> DemoShop:
         name=NAME, domain=double.shop, api_url=base, token=double.token, secret=double.secret, plan="plus",
         webhook_url=f"{hub_url}/shopify/webhooks", reconcile_minutes=1, overlap_minutes=5, stock_minutes=5,
         prices_minutes=60, locations=locations)
-    buyers = {"alpen": alpen["locations"][0], "ostsee": ostsee["locations"][0],
+    buyers = {"alpen": alpen["locations"][0], "rheinland": rheinland["locations"][0],
               "nordlicht": nordlicht["locations"][0]}
     return DemoShop(double, settings, buyers)
 
@@ -108,9 +111,9 @@ def place_orders(hub: Hub, shop: DemoShop, count: int, *, seed: int) -> None:
     rng = random.Random(seed)
     d = shop.double
     skus = {"alpen": ["SEN-PX-M12-NPN", "VLV-SV-24V-G12", "SEN-PT-0-10B"],
-            "ostsee": ["VLV-BV-DN25-SS", "SEN-PT-0-10B"], "nordlicht": ["BRG-6204-2RS"]}
+            "rheinland": ["BRG-6204-2RS", "FIT-ELB-G12-SS"], "nordlicht": ["BRG-6204-2RS"]}
     for i in range(count):
-        who = "nordlicht" if i == count - 1 else ("alpen" if i % 2 == 0 else "ostsee")
+        who = "nordlicht" if i == count - 1 else ("alpen" if i % 2 == 0 else "rheinland")
         lines = []
         for sku in rng.sample(skus[who], k=min(len(skus[who]), rng.choice((1, 2)))):
             quantity = next(q for q in range(rng.randint(2, 8), 500) if demo_data.quantity_allowed(prof, sku, q))
