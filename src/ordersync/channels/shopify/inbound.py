@@ -49,7 +49,7 @@ from ordersync.flows.services.amendments import amend_order
 from ordersync.runtime.intake_writer import IntakeWriter
 from ordersync.store import shopify as store
 from ordersync.store.db import Database
-from ordersync.store.uow import UnitOfWork, unit_of_work
+from ordersync.store.uow import SqlStore, UnitOfWork, unit_of_work
 
 log = logging.getLogger("ordersync.shopify")
 
@@ -160,6 +160,7 @@ class ShopifyInbound:
         self.cases = cases or CasePolicy()
         self.deps = deps  # to cancel orders in the ERP when the buyer cancels in Shopify
         self.lease = dt.timedelta(seconds=lease_seconds)
+        self.orders = SqlStore(db, clock)  # hub orders, read to follow cancellations and edits
 
     # -- the door ---------------------------------------------------------------------------------------
 
@@ -429,8 +430,8 @@ class ShopifyInbound:
 
     def _cancel(self, shop: Shop, order_id: str, name: str, gid: str) -> Taken:
         """The buyer cancelled in Shopify: cancel in the ERP unless the goods are on their way (a case)."""
-        with unit_of_work(self.db, self.clock) as uow:
-            record = uow.orders.find(order_id)
+        with self.orders.reading() as reader:  # a read: no write lock on the event path
+            record = reader.orders.find(order_id)
         if record is None:
             return Taken(gid, name, "cancelled", order_id, "no such hub order")
         refusal = ""
@@ -470,8 +471,8 @@ class ShopifyInbound:
             if sku:
                 wanted[sku] = wanted.get(sku, Decimal(0)) + Decimal(item.get("currentQuantity", item.get("quantity"))
                                                                     or 0)
-        with unit_of_work(self.db, self.clock) as uow:
-            record = uow.orders.find(order_id)
+        with self.orders.reading() as reader:  # a read: no write lock on the event path
+            record = reader.orders.find(order_id)
         if record is None or record.state in (OrderState.CANCELLED, OrderState.REJECTED) \
                 or record.state in LEFT_THE_WAREHOUSE:
             return ""  # after shipping, Shopify's quantities fall with refunds: returns answer those, not edits
