@@ -38,6 +38,9 @@ schemas = typer.Typer(no_args_is_help=True, help="Export and check the canonical
 app.add_typer(schemas, name="schemas")
 apikey = typer.Typer(no_args_is_help=True, help="Create, list and revoke API keys.")
 app.add_typer(apikey, name="apikey")
+people_cli = typer.Typer(no_args_is_help=True, help="People who sign in to /ops (staff) and /portal (buyers): "
+                                                    "invite, list, change roles, disable.")
+app.add_typer(people_cli, name="people")
 subscriptions = typer.Typer(no_args_is_help=True, help="Add, list and remove outbound event subscriptions "
                                                        "(signed webhooks).")
 app.add_typer(subscriptions, name="subscriptions")
@@ -938,6 +941,92 @@ def apikey_revoke(key_id: str, data_dir: DataDir = None, store: Store = None, co
     db = Database(_settings(data_dir, store, config).store_url)
     info = KeyService(db, _clock()).revoke(key_id)
     console.print(f"revoked key {info.id} ({info.name}) at {info.revoked_at}")
+
+
+def _people(data_dir: Path | None, store: str | None, config: Path | None):  # type: ignore[no-untyped-def]
+    from ordersync.store.db import Database
+    from ordersync.web.people import People
+
+    db = Database(_settings(data_dir, store, config).store_url)
+    db.migrate()
+    return People(db, _clock())
+
+
+Roles = Annotated[list[str], typer.Option("--role", help="Repeat. Staff: operations, finance, commerce, "
+                                                          "customer_service, admin. Buyers: buyer, approver, "
+                                                          "viewer, admin.")]
+
+
+@people_cli.command("invite")
+def people_invite(
+    email: Annotated[str, typer.Argument(help="Their e-mail address (they sign in with it).")],
+    role: Roles,
+    name: Annotated[str, typer.Option("--name", help="Their name as shown and recorded.")] = "",
+    account: Annotated[str | None, typer.Option("--account", help="A buyer of this account (else: staff).")] = None,
+    base_url: Annotated[str, typer.Option("--base-url", help="The hub's address as people reach it.")] =
+        "http://127.0.0.1:8000",
+    data_dir: DataDir = None, store: Store = None, config: ConfigFile = None,
+) -> None:
+    """Invite a person: prints the link where they choose their password (valid 7 days; pass it on)."""
+    from ordersync.domain.errors import ValidationFailed
+    from ordersync.web.people import BUYER, STAFF
+
+    kind = BUYER if account else STAFF
+    try:
+        invitation = _people(data_dir, store, config).invite(kind, email, name, role, account_id=account,
+                                                             invited_by="cli")
+    except ValidationFailed as exc:
+        console.print(f"[red]not invited:[/red] {exc}")
+        raise typer.Exit(2) from None
+    who = f"buyer of {account}" if account else "staff"
+    console.print(f"invited {invitation.person.email} ({who}; roles {', '.join(invitation.person.roles)}); "
+                  f"the link is valid until {invitation.expires:%Y-%m-%d %H:%M} UTC:")
+    out.print(f"{base_url.rstrip('/')}{invitation.path('portal' if account else 'ops')}")
+
+
+@people_cli.command("list")
+def people_list(
+    account: Annotated[str | None, typer.Option("--account", help="Only this account's buyers.")] = None,
+    data_dir: DataDir = None, store: Store = None, config: ConfigFile = None, as_json: AsJson = False,
+) -> None:
+    """List the people who may sign in (never their passwords)."""
+    found = _people(data_dir, store, config).listed(account_id=account)
+    if as_json:
+        out.print_json(json.dumps([{k: v for k, v in vars(p).items()} for p in found], default=str))
+        return
+    table = Table(title=f"People ({len(found)})")
+    for col in ("email", "name", "kind", "account", "roles", "state", "sign-in", "last sign-in"):
+        table.add_column(col)
+    for p in found:
+        ways = ", ".join(w for w, on in (("password", p.has_password), ("identity provider", p.oidc_linked)) if on)
+        table.add_row(p.email, p.name, p.kind, p.account_id or "", ", ".join(p.roles), p.state, ways,
+                      p.last_signin_at.strftime("%Y-%m-%d %H:%M") if p.last_signin_at else "")
+    out.print(table)
+
+
+@people_cli.command("roles")
+def people_roles(email: str, role: Roles, data_dir: DataDir = None, store: Store = None,
+                 config: ConfigFile = None) -> None:
+    """Replace a person's roles."""
+    people = _people(data_dir, store, config)
+    person = people.find(email)
+    if person is None:
+        console.print(f"[red]no person {email}[/red]")
+        raise typer.Exit(1)
+    person = people.set_roles(person.id, role)
+    console.print(f"{person.email}: roles {', '.join(person.roles)}")
+
+
+@people_cli.command("disable")
+def people_disable(email: str, data_dir: DataDir = None, store: Store = None, config: ConfigFile = None) -> None:
+    """Disable a person: no more sign-ins, and their sessions end now."""
+    people = _people(data_dir, store, config)
+    person = people.find(email)
+    if person is None:
+        console.print(f"[red]no person {email}[/red]")
+        raise typer.Exit(1)
+    people.disable(person.id)
+    console.print(f"disabled {person.email}; their sessions have ended")
 
 
 @subscriptions.command("add")

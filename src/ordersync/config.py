@@ -380,6 +380,47 @@ class NatsSettings(Strict):
     gap_horizon_seconds: float = Field(default=60.0, gt=0)
 
 
+class OidcSettings(Strict):
+    """Signing in with OpenID Connect (staff on ``/ops``, invited buyers on ``/portal``): the provider's
+    issuer (its discovery document is read from ``<issuer>/.well-known/openid-configuration``), this hub's
+    client, and how the provider's claims become roles. The redirect URIs to register with the provider
+    are ``<base>/ops/oidc/callback`` and ``<base>/portal/oidc/callback``."""
+
+    issuer: str = Field(pattern=r"^https?://.+")
+    client_id: str = Field(min_length=1)
+    client_secret: str | None = None
+    client_secret_env: str | None = Field(default=None, description="environment variable holding the secret")
+    display_name: str = Field(default="your company account", description="shown on the sign-in button")
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "email", "profile", "roles"])
+    roles_claim: str = Field(default="roles", description="the claim (a list or a space-separated string) with "
+                             "the person's groups or roles")
+    role_map: dict[str, str] = Field(default_factory=dict, description="claim value -> ordersync staff role; "
+                                     "values that already are role names need no entry")
+    buyers: bool = Field(default=True, description="invited buyers may sign in with this provider too")
+    redirect_base: str | None = Field(default=None, description="this hub's public base URL (default: the "
+                                      "request's own, behind a trusted proxy its forwarded one)")
+
+    def secret(self) -> str | None:
+        if self.client_secret_env:
+            return os.environ.get(self.client_secret_env)
+        return self.client_secret
+
+
+class WebSettings(Strict):
+    """The pages for people (``/ops``, ``/portal``): sign-in, cookies, proxies."""
+
+    trusted_proxies: list[str] = Field(default_factory=list, description="addresses or networks (CIDR) of the "
+                                       "reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are "
+                                       "believed; nobody else's are")
+    secure_cookies: Literal["auto", "always"] = Field(default="auto", description="auto: Secure when the request "
+                                                      "came over https (directly or from a trusted proxy)")
+    signin_failures_per_source: int = Field(default=100, ge=1, description="failed sign-ins per 15 minutes from "
+                                            "one address before its unknown browsers must wait")
+    signin_failures_per_person: int = Field(default=10, ge=1, description="failed sign-ins per 15 minutes for one "
+                                            "e-mail address before unknown browsers must wait")
+    oidc: OidcSettings | None = None
+
+
 class Settings(Strict):
     """Everything a hub process needs to start."""
 
@@ -400,6 +441,7 @@ class Settings(Strict):
     edi: EdiSettings = EdiSettings()
     shopify: ShopifySettings = ShopifySettings()
     retention: RetentionSettings = RetentionSettings()
+    web: WebSettings = WebSettings()
     source: str = Field(default="defaults", exclude=True)
 
     @model_validator(mode="after")

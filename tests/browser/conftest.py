@@ -31,6 +31,7 @@ from ordersync.api.keys import KeyService
 from ordersync.config import Settings
 from ordersync.domain.clock import SystemClock
 from ordersync.store.db import Database
+from tests.support import people
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,6 +91,14 @@ class Server:
     data_dir: Path
     db: Database
     process: subprocess.Popen[bytes]
+
+    def buyer(self, *scopes: str, account: str, roles: tuple[str, ...] = (), name: str = "") -> str:
+        """A buyer of ``account`` (their role gives ``scopes``) with the test password: their e-mail."""
+        return people.buyer(self.db, *scopes, account=account, roles=roles, name=name)
+
+    def staff(self, *roles: str, name: str = "") -> str:
+        """A staff member (default: operations and admin) with the test password: their e-mail."""
+        return people.staff(self.db, *roles, name=name)
 
     def key(self, *scopes: str, account: str | None = None, client: str = "portal") -> str:
         token, _ = KeyService(self.db, SystemClock()).create(f"browser-{client}", client, list(scopes),

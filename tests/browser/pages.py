@@ -1,4 +1,4 @@
-"""Steps the browser tests share: signing in to the portal and the dashboard, filling the cart."""
+"""Steps the browser tests share: signing people in to the portal and the dashboard, filling the cart."""
 
 from __future__ import annotations
 
@@ -9,13 +9,17 @@ from typing import Any
 
 from playwright.sync_api import expect
 
+from tests.support.people import PASSWORD
+
 BUYER_SCOPES = ("catalog:read", "orders:read", "orders:write", "returns:write")
 
 
-def portal_sign_in(page: Any, token: str) -> None:
+def portal_sign_in(page: Any, email: str, password: str = PASSWORD) -> None:
+    """Sign a buyer in with their password (``Server.buyer`` makes one)."""
     page.goto("/portal/")
     expect(page).to_have_url(re.compile(r"/portal/signin"))
-    page.fill("#api-key", token)
+    page.fill("#email", email)
+    page.fill("#password", password)
     page.click("#sign-in")
     expect(page).to_have_url(re.compile(r"/portal/catalog"))
 
@@ -38,10 +42,12 @@ def place_cart(page: Any, po: str = "") -> str:
     return order_id
 
 
-def ops_sign_in(page: Any, token: str, target: str = "/ops") -> None:
+def ops_sign_in(page: Any, email: str, target: str = "/ops", password: str = PASSWORD) -> None:
+    """Sign a staff member in with their password (``Server.staff`` makes one)."""
     page.goto(target)
     expect(page).to_have_url(re.compile(r"/ops/signin"))
-    page.fill("#signin-key", token)
+    page.fill("#signin-email", email)
+    page.fill("#signin-password", password)
     page.click("#signin-submit")
     expect(page).not_to_have_url(re.compile(r"/ops/signin"))
 

@@ -28,13 +28,13 @@ def test_ops_releases_a_credit_hold_and_the_order_moves_on(browser: Any, page: A
     buyer = browser.new_context(base_url=server.url)
     try:
         shop = buyer.new_page()
-        portal_sign_in(shop, server.key(*BUYER_SCOPES, account="C-1004"))
+        portal_sign_in(shop, server.buyer(*BUYER_SCOPES, account="C-1004"))
         add_to_cart(shop, "MOT-IE3-4.0-4P", 8)
         order_id = place_cart(shop, po="PO-OVER-LIMIT")
         expect(shop.locator("#order-outcome")).to_have_attribute("data-kind", "held", timeout=30_000)
         expect(shop.locator("#hold-reason")).to_contain_text("credit")
 
-        ops_sign_in(page, server.key("ops", client="ops"), "/ops/cases?type=credit_hold")
+        ops_sign_in(page, server.staff(), "/ops/cases?type=credit_hold")
         row = page.locator(f'#case-list tr[data-type="credit_hold"]:has(a[href="/ops/orders/{order_id}"])')
         expect(row).to_have_count(1)
         shot("queue")
@@ -95,14 +95,14 @@ def test_a_dead_letter_is_replayed_after_a_dry_run(browser: Any, page: Any, serv
     buyer = browser.new_context(base_url=server.url)
     try:
         shop = buyer.new_page()
-        portal_sign_in(shop, server.key(*BUYER_SCOPES, account="C-1003"))
+        portal_sign_in(shop, server.buyer(*BUYER_SCOPES, account="C-1003"))
         add_to_cart(shop, "FIT-TEE-G12-SS", 50)
         order_id = place_cart(shop)
         expect(shop.locator("#order-state")).to_have_attribute("data-state", "accepted", timeout=30_000)
     finally:
         buyer.close()
 
-    ops_sign_in(page, server.key("ops", client="ops"), "/ops/dead-letters")
+    ops_sign_in(page, server.staff(), "/ops/dead-letters")
     letter = page.locator(f'#dlq-list tr[data-status="dead"]:has(a[href="/ops/orders/{order_id}"])')
     reload_until(page, lambda: letter.count() == 1)  # the CRM's 422 dead-letters the delivery at once
     letter_id = letter.get_attribute("data-dead-letter-id")

@@ -20,7 +20,7 @@ from tests.browser.pages import portal_sign_in as sign_in
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 def test_buyer_places_an_order_and_sees_it_accepted(page: Any, server: Server, shot: Callable[[str], Path]) -> None:
-    sign_in(page, server.key(*SCOPES, account="C-1001"))
+    sign_in(page, server.buyer(*SCOPES, account="C-1001"))
     expect(page.locator("#account")).to_have_text("C-1001")
     bearing = page.locator('#catalog tr[data-sku="BRG-6204-2RS"]')
     expect(bearing.locator(".price")).to_contain_text("EUR")
@@ -53,7 +53,7 @@ def test_buyer_places_an_order_and_sees_it_accepted(page: Any, server: Server, s
 
 
 def test_buyer_sees_a_backorder_outcome(page: Any, server: Server, shot: Callable[[str], Path]) -> None:
-    sign_in(page, server.key(*SCOPES, account="C-1002"))
+    sign_in(page, server.buyer(*SCOPES, account="C-1002"))
     add_to_cart(page, "BRG-NU210-ECP", 10)  # 3 in stock, all at PLANT-N
     page.click("#cart-link")
     expect(page.locator("#cart-backorder")).to_be_visible()

@@ -17,9 +17,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from ordersync.api.keys import KeyService
 from ordersync.devkit.shopify import ShopifyDouble
-from ordersync.domain.clock import SystemClock
 from tests.browser.conftest import CONFIG, Server, serve_hub
 from tests.browser.pages import ops_sign_in, reload_until
 
@@ -58,9 +56,7 @@ def test_an_operator_maps_a_waiting_shopify_company_and_its_order_is_taken_in(
     order = shopify.place_order(location, [("BRG-6204-2RS", 12)], po_number="PO-AFS-IBK-7")
     name = shopify.order(order)["name"]
 
-    token, _ = KeyService(server.db, SystemClock()).create("Dana Keller (operations)", "ops", ["ops"],
-                                                           rate_per_minute=6000)
-    ops_sign_in(page, token, "/ops/shopify")
+    ops_sign_in(page, server.staff("operations", name="Dana Keller"), "/ops/shopify")
     waiting = page.locator(f'#waiting article[data-location-id="{location}"]')
     reload_until(page, lambda: waiting.count() == 1)  # the webhook came, the worker found no account
     expect(waiting).to_contain_text(COMPANY)
@@ -84,7 +80,7 @@ def test_an_operator_maps_a_waiting_shopify_company_and_its_order_is_taken_in(
     expect(flash).to_have_attribute("data-taken", "1")
     expect(flash).to_contain_text(f"Mapped {COMPANY}, {DEPOT} to ERP account C-1002 Alpen Field Service GmbH; "
                                   f"1 order taken in: {name} (hub order ")
-    expect(flash).to_contain_text("By Dana Keller (operations), just now.")
+    expect(flash).to_contain_text("By Dana Keller, just now.")
     expect(page.locator("#waiting")).to_have_attribute("data-count", "0")
     expect(page.locator(f'tr[data-shopify-id="{order}"]')).to_have_attribute("data-state", "taken")
     shot("mapped")

@@ -137,6 +137,10 @@ UNSCOPED = {
     ("GET", "/ops/orders"), ("GET", "/ops/orders/{order_id}"), ("?", "/static"),
     ("GET", "/ops/edi"), ("GET", "/ops/edi/{interchange_id}"), ("POST", "/ops/edi/{interchange_id}/resend"),
     ("GET", "/ops/shopify"), ("POST", "/ops/shopify/map/preview"), ("POST", "/ops/shopify/map"),
+    # staff sign-in (a password or the identity provider), invitations and the people list: staff only
+    ("GET", "/ops/oidc/start"), ("GET", "/ops/oidc/callback"), ("GET", "/ops/invite/{token}"),
+    ("POST", "/ops/invite/{token}"), ("GET", "/ops/people"), ("POST", "/ops/people/invite"),
+    ("POST", "/ops/people/{person_id}/roles"), ("POST", "/ops/people/{person_id}/disable"),
     # EDI partners' AS2 messages: no key (AS2 authenticates by signature, docs/edi.md); it keeps what it is
     # sent and answers with an MDN naming only the message it received
     ("POST", "/as2"),
@@ -152,6 +156,11 @@ UNSCOPED = {
     ("GET", "/portal/invoices"), ("GET", "/portal/orders"), ("GET", "/portal/orders/{order_id}"),
     ("POST", "/portal/orders/{order_id}/reorder"), ("GET", "/portal/orders/{order_id}/return"),
     ("POST", "/portal/orders/{order_id}/return"), ("GET", "/portal/returns/{return_id}"),
+    # buyers' sign-in and invitations; a buyer admin's people are those of their own account (another
+    # account's person is not found: tests/integration/test_people.py)
+    ("GET", "/portal/oidc/start"), ("GET", "/portal/oidc/callback"), ("GET", "/portal/invite/{token}"),
+    ("POST", "/portal/invite/{token}"), ("GET", "/portal/people"), ("POST", "/portal/people/invite"),
+    ("POST", "/portal/people/{person_id}/roles"), ("POST", "/portal/people/{person_id}/disable"),
 }
 # Listings a key bound to A reads without naming an account: A's own data only.
 LISTINGS = ("/v1/orders", "/v1/invoices", "/v1/catalog")

@@ -1,4 +1,4 @@
-"""The buyer portal (``/portal``) over the ERP twin: sign-in with an account key, catalog with contract
+"""The buyer portal (``/portal``) over the ERP twin: sign-in as a person of an account, catalog with contract
 prices and plant stock, cart to order with its partial/backorder outcome, history, invoices, reorder and
 returns; sessions, CSRF and account isolation."""
 
@@ -12,11 +12,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ordersync.adapters.erp.memory import MemoryErp
-from ordersync.api.keys import KeyService
 from ordersync.channels.portal import orders as portal
 from ordersync.ports.erp import order_reference
 from ordersync.server import create_app
+from ordersync.web.people import People
 from tests.support.hub import api_key, erp_hub, settle
+from tests.support.people import PASSWORD, buyer, staff
 
 SCOPES = ("catalog:read", "orders:read", "orders:write", "returns:write")
 
@@ -38,8 +39,8 @@ def client(hub: Any) -> TestClient:
     return TestClient(create_app(hub), raise_server_exceptions=True, follow_redirects=True)
 
 
-def sign_in(client: TestClient, token: str) -> None:
-    r = client.post("/portal/signin", data={"api_key": token, "next": "/portal/catalog"})
+def sign_in(client: TestClient, email: str) -> None:
+    r = client.post("/portal/signin", data={"email": email, "password": PASSWORD, "next": "/portal/catalog"})
     assert r.status_code == 200 and r.url.path == "/portal/catalog", r.text
 
 
@@ -64,37 +65,43 @@ def checkout(client: TestClient, **fields: str) -> str:
     return str(r.url).split("/portal/orders/")[1].split("?")[0]
 
 
-def test_sign_in_sets_an_httponly_strict_cookie_without_the_key(client: TestClient, hub: Any) -> None:
-    token = api_key(hub, *SCOPES, account="C-1001")
-    r = client.post("/portal/signin", data={"api_key": token}, follow_redirects=False)
+def test_sign_in_sets_an_httponly_strict_cookie_without_the_password(client: TestClient, hub: Any) -> None:
+    email = buyer(hub, *SCOPES, account="C-1001", name="Rita Buyer")
+    r = client.post("/portal/signin", data={"email": email, "password": PASSWORD}, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/portal/catalog"
     cookie = next(h for h in r.headers.get_list("set-cookie") if h.startswith("ordersync_portal="))
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/portal" in cookie
-    secret = token.split("_", 2)[2]
-    assert secret not in cookie and token not in cookie
+    assert "Secure" not in cookie  # plain http, no trusted proxy
+    assert PASSWORD not in cookie and email not in cookie
     page = client.get("/portal/catalog")
-    assert 'id="account">C-1001<' in page.text
+    assert 'id="account">C-1001<' in page.text and 'id="buyer-name">Rita Buyer<' in page.text
 
 
-def test_unknown_and_unbound_keys_cannot_sign_in(client: TestClient, hub: Any) -> None:
-    r = client.post("/portal/signin", data={"api_key": "osk_nope_nope"})
-    assert r.status_code == 401 and "unknown or was revoked" in r.text
-    r = client.post("/portal/signin", data={"api_key": api_key(hub, *SCOPES)})
-    assert r.status_code == 403 and "not bound to a customer account" in r.text
+def test_wrong_passwords_staff_and_api_keys_cannot_sign_in(client: TestClient, hub: Any) -> None:
+    email = buyer(hub, *SCOPES, account="C-1001")
+    r = client.post("/portal/signin", data={"email": email, "password": "not-the-password"})
+    assert r.status_code == 401 and "do not match" in r.text
+    r = client.post("/portal/signin", data={"email": "nobody@example.com", "password": PASSWORD})
+    assert r.status_code == 401 and "do not match" in r.text
+    r = client.post("/portal/signin", data={"email": staff(hub), "password": PASSWORD})  # staff: the dashboard
+    assert r.status_code == 401
+    r = client.post("/portal/signin", data={"api_key": api_key(hub, *SCOPES, account="C-1001")})
+    assert r.status_code == 422  # keys are for machines: the form wants an e-mail address and a password
     r = client.get("/portal/orders", follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"].startswith("/portal/signin?next=/portal/orders")
 
 
-def test_revoking_the_key_ends_the_session(client: TestClient, hub: Any) -> None:
-    token = api_key(hub, *SCOPES, account="C-1001")
-    sign_in(client, token)
-    KeyService(hub.db, hub.clock).revoke(token.split("_")[1])
+def test_disabling_the_person_ends_the_session(client: TestClient, hub: Any) -> None:
+    email = buyer(hub, *SCOPES, account="C-1001")
+    sign_in(client, email)
+    people = People(hub.db, hub.clock)
+    people.disable(people.find(email).id)  # type: ignore[union-attr]
     r = client.get("/portal/orders", follow_redirects=False)
     assert r.status_code == 303 and "/portal/signin" in r.headers["location"]
 
 
 def test_catalog_shows_contract_prices_and_plant_stock(client: TestClient, hub: Any) -> None:
-    sign_in(client, api_key(hub, *SCOPES, account="C-1001"))
+    sign_in(client, buyer(hub, *SCOPES, account="C-1001"))
     page = client.get("/portal/catalog", params={"q": "6204"})
     assert page.status_code == 200
     row = re.search(r'<tr data-sku="BRG-6204-2RS">(.*?)</tr>', page.text, re.S)
@@ -107,7 +114,7 @@ def test_catalog_shows_contract_prices_and_plant_stock(client: TestClient, hub: 
 
 
 def test_cart_to_order_is_accepted_with_allocations(client: TestClient, hub: Any) -> None:
-    sign_in(client, api_key(hub, *SCOPES, account="C-1001"))
+    sign_in(client, buyer(hub, *SCOPES, account="C-1001"))
     add(client, "BRG-6204-2RS", 10)
     add(client, "FIT-ELB-G12-SS", 100)
     add(client, "BRG-6204-2RS", 10)  # the same item again adds to its line
@@ -126,7 +133,7 @@ def test_cart_to_order_is_accepted_with_allocations(client: TestClient, hub: Any
 
 
 def test_a_resent_checkout_places_the_order_once(client: TestClient, hub: Any) -> None:
-    sign_in(client, api_key(hub, *SCOPES, account="C-1001"))
+    sign_in(client, buyer(hub, *SCOPES, account="C-1001"))
     add(client, "BRG-6204-2RS", 10)
     cart = client.get("/portal/cart")
     cookies = dict(client.cookies)
@@ -139,7 +146,7 @@ def test_a_resent_checkout_places_the_order_once(client: TestClient, hub: Any) -
 
 
 def test_backorder_outcome_is_clear(client: TestClient, hub: Any) -> None:
-    sign_in(client, api_key(hub, *SCOPES, account="C-1001"))
+    sign_in(client, buyer(hub, *SCOPES, account="C-1001"))
     add(client, "BRG-NU210-ECP", 10)  # 3 in stock at PLANT-N
     cart = client.get("/portal/cart")
     assert 'id="cart-backorder"' in cart.text and "backorder</span> 7" in cart.text
@@ -153,7 +160,7 @@ def test_backorder_outcome_is_clear(client: TestClient, hub: Any) -> None:
 
 
 def test_forms_need_the_sessions_csrf_token_and_same_origin(client: TestClient, hub: Any) -> None:
-    sign_in(client, api_key(hub, *SCOPES, account="C-1001"))
+    sign_in(client, buyer(hub, *SCOPES, account="C-1001"))
     r = client.post("/portal/cart/add", data={"sku": "BRG-6204-2RS", "quantity": "1", "csrf": "forged"})
     assert r.status_code == 403
     token = csrf(client.get("/portal/catalog").text)
@@ -164,11 +171,11 @@ def test_forms_need_the_sessions_csrf_token_and_same_origin(client: TestClient, 
 
 
 def test_another_accounts_order_is_not_found(client: TestClient, hub: Any) -> None:
-    sign_in(client, api_key(hub, *SCOPES, account="C-1001"))
+    sign_in(client, buyer(hub, *SCOPES, account="C-1001"))
     add(client, "BRG-6204-2RS", 10)
     order_id = checkout(client)
     other = TestClient(create_app(hub))
-    sign_in(other, api_key(hub, *SCOPES, account="C-1002"))
+    sign_in(other, buyer(hub, *SCOPES, account="C-1002"))
     assert other.get(f"/portal/orders/{order_id}").status_code == 404
     assert other.get(f"/portal/orders/{order_id}/return").status_code == 404
     r = other.post(f"/portal/orders/{order_id}/reorder", data={"csrf": csrf(other.get("/portal/orders").text)})
@@ -177,7 +184,7 @@ def test_another_accounts_order_is_not_found(client: TestClient, hub: Any) -> No
 
 
 def test_shipment_tracking_invoice_reorder_and_return(client: TestClient, hub: Any, erp: MemoryErp) -> None:
-    sign_in(client, api_key(hub, *SCOPES, account="C-1001"))
+    sign_in(client, buyer(hub, *SCOPES, account="C-1001"))
     add(client, "BRG-6204-2RS", 10)
     order_id = checkout(client)
     settle(hub)
@@ -206,7 +213,7 @@ def test_shipment_tracking_invoice_reorder_and_return(client: TestClient, hub: A
 
 
 def test_sign_out_ends_the_session(client: TestClient, hub: Any) -> None:
-    sign_in(client, api_key(hub, *SCOPES, account="C-1001"))
+    sign_in(client, buyer(hub, *SCOPES, account="C-1001"))
     page = client.get("/portal/catalog")
     r = client.post("/portal/signout", data={"csrf": csrf(page.text)})
     assert r.url.path == "/portal/signin"

@@ -208,7 +208,9 @@ class ActionIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     action: str = Field(min_length=1, max_length=40, description="one of the case's ``allowed_actions``")
     actor: str | None = Field(default=None, min_length=1, max_length=120,
-                              description="who acts (recorded in the history); default: the API key")
+                              description="deprecated and not trusted: the action is recorded under the API "
+                                          "key that made it; a name given here is kept in the history's "
+                                          "comment as what the caller stated, never as the actor")
     comment: str = Field(default="", max_length=2000)
     owner_team: str | None = Field(default=None, min_length=1, max_length=64)
     line_no: int | None = Field(default=None, ge=1, le=9999)
@@ -224,7 +226,10 @@ class ActionOut(BaseModel):
 def act(case_id: CaseId, body: ActionIn, hub: HubDep, principal: Ops) -> ActionOut:
     """Act on a case; the effect goes through the flow that owns it and the action is recorded in the
     case's history. An action the case type does not take answers 422 with ``allowed``."""
-    action = CaseAction(action=body.action, actor=body.actor or f"key:{principal.key_id}", comment=body.comment,
+    comment = body.comment
+    if body.actor is not None:  # unverifiable: kept as a statement, the key stays the actor
+        comment = f"[stated by the caller: {body.actor}] {comment}".strip()
+    action = CaseAction(action=body.action, actor=f"key:{principal.key_id} ({principal.name})", comment=comment,
                         owner_team=body.owner_team, line_no=body.line_no)
     try:
         outcome = _workbench(hub).act(case_id, action, account_id=principal.account_id)

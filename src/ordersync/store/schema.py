@@ -672,3 +672,33 @@ shopify_state = Table(
     Column("value", Text, nullable=False),  # JSON
     Column("updated_at", UtcDateTime, nullable=False),
 )
+
+# People who sign in to the pages: staff (the dashboard) and buyers (the portal, bound to one account).
+# A person signs in with a password (argon2 hash) and/or an OpenID Connect identity (issuer + subject);
+# roles are a comma-separated list; an invitation is kept as the SHA-256 of its token until accepted;
+# raising session_epoch ends every session the person has (disable, password change, sign out everywhere).
+people = Table(
+    "people",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("email", String(254), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(16), nullable=False),  # staff, buyer
+    Column("account_id", String(120)),
+    Column("roles", String(200), nullable=False),
+    Column("password_hash", String(200)),
+    Column("oidc_issuer", String(300)),
+    Column("oidc_subject", String(300)),
+    Column("state", String(16), nullable=False),  # invited, active, disabled
+    Column("invited_by", String(254)),
+    Column("invite_hash", String(64)),
+    Column("invite_expires", UtcDateTime),
+    Column("session_epoch", Integer, nullable=False, server_default="0"),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("last_signin_at", UtcDateTime),
+    UniqueConstraint("email", name="uq_people_email"),
+    UniqueConstraint("oidc_issuer", "oidc_subject", name="uq_people_oidc"),
+    Index("ix_people_account", "account_id"),
+    Index("ix_people_invite", "invite_hash"),
+)

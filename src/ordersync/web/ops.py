@@ -24,7 +24,6 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 
-from ordersync.api.keys import KeyService, Scope
 from ordersync.canonical.v1 import CaseState, CaseType, OrderState
 from ordersync.domain.errors import Conflict, IntegrationError, NotFound, OrdersyncError, Unavailable, ValidationFailed
 from ordersync.flows.services.workbench import ActionNotAllowed, CaseAction, Workbench, allowed_actions
@@ -33,15 +32,17 @@ from ordersync.ports.deadletters import ReplayItem
 from ordersync.runtime.hub import Hub
 from ordersync.store import edi as edi_store
 from ordersync.store.schema import edi_interchanges
-from ordersync.web import SessionSigner, ops_shopify, templates
+from ordersync.web import SessionSigner, doors, ops_shopify, templates
 from ordersync.web import ops_data as data
+from ordersync.web.oidc import FLOW_COOKIE, SignInFailed
+from ordersync.web.people import STAFF, Person, may_act
+from ordersync.web.signin import secure_cookie, web_settings
 
 log = logging.getLogger("ordersync.ops")
 
 router = APIRouter(prefix="/ops", include_in_schema=False)
 COOKIE = "ordersync_ops"
 SIGNER = SessionSigner("ops")
-OPERATOR_SCOPES = frozenset({Scope.OPS.value, Scope.ADMIN.value})
 #: security headers of every page: no framing (clickjacking), scripts and styles from this origin only
 HEADERS = {
     "Cache-Control": "no-store",
@@ -56,45 +57,42 @@ Text = Annotated[str | None, Query(max_length=200)]
 
 @dataclass(frozen=True)
 class Operator:
-    """Who is signed in: the key's id and name (shown, and recorded as the actor of actions)."""
+    """Who is signed in: a staff member (shown, and recorded as the actor of every action) and the
+    token their forms must carry."""
 
-    key_id: str
-    name: str
+    person: Person
     csrf: str
 
     @property
+    def name(self) -> str:
+        return self.person.name
+
+    @property
+    def email(self) -> str:
+        return self.person.email
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        return self.person.roles
+
+    @property
     def actor(self) -> str:
-        return f"key:{self.key_id}"
+        return self.person.actor
+
+    def has(self, *roles: str) -> bool:
+        return self.person.has(*roles)
 
 
 # -- sessions ------------------------------------------------------------------------------------------
 
-def _keys(request: Request) -> KeyService:
-    hub = request.app.state.hub
-    return KeyService(hub.db, hub.clock)
-
-
-def _refusal(scopes: frozenset[str] | tuple[str, ...], account_id: str | None) -> str | None:
-    """Why a valid key may not sign in to the dashboard, or None."""
-    if not OPERATOR_SCOPES & set(scopes):
-        return "this key has neither the ops nor the admin scope"
-    if account_id is not None:
-        return f"this key is bound to account {account_id}: the dashboard needs a key bound to no account"
-    return None
-
-
 def current(request: Request) -> Operator | None:
-    """The operator of the request's session cookie, if it is valid and its key still may sign in."""
-    session = SIGNER.read(request.cookies.get(COOKIE))
-    if session is None:
+    """The operator of the request's session cookie: an active staff member whose sessions have not
+    been ended since it was issued."""
+    found = doors.session_person(request, SIGNER, COOKIE, STAFF)
+    if found is None:
         return None
-    try:
-        info = _keys(request).get(session.key_id)
-    except NotFound:
-        return None
-    if info.revoked_at is not None or _refusal(info.scopes, info.account_id):
-        return None
-    return Operator(key_id=info.id, name=info.name, csrf=session.csrf)
+    person, session = found
+    return Operator(person=person, csrf=session.csrf)
 
 
 def _safe_next(target: str | None) -> str:
@@ -120,12 +118,17 @@ def acting(request: Request, operator: Annotated[Operator, Depends(signed_in)],
     """A dependency of every form post: signed in, the form carries this session's token, and the
     browser (if it says) posts from this origin. The SameSite=Strict cookie already keeps other sites'
     posts unauthenticated; the token also covers a same-site page that is not ours."""
-    origin = request.headers.get("origin")
-    if origin and urllib.parse.urlsplit(origin).netloc != request.url.netloc:
+    if not _same_origin(request):
         raise HTTPException(403, "Cross-origin form post refused")
     if not SessionSigner.csrf_ok(operator.csrf, csrf):
         raise HTTPException(403, "The form is stale or not from this dashboard: reload the page and try again")
     return operator
+
+
+def _same_origin(request: Request) -> bool:
+    """A browser that names the page a form came from names one of ours."""
+    origin = request.headers.get("origin")
+    return not origin or urllib.parse.urlsplit(origin).netloc == request.url.netloc
 
 
 Signed = Annotated[Operator, Depends(signed_in)]
@@ -147,36 +150,95 @@ def _see(location: str) -> RedirectResponse:
     return RedirectResponse(location, status_code=303, headers={"Cache-Control": "no-store"})
 
 
+def _signin_page(request: Request, next_: str, status: int = 200, error: str | None = None,
+                 headers: dict[str, str] | None = None) -> Response:
+    response = _page(request, None, "signin.html", status, next=_safe_next(next_), error=error, section="signin",
+                     oidc=doors.services(request).oidc)
+    response.headers.update(headers or {})
+    return response
+
+
 @router.get("/signin")
 def signin_form(request: Request, next: Text = None) -> Response:
     if current(request) is not None:
         return _see(_safe_next(next))
-    return _page(request, None, "signin.html", next=_safe_next(next), error=None, section="signin")
+    return _signin_page(request, next or "/ops")
 
 
 @router.post("/signin")
-def signin(request: Request, key: Annotated[str, Form(max_length=300)] = "",
+def signin(request: Request, email: Annotated[str, Form(max_length=254)] = "",
+           password: Annotated[str, Form(max_length=1000)] = "",
            next: Annotated[str, Form(max_length=500)] = "/ops") -> Response:
-    """Check the key once; answer with the session cookie (the key itself is not kept)."""
-    principal = request.app.state.auth.principal(key.strip()) if key.strip() else None
-    if principal is None:
-        return _page(request, None, "signin.html", 401, next=_safe_next(next), section="signin",
-                     error="That key is unknown or revoked.")
-    refused = _refusal(principal.scopes, principal.account_id)
-    if refused:
-        return _page(request, None, "signin.html", 403, next=_safe_next(next), section="signin",
-                     error=f"Not allowed: {refused}.")
-    response = _see(_safe_next(next))
-    response.set_cookie(COOKIE, SIGNER.issue(principal.key_id), max_age=SIGNER.ttl_seconds, path="/ops",
-                        httponly=True, samesite="strict", secure=request.url.scheme == "https")
+    """A staff member's e-mail address and password (throttled: ``web.signin``); the session cookie."""
+    if not _same_origin(request):
+        raise HTTPException(403, "Cross-origin form post refused")
+    attempt = doors.password_signin(request, STAFF, email, password)
+    if attempt.person is None:
+        headers = {"Retry-After": str(attempt.retry_after)} if attempt.retry_after else None
+        return _signin_page(request, next, attempt.status, attempt.message, headers)
+    log.info("%s signed in to the dashboard (password)", attempt.person.actor)
+    return doors.start_session(_see(_safe_next(next)), request, SIGNER, COOKIE, "/ops", attempt.person)
+
+
+@router.get("/oidc/start")
+def oidc_start(request: Request, next: Text = None) -> Response:
+    try:
+        started = doors.oidc_start(request, "ops", _safe_next(next))
+    except SignInFailed as exc:
+        return _signin_page(request, next or "/ops", 503, str(exc))
+    if started is None:
+        return _signin_page(request, next or "/ops", 404, "No identity provider is configured for this hub.")
+    url, flow = started
+    return doors.set_flow(_see(url), request, flow, "ops")
+
+
+@router.get("/oidc/callback")
+def oidc_callback(request: Request) -> Response:
+    try:
+        person, flow = doors.oidc_finish(request, "ops", STAFF)
+    except SignInFailed as exc:
+        log.warning("dashboard sign-in with the identity provider refused: %s", exc)
+        return _signin_page(request, "/ops", 403, f"Sign-in refused: {exc}.")
+    log.info("%s signed in to the dashboard (OpenID Connect, roles %s)", person.actor, ",".join(person.roles))
+    response = doors.start_session(_see(_safe_next(flow.next)), request, SIGNER, COOKIE, "/ops", person)
+    response.delete_cookie(FLOW_COOKIE, path="/ops/oidc")
     return response
+
+
+@router.get("/invite/{token}")
+def invitation_form(request: Request, token: str) -> Response:
+    person = doors.services(request).people.invitation(token[:100])
+    if person is None or person.kind != STAFF:
+        return _page(request, None, "invite.html", 404, section="signin", person=None, token="", error=None)
+    return _page(request, None, "invite.html", section="signin", person=person, token=token[:100], error=None)
+
+
+@router.post("/invite/{token}")
+def invitation_accept(request: Request, token: str, password: Annotated[str, Form(max_length=1000)] = "",
+                      repeat: Annotated[str, Form(max_length=1000)] = "") -> Response:
+    if not _same_origin(request):
+        raise HTTPException(403, "Cross-origin form post refused")
+    people = doors.services(request).people
+    person = people.invitation(token[:100])
+    if person is None or person.kind != STAFF:
+        return _page(request, None, "invite.html", 404, section="signin", person=None, token="", error=None)
+    if password != repeat:
+        return _page(request, None, "invite.html", 422, section="signin", person=person, token=token[:100],
+                     error="The two passwords differ.")
+    try:
+        person = people.accept(token[:100], password)
+    except ValidationFailed as exc:
+        return _page(request, None, "invite.html", 422, section="signin", person=person, token=token[:100],
+                     error=str(exc))
+    log.info("%s accepted their invitation to the dashboard", person.actor)
+    return doors.start_session(_see("/ops"), request, SIGNER, COOKIE, "/ops", person)
 
 
 @router.post("/signout")
 def signout(request: Request, operator: Acting) -> Response:
     response = _see("/ops/signin")
     response.delete_cookie(COOKIE, path="/ops", httponly=True, samesite="strict",
-                           secure=request.url.scheme == "https")
+                           secure=secure_cookie(request, web_settings(request)))
     return response
 
 
@@ -247,6 +309,27 @@ def case_detail(request: Request, case_id: str, operator: Signed, done: Text = N
 _ALL_ACTIONS = {a for t in CaseType for a in allowed_actions(t)}
 
 
+#: actions every staff member may take on any case: hand it on
+HAND_ON = frozenset({"assign", "escalate"})
+
+
+def _may_not_act(request: Request, operator: Operator, case_id: str, action: str) -> Response | None:
+    """The page saying why, when the operator's roles do not take this case type's decisions (finance
+    decides credit holds, commerce prices, operations and admins everything; anyone may hand a case on),
+    else None."""
+    if action in HAND_ON:
+        return None
+    try:
+        case = _workbench(request).case(case_id)
+    except NotFound:
+        return _page(request, operator, "missing.html", 404, section="cases", what=f"case {case_id}")
+    if may_act(operator.person, case.type.value):
+        return None
+    return _case_page(request, operator, case_id, 403, done=None,
+                      error=f"Your roles ({', '.join(operator.roles)}) do not act on {case.type.value} cases; "
+                            f"assign it to its team instead.")
+
+
 @router.post("/cases/{case_id}/actions")
 def case_action(
     request: Request,
@@ -256,7 +339,6 @@ def case_action(
     comment: Annotated[str, Form(max_length=2000)] = "",
     owner_team: Annotated[str, Form(max_length=64)] = "",
     line_no: Annotated[str, Form(max_length=6)] = "",
-    actor: Annotated[str, Form(max_length=120)] = "",
 ) -> Response:
     """The same workbench action as ``POST /v1/ops/cases/{id}/actions``; back to the case page with the
     outcome, or the page again with the reason it was refused (nothing changed then)."""
@@ -265,7 +347,10 @@ def case_action(
         number = int(line_no) if line_no.strip() else None
     except ValueError:
         return _case_page(request, operator, case_id, 422, done=None, error="The line number must be a number.")
-    request_ = CaseAction(action=action, actor=actor.strip() or operator.actor, comment=comment.strip(),
+    refused = _may_not_act(request, operator, case_id, action)
+    if refused is not None:
+        return refused
+    request_ = CaseAction(action=action, actor=operator.actor, comment=comment.strip(),
                           owner_team=owner_team.strip() or None, line_no=number)
     try:
         _workbench(request).act(case_id, request_)

@@ -17,7 +17,7 @@ without JavaScript; a pending order's page refreshes itself until the hub has de
 
 from __future__ import annotations
 
-from ordersync.channels.portal import catalog, orders  # noqa: F401  (their routes register on the router)
+from ordersync.channels.portal import catalog, orders, people  # noqa: F401  (their routes register on the router)
 from ordersync.channels.portal.session import router
 
 __all__ = ["router"]

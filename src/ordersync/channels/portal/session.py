@@ -1,16 +1,19 @@
-"""The buyer portal's sessions and its page preamble: who the buyer is (an account-bound API key signed in
-with a session cookie), the checks every page and form goes through (:func:`page`), how refusals become
-pages, and signing in and out.
+"""The buyer portal's sessions and its page preamble: who the buyer is (a person of their company's
+account, :mod:`ordersync.web.people`, signed in with a password or OpenID Connect), the checks every page
+and form goes through (:func:`page`), how refusals become pages, and signing in and out.
 
-Sessions are the shared stateless cookie of :mod:`ordersync.web` (the API key's id, signed; the key
-itself never leaves the sign-in request); only keys bound to an account may sign in. Every form carries
-the session's CSRF token, the cookie is ``SameSite=Strict`` and a foreign ``Origin`` is refused.
+Sessions are the shared stateless cookie of :mod:`ordersync.web` (the person and their session epoch,
+signed; :mod:`ordersync.web.doors`). The portal's pages call the same flows as the API with the buyer's
+:class:`Principal`: their account and the scopes their roles give (``BUYER_SCOPES``); API keys are for
+machines and no longer sign in here. Every form carries the session's CSRF token, the cookie is
+``SameSite=Strict`` and a foreign ``Origin`` is refused.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -28,7 +31,12 @@ from ordersync.api.problems import Problem
 from ordersync.channels.portal.cart import CART_COOKIE, Cart, cart_cookie, read_cart
 from ordersync.domain.errors import DomainError, IntegrationError, NotFound, Unavailable, ValidationFailed
 from ordersync.runtime.hub import Hub
-from ordersync.web import Session, SessionSigner, templates
+from ordersync.web import Session, SessionSigner, doors, templates
+from ordersync.web.oidc import FLOW_COOKIE, SignInFailed
+from ordersync.web.people import BUYER, Person
+from ordersync.web.signin import set_cookie
+
+log = logging.getLogger("ordersync.portal")
 
 router = APIRouter(prefix="/portal", include_in_schema=False)
 signer = SessionSigner("portal")
@@ -38,16 +46,25 @@ PAGE_SIZE = 20
 PENDING = frozenset({"received", "validated", "priced", "allocated", "backordered", "submitted_to_erp"})
 ACCEPTED = frozenset({"accepted", "in_fulfillment", "partially_shipped", "shipped", "invoiced", "closed"})
 FAILURES = (Problem, DomainError, IntegrationError, ValidationError, ValueError)
-SIGNIN_ATTEMPTS_PER_MINUTE = 30
 
 
 @dataclass(frozen=True)
 class Buyer:
-    """The signed-in buyer of one request: the API key's principal, the session and the cart."""
+    """The signed-in buyer of one request: the person, the principal the flows see (their account and
+    the scopes of their roles), the session and the cart."""
 
     principal: Principal
     session: Session
     cart: Cart
+    person: Person | None = None
+
+    @property
+    def name(self) -> str:
+        return self.person.name if self.person else self.principal.name
+
+    @property
+    def is_admin(self) -> bool:
+        return self.person is not None and "admin" in self.person.roles
 
     @property
     def account_id(self) -> str:
@@ -61,21 +78,24 @@ def _auth(request: Request) -> Authenticator:
     return auth
 
 
+#: requests per minute a signed-in buyer's pages may make (the API's default for a portal key)
+BUYER_RATE_PER_MINUTE = 600
+
+
+def principal_of(person: Person) -> Principal:
+    """What the flows see of a buyer: their account, the scopes of their roles, the portal channel."""
+    return Principal(key_id=f"person_{person.id}", name=person.actor, client="portal", channel="portal",
+                     account_id=person.account_id, scopes=person.scopes, rate_per_minute=BUYER_RATE_PER_MINUTE)
+
+
 def _buyer(request: Request) -> Buyer | None:
-    """The buyer of a valid session whose key is still active and bound to an account, else None."""
-    session = signer.read(request.cookies.get(SESSION_COOKIE))
-    if session is None:
+    """The buyer of a valid session: an active person of an account whose sessions have not ended."""
+    found = doors.session_person(request, signer, SESSION_COOKIE, BUYER)
+    if found is None or found[0].account_id is None:
         return None
-    try:
-        info = _auth(request).keys.get(session.key_id)
-    except NotFound:
-        return None
-    if info.revoked_at is not None or info.account_id is None:
-        return None
-    principal = Principal(key_id=info.id, name=info.name, client=info.client, channel=info.channel,
-                          account_id=info.account_id, scopes=frozenset(info.scopes),
-                          rate_per_minute=info.rate_per_minute)
-    return Buyer(principal, session, read_cart(request.cookies.get(CART_COOKIE), info.id))
+    person, session = found
+    principal = principal_of(person)
+    return Buyer(principal, session, read_cart(request.cookies.get(CART_COOKIE), principal.key_id), person)
 
 
 def gate(request: Request, scope: Scope) -> Buyer | Response:
@@ -91,8 +111,8 @@ def gate(request: Request, scope: Scope) -> Buyer | Response:
         return error_page(request, buyer, 429, "Too many requests", "please wait a moment and try again",
                       headers={"Retry-After": str(max(1, int(wait + 0.999)))})
     if not buyer.principal.has(scope):
-        return error_page(request, buyer, 403, "Not allowed", f"your key lacks the {scope.value} scope; "
-                      "ask your administrator for a portal key")
+        return error_page(request, buyer, 403, "Not allowed", "your role in your company's account does not "
+                      f"allow this ({scope.value}); ask your company's portal admin")
     return buyer
 
 
@@ -225,8 +245,7 @@ def with_cart(response: Response, request: Request, cart: Cart | None) -> Respon
     if cart is None:
         response.delete_cookie(CART_COOKIE, path="/portal")
     else:
-        response.set_cookie(CART_COOKIE, cart_cookie(cart), max_age=signer.ttl_seconds, path="/portal",
-                            httponly=True, samesite="strict", secure=request.url.scheme == "https")
+        set_cookie(response, request, CART_COOKIE, cart_cookie(cart), max_age=signer.ttl_seconds, path="/portal")
     return response
 
 
@@ -243,36 +262,95 @@ def home() -> Response:
     return RedirectResponse("/portal/catalog", status_code=303)
 
 
+def _signin_page(request: Request, next_: str, status: int = 200, message: str = "",
+                 headers: dict[str, str] | None = None) -> Response:
+    oidc = doors.services(request).oidc
+    return render(request, "signin.html", None, status, headers, next=_local(next_), message=message,
+                  oidc=oidc if oidc is not None and oidc.settings.buyers else None)
+
+
 @router.get("/signin")
 def signinrender(request: Request, next_: Annotated[str, Query(alias="next", max_length=500)] = "/portal/catalog"
                 ) -> Response:
     if _buyer(request) is not None:
         return RedirectResponse(_local(next_), status_code=303)
-    return render(request, "signin.html", None, next=_local(next_))
+    return _signin_page(request, next_)
 
 
 @router.post("/signin")
 async def signin(request: Request) -> Response:
-    """Exchange an account-bound API key for a session cookie; the key is not kept anywhere."""
+    """A buyer's e-mail address and password (throttled, :mod:`ordersync.web.signin`): the session cookie."""
     form = await _form(request, None)
     if isinstance(form, Response):
         return form
-    auth = _auth(request)
-    client = request.client.host if request.client else "unknown"
-    wait = auth.limiter.take(f"portal-signin:{client}", SIGNIN_ATTEMPTS_PER_MINUTE)
-    if wait > 0:
-        return error_page(request, None, 429, "Too many attempts", "wait a minute before trying again",
-                      headers={"Retry-After": str(max(1, int(wait + 0.999)))})
-    principal = await run_in_threadpool(auth.principal, text(form, "api_key", 300))
-    if principal is None:
-        return render(request, "signin.html", None, 401, next=_local(text(form, "next")),
-                     message="That key is unknown or was revoked.")
-    if principal.account_id is None:
-        return render(request, "signin.html", None, 403, next=_local(text(form, "next")),
-                     message="This key is not bound to a customer account; the portal needs an account key.")
+    attempt = await run_in_threadpool(doors.password_signin, request, BUYER, text(form, "email", 254),
+                                      text(form, "password", 1000))
+    if attempt.person is None:
+        headers = {"Retry-After": str(attempt.retry_after)} if attempt.retry_after else None
+        return _signin_page(request, text(form, "next"), attempt.status, attempt.message, headers)
+    log.info("%s of %s signed in to the portal (password)", attempt.person.actor, attempt.person.account_id)
     response = RedirectResponse(_local(text(form, "next")), status_code=303)
-    response.set_cookie(SESSION_COOKIE, signer.issue(principal.key_id), max_age=signer.ttl_seconds, path="/portal",
-                        httponly=True, samesite="strict", secure=request.url.scheme == "https")
+    doors.start_session(response, request, signer, SESSION_COOKIE, "/portal", attempt.person)
+    return with_cart(response, request, None)
+
+
+@router.get("/oidc/start")
+def oidc_start(request: Request, next_: Annotated[str, Query(alias="next", max_length=500)] = "/portal/catalog"
+               ) -> Response:
+    try:
+        started = doors.oidc_start(request, "portal", _local(next_))
+    except SignInFailed as exc:
+        return _signin_page(request, next_, 503, str(exc))
+    if started is None or not doors.services(request).oidc.settings.buyers:  # type: ignore[union-attr]
+        return _signin_page(request, next_, 404, "Signing in with an identity provider is not offered here.")
+    url, flow = started
+    return doors.set_flow(RedirectResponse(url, status_code=303), request, flow, "portal")
+
+
+@router.get("/oidc/callback")
+def oidc_callback(request: Request) -> Response:
+    try:
+        person, flow = doors.oidc_finish(request, "portal", BUYER)
+    except SignInFailed as exc:
+        log.warning("portal sign-in with the identity provider refused: %s", exc)
+        return _signin_page(request, "/portal/catalog", 403, f"Sign-in refused: {exc}.")
+    log.info("%s of %s signed in to the portal (OpenID Connect)", person.actor, person.account_id)
+    response = RedirectResponse(_local(flow.next), status_code=303)
+    doors.start_session(response, request, signer, SESSION_COOKIE, "/portal", person)
+    response.delete_cookie(FLOW_COOKIE, path="/portal/oidc")
+    return with_cart(response, request, None)
+
+
+@router.get("/invite/{token}")
+def invitation_form(request: Request, token: str) -> Response:
+    person = doors.services(request).people.invitation(token[:100])
+    if person is None or person.kind != BUYER:
+        return render(request, "invite.html", None, 404, person=None, token="", message="")
+    oidc = doors.services(request).oidc
+    return render(request, "invite.html", None, person=person, token=token[:100], message="",
+                  oidc=oidc if oidc is not None and oidc.settings.buyers else None)
+
+
+@router.post("/invite/{token}")
+async def invitation_accept(request: Request, token: str) -> Response:
+    form = await _form(request, None)
+    if isinstance(form, Response):
+        return form
+    people = doors.services(request).people
+    person = await run_in_threadpool(people.invitation, token[:100])
+    if person is None or person.kind != BUYER:
+        return render(request, "invite.html", None, 404, person=None, token="", message="")
+    password = text(form, "password", 1000)
+    if password != text(form, "repeat", 1000):
+        return render(request, "invite.html", None, 422, person=person, token=token[:100],
+                      message="The two passwords differ.")
+    try:
+        person = await run_in_threadpool(people.accept, token[:100], password, text(form, "name", 200) or None)
+    except ValidationFailed as exc:
+        return render(request, "invite.html", None, 422, person=person, token=token[:100], message=str(exc))
+    log.info("%s of %s accepted their invitation to the portal", person.actor, person.account_id)
+    response = RedirectResponse("/portal/catalog", status_code=303)
+    doors.start_session(response, request, signer, SESSION_COOKIE, "/portal", person)
     return with_cart(response, request, None)
 
 
