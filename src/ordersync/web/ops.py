@@ -36,7 +36,7 @@ from ordersync.web import SessionSigner, doors, ops_shopify, templates
 from ordersync.web import ops_data as data
 from ordersync.web.oidc import FLOW_COOKIE, SignInFailed
 from ordersync.web.people import STAFF, Person, may_act
-from ordersync.web.signin import secure_cookie, web_settings
+from ordersync.web.signin import clear_cookie
 
 log = logging.getLogger("ordersync.ops")
 
@@ -201,7 +201,7 @@ def oidc_callback(request: Request) -> Response:
         return _signin_page(request, "/ops", 403, f"Sign-in refused: {exc}.")
     log.info("%s signed in to the dashboard (OpenID Connect, roles %s)", person.actor, ",".join(person.roles))
     response = doors.start_session(_see(_safe_next(flow.next)), request, SIGNER, COOKIE, "/ops", person)
-    response.delete_cookie(FLOW_COOKIE, path="/ops/oidc")
+    clear_cookie(response, request, FLOW_COOKIE, path="/ops/oidc")
     return response
 
 
@@ -237,8 +237,7 @@ def invitation_accept(request: Request, token: str, password: Annotated[str, For
 @router.post("/signout")
 def signout(request: Request, operator: Acting) -> Response:
     response = _see("/ops/signin")
-    response.delete_cookie(COOKIE, path="/ops", httponly=True, samesite="strict",
-                           secure=secure_cookie(request, web_settings(request)))
+    clear_cookie(response, request, COOKIE, path="/ops")
     return response
 
 

@@ -17,7 +17,7 @@ from ordersync.domain.errors import NotFound, ValidationFailed
 from ordersync.web import doors
 from ordersync.web.ops import Acting, Signed, Text, _page, _see
 from ordersync.web.people import BUYER, BUYER_ROLES, STAFF, STAFF_ROLES, Invitation
-from ordersync.web.signin import secure_cookie, web_settings
+from ordersync.web.signin import clear_cookie, secure_cookie, web_settings
 
 log = logging.getLogger("ordersync.ops.people")
 router = APIRouter(prefix="/ops/people", include_in_schema=False)
@@ -37,7 +37,7 @@ def people_page(request: Request, operator: Signed) -> Response:
     invited = request.cookies.get(FLASH)
     response = _listing(request, operator, invited=urllib.parse.unquote(invited) if invited else None)
     if invited:
-        response.delete_cookie(FLASH, path="/ops/people")
+        clear_cookie(response, request, FLASH, path="/ops/people")
     return response
 
 

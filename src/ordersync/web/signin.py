@@ -100,6 +100,13 @@ def set_cookie(response: Response, request: Request, name: str, value: str, *, m
                         secure=secure_cookie(request, web_settings(request)))
 
 
+def clear_cookie(response: Response, request: Request, name: str, *, path: str) -> None:
+    """Delete a cookie set by :func:`set_cookie`, with the same flags (a browser may refuse a deletion
+    that is less secure than the cookie it deletes)."""
+    response.delete_cookie(name, path=path, httponly=True, samesite="strict",
+                           secure=secure_cookie(request, web_settings(request)))
+
+
 # -- device cookies ------------------------------------------------------------------------------------
 
 def _mac(*parts: str) -> str:
@@ -122,7 +129,7 @@ def device_for(cookie: str | None, email: str, now: float | None = None) -> str 
     """The device's nonce when ``cookie`` is a valid, unexpired device cookie for ``email``, else None."""
     if not cookie:
         return None
-    for one in cookie.split(" "):
+    for one in cookie.split("~"):
         parts = one.split(".")
         if len(parts) != 4 or not parts[2].isdigit():
             continue
@@ -136,8 +143,8 @@ def device_for(cookie: str | None, email: str, now: float | None = None) -> str 
 
 def remember_device(existing: str | None, email: str) -> str:
     """The device cookie's new value: this person added to the people the browser knows (at most 5)."""
-    kept = [c for c in (existing or "").split(" ") if c and not c.startswith(_who(email) + ".")]
-    return " ".join([*kept[-4:], device_cookie(email)])
+    kept = [c for c in (existing or "").split("~") if c and not c.startswith(_who(email) + ".")]
+    return "~".join([*kept[-4:], device_cookie(email)])
 
 
 # -- throttle ------------------------------------------------------------------------------------------

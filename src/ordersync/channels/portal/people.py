@@ -18,7 +18,7 @@ from ordersync.channels.portal.session import Buyer, error_page, page, render, r
 from ordersync.domain.errors import NotFound, ValidationFailed
 from ordersync.web import doors
 from ordersync.web.people import BUYER, BUYER_ROLES
-from ordersync.web.signin import set_cookie
+from ordersync.web.signin import clear_cookie, set_cookie
 
 log = logging.getLogger("ordersync.portal.people")
 FLASH = "ordersync_portal_invited"
@@ -44,7 +44,7 @@ def people_page(request: Request, buyer: Buyer) -> Response:
     invited = request.cookies.get(FLASH)
     response = _listing(request, buyer, invited=urllib.parse.unquote(invited) if invited else None, message="")
     if invited:
-        response.delete_cookie(FLASH, path="/portal/people")
+        clear_cookie(response, request, FLASH, path="/portal/people")
     return response
 
 

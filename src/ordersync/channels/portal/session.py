@@ -34,7 +34,7 @@ from ordersync.runtime.hub import Hub
 from ordersync.web import Session, SessionSigner, doors, templates
 from ordersync.web.oidc import FLOW_COOKIE, SignInFailed
 from ordersync.web.people import BUYER, Person
-from ordersync.web.signin import set_cookie
+from ordersync.web.signin import clear_cookie, set_cookie
 
 log = logging.getLogger("ordersync.portal")
 
@@ -243,7 +243,7 @@ def page(scope: Scope, *, posted: bool = False) -> Callable[[PageFn], PageFn]:
 
 def with_cart(response: Response, request: Request, cart: Cart | None) -> Response:
     if cart is None:
-        response.delete_cookie(CART_COOKIE, path="/portal")
+        clear_cookie(response, request, CART_COOKIE, path="/portal")
     else:
         set_cookie(response, request, CART_COOKIE, cart_cookie(cart), max_age=signer.ttl_seconds, path="/portal")
     return response
@@ -317,7 +317,7 @@ def oidc_callback(request: Request) -> Response:
     log.info("%s of %s signed in to the portal (OpenID Connect)", person.actor, person.account_id)
     response = RedirectResponse(_local(flow.next), status_code=303)
     doors.start_session(response, request, signer, SESSION_COOKIE, "/portal", person)
-    response.delete_cookie(FLOW_COOKIE, path="/portal/oidc")
+    clear_cookie(response, request, FLOW_COOKIE, path="/portal/oidc")
     return with_cart(response, request, None)
 
 
@@ -361,5 +361,5 @@ async def signout(request: Request) -> Response:
     if isinstance(form, Response):
         return form
     response = RedirectResponse("/portal/signin", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path="/portal")
+    clear_cookie(response, request, SESSION_COOKIE, path="/portal")
     return with_cart(response, request, None)
