@@ -88,9 +88,8 @@ def run(opts: DemoOptions) -> int:
     console.print(f"hub API  {base}/v1/docs   (OpenAPI {base}/v1/openapi.json)")
     console.print(f"ERP      Tryton at {server.url} (database {erp_dir / 'main.sqlite'})")
     console.print(f"CRM sink {crm.url} (subscribed to every event; GET it for what it received)")
-    ops_key, buyer_key = _web_keys(hub)
-    console.print(f"ops      {base}/ops      sign in with the demo ops key    {ops_key}", soft_wrap=True)
-    console.print(f"portal   {base}/portal   sign in with C-1001's demo key   {buyer_key}", soft_wrap=True)
+    for area, who, link in _web_people(hub, base):
+        console.print(f"{area:<8} {base}/{area:<8} {who}: choose a password at {link}", soft_wrap=True)
     console.print(f"EDI      {edi.name} ({edi.account_id}) drops X12 850s into {edi.inbox_dir}; our 997, 855, 856 "
                   f"and 810 appear in {edi.outbox_dir}   ({base}/ops/edi)", soft_wrap=True)
     console.print(f"Shopify  {shop.settings.domain} (the Shopify double, Admin API at {shop.settings.api_url}): "
@@ -226,16 +225,30 @@ def _start_sink(hub: Hub) -> sink.Sink:
     return receiver
 
 
-def _web_keys(hub: Hub) -> tuple[str, str]:
-    """Keys to try the dashboard (ops) and the buyer portal (Rheinland Industrial Supply, C-1001) with;
-    demo keys in a local demo, printed on purpose."""
-    from ordersync.api.keys import KeyService
+#: the demo's people: (area, e-mail, name, roles, account); each is invited and picks a password
+DEMO_PEOPLE = (
+    ("ops", "olga@kestrel.example", "Olga Operations", ("operations", "admin"), None),
+    ("ops", "fiona@kestrel.example", "Fiona Finance", ("finance",), None),
+    ("portal", "rita@rheinland.example", "Rita Ries (Rheinland Industrial Supply)", ("admin",), "C-1001"),
+)
 
-    keys = KeyService(hub.db, hub.clock)
-    ops = keys.create("demo operations", "ops", ["ops"], rate_per_minute=6000)[0]
-    buyer = keys.create("demo buyer C-1001", "portal", ["catalog:read", "orders:read", "orders:write", "returns:write",
-                                                        "invoices:write"], account_id="C-1001", rate_per_minute=6000)[0]
-    return ops, buyer
+
+def _web_people(hub: Hub, base: str) -> list[tuple[str, str, str]]:
+    """People to try the dashboard and the buyer portal with: invited, each picks their own password at
+    the printed link (no password is written anywhere). Returns (area, who, invitation link)."""
+    from ordersync.web.people import BUYER, STAFF, People
+
+    people = People(hub.db, hub.clock)
+    links = []
+    for area, email, name, roles, account in DEMO_PEOPLE:
+        kind = BUYER if account else STAFF
+        found = people.find(email)
+        if found is not None and found.state != "invited":
+            links.append((area, f"{name} <{email}>", "(already set: sign in)"))
+            continue
+        invitation = people.invite(kind, email, name, roles, account_id=account, invited_by="demo")
+        links.append((area, f"{name} <{email}>", f"{base}{invitation.path(area)}"))
+    return links
 
 
 def _buyer_key(hub: Hub) -> str:
