@@ -240,3 +240,15 @@ def test_cookies_are_secure_behind_a_trusted_tls_proxy_and_forwarded_headers_cou
     hub.settings.web.__dict__["secure_cookies"] = always.secure_cookies  # a frozen model: as configured
     r = portal_signin(browser(app, ("192.0.2.60", 1)), email)
     assert all("Secure" in c for c in r.headers.get_list("set-cookie"))
+
+
+def test_replaying_dead_letters_resending_edi_and_mapping_shopify_need_their_roles(app: Any, hub: Any) -> None:
+    clerk = browser(app)
+    ops_signin(clerk, staff(hub, "finance"))
+    token = csrf(clerk.get("/ops/dead-letters").text)
+    r = clerk.post("/ops/dead-letters/replay", data={"csrf": token, "ids": ["x"]})
+    assert r.status_code == 403 and "needs one of the roles operations" in r.text
+    r = clerk.post("/ops/edi/x/resend", data={"csrf": token})
+    assert r.status_code == 403
+    r = clerk.post("/ops/shopify/map", data={"csrf": token, "shop": "s", "location": "l", "account": "a"})
+    assert r.status_code == 403 and "operations, commerce" in r.text

@@ -308,6 +308,14 @@ def case_detail(request: Request, case_id: str, operator: Signed, done: Text = N
 _ALL_ACTIONS = {a for t in CaseType for a in allowed_actions(t)}
 
 
+def _needs(request: Request, operator: Operator, roles: tuple[str, ...], what: str, back: str) -> Response | None:
+    """A page saying why, when none of the operator's roles may do ``what`` (admins may do all)."""
+    if operator.has(*roles):
+        return None
+    return _page(request, operator, "refused.html", 403, why=f"{what} needs one of the roles {', '.join(roles)}; "
+                 f"you have {', '.join(operator.roles)}.", back=back)
+
+
 #: actions every staff member may take on any case: hand it on
 HAND_ON = frozenset({"assign", "escalate"})
 
@@ -439,6 +447,9 @@ def dead_letter_replay(request: Request, operator: Acting,
     """Replay the letters the preview showed (those still dead). A letter whose integration-failure case
     is open is replayed by the case's ``retry`` action, so the case is resolved in the same transaction
     and its history says who replayed it; the others through the dead-letter service."""
+    refused = _needs(request, operator, ("operations",), "Replaying dead letters", "/ops/dead-letters")
+    if refused is not None:
+        return refused
     hub = _hub(request)
     chosen = tuple(i[:64] for i in ids if i)[: data.LIST_LIMIT]
     if not chosen:
@@ -540,6 +551,10 @@ def _segment_lines(text: str) -> list[str]:
 @router.post("/edi/{interchange_id}/resend")
 def edi_resend(request: Request, interchange_id: str, operator: Acting) -> Response:
     """Send an outgoing interchange again: same bytes, same control numbers."""
+    refused = _needs(request, operator, ("operations",), "Sending an interchange again",
+                     f"/ops/edi/{urllib.parse.quote(interchange_id[:64])}")
+    if refused is not None:
+        return refused
     hub = _hub(request)
     with hub.db.write() as conn:
         row = edi_store.resend(conn, interchange_id[:64])
@@ -642,6 +657,9 @@ def shopify_map(request: Request, operator: Acting, shop: MapField = "", locatio
                 account: MapField = "") -> Response:
     """Map the company location and take its waiting orders in; back to /ops/shopify with what happened.
     A confirmation sent again once it is done goes to the same outcome (nothing is mapped twice)."""
+    refused = _needs(request, operator, ("operations", "commerce"), "Mapping a Shopify company", "/ops/shopify")
+    if refused is not None:
+        return refused
     hub = _hub(request)
     shop, location, account = shop.strip(), location.strip(), account.strip()
     done_at = f"/ops/shopify?{urllib.parse.urlencode({'shop': shop, 'mapped': location})}"
