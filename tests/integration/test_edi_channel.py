@@ -23,7 +23,8 @@ from ordersync.domain.clock import FakeClock
 from ordersync.server import create_app
 from ordersync.store import edi as edi_store
 from ordersync.store.schema import cases, edi_interchanges
-from tests.support.hub import api_key, erp_hub, record, settle
+from tests.support.hub import erp_hub, record, settle
+from tests.support.people import PASSWORD, staff
 from tests.unit.edi.test_x12_envelope import SAMPLES
 
 SAMPLE = (SAMPLES / "nodex12_850.edi").read_bytes()  # a real partner's 850 (its items are not in our catalogue)
@@ -229,8 +230,8 @@ def test_ops_pages_list_partners_and_interchanges_and_resend(edi_hub: Any) -> No
     hub = edi_hub
     hub.edi.inbound.receive(SAMPLE)
     client = TestClient(create_app(hub), raise_server_exceptions=False)
-    key = api_key(hub, "ops", client="ops")
-    assert client.post("/ops/signin", data={"key": key, "next": "/ops/edi"}, follow_redirects=False).status_code == 303
+    signin = {"email": staff(hub, "operations"), "password": PASSWORD, "next": "/ops/edi"}
+    assert client.post("/ops/signin", data=signin, follow_redirects=False).status_code == 303
     page = client.get("/ops/edi").text
     assert 'id="edi-partner-xyz-retail"' in page and "12:4405197800" in page
     ids = re.findall(r'data-interchange-id="([0-9a-f]+)"', page)

@@ -19,7 +19,8 @@ from ordersync.cli import app
 from ordersync.config import ErpSettings, Settings, ShopifySettings, ShopifyShopSettings
 from ordersync.runtime.hub import Hub
 from ordersync.server import create_app
-from tests.support.hub import api_key, settle
+from tests.support.hub import settle
+from tests.support.people import PASSWORD, staff
 from tests.support.shopify import ShopifyDouble
 
 SHOP = "kestrel"
@@ -166,7 +167,7 @@ def hub(tmp_path: Path, double: ShopifyDouble) -> Iterator[Hub]:
 def test_ops_shopify_shows_a_shops_health_lag_refusals_reports_and_orders(hub: Hub, double: ShopifyDouble) -> None:
     client = TestClient(create_app(hub), raise_server_exceptions=False)
     assert client.get("/ops/shopify", follow_redirects=False).status_code == 303  # signed in only
-    signin = client.post("/ops/signin", data={"key": api_key(hub, "ops", client="ops"), "next": "/ops/shopify"},
+    signin = client.post("/ops/signin", data={"email": staff(hub), "password": PASSWORD, "next": "/ops/shopify"},
                          follow_redirects=False)
     assert signin.status_code == 303 and signin.headers["location"] == "/ops/shopify"
 

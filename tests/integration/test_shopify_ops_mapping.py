@@ -16,14 +16,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from ordersync.api.keys import KeyService
 from ordersync.bootstrap import build_hub
 from ordersync.config import ErpSettings, Settings, ShopifySettings, ShopifyShopSettings
 from ordersync.runtime.hub import Hub
 from ordersync.server import create_app
 from ordersync.store import shopify as store
 from ordersync.store.schema import cases, orders
-from tests.support.hub import api_key
+from ordersync.web.people import People
+from tests.support.people import PASSWORD, buyer, staff
 from tests.support.shopify import ShopifyDouble
 
 SHOP = "kestrel"
@@ -89,12 +89,13 @@ def waiting(hub: Hub, client: TestClient, double: ShopifyDouble) -> Waiting:
     return Waiting(hub, client, double)
 
 
-def operator(hub: Hub, client: TestClient, name: str = "Dana Ops", *scopes: str) -> str:
-    """Sign ``client`` in with a new key; the key's id."""
-    token, info = KeyService(hub.db, hub.clock).create(name, "ops", list(scopes or ("ops",)))
-    signed = client.post("/ops/signin", data={"key": token, "next": "/ops/shopify"}, follow_redirects=False)
+def operator(hub: Hub, client: TestClient, name: str = "Dana Ops", *roles: str) -> str:
+    """Sign ``client`` in as a new staff member (operations by default); their e-mail address."""
+    email = staff(hub, *(roles or ("operations",)), name=name)
+    signed = client.post("/ops/signin", data={"email": email, "password": PASSWORD, "next": "/ops/shopify"},
+                         follow_redirects=False)
     assert signed.status_code == 303, signed.text
-    return str(info.id)
+    return email
 
 
 def csrf(page: str) -> str:
@@ -117,14 +118,16 @@ def test_only_an_operators_session_may_map(hub: Hub, client: TestClient, waiting
     for path in ("/ops/shopify/map/preview", "/ops/shopify/map"):  # no session: to the sign-in, nothing mapped
         r = client.post(path, data=waiting.form("x"), follow_redirects=False)
         assert r.status_code == 303 and r.headers["location"].startswith("/ops/signin"), path
-    portal = api_key(hub, "orders:read", "orders:write")  # a key without the ops (or admin) scope gets no session
-    r = client.post("/ops/signin", data={"key": portal, "next": "/ops/shopify"}, follow_redirects=False)
-    assert r.status_code == 403 and "neither the ops nor the admin scope" in r.text
+    email = buyer(hub, account="C-1002")  # a buyer is no operator: no session on the dashboard
+    r = client.post("/ops/signin", data={"email": email, "password": PASSWORD, "next": "/ops/shopify"},
+                    follow_redirects=False)
+    assert r.status_code == 401
     assert client.post("/ops/shopify/map", data=waiting.form("x"), follow_redirects=False).status_code == 303
 
-    key_id = operator(hub, client)  # an operator whose key is revoked meanwhile is signed out
+    email = operator(hub, client)  # an operator who is disabled meanwhile is signed out
     token = csrf(client.get("/ops/shopify").text)
-    KeyService(hub.db, hub.clock).revoke(key_id)
+    people = People(hub.db, hub.clock)
+    people.disable(people.find(email).id)  # type: ignore[union-attr]
     r = client.post("/ops/shopify/map", data=waiting.form(token), follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"].startswith("/ops/signin")
     assert mapping(hub) == {}
@@ -147,7 +150,7 @@ def test_the_forms_need_the_sessions_csrf_token_and_this_origin(hub: Hub, client
 
 def test_mapping_a_waiting_company_takes_its_orders_in_and_resolves_their_cases(
         hub: Hub, client: TestClient, waiting: Waiting) -> None:
-    key_id = operator(hub, client, "Dana Ops")
+    email = operator(hub, client, "Dana Ops")
     page = client.get("/ops/shopify")
     assert page.status_code == 200 and "style=" not in page.text
     assert not re.search(r"<script(?![^>]*\bsrc=)", page.text)  # CSP: no inline code
@@ -182,11 +185,11 @@ def test_mapping_a_waiting_company_takes_its_orders_in_and_resolves_their_cases(
         assert store.all_state(conn, SHOP, "waiting") == {}
     assert all(link is not None and link["state"] == "taken" and link["order_id"] for link in links.values())
     assert accounts == {"C-1002"}
-    assert kept["by"] == "Dana Ops" and kept["actor"] == f"key:{key_id}" and kept["account"] == "C-1002"
+    assert kept["by"] == "Dana Ops" and kept["actor"] == f"Dana Ops <{email}>" and kept["account"] == "C-1002"
     assert len(resolved) == 2 and all(c["state"] == "resolved" for c in resolved)
     for case in resolved:
         last = case["history"][-1]
-        assert last["action"] == "resolve" and last["actor"] == f"key:{key_id}"
+        assert last["action"] == "resolve" and last["actor"] == f"Dana Ops <{email}>"
         assert last["comment"].startswith("Dana Ops mapped Unbekannt AG at Bonn to ERP account C-1002")
 
     after = client.get(done.headers["location"])  # post/redirect/get: the outcome, then nothing waiting
