@@ -419,6 +419,11 @@ class WebSettings(Strict):
     signin_failures_per_person: int = Field(default=10, ge=1, description="failed sign-ins per 15 minutes for one "
                                             "e-mail address before unknown browsers must wait")
     oidc: OidcSettings | None = None
+    tracking_urls: dict[str, str] = Field(default_factory=dict, description="carrier name -> tracking page URL "
+                                          "with {number} for the tracking number; added to (and overriding) the "
+                                          "portal's defaults for DHL, UPS, DPD, FedEx and GLS")
+    seller: list[str] = Field(default_factory=list, description="the seller's name and address, a line each, "
+                              "at the head of the portal's PDFs (order confirmations, invoices)")
 
 
 class Settings(Strict):
