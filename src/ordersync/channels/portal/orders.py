@@ -1,19 +1,30 @@
-"""The buyer portal's orders: history, one order's outcome (partial, backorder, held), shipments with
-tracking, invoices, reorders and return requests."""
+"""The buyer portal's orders: history, one order's status (one text per state, the same on the list and
+the order's page) and outcome (partial, backorder, held), shipments with carriers' tracking links,
+invoices, the order confirmation as PDF, and reorders. Invoices are :mod:`.invoices`, returns
+:mod:`.returns`."""
 
 from __future__ import annotations
 
 import secrets
+from decimal import Decimal
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
-from ordersync.api import history, order_changes, orders, returns
+from ordersync.api import history, order_changes, orders
 from ordersync.api.keys import Scope
-from ordersync.channels.portal.cart import quantity
+from ordersync.channels.portal.documents import (
+    account_currency,
+    day,
+    money,
+    parties,
+    pdf_response,
+    render_pdf,
+    tracking_url,
+)
+from ordersync.channels.portal.documents import quantity as fmt_quantity
 from ordersync.channels.portal.session import (
     ACCEPTED,
     PAGE_SIZE,
@@ -27,9 +38,38 @@ from ordersync.channels.portal.session import (
     text,
 )
 
+#: one text per order state, the same on the order list and the order's page: (kind, text). ``kind`` is
+#: what the page's banner looks like; the text never promises what the state has left behind (an
+#: invoiced order does not "ship on" a date any more).
+STATUS: dict[str, tuple[str, str]] = {
+    **{s: ("pending", "Received: we are checking prices, credit and stock") for s in PENDING},
+    "on_hold": ("held", "On hold: our team reviews the order before it goes on"),
+    "rejected": ("rejected", "Not accepted"),
+    "cancelled": ("cancelled", "Cancelled"),
+    "accepted": ("accepted", "Accepted: being prepared for shipping"),
+    "in_fulfillment": ("accepted", "Being picked and packed"),
+    "partially_shipped": ("shipping", "Partly shipped: the rest follows"),
+    "shipped": ("shipped", "Shipped"),
+    "invoiced": ("done", "Shipped and invoiced"),
+    "closed": ("done", "Complete"),
+}
+#: states in which what the plants promised still lies ahead
+PROMISING = frozenset({"accepted", "in_fulfillment", "partially_shipped"})
+#: shipment states in which goods have left a plant (what a return may take back)
+SHIPPED = frozenset({"shipped", "in_transit", "delivered"})
+
+
+def status(state: str, partial: bool = False) -> tuple[str, str]:
+    """The order's one status text for ``state`` (``partial``: part of it is backordered)."""
+    kind, title = STATUS.get(state, ("pending", state.replace("_", " ").capitalize()))
+    if partial and state in ("accepted", "in_fulfillment"):
+        return "partial", f"{title.split(':')[0]}: partly backordered"
+    return kind, title
+
 
 def outcome(view: dict[str, Any]) -> dict[str, Any]:
-    """What the buyer needs to know first: decided or not, and what ships when (partial, backorder)."""
+    """What the buyer needs to know first: the order's status and, while shipping lies ahead, what ships
+    when (partial, backorder). Once everything has shipped the promises are history, not news."""
     state = view["state"]
     shipping: list[dict[str, Any]] = []
     backordered: list[dict[str, Any]] = []
@@ -37,21 +77,26 @@ def outcome(view: dict[str, Any]) -> dict[str, Any]:
         for a in line["allocations"]:
             entry = {"line_no": line["line_no"], "sku": line["sku"], **a}
             (backordered if a["backorder"] else shipping).append(entry)
-    if state in PENDING:
-        kind, title = "pending", "Received: we are checking prices, credit and stock"
-    elif state == "on_hold":
-        kind, title = "held", "On hold: our team reviews the order before it goes on"
-    elif state == "rejected":
-        kind, title = "rejected", "Not accepted"
-    elif state == "cancelled":
-        kind, title = "cancelled", "Cancelled"
-    elif backordered:
-        kind, title = "partial", "Accepted: partly backordered"
-    else:
-        kind, title = "accepted", "Accepted"
+    kind, title = status(state, bool(backordered))
+    if state not in PROMISING:
+        shipping, backordered = [], []
+    elif state == "partially_shipped":
+        shipping = []
     return {"kind": kind, "title": title, "state": state, "shipping": shipping, "backordered": backordered,
             "reasons": [r.get("message", "") for r in view.get("rejection") or []],
             "hold": (view.get("hold") or {}).get("reason", "")}
+
+
+def shipped_anything(view: dict[str, Any]) -> bool:
+    """Whether goods of the order have left a plant (only then is there something to return)."""
+    return any(s["state"] in SHIPPED or s.get("shipped_at") for s in view.get("shipments") or [])
+
+
+def with_links(request: Request, shipments: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The shipments, each with its carrier's tracking link (None: unknown carrier or no number)."""
+    configured = hub_of(request).settings.web.tracking_urls
+    return [{**s, "tracking_url": tracking_url(s.get("carrier"), s.get("tracking_number"), configured)}
+            for s in shipments]
 
 
 def _order(request: Request, buyer: Buyer, order_id: str) -> dict[str, Any]:
@@ -61,22 +106,51 @@ def _order(request: Request, buyer: Buyer, order_id: str) -> dict[str, Any]:
 @router.get("/orders")
 @page(Scope.ORDERS_READ)
 def ordersrender(request: Request, buyer: Buyer, cursor: str | None = None) -> Response:
-    """The account's orders, newest first, a page at a time."""
+    """The account's orders, newest first, a page at a time, each with its one status text."""
     found = history.order_history(hub_of(request), buyer.principal, limit=PAGE_SIZE,
                                   cursor=cursor[:500] if cursor else None)
-    return render(request, "orders.html", buyer, orders=found.items, next_cursor=found.next_cursor)
+    currency = account_currency(request, buyer.account_id) if found.items else ""
+    rows = [{"order": o, "status": status(o.state.value, o.partial), "total": money(o.total, o.currency or currency)}
+            for o in found.items]
+    return render(request, "orders.html", buyer, rows=rows, next_cursor=found.next_cursor)
 
 
 @router.get("/orders/{order_id}")
 @page(Scope.ORDERS_READ)
 def orderrender(request: Request, buyer: Buyer, order_id: str, placed: int = 0) -> Response:
-    """One order: its outcome, lines with plants and promised dates, shipments with tracking, invoices."""
+    """One order: its status, lines with plants and promised dates, shipments with tracking, invoices."""
     view = _order(request, buyer, order_id)
+    view["currency"] = view["currency"] or account_currency(request, buyer.account_id)
     result = outcome(view)
     headers = {"Refresh": "2"} if result["kind"] == "pending" else None
     return render(request, "order.html", buyer, headers=headers, order=view, outcome=result, placed=bool(placed),
-                 nonce=secrets.token_hex(8), can_order=buyer.principal.has(Scope.ORDERS_WRITE),
-                 can_return=buyer.principal.has(Scope.RETURNS_WRITE) and result["state"] in ACCEPTED)
+                  shipments=with_links(request, view["shipments"]), nonce=secrets.token_hex(8),
+                  money=money, quantity=fmt_quantity, day=day,
+                  confirmed=result["state"] in ACCEPTED,
+                  can_order=buyer.principal.has(Scope.ORDERS_WRITE),
+                  can_return=buyer.principal.has(Scope.RETURNS_WRITE) and shipped_anything(view))
+
+
+@router.get("/orders/{order_id}/confirmation.pdf")
+@page(Scope.ORDERS_READ)
+def confirmation_pdf(request: Request, buyer: Buyer, order_id: str) -> Response:
+    """The order confirmation as PDF, once the ERP has accepted the order (before, nothing is confirmed)."""
+    view = _order(request, buyer, order_id)
+    if view["state"] not in ACCEPTED:
+        return error_page(request, buyer, 409, "Not confirmed yet",
+                          f"order {view['external_order_number']} is {status(view['state'])[1].lower()}; "
+                          "its confirmation can be printed once it is accepted")
+    view["currency"] = view["currency"] or account_currency(request, buyer.account_id)
+    lines = [{**x, "amount": _amount(x)} for x in view["lines"]]
+    pdf = render_pdf("confirmation.html", {"order": view, "lines": lines, "status": status(view["state"])[1],
+                                           **parties(request, buyer)})
+    return pdf_response(pdf, f"order-confirmation-{view['external_order_number']}.pdf")
+
+
+def _amount(line: dict[str, Any]) -> Decimal | None:
+    if line["cancelled"] or not line.get("unit_price"):
+        return None
+    return (Decimal(line["quantity"]) * Decimal(line["unit_price"])).quantize(Decimal("0.01"))
 
 
 @router.post("/orders/{order_id}/reorder")
@@ -89,48 +163,3 @@ async def reorder(request: Request, buyer: Buyer, form: FormData, order_id: str)
                                                 order_changes.ReorderIn(), raw=await request.body(),
                                                 idempotency_key=f"portal-reorder-{nonce}")
     return RedirectResponse(f"/portal/orders/{receipt.order_id}?placed=1", status_code=303)
-
-
-@router.get("/invoices")
-@page(Scope.ORDERS_READ)
-def invoicesrender(request: Request, buyer: Buyer, cursor: str | None = None) -> Response:
-    found = history.invoice_history(hub_of(request), buyer.principal, limit=PAGE_SIZE,
-                                    cursor=cursor[:500] if cursor else None)
-    return render(request, "invoices.html", buyer, invoices=found.items, next_cursor=found.next_cursor)
-
-
-# -- returns ------------------------------------------------------------------------------------------
-
-@router.get("/orders/{order_id}/return")
-@page(Scope.RETURNS_WRITE)
-def return_form(request: Request, buyer: Buyer, order_id: str) -> Response:
-    return render(request, "return_form.html", buyer, order=_order(request, buyer, order_id))
-
-
-@router.post("/orders/{order_id}/return")
-@page(Scope.RETURNS_WRITE, posted=True)
-async def request_return(request: Request, buyer: Buyer, form: FormData, order_id: str) -> Response:
-    """A return request for some of the order's lines (``POST /v1/returns``): the hub checks the
-    quantities against what was shipped and answers with the request, which the ERP then decides."""
-    reason = text(form, "reason", 500)
-    lines = []
-    for name in form:
-        if name.startswith("qty:") and text(form, name):
-            q = quantity(text(form, name, 30), allow_zero=True)
-            if q is None:
-                return error_page(request, buyer, 422, "Not accepted", f"{text(form, name, 30)} is not a quantity")
-            if q > 0:
-                lines.append(returns.ReturnLineIn(line_no=int(name[4:]) if name[4:].isdigit() else 0,
-                                                  quantity=q, reason=reason))
-    if not lines:
-        return error_page(request, buyer, 422, "Not accepted", "give a quantity to return for at least one line")
-    body = returns.ReturnIn(order_id=order_id[:64], lines=lines)
-    made = await run_in_threadpool(returns.request_return_as, hub_of(request), buyer.principal, body)
-    return RedirectResponse(f"/portal/returns/{made.id}", status_code=303)
-
-
-@router.get("/returns/{return_id}")
-@page(Scope.ORDERS_READ)
-def returnrender(request: Request, buyer: Buyer, return_id: str) -> Response:
-    return render(request, "return.html", buyer, ret=returns.return_answer(hub_of(request), buyer.principal,
-                                                                          return_id[:64]))
