@@ -37,6 +37,7 @@ from ordersync.channels.portal.session import (
     router,
     text,
 )
+from ordersync.domain.returns import LEFT_THE_PLANT
 
 #: one text per order state, the same on the order list and the order's page: (kind, text). ``kind`` is
 #: what the page's banner looks like; the text never promises what the state has left behind (an
@@ -55,8 +56,8 @@ STATUS: dict[str, tuple[str, str]] = {
 }
 #: states in which what the plants promised still lies ahead
 PROMISING = frozenset({"accepted", "in_fulfillment", "partially_shipped"})
-#: shipment states in which goods have left a plant (what a return may take back)
-SHIPPED = frozenset({"shipped", "in_transit", "delivered"})
+#: shipment states in which goods have left a plant (what a return may take back: the return rules')
+SHIPPED = frozenset(s.value for s in LEFT_THE_PLANT)
 
 
 def status(state: str, partial: bool = False) -> tuple[str, str]:
@@ -87,9 +88,15 @@ def outcome(view: dict[str, Any]) -> dict[str, Any]:
             "hold": (view.get("hold") or {}).get("reason", "")}
 
 
+def erp_shipped(view: dict[str, Any]) -> list[dict[str, Any]]:
+    """The order's shipments that left a plant as the ERP reported them: what the return rules
+    (:func:`ordersync.domain.returns.shipped_by_line`) count; a warehouse's report alone does not."""
+    return [s for s in view.get("shipments") or [] if s.get("source", "erp") == "erp" and s["state"] in SHIPPED]
+
+
 def shipped_anything(view: dict[str, Any]) -> bool:
     """Whether goods of the order have left a plant (only then is there something to return)."""
-    return any(s["state"] in SHIPPED or s.get("shipped_at") for s in view.get("shipments") or [])
+    return bool(erp_shipped(view))
 
 
 def with_links(request: Request, shipments: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -24,7 +24,7 @@ from ordersync.api.pagination import decode_cursor, encode_cursor
 from ordersync.channels.portal.cart import quantity
 from ordersync.channels.portal.documents import day
 from ordersync.channels.portal.documents import quantity as fmt_quantity
-from ordersync.channels.portal.orders import SHIPPED, shipped_anything
+from ordersync.channels.portal.orders import erp_shipped, shipped_anything
 from ordersync.channels.portal.session import PAGE_SIZE, Buyer, error_page, hub_of, page, render, router, text
 from ordersync.reads.accounts import account_returns
 
@@ -88,10 +88,9 @@ def return_form(request: Request, buyer: Buyer, order_id: str) -> Response:
                           f"order {view['external_order_number']} has not shipped anything: a return can be "
                           "requested once goods have left our plant")
     shipped: dict[int, Decimal] = {}
-    for s in view["shipments"]:
-        if s["state"] in SHIPPED or s.get("shipped_at"):
-            for x in s["lines"]:
-                shipped[x["line_no"]] = shipped.get(x["line_no"], Decimal(0)) + Decimal(x["quantity"])
+    for s in erp_shipped(view):
+        for x in s["lines"]:
+            shipped[x["line_no"]] = shipped.get(x["line_no"], Decimal(0)) + Decimal(x["quantity"])
     return render(request, "return_form.html", buyer, order=view, shipped=shipped, quantity=fmt_quantity)
 
 
