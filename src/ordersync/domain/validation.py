@@ -91,7 +91,14 @@ def _resolve(sku: str | None, part: str | None, products: dict[str, Product], by
     return None
 
 
-def _line_rules(line_no: int, quantity: Decimal, unit: str | None, product: Product) -> list[Reason]:
+def line_reasons(product: Product, quantity: Decimal, line_no: int | None = None) -> list[Reason]:
+    """What is wrong with ordering ``quantity`` of ``product`` (inactive, below its minimum, not a multiple
+    of its pack): the rules an order's line is checked against, for a channel that checks a line before
+    the order exists (the portal's cart), so it says what the intake would."""
+    return _line_rules(line_no, quantity, None, product)
+
+
+def _line_rules(line_no: int | None, quantity: Decimal, unit: str | None, product: Product) -> list[Reason]:
     reasons = []
     if not product.active:
         reasons.append(Reason("item_inactive", f"{product.sku} is no longer sold", line_no))

@@ -4,6 +4,11 @@ Why a cookie and not a table: the cart is small (at most 50 lines), belongs to o
 may serve from several processes; signed with the web secret (:func:`ordersync.web.session_secret`) it
 works in any of them and cannot be forged. It is bound to the API key it was filled under, so another
 account's session never sees it.
+
+Why the cart checks its lines with the intake's own rules (:func:`ordersync.domain.validation.line_reasons`):
+a minimum quantity or a pack size the buyer only learns after checkout costs them the order; checked
+here, the cart keeps every line and says what to change on each, and the intake never sees a cart that it
+would reject for them.
 """
 
 from __future__ import annotations
@@ -14,8 +19,11 @@ import hmac
 import json
 import secrets
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_CEILING, Decimal, InvalidOperation
+from typing import Any
 
+from ordersync.domain.validation import line_reasons
+from ordersync.runtime.readmodel import product_of
 from ordersync.web import session_secret
 
 CART_COOKIE = "ordersync_cart"
@@ -88,3 +96,23 @@ def quantity(raw: object, *, allow_zero: bool = False) -> Decimal | None:
     if q != q.quantize(Decimal("0.000001")):
         return None
     return q.quantize(Decimal(1)) if q == q.to_integral_value() else q.normalize()
+
+
+def line_problems(item: dict[str, Any], quantity: Decimal, account_id: str) -> list[str]:
+    """What the intake would refuse about ordering ``quantity`` of the catalog ``item`` (its minimum, its
+    pack size), as sentences for the buyer; none when the line is fine."""
+    return [r.message for r in line_reasons(product_of(item, account_id), quantity)]
+
+
+def nearest_allowed(item: dict[str, Any], quantity: Decimal) -> Decimal:
+    """The smallest quantity at least ``quantity`` that the item's minimum and pack size allow."""
+    minimum, pack = Decimal(item["minimum_quantity"]), Decimal(item["pack_multiple"])
+    wanted = max(quantity, minimum)
+    if pack > 0:
+        wanted = (wanted / pack).to_integral_value(rounding=ROUND_CEILING) * pack
+    return wanted.quantize(Decimal(1)) if wanted == wanted.to_integral_value() else wanted.normalize()
+
+
+def first_allowed(item: dict[str, Any]) -> Decimal:
+    """The quantity the catalog proposes: the smallest one the item can be ordered in."""
+    return nearest_allowed(item, Decimal(0))

@@ -32,6 +32,7 @@ from ordersync.channels.portal import (  # noqa: F401  (their routes register on
     invoices,
     orders,
     people,
+    quick_order,
     returns,
 )
 from ordersync.channels.portal.session import _buyer, error_page, router

@@ -163,8 +163,8 @@ def render(request: Request, name: str, buyer: Buyer | None, status: int = 200,
     response = templates.TemplateResponse(request, f"portal/{name}", ctx, status_code=status)
     response.headers.update({"Cache-Control": "no-store", "X-Frame-Options": "DENY",
                              "Referrer-Policy": "same-origin", "X-Content-Type-Options": "nosniff",
-                             "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; "
-                                                        "frame-ancestors 'none'; form-action 'self'",
+                             "Content-Security-Policy": "default-src 'self'; style-src 'self'; frame-ancestors 'none'; "
+                                                        "form-action 'self'; base-uri 'none'",
                              **(headers or {})})
     return response
 
