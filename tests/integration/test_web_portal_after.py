@@ -285,6 +285,9 @@ def test_unknown_portal_paths_are_html_pages_with_a_way_back(client: TestClient,
     r = client.get("/portal/invoicez")
     assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
     assert 'href="/portal/orders"' in r.text and "problem" not in r.headers["content-type"]
+    for odd in ("/portal/orders/nope?placed=zz", "/portal/invoices?again=x&disputed=1"):
+        r = client.get(odd)
+        assert r.headers["content-type"].startswith("text/html") and r.status_code in (200, 404), (odd, r.text)
 
 
 @pytest.mark.parametrize(("method", "path", "target"), [

@@ -37,7 +37,7 @@ CASE_STATES = {"open": "received by our finance team", "in_progress": "being loo
 @router.get("/invoices")
 @page(Scope.ORDERS_READ)
 def invoicesrender(request: Request, buyer: Buyer, cursor: str | None = None, disputed: str = "",
-                   again: int = 0) -> Response:
+                   again: str = "") -> Response:
     """The account's invoices, newest first, with what is open and overdue, and the total open balance."""
     hub = hub_of(request)
     found = history.invoice_history(hub, buyer.principal, limit=PAGE_SIZE, cursor=cursor[:500] if cursor else None)
@@ -59,7 +59,7 @@ def invoicesrender(request: Request, buyer: Buyer, cursor: str | None = None, di
                   balance=[money(v, c) for c, v in balance.items()],
                   overdue=[money(v, c) for c, v in overdue.items() if v > 0],
                   can_dispute=buyer.principal.has(Scope.INVOICES_WRITE), disputed=disputed[:120],
-                  again=bool(again))
+                  again=again == "1")
 
 
 @router.post("/invoices/{invoice_id}/dispute")

@@ -124,13 +124,13 @@ def ordersrender(request: Request, buyer: Buyer, cursor: str | None = None) -> R
 
 @router.get("/orders/{order_id}")
 @page(Scope.ORDERS_READ)
-def orderrender(request: Request, buyer: Buyer, order_id: str, placed: int = 0) -> Response:
+def orderrender(request: Request, buyer: Buyer, order_id: str, placed: str = "") -> Response:
     """One order: its status, lines with plants and promised dates, shipments with tracking, invoices."""
     view = _order(request, buyer, order_id)
     view["currency"] = view["currency"] or account_currency(request, buyer.account_id)
     result = outcome(view)
     headers = {"Refresh": "2"} if result["kind"] == "pending" else None
-    return render(request, "order.html", buyer, headers=headers, order=view, outcome=result, placed=bool(placed),
+    return render(request, "order.html", buyer, headers=headers, order=view, outcome=result, placed=placed == "1",
                   shipments=with_links(request, view["shipments"]), nonce=secrets.token_hex(8),
                   money=money, quantity=fmt_quantity, day=day,
                   confirmed=result["state"] in ACCEPTED,
