@@ -324,7 +324,8 @@ def test_quick_order_previews_line_by_line_then_adds_what_was_recognised(client:
     preview = client.get("/portal/quick-order", params={"lines": paste})
     assert preview.status_code == 200 and 'id="quick-header"' in preview.text
     rows = dict(re.findall(r'<tr data-line="(\d+)" class="(\w+)">', preview.text))
-    assert rows == {"2": "ok", "3": "refused", "4": "refused", "5": "refused", "7": "ok", "8": "ok"}, rows
+    assert rows == {"2": "recognised", "3": "refused", "4": "refused", "5": "refused", "7": "recognised",
+                    "8": "recognised"}, rows
 
     def line(n: int) -> str:
         found = re.search(rf'<tr data-line="{n}"(.*?)</tr>', preview.text, re.S)
