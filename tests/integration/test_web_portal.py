@@ -355,3 +355,17 @@ def test_buying_forms_redirect_after_posting_and_pages_have_a_strict_csp(client:
         policy = r.headers["content-security-policy"]
         assert "unsafe-inline" not in policy and "base-uri 'none'" in policy and "style-src 'self'" in policy
         assert "style=" not in r.text and "<style" not in r.text, path
+
+
+def test_a_requested_date_in_the_past_sends_back_to_the_cart(client: TestClient, hub: Any) -> None:
+    sign_in(client, buyer(hub, *SCOPES, account="C-1001"))
+    add(client, "BRG-6204-2RS", 10)
+    cart = client.get("/portal/cart")
+    today = hub.clock.now().date()
+    assert f'min="{today.isoformat()}"' in cart.text
+    r = client.post("/portal/cart/checkout", data={"csrf": csrf(cart.text), "requested_date": "2001-01-01"},
+                    follow_redirects=False)
+    assert r.status_code == 303 and "blocked=date" in r.headers["location"]
+    page = client.get(r.headers["location"])
+    assert "must be today or later" in page.text and 'id="cart-count">1<' in page.text
+    assert checkout(client, requested_date=today.isoformat())

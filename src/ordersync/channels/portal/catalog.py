@@ -38,7 +38,7 @@ log = logging.getLogger("ordersync.portal")
 
 CURRENCY = re.compile(r"^[A-Z]{3}$")
 #: why checkout sent the buyer back to the cart
-BLOCKED = frozenset({"lines", "ship_to"})
+BLOCKED = frozenset({"lines", "ship_to", "date"})
 
 
 async def catalog_items(request: Request, buyer: Buyer) -> list[dict[str, Any]]:
@@ -220,6 +220,7 @@ async def cartrender(request: Request, buyer: Buyer, blocked: str = "", added: s
     account = await run_in_threadpool(account_of, request, buyer) if rows else None
     total = sum((r["amount"] for r in rows), Decimal(0))
     return render(request, "cart.html", buyer, rows=rows, total=total, currency=currency,
+                  today=hub_of(request).clock.now().date().isoformat(),
                   addresses=list(account.ship_to) if account else [], account_known=account is not None,
                   blocked=blocked if blocked in BLOCKED else "", added=int(added[:4]) if added[:4].isdigit() else None,
                   fixes=sum(1 for r in rows if r["problems"]), can_order=buyer.principal.has(Scope.ORDERS_WRITE))
@@ -241,6 +242,10 @@ async def checkout(request: Request, buyer: Buyer, form: FormData) -> Response:
     ship_to = text(form, "ship_to_id", 120) or None
     if ship_to is not None and account is not None and ship_to not in {a.id for a in account.ship_to}:
         return RedirectResponse("/portal/cart?blocked=ship_to#checkout-form", status_code=303)
+    requested = text(form, "requested_date", 10)
+    today = hub_of(request).clock.now().date()
+    if requested and (not _iso_date(requested) or dt.date.fromisoformat(requested) < today):
+        return RedirectResponse("/portal/cart?blocked=date#checkout-form", status_code=303)
     posted = text(form, "currency", 3)
     currency = posted if CURRENCY.match(posted) else (account.currency if account else None)
     receipt = await orders.place_order(hub_of(request), buyer.principal,
@@ -259,6 +264,14 @@ def _order_in(form: FormData, cart: Cart, ship_to: str | None, currency: str | N
                           ship_to_id=ship_to, currency=currency,
                           requested_date=dt.date.fromisoformat(requested) if requested else None,
                           notes=text(form, "notes", 2000), lines=lines)
+
+
+def _iso_date(raw: str) -> bool:
+    try:
+        dt.date.fromisoformat(raw)
+    except ValueError:
+        return False
+    return True
 
 
 def _price(raw: str) -> Decimal | None:
