@@ -522,6 +522,7 @@ def test_an_order_reads_with_split_shipments_and_its_posted_invoice(subject: Erp
     assert (invoice.account_id, invoice.order_id, invoice.currency) == ("C-1001", request.order_id, "EUR")
     assert invoice.total_amount == total and invoice.untaxed_amount == total
     assert invoice.due_date == dt.date.today() + dt.timedelta(days=30)  # Net 30
+    assert invoice.open_amount == total  # nothing paid yet: all of it is still to pay
     assert [(ln.line_no, ln.sku, ln.quantity) for ln in invoice.lines] == [(1, "BRG-6204-2RS", 10),
                                                                            (2, "SEN-PX-M12-NPN", 4)]
     assert next(p.on_hand for p in erp.availability(["BRG-6204-2RS"]) if p.plant == "PLANT-N") == on_hand - 6

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import re
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +148,30 @@ def test_invoices_show_amount_open_balance_due_date_and_total(client: TestClient
     balance = re.search(r'id="open-balance"><span>([^<]+)<', page.text)
     assert balance and balance.group(1) == amount.group(1)
     assert 'id="overdue-balance"' not in page.text
+
+
+def test_a_part_payment_lowers_the_open_balance_and_a_full_one_clears_it(client: TestClient, hub: Any,
+                                                                         erp: MemoryErp) -> None:
+    sign_in(client, buyer(hub, *SCOPES, account="C-1001"))
+    _shipped_and_invoiced(client, hub, erp)
+    page = client.get("/portal/invoices")
+    number = re.search(r'<td data-label="Number">([^<]+)<', page.text)
+    amount = re.search(r'class="num amount">\u20ac([\d,.]+)<', page.text)
+    assert number and amount, page.text
+    total = Decimal(amount.group(1).replace(",", ""))
+    erp.pay_invoice(number.group(1), Decimal("10.00"))
+    hub.poller.poll_all()
+    settle(hub)
+    page = client.get("/portal/invoices")
+    left = documents.money(total - Decimal("10.00"), "EUR")
+    assert f'class="num open">{left}<' in page.text and 'data-state="posted"' in page.text, page.text
+    assert re.search(rf'id="open-balance"><span>{re.escape(left)}<', page.text)
+    erp.pay_invoice(number.group(1), total - Decimal("10.00"))
+    hub.poller.poll_all()
+    settle(hub)
+    page = client.get("/portal/invoices")
+    assert 'data-state="paid"' in page.text and 'class="num open">\u20ac0.00<' in page.text
+    assert "Nothing open" in page.text
 
 
 def test_an_invoice_past_its_due_date_is_overdue(tmp_path: Path, erp: MemoryErp) -> None:

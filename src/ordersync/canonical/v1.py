@@ -261,6 +261,7 @@ class Invoice(Canonical):
     due_date: dt.date | None = None
     posted_at: dt.datetime | None = None
     lines: tuple[InvoiceLine, ...] = ()
+    open_amount: Amount | None = None  # still to pay (after part payments); None: the ERP did not say
 
 
 class ReturnState(StrEnum):

@@ -31,10 +31,20 @@ def invoice_of(conn: Connection, account_id: str, invoice_id: str) -> Invoice | 
     return Invoice.model_validate_json(body) if body is not None else None
 
 
+def invoices_by_id(conn: Connection, account_id: str, invoice_ids: Iterable[str]) -> dict[str, Invoice]:
+    """The account's invoices of ``invoice_ids``, as last reported (for what a page's summary leaves out)."""
+    rows = conn.execute(select(invoices.c.body).where(invoices.c.account_id == account_id,
+                                                      invoices.c.invoice_id.in_(list(invoice_ids))))
+    found = (Invoice.model_validate_json(body) for body in rows.scalars())
+    return {i.id: i for i in found}
+
+
 def open_amount(invoice: Invoice) -> Decimal:
-    """What is still owed on an invoice: its total while posted (or disputed), nothing once paid or
-    cancelled. (The ERP ports report an invoice as posted or paid, not part payments.)"""
-    return invoice.total_amount if invoice.state.value in OPEN_STATES else Decimal("0")
+    """What is still owed on an invoice: nothing once paid or cancelled; while posted (or disputed) what
+    the ERP says is left to pay after part payments, or the total when it does not say."""
+    if invoice.state.value not in OPEN_STATES:
+        return Decimal("0")
+    return invoice.open_amount if invoice.open_amount is not None else invoice.total_amount
 
 
 def open_balance(conn: Connection, account_id: str) -> dict[str, Decimal]:
@@ -62,13 +72,21 @@ def overdue_amount(conn: Connection, account_id: str, today: dt.date) -> dict[st
 
 def dispute_cases(conn: Connection, account_id: str, invoice_ids: Iterable[str]) -> dict[str, dict[str, str]]:
     """The latest dispute of each of the account's invoices: its case's id and state (open, in progress,
-    resolved), so a page can say how the dispute stands, not only that there was one."""
+    resolved), so a page can say how the dispute stands, not only that there was one; once finance has
+    decided, ``decision`` (``credited`` or ``rejected``, else "") and ``answer``, the text written for the
+    buyer (the workbench's credit and reject actions), and ``credit``, the amount credited ("" if none)."""
     d = invoice_disputes.c
-    rows = conn.execute(select(d.invoice_id, d.case_id, d.opened_at, cases.c.state)
+    rows = conn.execute(select(d.invoice_id, d.case_id, d.opened_at, d.body, cases.c.state)
                         .join(cases, cases.c.id == d.case_id)
                         .where(d.account_id == account_id, d.invoice_id.in_(list(invoice_ids)))
                         .order_by(d.opened_at))
-    return {r.invoice_id: {"case_id": r.case_id, "state": r.state} for r in rows}
+    return {r.invoice_id: {"case_id": r.case_id, "state": r.state, **_decision(r.body)} for r in rows}
+
+
+def _decision(body: str) -> dict[str, str]:
+    decided = json.loads(body).get("decision") or {}
+    return {"decision": str(decided.get("outcome") or ""), "answer": str(decided.get("answer") or ""),
+            "credit": str(decided.get("amount") or "")}
 
 
 def account_returns(conn: Connection, account_id: str, limit: int, after: list[Any] | None = None

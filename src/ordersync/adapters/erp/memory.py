@@ -407,6 +407,11 @@ class MemoryErp:
         with self._lock:
             wf.post_invoices(self._state, self._sale(reference))
 
+    def pay_invoice(self, number: str, amount: Decimal) -> None:
+        """The customer pays ``amount`` of posted invoice ``number`` (all of it: the invoice is paid)."""
+        with self._lock:
+            wf.pay_invoice(self._state, number, amount)
+
     def set_stock(self, sku: str, plant: str, on_hand: Decimal) -> None:
         """An inventory: ``on_hand`` of ``sku`` at ``plant`` from now on."""
         with self._lock:

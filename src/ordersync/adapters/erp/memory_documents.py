@@ -98,6 +98,7 @@ class MemoryDocuments:
             total_amount=total,
             due_date=invoice.due_date,
             posted_at=at_midnight(invoice.invoice_date),
+            open_amount=invoice.to_pay,
             lines=tuple(
                 InvoiceLine(
                     line_no=max(ln.seq, 1),

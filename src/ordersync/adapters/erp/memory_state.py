@@ -123,10 +123,18 @@ class MInvoice:
     number: str = ""
     invoice_date: dt.date | None = None
     due_date: dt.date | None = None
+    paid: Decimal = ZERO  # payments received so far (Tryton: the reconciled part of its lines to pay)
 
     @property
     def total(self) -> Decimal:
         return sum((ln.amount for ln in self.lines), ZERO)
+
+    @property
+    def to_pay(self) -> Decimal | None:
+        """Tryton's ``amount_to_pay``: what is still owed once posted (None before)."""
+        if self.state == "cancelled":
+            return ZERO
+        return max(self.total - self.paid, ZERO) if self.state in ("posted", "paid") else None
 
 
 @dataclass

@@ -308,6 +308,18 @@ def post_invoices(st: ErpState, sale: MSale) -> None:
         _touch(st, invoice)
 
 
+def pay_invoice(st: ErpState, number: str, amount: Decimal) -> None:
+    """A payment of ``amount`` on posted invoice ``number``; paid in full, the invoice is ``paid``
+    (Tryton reconciles the payment with the invoice's lines to pay)."""
+    invoice = next((i for i in st.invoices.values() if i.number == number), None)
+    if invoice is None or invoice.state != "posted":
+        raise Refused(f"no posted invoice {number!r} to pay")
+    invoice.paid += amount
+    if invoice.paid >= invoice.total:
+        invoice.state = "paid"
+    _touch(st, invoice)
+
+
 def set_stock(st: ErpState, sku: str, plant: str, quantity: Decimal) -> None:
     st.on_hand[(sku, plant)] = quantity
     _touch_stock(st, [sku])

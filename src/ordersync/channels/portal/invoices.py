@@ -10,6 +10,7 @@ happened, so a reload does not dispute twice."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
@@ -21,12 +22,18 @@ from starlette.datastructures import FormData
 from ordersync.api import history
 from ordersync.api.keys import Scope
 from ordersync.api.problems import Problem
-from ordersync.canonical.v1 import Invoice
 from ordersync.channels.portal.documents import day, money, parties, pdf_response, render_pdf
 from ordersync.channels.portal.session import PAGE_SIZE, Buyer, error_page, hub_of, page, render, router, text
 from ordersync.domain.cases import CasePolicy
 from ordersync.flows.services.disputes import DisputeRequest, dispute_invoice
-from ordersync.reads.accounts import dispute_cases, invoice_of, open_amount, open_balance, overdue_amount
+from ordersync.reads.accounts import (
+    dispute_cases,
+    invoice_of,
+    invoices_by_id,
+    open_amount,
+    open_balance,
+    overdue_amount,
+)
 from ordersync.reads.orders import order_view
 
 #: what a dispute case's state says to the buyer
@@ -46,9 +53,10 @@ def invoicesrender(request: Request, buyer: Buyer, cursor: str | None = None, di
         balance = open_balance(conn, buyer.account_id)
         overdue = overdue_amount(conn, buyer.account_id, today)
         cases = dispute_cases(conn, buyer.account_id, [i.id for i in found.items])
+        full = invoices_by_id(conn, buyer.account_id, [i.id for i in found.items])
     rows = []
     for i in found.items:
-        owed = open_amount(Invoice.model_validate({**i.model_dump(), "account_id": buyer.account_id}))
+        owed = open_amount(full[i.id]) if i.id in full else Decimal(0)
         case = cases.get(i.id)
         rows.append({"invoice": i, "total": money(i.total_amount, i.currency), "open": money(owed, i.currency),
                      "owed": owed > 0, "due": day(i.due_date), "posted": day(i.posted_at),

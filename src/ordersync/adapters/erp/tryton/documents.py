@@ -62,6 +62,7 @@ _INVOICE_FIELDS = [
     "untaxed_amount",
     "tax_amount",
     "total_amount",
+    "amount_to_pay",
     "lines",
     "lines_to_pay",
     "invoice_date",
@@ -301,6 +302,7 @@ class Documents:
                     total_amount=row["total_amount"],
                     due_date=min(dues) if dues else None,
                     posted_at=at_midnight(row.get("invoice_date")),
+                    open_amount=row.get("amount_to_pay") if row["state"] in ("posted", "paid") else None,
                     lines=tuple(sorted(invoice_lines, key=lambda x: x.line_no)),
                 ),
             )
