@@ -369,3 +369,15 @@ def test_a_requested_date_in_the_past_sends_back_to_the_cart(client: TestClient,
     page = client.get(r.headers["location"])
     assert "must be today or later" in page.text and 'id="cart-count">1<' in page.text
     assert checkout(client, requested_date=today.isoformat())
+
+
+def test_the_cart_states_each_lines_rule(client: TestClient, hub: Any) -> None:
+    sign_in(client, buyer(hub, *SCOPES, account="C-1001"))
+    add(client, "FIT-PTC-8MM", 60)
+    add(client, "BRG-6204-2RS", 10)
+    cart = client.get("/portal/cart", headers={"Accept-Language": "fr-FR,fr;q=0.9"})
+    fitting = re.search(r'<tr data-sku="FIT-PTC-8MM">(.*?)</tr>', cart.text, re.S)
+    bearing = re.search(r'<tr data-sku="BRG-6204-2RS">(.*?)</tr>', cart.text, re.S)
+    assert fitting and "Ordered in minimum 50, multiples of 10" in fitting.group(1)
+    assert bearing and 'class="rule"' not in bearing.group(1)  # any quantity will do
+    assert re.search(r'id="cart-total"[^>]*>\d[\d\u202f]*,\d\d\xa0€<', cart.text)  # French: "160,50 €"

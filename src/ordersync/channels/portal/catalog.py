@@ -198,12 +198,14 @@ async def cart_rows(request: Request, buyer: Buyer) -> tuple[list[dict[str, Any]
         prices = await catalog.prices_answer(hub, buyer.principal, skus, qtys)
         stock = await catalog.availability_answer(hub, buyer.principal, skus, qtys)
     names = await run_in_threadpool(_plant_names, request, buyer) if lines else {}
+    locale = formatting.request_locale(request)
     rows = []
     for (sku, qty), price, avail in zip(lines, prices["prices"], stock["items"], strict=False):
         item = items.get(sku)
         problems = line_problems(item, qty, buyer.account_id) if item else [f"{sku} is no longer in your catalog"]
         promise = [{**p, "plant_name": names.get(p["plant"], p["plant"])} for p in avail["promise"]]
         rows.append({"sku": sku, "quantity": qty, "item": item or {}, "price": price,
+                     "rules": rules_text(item, locale) if item else "",
                      "amount": Decimal(price["unit_price"]) * qty, "promise": promise, "problems": problems,
                      "suggested": nearest_allowed(item, qty) if item and problems else None,
                      "backorder": sum((Decimal(p["quantity"]) for p in promise if p["backorder"]), Decimal(0))})
