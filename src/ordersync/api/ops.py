@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
@@ -202,8 +203,9 @@ def get_case(case_id: CaseId, hub: HubDep, principal: Ops) -> CaseDetail:
 
 
 class ActionIn(BaseModel):
-    """A workbench action. ``owner_team`` is for ``assign``, ``line_no`` for ``cancel_line``; ``resolve``
-    needs a ``comment``."""
+    """A workbench action. ``owner_team`` is for ``assign``, ``line_no`` for ``cancel_line``, ``amount`` for
+    ``request_limit`` (the credit limit asked for) and ``credit`` (default: what the buyer disputed);
+    ``credit`` and ``reject`` need an ``answer`` (what the buyer is told); ``resolve`` needs a ``comment``."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     action: str = Field(min_length=1, max_length=40, description="one of the case's ``allowed_actions``")
@@ -214,6 +216,8 @@ class ActionIn(BaseModel):
     comment: str = Field(default="", max_length=2000)
     owner_team: str | None = Field(default=None, min_length=1, max_length=64)
     line_no: int | None = Field(default=None, ge=1, le=9999)
+    amount: Decimal | None = Field(default=None, gt=0, max_digits=18, decimal_places=2)
+    answer: str = Field(default="", max_length=2000, description="what the buyer is told (credit, reject)")
 
 
 class ActionOut(BaseModel):
@@ -230,7 +234,7 @@ def act(case_id: CaseId, body: ActionIn, hub: HubDep, principal: Ops) -> ActionO
     if body.actor is not None:  # unverifiable: kept as a statement, the key stays the actor
         comment = f"[stated by the caller: {body.actor}] {comment}".strip()
     action = CaseAction(action=body.action, actor=f"key:{principal.key_id} ({principal.name})", comment=comment,
-                        owner_team=body.owner_team, line_no=body.line_no)
+                        owner_team=body.owner_team, line_no=body.line_no, amount=body.amount, answer=body.answer)
     try:
         outcome = _workbench(hub).act(case_id, action, account_id=principal.account_id)
     except ActionNotAllowed as exc:

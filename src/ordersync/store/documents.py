@@ -188,6 +188,19 @@ class DisputeRepository:
             id=dispute_id, erp=erp, invoice_id=invoice_id, order_id=order_id, account_id=account_id,
             case_id=case_id, opened_at=at, body=json.dumps(dict(request))))
 
+    def for_case(self, case_id: str) -> tuple[str, dict[str, Any]] | None:
+        """(dispute id, what the buyer asked) of the dispute a case was opened for."""
+        d = invoice_disputes.c
+        row = self.conn.execute(select(d.id, d.body).where(d.case_id == case_id).limit(1)).first()
+        return (row[0], json.loads(row[1])) if row is not None else None
+
+    def decide(self, dispute_id: str, decision: Mapping[str, Any]) -> None:
+        """Keep finance's decision (outcome, the answer the buyer sees, amount, by, at) on the dispute."""
+        d = invoice_disputes.c
+        body = self.conn.execute(select(d.body).where(d.id == dispute_id)).scalar_one()
+        kept = {**json.loads(body), "decision": dict(decision)}
+        self.conn.execute(update(invoice_disputes).where(d.id == dispute_id).values(body=json.dumps(kept)))
+
 
 class WmsRepository:
     """Warehouse events as received (each event id once) and every signed call's outcome."""

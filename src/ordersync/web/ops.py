@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import urllib.parse
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
@@ -200,7 +201,7 @@ def oidc_callback(request: Request) -> Response:
         log.warning("dashboard sign-in with the identity provider refused: %s", exc)
         return _signin_page(request, "/ops", 403, f"Sign-in refused: {exc}.")
     log.info("%s signed in to the dashboard (OpenID Connect, roles %s)", person.actor, ",".join(person.roles))
-    response = doors.start_session(_see(_safe_next(flow.next)), request, SIGNER, COOKIE, "/ops", person)
+    response = doors.start_session(doors.continue_to(_safe_next(flow.next)), request, SIGNER, COOKIE, "/ops", person)
     clear_cookie(response, request, FLOW_COOKIE, path="/ops/oidc")
     return response
 
@@ -263,7 +264,8 @@ STATE_CHOICES = ("open", *(s.value for s in CaseState), "all")
 
 @router.get("/cases")
 def case_queue(request: Request, operator: Signed, view: Text = None, type: Text = None,
-               owner: Text = None, state: Text = None) -> Response:
+               owner: Text = None, state: Text = None, part: Text = None) -> Response:
+    """The queue; ``part=rows`` (the list's own refresh, htmx) answers only the list's body."""
     hub = _hub(request)
     flt = data.CaseFilter(view=view if view in data.VIEWS_BY_KEY else None,
                           type=type if type in {t.value for t in CaseType} else None, owner=owner or None,
@@ -271,8 +273,22 @@ def case_queue(request: Request, operator: Signed, view: Text = None, type: Text
     with hub.db.read() as conn:
         rows = data.case_rows(conn, flt, hub.clock.now())
         teams = data.owner_teams(conn)
-    return _page(request, operator, "cases.html", section="cases", rows=rows, flt=flt, teams=teams,
-                 types=[t.value for t in CaseType], states=STATE_CHOICES, limit=data.LIST_LIMIT)
+        counts = data.case_counts(conn, flt)
+    context: dict[str, Any] = dict(rows=rows, flt=flt, counts=counts, names=workbench_data.account_names(hub),
+                                   limit=data.LIST_LIMIT,
+                   refresh=_queue_url(flt, part="rows"), now=hub.clock.now())
+    if part == "rows":
+        return _page(request, operator, "_case_rows.html", **context)
+    return _page(request, operator, "cases.html", section="cases", teams=teams, types=[t.value for t in CaseType],
+                 states=STATE_CHOICES, tab_query=_queue_url(flt, view=None)[len("/ops/cases"):], **context)
+
+
+def _queue_url(flt: data.CaseFilter, **changes: str | None) -> str:
+    """The queue's address for ``flt`` with ``changes`` (None drops a parameter)."""
+    params = {"view": flt.view, "type": flt.type, "owner": flt.owner,
+              "state": flt.state if flt.state != "open" else None, **changes}
+    query = urllib.parse.urlencode({k: v for k, v in params.items() if v})
+    return "/ops/cases" + (f"?{query}" if query else "")
 
 
 def _workbench(request: Request) -> Workbench:
@@ -294,10 +310,13 @@ def _case_page(request: Request, operator: Operator, case_id: str, status: int =
     now = hub.clock.now()
     with hub.db.read() as conn:
         order = data.order(conn, case.order_id) if case.order_id else None
+        panel = workbench_data.context(hub, conn, case)
     actions = list(allowed_actions(case.type)) if case.state is not CaseState.RESOLVED else []
     overdue = case.state is not CaseState.RESOLVED and case.due_at is not None and case.due_at < now
+    extra.setdefault("confirm", None)
     return _page(request, operator, "case.html", status, section="cases", case=case, order=order, letter=letter,
-                 actions=actions, overdue=overdue, opened=data.age(now, case.opened_at), **extra)
+                 actions=actions, overdue=overdue, opened=data.age(now, case.opened_at), panel=panel,
+                 assignees=workbench_data.assignees(hub), destructive=DESTRUCTIVE, **extra)
 
 
 @router.get("/cases/{case_id}")
@@ -346,19 +365,39 @@ def case_action(
     comment: Annotated[str, Form(max_length=2000)] = "",
     owner_team: Annotated[str, Form(max_length=64)] = "",
     line_no: Annotated[str, Form(max_length=6)] = "",
+    amount: Annotated[str, Form(max_length=24)] = "",
+    answer: Annotated[str, Form(max_length=2000)] = "",
+    confirmed: Annotated[str, Form(max_length=5)] = "",
 ) -> Response:
     """The same workbench action as ``POST /v1/ops/cases/{id}/actions``; back to the case page with the
-    outcome, or the page again with the reason it was refused (nothing changed then)."""
+    outcome, or the page again with the reason it was refused (nothing changed then). A destructive
+    action (cancel, cancel a line, reject a dispute) first answers the case page with a confirmation
+    that repeats the form (``confirmed=yes``); an action on a case that is resolved by then (the same
+    confirmation posted twice) goes back to the case, changing nothing."""
     case_id = case_id[:64]
     try:
         number = int(line_no) if line_no.strip() else None
-    except ValueError:
-        return _case_page(request, operator, case_id, 422, done=None, error="The line number must be a number.")
+        figure = Decimal(amount.strip().replace(",", "")) if amount.strip() else None
+    except (ValueError, ArithmeticError):
+        return _case_page(request, operator, case_id, 422, done=None,
+                          error="The line number and the amount must be numbers.")
+    if figure is not None and not figure.is_finite():
+        return _case_page(request, operator, case_id, 422, done=None, error="The amount must be a number.")
     refused = _may_not_act(request, operator, case_id, action)
     if refused is not None:
         return refused
+    try:
+        resolved = _workbench(request).case(case_id).state is CaseState.RESOLVED
+    except NotFound:
+        return _page(request, operator, "missing.html", 404, section="cases", what=f"case {case_id}")
+    if resolved and action in _ALL_ACTIONS:
+        return _see(f"/ops/cases/{urllib.parse.quote(case_id)}")
+    if action in DESTRUCTIVE and confirmed != "yes":
+        asked = {"action": action, "comment": comment.strip(), "line_no": line_no.strip(), "amount": amount.strip(),
+                 "answer": answer.strip(), "owner_team": owner_team.strip()}
+        return _case_page(request, operator, case_id, done=None, error=None, confirm=asked)
     request_ = CaseAction(action=action, actor=operator.actor, comment=comment.strip(),
-                          owner_team=owner_team.strip() or None, line_no=number)
+                          owner_team=owner_team.strip() or None, line_no=number, amount=figure, answer=answer.strip())
     try:
         _workbench(request).act(case_id, request_)
     except NotFound:
@@ -474,15 +513,25 @@ def dead_letter_replay(request: Request, operator: Acting,
 # -- orders -----------------------------------------------------------------------------------------------
 
 @router.get("/orders")
-def order_search(request: Request, operator: Signed, q: Text = None, state: Text = None) -> Response:
+def order_search(request: Request, operator: Signed, q: Text = None, state: Text = None, part: Text = None) -> Response:
+    """Orders by number, PO, customer (name or id), SKU or id; one match opens it. ``part=rows`` (the
+    list's own refresh, htmx) answers only the list's body."""
     hub = _hub(request)
     q = (q or "").strip() or None
+    names = workbench_data.account_names(hub)
+    accounts = [a for a, n in names.items() if q and q.lower() in n.lower()]
     with hub.db.read() as conn:
-        rows = data.find_orders(conn, q, state if state in {s.value for s in OrderState} else None)
-    if q and len(rows) == 1:
+        rows = data.find_orders(conn, q, state if state in {s.value for s in OrderState} else None, accounts)
+    if q and len(rows) == 1 and part != "rows":
         return _see(f"/ops/orders/{urllib.parse.quote(rows[0].id)}")
-    return _page(request, operator, "orders.html", section="orders", rows=rows, q=q or "", state=state or "",
-                 states=[s.value for s in OrderState], now=hub.clock.now(), age=data.age)
+    query = urllib.parse.urlencode({k: v for k, v in (("q", q), ("state", state), ("part", "rows")) if v})
+    context: dict[str, Any] = dict(rows=rows, q=q or "", names=names, now=hub.clock.now(), age=data.age,
+                   matched={r.id: data.matches(r, q, accounts) for r in rows} if q else {},
+                   refresh=f"/ops/orders?{query}")
+    if part == "rows":
+        return _page(request, operator, "_order_rows.html", **context)
+    return _page(request, operator, "orders.html", section="orders", state=state or "",
+                 states=[s.value for s in OrderState], **context)
 
 
 @router.get("/orders/{order_id}")

@@ -279,16 +279,23 @@ class CaseRow:
     overdue: bool
     age: str
     due_in: str
+    order_number: str = ""  # the channel's order number of the case's order ("" : no order)
+    amount: str = ""  # the order's total as it stands
+    currency: str = ""
 
 
-def case_rows(conn: Connection, flt: CaseFilter, now: dt.datetime) -> list[CaseRow]:
-    """Cases matching the filter, newest first (capped at :data:`LIST_LIMIT`)."""
+def _view_clause(view: View) -> Any:
+    """A team's tab: its teams (and their escalation teams, "finance-lead") or the types it follows."""
     c = cases.c
-    query = select(c.body)
-    view = VIEWS_BY_KEY.get(flt.view or "")
-    if view is not None:  # a team's tab: its teams (and their escalation teams, "finance-lead") or types
-        team = or_(*[or_(c.owner_team == t, c.owner_team.like(f"{t}-%")) for t in view.teams])
-        query = query.where(or_(team, c.type.in_([t.value for t in view.types])) if view.types else team)
+    team = or_(*[or_(c.owner_team == t, c.owner_team.like(f"{t}-%")) for t in view.teams])
+    return or_(team, c.type.in_([t.value for t in view.types])) if view.types else team
+
+
+def _filtered(query: Any, flt: CaseFilter, *, view: bool = True) -> Any:
+    c = cases.c
+    chosen = VIEWS_BY_KEY.get(flt.view or "")
+    if view and chosen is not None:
+        query = query.where(_view_clause(chosen))
     if flt.type:
         query = query.where(c.type == flt.type)
     if flt.owner:
@@ -297,16 +304,36 @@ def case_rows(conn: Connection, flt: CaseFilter, now: dt.datetime) -> list[CaseR
         query = query.where(c.state.in_(OPEN_CASE_STATES))
     elif flt.state != "all":
         query = query.where(c.state == flt.state)
-    rows = conn.execute(query.order_by(c.opened_at.desc(), c.id.desc()).limit(LIST_LIMIT)).scalars()
+    return query
+
+
+def case_rows(conn: Connection, flt: CaseFilter, now: dt.datetime) -> list[CaseRow]:
+    """Cases matching the filter, newest first (capped at :data:`LIST_LIMIT`), each with its order's
+    number and total."""
+    c, o = cases.c, orders.c
+    query = _filtered(select(c.body, o.external_order_number, o.total, o.body)
+                      .select_from(cases.outerjoin(orders, o.id == c.order_id)), flt)
+    rows = conn.execute(query.order_by(c.opened_at.desc(), c.id.desc()).limit(LIST_LIMIT))
     out = []
-    for body in rows:
+    for body, number, total, order_body in rows:
         found = ExceptionCase.model_validate_json(body)
         open_ = found.state is not CaseState.RESOLVED
         late = open_ and found.due_at is not None and found.due_at < now
         due = "" if not open_ or found.due_at is None else (
             f"{age(now, found.due_at)} ago" if late else f"in {duration((found.due_at - now).total_seconds())}")
-        out.append(CaseRow(found, late, age(now, found.opened_at), due))
+        currency = (json.loads(order_body).get("currency") or "") if order_body else ""
+        out.append(CaseRow(found, late, age(now, found.opened_at), due, number or "", total or "", currency))
     return out
+
+
+def case_counts(conn: Connection, flt: CaseFilter) -> dict[str, int]:
+    """How many cases each tab holds under the filter's type, owner and state ("" : all teams)."""
+    counts = {"": int(conn.execute(_filtered(select(func.count()).select_from(cases), flt, view=False))
+                      .scalar_one())}
+    for v in VIEWS:
+        query = _filtered(select(func.count()).select_from(cases), flt, view=False).where(_view_clause(v))
+        counts[v.key] = int(conn.execute(query).scalar_one())
+    return counts
 
 
 def owner_teams(conn: Connection) -> list[str]:
@@ -327,14 +354,20 @@ class OrderRow:
     total: str | None
     currency: str | None
     hold: dict[str, Any] | None
+    po: str = ""  # the buyer's purchase order number
+    skus: tuple[str, ...] = ()  # the SKUs (and customer part numbers) of its lines
 
 
 def _order_row(row: Any) -> OrderRow:
-    body, hold = json.loads(row.body), load_parts(row.data).hold
+    body, parts = json.loads(row.body), load_parts(row.data)
+    hold = parts.hold
+    skus = {str(x.get(k)) for x in body.get("lines", []) for k in ("sku", "customer_part_number") if x.get(k)}
+    skus |= {p.sku for p in parts.lines}
     return OrderRow(id=row.id, channel=row.channel, external_order_number=row.external_order_number,
                     account_id=row.account_id, state=row.state, received_at=row.received_at,
                     updated_at=row.updated_at, total=row.total, currency=body.get("currency"),
-                    hold={"case_id": hold.case_id, "type": hold.type.value, "reason": hold.reason} if hold else None)
+                    hold={"case_id": hold.case_id, "type": hold.type.value, "reason": hold.reason} if hold else None,
+                    po=str(body.get("buyer_po_number") or ""), skus=tuple(sorted(skus)))
 
 
 def order(conn: Connection, order_id: str) -> OrderRow | None:
@@ -342,15 +375,40 @@ def order(conn: Connection, order_id: str) -> OrderRow | None:
     return _order_row(row) if row is not None else None
 
 
-def find_orders(conn: Connection, q: str | None, state: str | None) -> list[OrderRow]:
-    """Orders by id or external order number (``q``), or the newest ones, optionally in one state."""
+def matches(row: OrderRow, q: str, accounts: Sequence[str] = ()) -> str:
+    """What of the order ``q`` names ("" : nothing): its id, number, PO, customer or a SKU of its lines.
+    Numbers, POs and SKUs match in part and in any case; ``accounts`` are the customers whose name
+    contains ``q``."""
+    low = q.lower()
+    if row.id == q:
+        return "id"
+    if low in row.external_order_number.lower():
+        return "number"
+    if row.po and low in row.po.lower():
+        return "po"
+    if row.account_id.lower() == low or row.account_id in accounts:
+        return "customer"
+    if any(low in sku.lower() for sku in row.skus):
+        return "sku"
+    return ""
+
+
+def find_orders(conn: Connection, q: str | None, state: str | None,
+                accounts: Sequence[str] = ()) -> list[OrderRow]:
+    """Orders whose id, order number, buyer's PO, customer (id, or ``accounts``: the ids of the customers
+    whose name matches) or a line's SKU matches ``q``, newest first; without ``q`` the newest ones;
+    optionally in one state. The document match narrows in the database (the order's JSON contains
+    ``q``), :func:`matches` then checks which field it was."""
     o = orders.c
     query = select(orders)
     if q:
-        query = query.where(or_(o.id == q, o.external_order_number == q))
+        query = query.where(or_(o.id == q, o.account_id.in_([q, *accounts]),
+                                func.lower(o.body).contains(q.lower(), autoescape=True),
+                                func.lower(o.data).contains(q.lower(), autoescape=True)))
     if state:
         query = query.where(o.state == state)
-    return [_order_row(r) for r in conn.execute(query.order_by(o.received_at.desc(), o.id.desc()).limit(100))]
+    found = (_order_row(r) for r in conn.execute(query.order_by(o.received_at.desc(), o.id.desc()).limit(1000)))
+    return [r for r in found if not q or matches(r, q, accounts)][:100]
 
 
 # -- per-order timeline ------------------------------------------------------------------------------------

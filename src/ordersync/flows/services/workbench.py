@@ -11,6 +11,13 @@ with the list of what is allowed), then carried out by the flow that owns the ef
   backordered quantity is left to ship.
 - ``cancel_line``: an amendment (:mod:`ordersync.flows.services.amendments`): the ERP cancels the line.
 - ``retry`` (integration failure): the linked dead letter goes back to its consumer.
+- ``request_limit`` (credit hold): finance asks for the account's credit limit to be raised to an amount
+  (at least what releases the order). The ERP port sets no credit limits, so the request is recorded in
+  the case's history (who, what limit) and the case stays open until the hold is released or cancelled.
+- ``credit`` / ``reject`` (invoice dispute): finance decides, with an answer the buyer sees. The decision
+  and the answer are kept on the dispute (``invoice_disputes.body["decision"]``, read by
+  :func:`ordersync.reads.accounts.dispute_cases`) and the case resolves. The ERP port issues no credit
+  notes: a credit is recorded as approved for the amount, for finance to book in the ERP.
 - ``resolve`` (with a comment), ``assign`` (to a team), ``escalate`` (one owner level up).
 
 Each action is recorded in the case's history (actor, time, what happened) in the same transaction as
@@ -25,6 +32,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from ordersync.canonical.v1 import CaseState, CaseType, ExceptionCase
@@ -47,13 +55,15 @@ log = logging.getLogger("ordersync.flows.workbench")
 COMMON_ACTIONS = ("resolve", "assign", "escalate")
 #: actions per case type, before the common ones
 TYPE_ACTIONS: dict[CaseType, tuple[str, ...]] = {
-    CaseType.CREDIT_HOLD: ("release_hold", "cancel"),
+    CaseType.CREDIT_HOLD: ("release_hold", "request_limit", "cancel"),
     CaseType.PRICE_MISMATCH: ("accept_price", "honor_shown_price", "cancel"),
     CaseType.ALLOCATION_SHORTFALL: ("reallocate", "cancel_line", "cancel"),
     CaseType.INTEGRATION_FAILURE: ("retry", "release_hold", "cancel"),
     CaseType.FULFILLMENT_DISCREPANCY: (),
-    CaseType.INVOICE_DISPUTE: (),
+    CaseType.INVOICE_DISPUTE: ("credit", "reject"),
 }
+#: actions that end something for good (an order, a line, a buyer's claim): the pages confirm them first
+DESTRUCTIVE = frozenset({"cancel", "cancel_line", "reject"})
 #: workbench actions that are hold decisions, and the decision they make
 HOLD_DECISIONS = {"release_hold": "release", "accept_price": "accept_erp_price",
                   "honor_shown_price": "honor_shown_price", "cancel": "cancel"}
@@ -75,13 +85,16 @@ class ActionNotAllowed(ValidationFailed):
 @dataclass(frozen=True)
 class CaseAction:
     """What a person asks: the action, who they are, why; ``owner_team`` for assign, ``line_no`` for
-    cancel_line."""
+    cancel_line, ``amount`` for request_limit (the new limit) and credit (the credit, default: what the
+    buyer disputed), ``answer`` (what the buyer is told) for credit and reject."""
 
     action: str
     actor: str
     comment: str = ""
     owner_team: str | None = None
     line_no: int | None = None
+    amount: Decimal | None = None
+    answer: str = ""
 
 
 @dataclass
@@ -189,6 +202,49 @@ class Workbench:
             self._save(uow, case, action, comment, close=True)
         return {"dead_letter_id": item.id, "consumer": item.consumer, "outlook": item.outlook}
 
+    def _request_limit(self, case: ExceptionCase, action: CaseAction) -> dict[str, Any]:
+        """Ask for a higher credit limit: recorded, not applied (the ERP port sets no limits)."""
+        if action.amount is None or action.amount <= 0:
+            raise ValidationFailed(["request_limit needs amount: the credit limit to set"])
+        with self.store.transaction() as uow:
+            self._still_holding(uow, case)
+            comment = (f"asks for the credit limit of {case.account_id or 'the account'} to be raised to "
+                       f"{action.amount} in the ERP" + (f": {action.comment}" if action.comment else ""))
+            self._save(uow, case, action, comment, close=False)
+        return {"requested_limit": str(action.amount), "applied": False}
+
+    def _credit(self, case: ExceptionCase, action: CaseAction) -> dict[str, Any]:
+        return self._decide_dispute(case, action, "credited")
+
+    def _reject(self, case: ExceptionCase, action: CaseAction) -> dict[str, Any]:
+        return self._decide_dispute(case, action, "rejected")
+
+    def _decide_dispute(self, case: ExceptionCase, action: CaseAction, outcome: str) -> dict[str, Any]:
+        """Finance's decision on a dispute, with the answer the buyer sees, kept on the dispute."""
+        if not action.answer.strip():
+            raise ValidationFailed([f"{action.action} needs answer: what the buyer is told"])
+        if action.amount is not None and action.amount <= 0:
+            raise ValidationFailed(["the credit must be more than 0"])
+        with self.store.transaction() as uow:
+            found = uow.disputes.for_case(case.id)
+            if found is None:
+                raise Conflict(f"case {case.id} has no dispute to decide")
+            dispute_id, request = found
+            amount = None
+            if outcome == "credited":
+                asked = request.get("amount")
+                amount = action.amount if action.amount is not None else (Decimal(asked) if asked else None)
+            decision = {"outcome": outcome, "answer": action.answer.strip(),
+                        "amount": str(amount) if amount is not None else None,
+                        "by": action.actor, "at": uow.now().isoformat()}
+            uow.disputes.decide(dispute_id, decision)
+            what = (f"credit{f' of {amount}' if amount is not None else ''} approved, to be issued as a credit "
+                    "note in the ERP" if outcome == "credited" else "dispute rejected")
+            comment = "; ".join(filter(None, [what, f"answer to the buyer: {action.answer.strip()}",
+                                              action.comment]))
+            self._save(uow, case, action, comment, close=True)
+        return {"dispute_id": dispute_id, "decision": decision}
+
     def _resolve(self, case: ExceptionCase, action: CaseAction) -> None:
         if not action.comment.strip():
             raise ValidationFailed(["resolve needs a comment: what was done"])
@@ -235,6 +291,11 @@ class Workbench:
         if record is not None and record.held_by(case.id):
             raise Conflict(f"case {case.id} holds order {record.id}: release the hold or cancel the order, "
                            f"which resolves the case ({', '.join(TYPE_ACTIONS.get(case.type, ()))})")
+
+    def _still_holding(self, uow: UnitOfWork, case: ExceptionCase) -> None:
+        record = uow.orders.find(case.order_id) if case.order_id else None
+        if record is None or not record.held_by(case.id):
+            raise Conflict(f"case {case.id} holds no order any more: nothing waits for a higher limit")
 
     def _order(self, case: ExceptionCase) -> OrderRecord:
         if case.order_id is None:
