@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from pypdf import PdfReader
 
 from ordersync.adapters.erp.memory import MemoryErp
-from ordersync.channels.portal import documents, orders, returns
+from ordersync.channels.portal import documents, formatting, orders, returns
 from ordersync.config import WebSettings
 from ordersync.domain.clock import FakeClock
 from ordersync.ports.erp import order_reference
@@ -143,7 +143,7 @@ def test_invoices_show_amount_open_balance_due_date_and_total(client: TestClient
     open_ = re.search(r'class="num open">([^<]+)<', row.group(0))
     assert amount and open_ and amount.group(1).startswith("\u20ac") and open_.group(1) == amount.group(1)
     due = re.search(r'class="due">([^<]+)<', row.group(0))
-    assert due and re.match(r"\d{1,2} [A-Z][a-z]{2} \d{4}", due.group(1))
+    assert due and re.fullmatch(r"[A-Z][a-z]{2} \d{1,2}, \d{4}", due.group(1)), due  # "Jan 4, 2027" in English
     assert 'data-overdue' not in row.group(0)
     balance = re.search(r'id="open-balance"><span>([^<]+)<', page.text)
     assert balance and balance.group(1) == amount.group(1)
@@ -163,7 +163,7 @@ def test_a_part_payment_lowers_the_open_balance_and_a_full_one_clears_it(client:
     hub.poller.poll_all()
     settle(hub)
     page = client.get("/portal/invoices")
-    left = documents.money(total - Decimal("10.00"), "EUR")
+    left = formatting.money(total - Decimal("10.00"), "EUR")
     assert f'class="num open">{left}<' in page.text and 'data-state="posted"' in page.text, page.text
     assert re.search(rf'id="open-balance"><span>{re.escape(left)}<', page.text)
     erp.pay_invoice(number.group(1), total - Decimal("10.00"))
@@ -259,6 +259,9 @@ def test_invoice_pdf_and_another_accounts_invoice_is_not_found(client: TestClien
     text = _pdf_text(r.content)
     assert f"Invoice {number.group(1)}" in text and "BRG-6204-2RS" in text and "PO-AFTER-1" in text
     assert amount.group(1) in text and "Due" in text and "C-1001" in text
+    german = client.get(f"/portal/invoices/{invoice_id}.pdf", headers={"Accept-Language": "de-DE,de;q=0.9"})
+    total = Decimal(amount.group(1).lstrip("\u20ac").replace(",", ""))
+    assert formatting.money(total, "EUR", "de") in _pdf_text(german.content)  # "66,30 €": the buyer's language
     other = TestClient(create_app(hub), follow_redirects=True)
     sign_in(other, buyer(hub, *SCOPES, account="C-1002"))
     assert other.get(f"/portal/invoices/{invoice_id}.pdf").status_code == 404

@@ -1,6 +1,7 @@
 """The buyer portal's documents and the facts they share with its pages: order confirmations and invoices
-as PDF (WeasyPrint, from the templates under ``web/templates/portal/pdf/``), money as people read it
-(Babel), and carriers' tracking links.
+as PDF (WeasyPrint, from the templates under ``web/templates/portal/pdf/``; money, quantities and dates
+through :mod:`.formatting`, in the buyer's language), the account's currency, and carriers' tracking
+links.
 
 Why PDFs rendered here and not fetched from the ERP: a buyer's accounts-payable clerk files what the portal
 shows, and the hub has every fact of the order and its invoices already (the projections of the ERP's
@@ -14,25 +15,22 @@ guessed one."""
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import quote
 
-from babel.numbers import format_currency, format_decimal
 from fastapi import Request
 from fastapi.responses import Response
 
 from ordersync.canonical.v1 import Address
+from ordersync.channels.portal import formatting  # noqa: F401  (the money, qty and day filters)
 from ordersync.channels.portal.session import Buyer, hub_of
 from ordersync.domain.errors import DomainError, IntegrationError
 from ordersync.web import TEMPLATES_DIR, templates
 
 log = logging.getLogger("ordersync.portal")
 
-LOCALE = "en"
 PDF_CSS = TEMPLATES_DIR / "portal" / "pdf" / "document.css"
 
 #: carrier (lower case) -> tracking page, ``{number}`` replaced by the tracking number
@@ -58,49 +56,13 @@ def tracking_url(carrier: str | None, number: str | None, configured: Mapping[st
     return template.replace("{number}", quote(number.strip(), safe=""))
 
 
-def money(amount: Decimal | str | None, currency: str | None) -> str:
-    """``1234.5, EUR`` -> ``€1,234.50``; a missing amount is a dash."""
-    if amount is None or amount == "":
-        return "—"
-    try:
-        value = Decimal(str(amount))
-    except InvalidOperation:
-        return str(amount)
-    if not currency:
-        return format_decimal(value, format="#,##0.00", locale=LOCALE)
-    return format_currency(value, currency, locale=LOCALE)
-
-
-def quantity(value: Decimal | str | None) -> str:
-    """``10.000000`` -> ``10``; ``2.5`` -> ``2.5``."""
-    if value is None or value == "":
-        return "—"
-    try:
-        return format_decimal(Decimal(str(value)), locale=LOCALE)
-    except InvalidOperation:
-        return str(value)
-
-
-def day(value: dt.date | dt.datetime | str | None) -> str:
-    """A date as ``5 Dec 2026``; None is a dash."""
-    if value is None or value == "":
-        return "—"
-    if isinstance(value, str):
-        try:
-            when = dt.date.fromisoformat(value[:10])
-        except ValueError:
-            return value
-        return f"{when.day} {when:%b %Y}"
-    return f"{value.day} {value:%b %Y}"
-
-
-def render_pdf(name: str, context: dict[str, Any]) -> bytes:
-    """The template ``portal/pdf/<name>`` as a PDF. WeasyPrint is imported here: it loads fonts and
-    libraries the pages do not need."""
+def render_pdf(request: Request, name: str, context: dict[str, Any]) -> bytes:
+    """The template ``portal/pdf/<name>`` as a PDF, money, quantities and dates in the buyer's language
+    (:mod:`.formatting`'s filters, which read it from ``request``). WeasyPrint is imported here: it loads
+    fonts and libraries the pages do not need."""
     from weasyprint import CSS, HTML  # type: ignore[import-untyped]  # WeasyPrint ships no type information
 
-    html = templates.get_template(f"portal/pdf/{name}").render(
-        {"money": money, "quantity": quantity, "day": day, **context})
+    html = templates.get_template(f"portal/pdf/{name}").render({"request": request, **context})
     pdf: bytes = HTML(string=html).write_pdf(stylesheets=[CSS(filename=str(PDF_CSS))])
     return pdf
 

@@ -22,7 +22,7 @@ from starlette.datastructures import FormData
 from ordersync.api import history
 from ordersync.api.keys import Scope
 from ordersync.api.problems import Problem
-from ordersync.channels.portal.documents import day, money, parties, pdf_response, render_pdf
+from ordersync.channels.portal.documents import parties, pdf_response, render_pdf
 from ordersync.channels.portal.session import PAGE_SIZE, Buyer, error_page, hub_of, page, render, router, text
 from ordersync.domain.cases import CasePolicy
 from ordersync.flows.services.disputes import DisputeRequest, dispute_invoice
@@ -58,14 +58,12 @@ def invoicesrender(request: Request, buyer: Buyer, cursor: str | None = None, di
     for i in found.items:
         owed = open_amount(full[i.id]) if i.id in full else Decimal(0)
         case = cases.get(i.id)
-        rows.append({"invoice": i, "total": money(i.total_amount, i.currency), "open": money(owed, i.currency),
-                     "owed": owed > 0, "due": day(i.due_date), "posted": day(i.posted_at),
+        rows.append({"invoice": i, "open": owed, "owed": owed > 0,
                      "overdue": owed > 0 and i.due_date is not None and i.due_date < today,
                      "case": {**case, "text": CASE_STATES.get(case["state"], case["state"])} if case else None,
                      "disputable": i.state.value not in ("cancelled", "draft") and not i.disputed})
     return render(request, "invoices.html", buyer, rows=rows, next_cursor=found.next_cursor,
-                  balance=[money(v, c) for c, v in balance.items()],
-                  overdue=[money(v, c) for c, v in overdue.items() if v > 0],
+                  balance=list(balance.items()), overdue=[(c, v) for c, v in overdue.items() if v > 0],
                   can_dispute=buyer.principal.has(Scope.INVOICES_WRITE), disputed=disputed[:120],
                   again=again == "1")
 
@@ -105,6 +103,6 @@ def invoice_pdf(request: Request, buyer: Buyer, invoice_id: str) -> Response:
             raise Problem(404, "Not found", f"invoice {invoice_id[:120]} not found")
         order = order_view(conn, invoice.order_id)
         case = dispute_cases(conn, buyer.account_id, [invoice.id]).get(invoice.id)
-    pdf = render_pdf("invoice.html", {"invoice": invoice, "order": order, "open_amount": open_amount(invoice),
+    pdf = render_pdf(request, "invoice.html", {"invoice": invoice, "order": order, "open_amount": open_amount(invoice),
                                       "dispute": case, **parties(request, buyer)})
     return pdf_response(pdf, f"invoice-{invoice.number or invoice.id}.pdf")

@@ -17,14 +17,11 @@ from ordersync.api import history, order_changes, orders
 from ordersync.api.keys import Scope
 from ordersync.channels.portal.documents import (
     account_currency,
-    day,
-    money,
     parties,
     pdf_response,
     render_pdf,
     tracking_url,
 )
-from ordersync.channels.portal.documents import quantity as fmt_quantity
 from ordersync.channels.portal.session import (
     ACCEPTED,
     PAGE_SIZE,
@@ -117,7 +114,7 @@ def ordersrender(request: Request, buyer: Buyer, cursor: str | None = None) -> R
     found = history.order_history(hub_of(request), buyer.principal, limit=PAGE_SIZE,
                                   cursor=cursor[:500] if cursor else None)
     currency = account_currency(request, buyer.account_id) if found.items else ""
-    rows = [{"order": o, "status": status(o.state.value, o.partial), "total": money(o.total, o.currency or currency)}
+    rows = [{"order": o, "status": status(o.state.value, o.partial), "currency": o.currency or currency}
             for o in found.items]
     return render(request, "orders.html", buyer, rows=rows, next_cursor=found.next_cursor)
 
@@ -132,7 +129,6 @@ def orderrender(request: Request, buyer: Buyer, order_id: str, placed: str = "")
     headers = {"Refresh": "2"} if result["kind"] == "pending" else None
     return render(request, "order.html", buyer, headers=headers, order=view, outcome=result, placed=placed == "1",
                   shipments=with_links(request, view["shipments"]), nonce=secrets.token_hex(8),
-                  money=money, quantity=fmt_quantity, day=day,
                   confirmed=result["state"] in ACCEPTED,
                   can_order=buyer.principal.has(Scope.ORDERS_WRITE),
                   can_return=buyer.principal.has(Scope.RETURNS_WRITE) and shipped_anything(view))
@@ -149,7 +145,7 @@ def confirmation_pdf(request: Request, buyer: Buyer, order_id: str) -> Response:
                           "its confirmation can be printed once it is accepted")
     view["currency"] = view["currency"] or account_currency(request, buyer.account_id)
     lines = [{**x, "amount": _amount(x)} for x in view["lines"]]
-    pdf = render_pdf("confirmation.html", {"order": view, "lines": lines, "status": status(view["state"])[1],
+    pdf = render_pdf(request, "confirmation.html", {"order": view, "lines": lines, "status": status(view["state"])[1],
                                            **parties(request, buyer)})
     return pdf_response(pdf, f"order-confirmation-{view['external_order_number']}.pdf")
 

@@ -22,8 +22,6 @@ from ordersync.api import orders, returns
 from ordersync.api.keys import Scope
 from ordersync.api.pagination import decode_cursor, encode_cursor
 from ordersync.channels.portal.cart import quantity
-from ordersync.channels.portal.documents import day
-from ordersync.channels.portal.documents import quantity as fmt_quantity
 from ordersync.channels.portal.orders import erp_shipped, shipped_anything
 from ordersync.channels.portal.session import PAGE_SIZE, Buyer, error_page, hub_of, page, render, router, text
 from ordersync.reads.accounts import account_returns
@@ -65,8 +63,7 @@ def returnsrender(request: Request, buyer: Buyer, cursor: str | None = None) -> 
 def _row(body: dict[str, Any]) -> dict[str, Any]:
     return {"id": body["id"], "rma": rma_number(body["id"], body.get("requested_at")), "order_id": body["order_id"],
             "state": body["state"], "state_text": _state_text(body["state"]),
-            "requested": day(body.get("requested_at")),
-            "lines": [{**x, "quantity": fmt_quantity(x["quantity"])} for x in body["lines"]],
+            "requested": body.get("requested_at"), "lines": body["lines"],
             "erp_numbers": [e["number"] or e["reference"] for e in body.get("erp_returns", [])]}
 
 
@@ -75,7 +72,7 @@ def _row(body: dict[str, Any]) -> dict[str, Any]:
 def returnrender(request: Request, buyer: Buyer, return_id: str) -> Response:
     ret = returns.return_answer(hub_of(request), buyer.principal, return_id[:64])
     return render(request, "return.html", buyer, ret=ret, rma=rma_number(ret.id, ret.requested_at),
-                  state_text=_state_text(ret.state.value), requested=day(ret.requested_at), quantity=fmt_quantity)
+                  state_text=_state_text(ret.state.value))
 
 
 @router.get("/orders/{order_id}/return")
@@ -91,7 +88,7 @@ def return_form(request: Request, buyer: Buyer, order_id: str) -> Response:
     for s in erp_shipped(view):
         for x in s["lines"]:
             shipped[x["line_no"]] = shipped.get(x["line_no"], Decimal(0)) + Decimal(x["quantity"])
-    return render(request, "return_form.html", buyer, order=view, shipped=shipped, quantity=fmt_quantity)
+    return render(request, "return_form.html", buyer, order=view, shipped=shipped)
 
 
 @router.post("/orders/{order_id}/return")
