@@ -7,7 +7,9 @@ installed with apt (as root); elsewhere the tests skip and say why, unless ``CI=
 browser fails the run.
 
 Every test gets a fresh browser context; its last page is saved as a screenshot under
-``test-artifacts/screenshots/`` (``shot()`` saves named steps), which CI keeps as artifacts.
+``test-artifacts/screenshots/`` (``shot()`` saves named steps), which CI keeps as artifacts. The page each
+test ends on (every page fixture of the test) is checked by axe-core first (``tests/browser/accessibility``):
+a serious or critical violation fails the test; tests call ``axe_check`` themselves for pages mid-flow.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from ordersync.api.keys import KeyService
 from ordersync.config import Settings
 from ordersync.domain.clock import SystemClock
 from ordersync.store.db import Database
+from tests.browser.accessibility import axe_check
 from tests.support import people
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -159,9 +162,31 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, seconds: 
     raise RuntimeError(f"ordersync serve did not answer within {seconds} s:\n{log.read_text()[-3000:]}")
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """Once a browser test's body has passed, axe checks the page each of its page fixtures ends on; a
+    violation fails the test itself (in its call phase, not as an error of a fixture's teardown). A test
+    that failed already is not checked again."""
+    result = yield
+    for name, value in getattr(item, "funcargs", {}).items():
+        if _html_page(value):
+            axe_check(value, "end" if name == "page" else f"end-{name}", test=item.name)
+    return result
+
+
+def _html_page(value: Any) -> bool:
+    """An open Playwright page showing an HTML document (not a PDF, not about:blank)."""
+    from playwright.sync_api import Page
+
+    if not isinstance(value, Page) or value.is_closed() or not value.url.startswith("http"):
+        return False
+    return bool(value.evaluate("document.contentType") == "text/html")
+
+
 @pytest.fixture
 def page(browser: Any, server: Server, request: pytest.FixtureRequest) -> Iterator[Any]:
-    """A fresh context (no cookies) on the hub; its last page is saved as a screenshot."""
+    """A fresh context (no cookies) on the hub; its last page is checked by axe (``pytest_runtest_call``
+    above) and saved as a screenshot."""
     context = browser.new_context(base_url=server.url, viewport={"width": 1280, "height": 900})
     context.set_default_timeout(15_000)
     p = context.new_page()
