@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 
 from ordersync.web import Session, SessionSigner
 from ordersync.web.oidc import FLOW_COOKIE, FLOW_SECONDS, Flow, OidcClient, SignInFailed, seal, unseal
@@ -130,8 +130,23 @@ def oidc_start(request: Request, area: str, next_: str) -> tuple[str, str] | Non
 
 
 def set_flow(response: Response, request: Request, sealed: str, area: str) -> Response:
-    set_cookie(response, request, FLOW_COOKIE, sealed, max_age=FLOW_SECONDS, path=f"/{area}/oidc")
+    """The sign-in's flow cookie: SameSite=Lax, because the provider sends the browser back with a
+    cross-site navigation, on which a Strict cookie would not be sent."""
+    set_cookie(response, request, FLOW_COOKIE, sealed, max_age=FLOW_SECONDS, path=f"/{area}/oidc", samesite="lax")
     return response
+
+
+def continue_to(target: str) -> Response:
+    """The callback's answer: a page that moves on to ``target`` itself. A redirect would keep the
+    navigation cross-site (it began at the identity provider), and the browser would withhold the new
+    SameSite=Strict session cookie from the first page; a navigation this page starts is same-site."""
+    from html import escape
+
+    body = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" '
+            f'content="0;url={escape(target)}"><title>Signed in</title></head><body><main><p>Signed in. '
+            f'<a id="continue" href="{escape(target)}">Continue</a></p></main></body></html>')
+    return HTMLResponse(body, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
+                                       "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'"})
 
 
 def oidc_finish(request: Request, area: str, kind: str) -> tuple[Person, Flow]:

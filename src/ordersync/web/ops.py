@@ -27,14 +27,15 @@ from sqlalchemy import select
 
 from ordersync.canonical.v1 import CaseState, CaseType, OrderState
 from ordersync.domain.errors import Conflict, IntegrationError, NotFound, OrdersyncError, Unavailable, ValidationFailed
-from ordersync.flows.services.workbench import ActionNotAllowed, CaseAction, Workbench, allowed_actions
+from ordersync.flows.services.workbench import DESTRUCTIVE, ActionNotAllowed, CaseAction, Workbench, allowed_actions
 from ordersync.messaging.deadletters import DeadLetterFilter
 from ordersync.ports.deadletters import ReplayItem
 from ordersync.runtime.hub import Hub
 from ordersync.store import edi as edi_store
 from ordersync.store.schema import edi_interchanges
-from ordersync.web import SessionSigner, doors, ops_shopify, templates
+from ordersync.web import SessionSigner, doors, ops_charts, ops_shopify, templates
 from ordersync.web import ops_data as data
+from ordersync.web import ops_workbench as workbench_data
 from ordersync.web.oidc import FLOW_COOKIE, SignInFailed
 from ordersync.web.people import STAFF, Person, may_act
 from ordersync.web.signin import clear_cookie
@@ -201,7 +202,8 @@ def oidc_callback(request: Request) -> Response:
         log.warning("dashboard sign-in with the identity provider refused: %s", exc)
         return _signin_page(request, "/ops", 403, f"Sign-in refused: {exc}.")
     log.info("%s signed in to the dashboard (OpenID Connect, roles %s)", person.actor, ",".join(person.roles))
-    response = doors.start_session(doors.continue_to(_safe_next(flow.next)), request, SIGNER, COOKIE, "/ops", person)
+    response = doors.start_session(doors.continue_to(_safe_next(flow.next)), request, SIGNER, COOKIE, "/ops",
+                                   person)
     clear_cookie(response, request, FLOW_COOKIE, path="/ops/oidc")
     return response
 
@@ -250,11 +252,10 @@ def overview(request: Request, operator: Signed) -> Response:
     now = hub.clock.now()
     with hub.db.read() as conn:
         pipeline = data.pipeline(conn, now)
-        chart = data.throughput(conn, now)
         health = data.health(hub, conn, now)
-    since, sla = data.sla(hub, now)
-    return _page(request, operator, "overview.html", section="overview", now=now, pipeline=pipeline, chart=chart,
-                 health=health, sla=sla, sla_since=since)
+        view = ops_charts.overview(hub, conn, now)
+    return _page(request, operator, "overview.html", section="overview", now=now, pipeline=pipeline, health=health,
+                 view=view, refreshed=ops_charts.refreshed_ids(view, [r.state for r in pipeline]), dur=data.duration)
 
 
 # -- exception queue and cases ---------------------------------------------------------------------------

@@ -29,6 +29,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -94,9 +95,11 @@ def web_settings(request: Request) -> WebSettings:
     return settings
 
 
-def set_cookie(response: Response, request: Request, name: str, value: str, *, max_age: int, path: str) -> None:
-    """A session-grade cookie: HttpOnly, SameSite=Strict, Secure as :func:`secure_cookie` says."""
-    response.set_cookie(name, value, max_age=max_age, path=path, httponly=True, samesite="strict",
+def set_cookie(response: Response, request: Request, name: str, value: str, *, max_age: int, path: str,
+               samesite: Literal["strict", "lax"] = "strict") -> None:
+    """A session-grade cookie: HttpOnly, SameSite=Strict (Lax only for what must survive the identity
+    provider's redirect back, a cross-site navigation), Secure as :func:`secure_cookie` says."""
+    response.set_cookie(name, value, max_age=max_age, path=path, httponly=True, samesite=samesite,
                         secure=secure_cookie(request, web_settings(request)))
 
 

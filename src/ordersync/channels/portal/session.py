@@ -315,7 +315,7 @@ def oidc_callback(request: Request) -> Response:
         log.warning("portal sign-in with the identity provider refused: %s", exc)
         return _signin_page(request, "/portal/catalog", 403, f"Sign-in refused: {exc}.")
     log.info("%s of %s signed in to the portal (OpenID Connect)", person.actor, person.account_id)
-    response = RedirectResponse(_local(flow.next), status_code=303)
+    response = doors.continue_to(_local(flow.next))
     doors.start_session(response, request, signer, SESSION_COOKIE, "/portal", person)
     clear_cookie(response, request, FLOW_COOKIE, path="/portal/oidc")
     return with_cart(response, request, None)
