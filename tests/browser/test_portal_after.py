@@ -134,6 +134,7 @@ def test_after_the_order_on_a_phone(phone: Any, server: Server, request: pytest.
     post_invoice(server, order_id, "INV-PHONE-1", "66.30")
     page.click("#nav-invoices")
     row = page.locator('#invoices tr[data-invoice="inv-INV-PHONE-1"]')
+    reload_until(page, lambda: row.count() > 0)  # the served worker takes the ERP's invoice
     expect(row.locator(".open")).to_have_text("\u20ac66.30")
     expect(page.locator("#open-balance")).to_contain_text("\u20ac66.30")
     fits(page)
