@@ -292,6 +292,8 @@ def test_returns_need_a_shipment_and_are_listed_with_an_rma_number(client: TestC
     listing = client.get("/portal/returns")
     row = re.search(rf'<tr data-return="{return_id}" data-state="requested">.*?</tr>', listing.text, re.S)
     assert row and rma.group(1) in row.group(0) and "Line 1: 2 (damaged in transit)" in row.group(0)
+    number = re.search(r"<h1>Order ([^<]+)</h1>", client.get(f"/portal/orders/{order_id}").text)
+    assert number and f'href="/portal/orders/{order_id}">{number.group(1)}</a>' in row.group(0)  # by its number
     assert 'id="nav-returns"' in listing.text
     other = TestClient(create_app(hub), follow_redirects=True)
     sign_in(other, buyer(hub, *SCOPES, account="C-1002"))

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, select
 
 from ordersync.canonical.v1 import Invoice, InvoiceState
 from ordersync.reads.pages import older_than
-from ordersync.store.schema import cases, erp_returns, invoice_disputes, invoices, return_requests
+from ordersync.store.schema import cases, erp_returns, invoice_disputes, invoices, orders, return_requests
 
 #: invoice states with money still owed (a disputed invoice is owed until finance decides)
 OPEN_STATES = frozenset({InvoiceState.POSTED.value, InvoiceState.DISPUTED.value})
@@ -89,10 +89,16 @@ def _decision(body: str) -> dict[str, str]:
             "credit": str(decided.get("amount") or "")}
 
 
+def order_numbers(conn: Connection, order_ids: Iterable[str]) -> dict[str, str]:
+    """The orders' numbers as their channel gave them (what a buyer recognises), by order id."""
+    rows = conn.execute(select(orders.c.id, orders.c.external_order_number).where(orders.c.id.in_(set(order_ids))))
+    return {r.id: r.external_order_number for r in rows}
+
+
 def account_returns(conn: Connection, account_id: str, limit: int, after: list[Any] | None = None
                     ) -> list[tuple[dict[str, Any], list[Any]]]:
-    """Up to ``limit`` return requests of the account, newest first, each with its cursor key and the
-    ERP returns it became (``erp_returns``)."""
+    """Up to ``limit`` return requests of the account, newest first, each with its cursor key, the ERP
+    returns it became (``erp_returns``) and its order's number (``order_number``)."""
     r = return_requests.c
     key = [r.requested_at, r.id]
     query = select(r.body, *key).where(r.account_id == account_id)
@@ -106,4 +112,7 @@ def account_returns(conn: Connection, account_id: str, limit: int, after: list[A
                           .where(erp_returns.c.return_id.in_(ids))
                           .order_by(erp_returns.c.plant, erp_returns.c.reference)).mappings():
         made.setdefault(e["return_id"], []).append({k: e[k] for k in ("plant", "reference", "number", "state")})
-    return [({**json.loads(row[0]), "erp_returns": made.get(row[2], [])}, list(row[1:])) for row in rows]
+    bodies = [json.loads(row[0]) for row in rows]
+    numbers = order_numbers(conn, {b["order_id"] for b in bodies})
+    return [({**body, "erp_returns": made.get(row[2], []), "order_number": numbers.get(body["order_id"], "")},
+             list(row[1:])) for body, row in zip(bodies, rows, strict=True)]

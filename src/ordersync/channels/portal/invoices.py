@@ -32,6 +32,7 @@ from ordersync.reads.accounts import (
     invoices_by_id,
     open_amount,
     open_balance,
+    order_numbers,
     overdue_amount,
 )
 from ordersync.reads.orders import order_view
@@ -54,11 +55,12 @@ def invoicesrender(request: Request, buyer: Buyer, cursor: str | None = None, di
         overdue = overdue_amount(conn, buyer.account_id, today)
         cases = dispute_cases(conn, buyer.account_id, [i.id for i in found.items])
         full = invoices_by_id(conn, buyer.account_id, [i.id for i in found.items])
+        numbers = order_numbers(conn, [i.order_id for i in found.items])
     rows = []
     for i in found.items:
         owed = open_amount(full[i.id]) if i.id in full else Decimal(0)
         case = cases.get(i.id)
-        rows.append({"invoice": i, "open": owed, "owed": owed > 0,
+        rows.append({"invoice": i, "open": owed, "owed": owed > 0, "order_number": numbers.get(i.order_id, "order"),
                      "overdue": owed > 0 and i.due_date is not None and i.due_date < today,
                      "case": {**case, "text": CASE_STATES.get(case["state"], case["state"])} if case else None,
                      "disputable": i.state.value not in ("cancelled", "draft") and not i.disputed})

@@ -62,6 +62,7 @@ def returnsrender(request: Request, buyer: Buyer, cursor: str | None = None) -> 
 
 def _row(body: dict[str, Any]) -> dict[str, Any]:
     return {"id": body["id"], "rma": rma_number(body["id"], body.get("requested_at")), "order_id": body["order_id"],
+            "order_number": body.get("order_number") or "order",
             "state": body["state"], "state_text": _state_text(body["state"]),
             "requested": body.get("requested_at"), "lines": body["lines"],
             "erp_numbers": [e["number"] or e["reference"] for e in body.get("erp_returns", [])]}
