@@ -97,6 +97,7 @@ def axe_check(page: Any, context: str, test: str | None = None) -> dict[str, Any
 
     ``context`` names the step (``end`` for the page a test ends on); ``test`` defaults to the running
     test's name. Returns the results for tests that look further."""
+    __tracebackhide__ = True  # the failure is the list of violations, not this helper's frames
     results = run_axe(page)
     path = save(results, context, test)
     failing = serious(results)

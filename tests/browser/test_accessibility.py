@@ -40,7 +40,7 @@ from ordersync.runtime.outbound import SubscriptionService
 from ordersync.store.schema import edi_interchanges
 from ordersync.store.uow import SqlStore
 from ordersync.web.people import BUYER, STAFF, People
-from tests.browser.accessibility import axe_check
+from tests.browser.accessibility import ARTIFACTS, AccessibilityError, axe_check, current_test
 from tests.browser.conftest import CONFIG, SCREENSHOTS, Server, serve_hub
 from tests.browser.pages import add_to_cart, ops_sign_in, portal_sign_in, reload_until
 
@@ -389,5 +389,26 @@ def test_the_first_tab_shows_a_skip_link_that_moves_the_focus_to_the_main_conten
         assert outline[0] != "none" and outline[1] >= 2, f"the focus outline is not visible: {outline}"
         page.keyboard.press("Enter")
         expect(page.locator("main#main")).to_be_focused()
+    finally:
+        page.close()
+
+
+def test_a_serious_violation_fails_naming_the_rule_the_element_and_the_help(sessions: dict[str, Any]) -> None:
+    page = sessions["anonymous"].new_page()
+    try:
+        page.goto("/portal/signin")
+        page.evaluate("""() => {  // a control nobody can name, text nobody can read
+            const input = document.createElement('input'); input.id = 'nameless';
+            const faint = document.createElement('p'); faint.id = 'faint'; faint.textContent = 'barely there';
+            faint.style.color = '#c8ccd2';
+            document.querySelector('main').append(input, faint);
+        }""")
+        with pytest.raises(AccessibilityError) as failed:
+            axe_check(page, "planted")
+        message = str(failed.value)
+        assert "label (critical)" in message and "#nameless" in message and "Form elements must have labels" in message
+        assert "color-contrast (serious)" in message and "#faint" in message
+        saved = json.loads((ARTIFACTS / f"{current_test()}-planted.json").read_text())
+        assert {v["id"] for v in saved["violations"]} >= {"label", "color-contrast"}
     finally:
         page.close()
