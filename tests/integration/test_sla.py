@@ -16,18 +16,30 @@ from sqlalchemy import insert
 
 from ordersync.adapters.erp.memory import MemoryErp
 from ordersync.bootstrap import build_hub
-from ordersync.canonical.v1 import Invoice, InvoiceState, OrderState
+from ordersync.canonical.v1 import CaseType, Invoice, InvoiceState, OrderState
 from ordersync.config import Settings, SlaSettings
 from ordersync.domain.clock import FakeClock
 from ordersync.domain.errors import Unavailable
 from ordersync.domain.events import OrderReceived
-from ordersync.domain.order.parts import FulfillmentTimes, InvoiceClock
-from ordersync.domain.sla import ClockReading, SlaClock, SlaThresholds, percentile, summarize
+from ordersync.domain.order.parts import FulfillmentTimes, Hold, InvoiceClock
+from ordersync.domain.sla import (
+    ClockReading,
+    ClockSummary,
+    SlaClock,
+    SlaThresholds,
+    acknowledgment_samples,
+    hold_samples,
+    hourly_percentiles,
+    percentile,
+    summarize,
+    summarize_holds,
+)
 from ordersync.flows.services.intake import receive_order
-from ordersync.reads.sla import SlaScope, readings
+from ordersync.reads.sla import SlaScope, holds, readings, untimed_clocks
 from ordersync.server import create_app
 from ordersync.store.schema import dead_letters, invoices
 from ordersync.store.uow import unit_of_work
+from ordersync.web import ops_charts
 from tests.support.hub import api_key, erp_hub, order, place, settle
 from tests.support.orders import make_order
 
@@ -59,7 +71,10 @@ def placed(hub: Any, *, at: dt.datetime, account: str = "C-1", channel: str = "p
     with unit_of_work(hub.db, FakeClock(at)) as uow:  # received at ``at``
         record, _ = receive_order(uow, make_order(channel=channel, account=account))
         for state, seconds in moves:
-            record.move_to(state, at + dt.timedelta(seconds=seconds), "test")
+            if state is S.ON_HOLD:  # held by a credit case, as the flows hold an order
+                record.hold = Hold(case_id=f"case-{record.id}", type=CaseType.CREDIT_HOLD, reason="over the limit",
+                                   interrupted=record.state)
+            record.move_to(state, at + dt.timedelta(seconds=seconds), "credit_hold: over the limit")
         if times is not None:
             record.fulfillment = times
         uow.save_order(record)
@@ -177,6 +192,76 @@ def test_the_sla_report_groups_filters_by_time_and_account_and_needs_ops(hub: An
     assert client.get("/v1/ops/sla", headers=buyer).status_code == 403
 
 
+# -- holds apart, clocks no ERP can time ----------------------------------------------------------------------
+
+def test_a_hold_is_peoples_time_apart_from_the_hubs_acknowledgment(hub: Any) -> None:
+    # held 20 s after arrival for an hour, then on to the ERP: the hub took 50 s of the 3650
+    released = ((S.VALIDATED, 10), (S.PRICED, 10), (S.ON_HOLD, 20), (S.ALLOCATED, 3620),
+                (S.SUBMITTED_TO_ERP, 3630), (S.ACCEPTED, 3650))
+    placed(hub, at=T0, moves=released)
+    placed(hub, at=T0, moves=((S.VALIDATED, 5), (S.PRICED, 5), (S.ON_HOLD, 30)))  # still with finance
+    placed(hub, at=T0, moves=accepted_after(40))  # never held
+    now = T0 + dt.timedelta(hours=5)
+    with hub.db.read() as conn:
+        found = readings(conn, SlaScope())
+        spans = holds(conn, SlaScope())
+    ack = summarize(found, SlaThresholds(acknowledgment=60), now)["all"][SlaClock.ACKNOWLEDGMENT]
+    # the released hold's hour is not the hub's: p99 50 s, nothing breached; the order still held has run
+    # 30 s of the hub's time before the hold, and does not run on while finance decides
+    assert (ack.count, ack.p50, ack.p99, ack.breached, ack.open, ack.open_breached) == (2, 40, 50, 0, 1, 0)
+    assert sorted(r.seconds(now) for r in found if r.clock is SlaClock.ACKNOWLEDGMENT) == [30, 40, 50]
+    assert sorted((h.kind, h.seconds(now)) for h in spans) == [("credit_hold", 3600), ("credit_hold", 5 * 3600 - 30)]
+    held = summarize_holds(spans, now)
+    assert (held.count, held.p50, held.p99, held.open, held.oldest_open) == (1, 3600, 3600, 1, 5 * 3600 - 30)
+    # per hour: the acknowledgments by the hour the ERP accepted, the holds by the hour they were released
+    starts = [T0 + dt.timedelta(hours=h) for h in range(3)]
+    by_hour = hourly_percentiles(acknowledgment_samples(found), starts)
+    assert [(h.count, h.p50, h.p99) for h in by_hour] == [(1, 40, 40), (1, 50, 50), (0, None, None)]
+    released_hours = hourly_percentiles(hold_samples(spans), starts)
+    assert [(h.count, h.p90) for h in released_hours] == [(0, None), (1, 3600), (0, None)]
+
+
+def test_a_clock_the_erp_cannot_time_is_named_with_the_reason() -> None:
+    untimed = ClockSummary(threshold_seconds=900, unmeasured=3)
+    timed = ClockSummary(threshold_seconds=900, count=2, p50=40, unmeasured=1)
+    empty = ClockSummary(threshold_seconds=900)
+    hidden = untimed_clocks(["tryton"], {SlaClock.INVOICE_SYNC: empty})
+    assert list(hidden) == [SlaClock.INVOICE_SYNC] and "posting date" in hidden[SlaClock.INVOICE_SYNC]
+    assert SlaClock.INVOICE_SYNC in untimed_clocks(["memory", "tryton"], {SlaClock.INVOICE_SYNC: untimed})
+    assert untimed_clocks(["tryton"], {SlaClock.INVOICE_SYNC: timed}) == {}  # something did time it: shown
+    assert untimed_clocks(["sap"], {SlaClock.INVOICE_SYNC: empty}) == {}  # an ERP that may time it
+    dates = untimed_clocks([], {SlaClock.INVOICE_SYNC: untimed})
+    assert "3 readings carry a date" in dates[SlaClock.INVOICE_SYNC]
+
+
+def test_the_overview_hides_invoice_sync_on_the_twin_and_shows_holds_apart(tmp_path: Path) -> None:
+    clock = FakeClock(dt.datetime.now(dt.UTC).replace(microsecond=0))
+    erp = MemoryErp("main", name="main", clock=clock.now)
+    hub = erp_hub(tmp_path, {"main": erp}, clock=clock, sla=LIMITS)
+    try:
+        place(hub, order("C-1001", ("BRG-6204-2RS", 10), ship_to="RIS-DUS", external="OV-1"))
+        place(hub, order("C-1004", ("MOT-IE3-4.0-4P", 8), external="OV-held"))  # a credit hold
+        settle(hub)
+        clock.advance(4 * 3600)
+        with hub.db.read() as conn:
+            view = ops_charts.overview(hub, conn, clock.now())
+        assert [h.clock for h in view.sla.hidden] == ["invoice_sync"]
+        assert "posting date" in view.sla.hidden[0].reason
+        assert [r.clock for r in view.sla.rows] == ["acknowledgment", "fulfillment"]
+        ack = view.sla.rows[0].summary
+        assert (ack.count, ack.breached, ack.open, ack.open_breached) == (1, 0, 1, 0)
+        assert (view.sla.holds.open, view.sla.holds.count) == (1, 0)
+        assert view.sla.holds.oldest_open is not None and view.sla.holds.oldest_open >= 4 * 3600
+        assert view.total_24h == 2
+        svg = str(view.figures["backlog"].svg)
+        assert 'data-state="on_hold" data-count="1"' in svg and 'data-state="accepted" data-count="1"' in svg
+        assert 'data-bucket="4-24h" data-count="3"' in str(view.figures["ageing"].svg)  # two orders, a case
+        assert 'data-team="finance" data-count="1"' in str(view.figures["cases"].svg)
+        assert [t.count for t in view.tiles if t.id == "tile-holds"] == [1]
+    finally:
+        hub.close()
+
+
 # -- /metrics -------------------------------------------------------------------------------------------------
 
 def scrape(client: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -229,9 +314,9 @@ def test_metrics_show_orders_sla_cases_dead_letters_outbox_lag_and_erp_circuits(
                 for (_, erp_name), (_, lane) in [labels] if erp_name == "main"}
         assert wire["orders"] >= 4 and port["orders"] >= 4
         assert sum(wire.values()) == sum(erp.calls.values())
-        clock.advance(4 * 3600)  # the held order's acknowledgment clock now runs over its threshold
+        clock.advance(4 * 3600)  # the held order waits for finance: people's time, not the hub's breach
         m = scrape(client)
-        assert m[("ordersync_sla_open_breached", ack)] == 1
+        assert m[("ordersync_sla_open_breached", ack)] == 0
         assert m[("ordersync_cases_overdue", (("type", "credit_hold"),))] == 1
         assert "C-1004" not in client.get("/metrics").text  # counts only: no account, order or case ids
         assert "/metrics" not in json.dumps(client.get("/v1/openapi.json").json()["paths"])
