@@ -119,6 +119,7 @@ def test_after_the_order_on_a_phone(phone: Any, server: Server, request: pytest.
     assert pdf.status == 200 and pdf.headers["content-type"] == "application/pdf" and pdf.body()[:4] == b"%PDF"
 
     page.click("#return-link")
+    fits(page)
     page.fill('input[name="qty:1"]', "2")
     page.fill("#reason", "two arrived dented")
     page.click("#request-return")
