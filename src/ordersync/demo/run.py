@@ -28,7 +28,7 @@ from sqlalchemy import func, select
 
 from ordersync.bootstrap import build_hub
 from ordersync.channels.storefront.simulator import Scenario, build, place
-from ordersync.config import EdiSettings, ErpSettings, Settings, ShopifySettings
+from ordersync.config import EdiSettings, ErpSettings, Settings, ShopifySettings, WebSettings
 from ordersync.demo import aftermath, edi_partner, shopify_store, sink
 from ordersync.domain.lifecycle import REACHED_ERP
 from ordersync.runtime.hub import Hub
@@ -74,10 +74,12 @@ def run(opts: DemoOptions) -> int:
                          password=user["password"], push=push)],
         edi=EdiSettings(partners=[edi], poll_seconds=0.5),
         shopify=ShopifySettings(shops=[shop.settings], poll_seconds=0.5),
+        web=WebSettings(seller=SELLER),
     )
     _write_config(data_dir, server.url, database, user["login"], user["password"], push,
                   extra="\n[edi]\npoll_seconds = 0.5\n" + edi_partner.config_toml(edi)
-                  + "\n[shopify]\npoll_seconds = 0.5\n" + shopify_store.config_toml(shop.settings))
+                  + "\n[shopify]\npoll_seconds = 0.5\n" + shopify_store.config_toml(shop.settings)
+                  + f"\n[web]\nseller = {SELLER!r}\n".replace("'", '"'))
     hub = build_hub(settings)
     stop = threading.Event()
     api = _start_api(hub, opts)
@@ -225,6 +227,8 @@ def _start_sink(hub: Hub) -> sink.Sink:
     return receiver
 
 
+#: the demo manufacturer at the head of the portal's PDFs (its address as in the ERP's company)
+SELLER = ["Kestrel Components GmbH", "Billbrookdeich 210", "22113 Hamburg", "Germany"]
 #: the demo's people: (area, e-mail, name, roles, account); each is invited and picks a password
 DEMO_PEOPLE = (
     ("ops", "olga@kestrel.example", "Olga Operations", ("operations", "admin"), None),
