@@ -519,3 +519,38 @@ def test_orders_are_found_by_number_po_customer_and_sku(signed: TestClient, hub:
     assert 'id="order-list-empty"' in page
     part = signed.get("/ops/orders", params={"q": "C-1001", "part": "rows"}).text
     assert part.lstrip().startswith('<tbody id="order-rows">') and "<html" not in part
+
+
+def test_saved_filters_are_each_operators_own(signed: TestClient, client: TestClient, hub: Any,
+                                              world: World) -> None:
+    page = signed.get("/ops/cases?view=finance&type=credit_hold").text
+    assert 'name="query" value="view=finance&amp;type=credit_hold"' in page
+    r = signed.post("/ops/filters", follow_redirects=False,
+                    data={"csrf": csrf(page), "page": "cases", "name": "  My  credit holds ",
+                          "query": "view=finance&type=credit_hold&part=rows&evil=1"})
+    assert r.status_code == 303 and r.headers["location"] == "/ops/cases?view=finance&type=credit_hold"
+    page = signed.get("/ops/cases").text
+    found = re.search(r'<li data-filter-id="([0-9a-f]{32})"><a class="saved-filter" '
+                      r'href="/ops/cases\?view=finance&amp;type=credit_hold" >My credit holds</a>', page)
+    assert found, page
+    # saving the name again replaces it; the order search keeps its own
+    signed.post("/ops/filters", data={"csrf": csrf(page), "page": "cases", "name": "My credit holds",
+                                      "query": "state=all"})
+    signed.post("/ops/filters", data={"csrf": csrf(page), "page": "orders", "name": "Ostsee", "query": "q=C-1004"})
+    page = signed.get("/ops/cases").text
+    assert page.count('class="saved-filter"') == 1 and 'href="/ops/cases?state=all"' in page
+    assert 'href="/ops/orders?q=C-1004" >Ostsee</a>' in signed.get("/ops/orders").text
+    # another operator sees none of them and cannot delete them
+    other = TestClient(create_app(hub), raise_server_exceptions=False)
+    assert sign_in(other, staff(hub, "finance", name="Frida Finance")).status_code == 303
+    theirs = other.get("/ops/cases").text
+    assert 'class="saved-filter"' not in theirs
+    [filter_id] = re.findall(r'data-filter-id="([0-9a-f]{32})"', page)
+    other.post(f"/ops/filters/{filter_id}/delete", data={"csrf": csrf(theirs), "page": "cases"})
+    assert 'class="saved-filter"' in signed.get("/ops/cases").text
+    for _ in range(2):  # deleting twice is harmless
+        r = signed.post(f"/ops/filters/{filter_id}/delete", data={"csrf": csrf(page), "page": "cases"},
+                        follow_redirects=False)
+        assert r.status_code == 303
+    assert 'class="saved-filter"' not in signed.get("/ops/cases").text
+    assert signed.post("/ops/filters", data={"page": "cases", "name": "x"}).status_code == 403  # no token

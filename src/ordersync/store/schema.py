@@ -702,3 +702,18 @@ people = Table(
     Index("ix_people_account", "account_id"),
     Index("ix_people_invite", "invite_hash"),
 )
+
+# -- saved filters of the dashboard (migration 0018) -------------------------------------------------
+
+# An operator's named filters of a dashboard list (``page``: cases | orders), each the page's query string.
+saved_filters = Table(
+    "saved_filters",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("owner", String(254), nullable=False),  # the person's id
+    Column("page", String(20), nullable=False),
+    Column("name", String(80), nullable=False),
+    Column("query", String(1000), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("owner", "page", "name", name="uq_saved_filters_name"),
+)

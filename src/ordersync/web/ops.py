@@ -31,6 +31,7 @@ from ordersync.flows.services.workbench import DESTRUCTIVE, ActionNotAllowed, Ca
 from ordersync.messaging.deadletters import DeadLetterFilter
 from ordersync.ports.deadletters import ReplayItem
 from ordersync.runtime.hub import Hub
+from ordersync.store import cases as saved_filters
 from ordersync.store import edi as edi_store
 from ordersync.store.schema import edi_interchanges
 from ordersync.web import SessionSigner, doors, ops_charts, ops_shopify, templates
@@ -275,13 +276,15 @@ def case_queue(request: Request, operator: Signed, view: Text = None, type: Text
         rows = data.case_rows(conn, flt, hub.clock.now())
         teams = data.owner_teams(conn)
         counts = data.case_counts(conn, flt)
+        filters = saved_filters.saved(conn, operator.person.id, "cases")
     context: dict[str, Any] = dict(rows=rows, flt=flt, counts=counts, names=workbench_data.account_names(hub),
                                    limit=data.LIST_LIMIT,
                    refresh=_queue_url(flt, part="rows"), now=hub.clock.now())
     if part == "rows":
         return _page(request, operator, "_case_rows.html", **context)
     return _page(request, operator, "cases.html", section="cases", teams=teams, types=[t.value for t in CaseType],
-                 states=STATE_CHOICES, tab_query=_queue_url(flt, view=None)[len("/ops/cases"):], **context)
+                 states=STATE_CHOICES, tab_query=_queue_url(flt, view=None)[len("/ops/cases"):], filters=filters,
+                 this_query=_queue_url(flt).partition("?")[2], **context)
 
 
 def _queue_url(flt: data.CaseFilter, **changes: str | None) -> str:
@@ -523,6 +526,7 @@ def order_search(request: Request, operator: Signed, q: Text = None, state: Text
     accounts = [a for a, n in names.items() if q and q.lower() in n.lower()]
     with hub.db.read() as conn:
         rows = data.find_orders(conn, q, state if state in {s.value for s in OrderState} else None, accounts)
+        filters = saved_filters.saved(conn, operator.person.id, "orders")
     if q and len(rows) == 1 and part != "rows":
         return _see(f"/ops/orders/{urllib.parse.quote(rows[0].id)}")
     query = urllib.parse.urlencode({k: v for k, v in (("q", q), ("state", state), ("part", "rows")) if v})
@@ -531,8 +535,48 @@ def order_search(request: Request, operator: Signed, q: Text = None, state: Text
                    refresh=f"/ops/orders?{query}")
     if part == "rows":
         return _page(request, operator, "_order_rows.html", **context)
-    return _page(request, operator, "orders.html", section="orders", state=state or "",
-                 states=[s.value for s in OrderState], **context)
+    return _page(request, operator, "orders.html", section="orders", state=state or "", filters=filters,
+                 states=[s.value for s in OrderState], this_query=_filter_query("orders", str(request.url.query)),
+                 **context)
+
+
+# -- saved filters (per operator, of the case queue and the order search) ---------------------------------
+
+#: the parameters a saved filter keeps, per page
+FILTER_PARAMS = {"cases": ("view", "type", "owner", "state"), "orders": ("q", "state")}
+
+
+def _filter_query(page: str, query: str) -> str:
+    """``query`` with only the page's filter parameters (no paging, no partial refresh)."""
+    keep = FILTER_PARAMS.get(page, ())
+    return urllib.parse.urlencode([(k, v[:200]) for k, v in urllib.parse.parse_qsl(query) if k in keep and v])
+
+
+@router.post("/filters")
+def save_filter(request: Request, operator: Acting, page: Annotated[str, Form(max_length=20)] = "",
+                name: Annotated[str, Form(max_length=80)] = "",
+                query: Annotated[str, Form(max_length=1000)] = "") -> Response:
+    """Save the list's current filter under a name of the operator's (the same name again replaces it)."""
+    if page not in FILTER_PARAMS:
+        return _page(request, operator, "missing.html", 404, section="cases", what=f"list {page[:20]}")
+    kept, label = _filter_query(page, query), " ".join(name.split())[:80]
+    back = f"/ops/{page}" + (f"?{kept}" if kept else "")
+    if not label:
+        return _see(back)  # nothing to name it by: the list as it was
+    hub = _hub(request)
+    with hub.db.write() as conn:
+        saved_filters.save_filter(conn, operator.person.id, page, label, kept, hub.clock.now())
+    return _see(back)
+
+
+@router.post("/filters/{filter_id}/delete")
+def delete_filter(request: Request, filter_id: str, operator: Acting,
+                  page: Annotated[str, Form(max_length=20)] = "cases") -> Response:
+    """Forget one of the operator's saved filters (deleting it twice is harmless)."""
+    hub = _hub(request)
+    with hub.db.write() as conn:
+        saved_filters.delete_filter(conn, operator.person.id, filter_id[:32])
+    return _see(f"/ops/{page if page in FILTER_PARAMS else 'cases'}")
 
 
 @router.get("/orders/{order_id}")

@@ -282,6 +282,7 @@ class CaseRow:
     order_number: str = ""  # the channel's order number of the case's order ("" : no order)
     amount: str = ""  # the order's total as it stands
     currency: str = ""
+    po: str = ""  # the buyer's purchase order number
 
 
 def _view_clause(view: View) -> Any:
@@ -321,8 +322,9 @@ def case_rows(conn: Connection, flt: CaseFilter, now: dt.datetime) -> list[CaseR
         late = open_ and found.due_at is not None and found.due_at < now
         due = "" if not open_ or found.due_at is None else (
             f"{age(now, found.due_at)} ago" if late else f"in {duration((found.due_at - now).total_seconds())}")
-        currency = (json.loads(order_body).get("currency") or "") if order_body else ""
-        out.append(CaseRow(found, late, age(now, found.opened_at), due, number or "", total or "", currency))
+        placed = json.loads(order_body) if order_body else {}
+        out.append(CaseRow(found, late, age(now, found.opened_at), due, number or "", total or "",
+                           str(placed.get("currency") or ""), str(placed.get("buyer_po_number") or "")))
     return out
 
 
