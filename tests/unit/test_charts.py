@@ -131,3 +131,18 @@ def test_the_table_holds_the_same_numbers_as_the_chart() -> None:
 def test_a_series_must_match_its_categories() -> None:
     with pytest.raises(ValueError, match="2 values for 3 categories"):
         charts.columns("x", "x", "x", ["a", "b", "c"], [Series("s", (1, 2))])
+
+
+def test_a_threshold_far_above_the_values_is_named_not_drawn_and_an_empty_chart_says_so() -> None:
+    svg = str(charts.lines("lat", "Latency", "fast", ["09:00", "10:00"], [Series("p50", (2, 3))],
+                           fmt=seconds_label, seconds=True, threshold=("Threshold", 300)))
+    root = parse(svg)
+    assert root.find(".//svg:g[@class='threshold']", NS) is None
+    assert texts(root, "note") == ["Threshold 5m, far above"]
+    assert texts(root, "tick")[-3:] != ["5m"] and "3s" in texts(root, "tick")  # the lines keep their height
+    empty = parse(charts.lines("h", "Holds", "none", ["09:00"], [Series("p50", (None,))], empty="No hold"))
+    assert texts(empty, "empty") == ["No hold"]
+    assert texts(parse(charts.columns("c", "Orders", "none", ["09:00"], [Series("n", (0,))], empty="None")),
+                 "empty") == ["None"]
+    assert texts(parse(charts.columns("c", "Orders", "one", ["09:00"], [Series("n", (1,))], empty="None")),
+                 "empty") == []

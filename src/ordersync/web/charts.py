@@ -105,6 +105,11 @@ def _x_labels(labels: Sequence[str], every: int, x_of: Callable[[int], float], y
             for i, label in enumerate(labels) if label and i % every == 0]
 
 
+def _empty(text: str, y: float) -> str:
+    x = _n((LEFT + WIDTH - RIGHT) / 2)
+    return f'<text class="empty" x="{x}" y="{_n(y)}" text-anchor="middle">{escape(text)}</text>'
+
+
 def _cls(i: int) -> str:
     return f"s{min(i, SERIES_CLASSES - 1)}"
 
@@ -118,9 +123,10 @@ def _check(labels: Sequence[str], series: Sequence[Series]) -> None:
 def columns(chart_id: str, title: str, summary: str, labels: Sequence[str], series: Sequence[Series], *,
             unit: str = "", fmt: Format = count_label, seconds: bool = False, label_every: int = 1,
             stacked: bool = True, height: float = 220, data_name: str = "key",
-            keys: Sequence[str] | None = None) -> Markup:
+            keys: Sequence[str] | None = None, empty: str = "") -> Markup:
     """Vertical bars, one column per category: the series stacked (``stacked``) or side by side.
-    Each column is a ``<g class="bar" data-<data_name>="key" data-count="total">`` with a tooltip."""
+    Each column is a ``<g class="bar" data-<data_name>="key" data-count="total">`` with a tooltip;
+    ``empty`` is said in the middle when every value is zero."""
     _check(labels, series)
     n = max(1, len(labels))
     totals = [sum(s.values[i] or 0 for s in series) for i in range(len(labels))]
@@ -149,6 +155,8 @@ def columns(chart_id: str, title: str, summary: str, labels: Sequence[str], seri
             if stacked:
                 base -= h
         body.append("".join(parts) + "</g>")
+    if not any(totals) and empty:
+        body.append(_empty(empty, (plot_top + plot_bottom) / 2))
     body.append(f'<line class="axis" x1="{LEFT}" y1="{_n(plot_bottom)}" x2="{WIDTH - RIGHT}" y2="{_n(plot_bottom)}"/>')
     body += _x_labels(labels, label_every, lambda i: LEFT + (i + 0.5) * slot, height - 8)
     return _svg(chart_id, title, summary, height, body)
@@ -197,13 +205,17 @@ def bars(chart_id: str, title: str, summary: str, labels: Sequence[str], series:
 
 def lines(chart_id: str, title: str, summary: str, labels: Sequence[str], series: Sequence[Series], *,
           unit: str = "", fmt: Format = count_label, seconds: bool = False, label_every: int = 1,
-          threshold: tuple[str, float] | None = None, height: float = 220) -> Markup:
+          threshold: tuple[str, float] | None = None, height: float = 220, empty: str = "") -> Markup:
     """One line per series over the categories (hours); a point on every value, a gap where there is
-    none; ``threshold`` (name, value) is drawn as a dashed line across."""
+    none; ``threshold`` (name, value) is drawn as a dashed line across (named at the top instead when it
+    is more than three times the highest value); ``empty`` is said in the middle when there is no value."""
     _check(labels, series)
     n = max(1, len(labels))
     values = [v for s in series for v in s.values if v is not None]
-    scale = ticks(max([*values, threshold[1] if threshold else 0], default=0), seconds=seconds)
+    highest = max(values, default=0)
+    # a threshold far above every value would squash the lines to the floor: it is named, not drawn
+    far = threshold is not None and values and threshold[1] > 3 * highest
+    scale = ticks(highest if far or threshold is None else max(highest, threshold[1]), seconds=seconds)
     plot_top, plot_bottom = TOP + 16, height - BOTTOM
     slot = (WIDTH - LEFT - RIGHT) / n
 
@@ -214,7 +226,10 @@ def lines(chart_id: str, title: str, summary: str, labels: Sequence[str], series
         return plot_bottom - v / scale[-1] * (plot_bottom - plot_top)
 
     body = _y_axis(scale, plot_top, plot_bottom, fmt, unit)
-    if threshold is not None:
+    if threshold is not None and far:
+        body.append(f'<text class="note" x="{WIDTH - RIGHT}" y="{FONT - 2}" text-anchor="end">'
+                    f"{escape(threshold[0])} {escape(fmt(threshold[1]))}, far above</text>")
+    elif threshold is not None:
         y = y_of(threshold[1])
         body.append(f'<g class="threshold"><title>{escape(threshold[0])}: {escape(fmt(threshold[1]))}</title>'
                     f'<line x1="{LEFT}" y1="{_n(y)}" x2="{WIDTH - RIGHT}" y2="{_n(y)}"/></g>')
@@ -230,6 +245,8 @@ def lines(chart_id: str, title: str, summary: str, labels: Sequence[str], series
                           f"<title>{escape(s.name)} at {escape(labels[i])}: {escape(fmt(v))}</title></circle>")
         paths = "".join(f'<polyline points="{" ".join(run)}"/>' for run in runs if len(run) > 1)
         body.append(f'<g class="line {_cls(j)}" data-series="{escape(s.name)}">{paths}{"".join(points)}</g>')
+    if not values and empty:
+        body.append(_empty(empty, (plot_top + plot_bottom) / 2))
     body.append(f'<line class="axis" x1="{LEFT}" y1="{_n(plot_bottom)}" x2="{WIDTH - RIGHT}" y2="{_n(plot_bottom)}"/>')
     body += _x_labels(labels, label_every, x_of, height - 8)
     return _svg(chart_id, title, summary, height, body)

@@ -193,7 +193,7 @@ def throughput_figure(starts: Sequence[dt.datetime], counts: Sequence[int]) -> F
                if total else "No orders in the last 24 hours.")
     series = [Series("Orders", tuple(float(n) for n in counts))]
     svg = charts.columns("throughput-chart", "Orders received per hour, last 24 hours (UTC)", summary, labels,
-                         series, unit="orders", label_every=6, data_name="hour",
+                         series, unit="orders", label_every=6, data_name="hour", empty="No orders in 24 h",
                          keys=[s.isoformat() for s in starts])
     svg = Markup(str(svg).replace('role="img"', f'role="img" data-total="{total}"', 1))
     return Figure("throughput", svg, charts.table("Orders received per hour", "Hour (UTC)", labels, series))
@@ -248,7 +248,7 @@ def dead_letters_figure(starts: Sequence[dt.datetime], by_series: dict[str, list
                if total else "No dead letter in the last 24 hours.")
     svg = charts.columns("dead-letters-chart", "Dead letters per hour, by consumer and type (UTC)", summary,
                          labels, series, unit="letters", label_every=6, data_name="dead-hour",
-                         keys=[s.isoformat() for s in starts])
+                         empty="No dead letters in 24 h", keys=[s.isoformat() for s in starts])
     table = charts.table("Dead letters per hour", "Hour (UTC)", labels, series if by_series else [], total=True)
     return Figure("dead-letters", svg, table, charts.legend(series) if by_series else None)
 
@@ -266,7 +266,7 @@ def latency_figure(starts: Sequence[dt.datetime], samples: list[tuple[dt.datetim
                else "No order was acknowledged in the last 24 hours.")
     svg = charts.lines("latency-chart", "Hub acknowledgment latency per hour (received to accepted, holds "
                        "not counted)", summary, labels, series, unit="time", fmt=seconds_label, seconds=True,
-                       label_every=6, threshold=("Threshold", threshold))
+                       label_every=6, threshold=("Threshold", threshold), empty="No order accepted in 24 h")
     table = charts.table("Hub acknowledgment latency per hour", "Hour (UTC)", labels, series, fmt=seconds_label)
     return Figure("latency", svg, table, charts.legend(series, f"Threshold {seconds_label(threshold)}"))
 
@@ -281,7 +281,8 @@ def holds_figure(starts: Sequence[dt.datetime], samples: list[tuple[dt.datetime,
                if summary_.open and summary_.oldest_open is not None else "; none on hold now")
     summary = f"{released} holds released in the last 24 hours{waiting}."
     svg = charts.lines("holds-chart", "Time on hold per hour (people's decisions, by hour released)", summary,
-                       labels, series, unit="time", fmt=seconds_label, seconds=True, label_every=6)
+                       labels, series, unit="time", fmt=seconds_label, seconds=True, label_every=6,
+                       empty="No hold released in 24 h")
     table = charts.table("Time on hold per hour", "Hour (UTC)", labels, series, fmt=seconds_label)
     return Figure("holds", svg, table, charts.legend(series), note=summary)
 
