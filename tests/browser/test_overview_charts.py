@@ -96,7 +96,7 @@ def test_overview_charts_are_readable_at_desktop_and_phone_width(browser: Any, p
     assert violations == []
 
 
-def test_the_refresh_keeps_keyboard_focus_and_open_tables(page: Any, server: Server,
+def test_the_refresh_redraws_and_keeps_keyboard_focus_and_open_tables(page: Any, server: Server,
                                                           shot: Callable[[str], Path]) -> None:
     ops_sign_in(page, server.staff())
     page.wait_for_function("() => window.htmx !== undefined")
@@ -105,9 +105,11 @@ def test_the_refresh_keeps_keyboard_focus_and_open_tables(page: Any, server: Ser
     link = page.locator("#pipeline-accepted a")
     link.focus()
     page.evaluate("() => { window.focusedBefore = document.activeElement; }")
-    before = page.locator("#as-of").get_attribute("datetime")
-    page.wait_for_function("before => document.querySelector('#as-of').getAttribute('datetime') !== before",
-                           arg=before, timeout=20_000)  # the 10-second poll swapped the page's parts
+    total = int(page.locator("#throughput-chart").get_attribute("data-total") or 0)
+    _place(server, "C-1001", "BRG-6204-2RS", 2, ship_to="RIS-DUS")  # a new order, while the link has focus
+    page.wait_for_function("total => +document.querySelector('#throughput-chart').dataset.total > total",
+                           arg=total, timeout=25_000)  # the 10-second poll drew the chart again
+    expect(page.locator("#tile-orders-value")).to_have_attribute("data-count", str(total + 1))
     page.wait_for_timeout(300)
     assert page.evaluate("() => document.activeElement === window.focusedBefore && window.focusedBefore.isConnected")
     expect(link).to_be_focused()
