@@ -235,14 +235,18 @@ def world(server: Server, shopify: ShopifyDouble) -> Iterator[World]:
 
 @pytest.fixture(scope="module")
 def sessions(browser: Any, server: Server, world: World) -> Iterator[dict[str, Any]]:
-    """Browser contexts: ``ops`` (a staff member with operations and admin), ``portal`` (the admin of
-    C-1001's buyers) and ``anonymous``; each person signs in once, through the shared steps."""
-    contexts = {area: browser.new_context(base_url=server.url) for area in ("ops", "portal", "anonymous")}
+    """Browser contexts: ``ops`` (a staff member with operations and admin), ``finance`` (finance only),
+    ``portal`` (the admin of C-1001's buyers) and ``anonymous``; each person signs in once, through the
+    shared steps."""
+    contexts = {area: browser.new_context(base_url=server.url) for area in ("ops", "finance", "portal", "anonymous")}
     for context in contexts.values():
         context.set_default_timeout(20_000)
     try:
         signing = contexts["ops"].new_page()
         ops_sign_in(signing, server.staff(name="Olga Operations"))
+        signing.close()
+        signing = contexts["finance"].new_page()
+        ops_sign_in(signing, server.staff("finance", name="Fiona Finance"))
         signing.close()
         signing = contexts["portal"].new_page()
         portal_sign_in(signing, server.buyer(account="C-1001", roles=("admin",), name="Rita Rheinland"))
@@ -289,6 +293,13 @@ def dead_letter_preview(page: Any, server: Server, world: World) -> None:
     expect(page.locator(f"#dlq-preview-{letter_id}")).to_be_visible()
 
 
+def refused(page: Any, server: Server, world: World) -> None:
+    """Finance may preview a replay but not replay: the page that says why."""
+    dead_letter_preview(page, server, world)
+    page.click("#dlq-replay-confirm")
+    expect(page.locator("main")).to_contain_text("needs one of the roles")
+
+
 def dead_letters(page: Any, server: Server, world: World) -> None:
     page.goto("/ops/dead-letters")
     reload_until(page, lambda: page.locator('#dlq-list tr[data-status="dead"]').count() > 0)
@@ -333,10 +344,12 @@ PAGES: dict[str, tuple[str, Visit]] = {
     "ops-shopify-map": ("ops", shopify_confirm),
     "ops-people": ("ops", go("/ops/people")),
     "ops-missing": ("ops", go("/ops/orders/no-such-order")),
+    "ops-refused": ("finance", refused),
     "portal-signin": ("anonymous", go("/portal/signin")),
     "portal-invite": ("anonymous", invitation("portal")),
     "portal-catalog": ("portal", go("/portal/catalog")),
     "portal-cart": ("portal", cart),
+    "portal-quick-order": ("portal", go("/portal/quick-order")),
     "portal-orders": ("portal", go("/portal/orders")),
     "portal-order": ("portal", go("/portal/orders/{w.order_id}")),
     "portal-return-form": ("portal", go("/portal/orders/{w.order_id}/return")),
