@@ -355,6 +355,25 @@ def test_credit_approval_releases_a_held_order(subject: ErpUnderTest) -> None:
     assert only_order(erp, request.reference).state is ErpOrderState.PROCESSING
 
 
+def test_a_credit_limit_set_by_finance_is_the_limit_credit_and_account_report(subject: ErpUnderTest) -> None:
+    erp = subject.erp
+    before = erp.credit("C-1004")
+    raised = before.limit + D("5000.00")
+    try:
+        after = erp.set_credit_limit("C-1004", raised)
+        assert after.limit == raised and after.exposure == before.exposure
+        assert after.available == before.available + D("5000.00")
+        assert erp.credit("C-1004").limit == raised
+        account = erp.account("C-1004")
+        assert account.credit is not None and account.credit.limit == raised
+        assert erp.set_credit_limit("C-1004", raised).limit == raised  # again: the same
+    finally:
+        erp.set_credit_limit("C-1004", before.limit)
+    assert erp.credit("C-1004").limit == before.limit
+    with pytest.raises(UnknownItem):
+        erp.set_credit_limit("C-9999", D("1.00"))
+
+
 def test_one_bad_order_in_a_batch_leaves_the_others_accepted(subject: ErpUnderTest) -> None:
     erp = subject.erp
     good = [request_for("C-1003", "PLANT-N", [("FIT-PTC-8MM", 60)]),

@@ -364,16 +364,18 @@ def test_a_credit_hold_shows_the_customer_credit_lines_and_the_limit_that_releas
     total = record(hub, world.held).total
     needed = credit.exposure + total
     assert f'id="credit-needed" data-value="{needed}"' in page and total > credit.available
-    # the raise is requested: recorded with who and which limit; the order stays held
+    # finance raises the limit in the ERP: recorded with who and which limit; the order stays held till released
     r = signed.post(f"/ops/cases/{case_id}/actions", follow_redirects=False,
-                    data={"action": "request_limit", "csrf": csrf(page), "amount": str(needed),
+                    data={"action": "raise_limit", "csrf": csrf(page), "amount": str(needed),
                           "comment": "good payer"})
     assert r.status_code == 303, r.text
+    assert erp.credit("C-1004").limit == needed
     page = signed.get(r.headers["location"]).text
-    assert 'data-action="request_limit"' in page and f"raised to {needed} in the ERP: good payer" in page
+    assert 'data-action="raise_limit"' in page and f"set to {needed} EUR in ERP main (was {credit.limit}" in page
+    assert f'id="credit-limit" data-value="{needed}"' in page and "good payer" in page
     assert record(hub, world.held).state is OrderState.ON_HOLD
-    r = signed.post(f"/ops/cases/{case_id}/actions", data={"action": "request_limit", "csrf": csrf(page)})
-    assert r.status_code == 422 and "request_limit needs amount" in r.text
+    r = signed.post(f"/ops/cases/{case_id}/actions", data={"action": "raise_limit", "csrf": csrf(page)})
+    assert r.status_code == 422 and "raise_limit needs amount" in r.text
 
 
 def test_cancel_asks_for_a_confirmation_first_and_a_second_confirmation_is_harmless(

@@ -90,7 +90,7 @@ def test_releasing_a_credit_hold_moves_the_order_on_and_records_who_did_it(hub: 
     order_id, case_id = held(hub, ("MOT-IE3-4.0-4P", 8), account="C-1004")
     detail = client.get(f"/v1/ops/cases/{case_id}", headers=ops).json()
     assert detail["type"] == "credit_hold" and detail["owner_team"] == "finance"
-    assert detail["allowed_actions"] == ["release_hold", "request_limit", "cancel", "resolve", "assign", "escalate"]
+    assert detail["allowed_actions"] == ["release_hold", "raise_limit", "cancel", "resolve", "assign", "escalate"]
     assert detail["order"]["state"] == "on_hold" and detail["order"]["hold"]["case_id"] == case_id
     assert "credit limit" in detail["runbook"] and detail["dead_letter"] is None
     r = act(client, ops, case_id, "release_hold", comment="paid by wire")
@@ -132,7 +132,7 @@ def test_a_wrong_action_is_refused_with_the_allowed_ones_and_changes_nothing(hub
     for action in ("retry", "honor_shown_price", "cancel_line", "reallocate", "explode"):
         r = act(client, ops, case_id, action)
         assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json", r.text
-        assert r.json()["allowed"] == ["release_hold", "request_limit", "cancel", "resolve", "assign", "escalate"]
+        assert r.json()["allowed"] == ["release_hold", "raise_limit", "cancel", "resolve", "assign", "escalate"]
     # the action fits the type, but something it needs is missing or the state does not allow it
     assert act(client, ops, case_id, "assign").status_code == 422  # no owner_team
     r = act(client, ops, case_id, "resolve", comment="done")
@@ -408,25 +408,29 @@ def test_ops_routes_need_the_ops_scope_and_a_bound_key_sees_its_own_account_only
     assert client.get("/v1/ops/cases", headers=ops).json()["items"][0]["id"] == case_id  # unbound: all
 
 
-def test_a_limit_raise_is_requested_on_a_held_order_only_and_recorded_not_applied(hub: Any, erp: MemoryErp,
-                                                                                  client: TestClient,
-                                                                                  ops: dict[str, str]) -> None:
+def test_raising_the_limit_sets_it_in_the_erp_while_the_order_is_held(hub: Any, erp: MemoryErp, client: TestClient,
+                                                                       ops: dict[str, str]) -> None:
     order_id, case_id = held(hub, ("MOT-IE3-4.0-4P", 8), account="C-1004", external="L-1")
-    limit_before = erp.credit("C-1004").limit
-    r = act(client, ops, case_id, "request_limit", amount="-5")
-    assert r.status_code == 422
-    r = act(client, ops, case_id, "request_limit", amount="60000", comment="two years without arrears")
+    before = erp.credit("C-1004")
+    r = act(client, ops, case_id, "raise_limit", amount="-5")
+    assert r.status_code == 422 and erp.credit("C-1004").limit == before.limit
+    r = act(client, ops, case_id, "raise_limit", amount="60000", comment="two years without arrears")
     assert r.status_code == 200, r.text
-    assert r.json()["result"] == {"requested_limit": "60000", "applied": False}
+    assert r.json()["result"] == {"limit": "60000", "was": str(before.limit), "currency": "EUR",
+                                  "available": str(Decimal(60000) - before.exposure)}
+    assert erp.credit("C-1004").limit == Decimal(60000)
     last = r.json()["case"]["history"][-1]
-    assert last["action"] == "request_limit" and KEY_ACTOR.match(last["actor"])
-    assert "raised to 60000 in the ERP: two years without arrears" in last["comment"]
-    assert r.json()["case"]["state"] == "in_progress" and erp.credit("C-1004").limit == limit_before
+    assert last["action"] == "raise_limit" and KEY_ACTOR.match(last["actor"])
+    assert last["comment"] == (f"credit limit of C-1004 set to 60000 EUR in ERP main (was {before.limit}; available "
+                               f"now {Decimal(60000) - before.exposure}): two years without arrears")
+    assert r.json()["case"]["state"] == "in_progress"
+    settle(hub)
+    assert record(hub, order_id).state is OrderState.ON_HOLD  # releasing is finance's next decision
     assert act(client, ops, case_id, "release_hold").status_code == 200
     settle(hub)
     assert record(hub, order_id).state is OrderState.ACCEPTED
-    r = act(client, ops, case_id, "request_limit", amount="60000")
-    assert r.status_code == 409  # resolved: nothing waits for a higher limit any more
+    r = act(client, ops, case_id, "raise_limit", amount="70000")
+    assert r.status_code == 409 and erp.credit("C-1004").limit == Decimal(60000)  # resolved: nothing waits
 
 
 def test_dispute_actions_need_an_answer_and_a_case_without_a_dispute_cannot_take_them(

@@ -204,7 +204,7 @@ def get_case(case_id: CaseId, hub: HubDep, principal: Ops) -> CaseDetail:
 
 class ActionIn(BaseModel):
     """A workbench action. ``owner_team`` is for ``assign``, ``line_no`` for ``cancel_line``, ``amount`` for
-    ``request_limit`` (the credit limit asked for) and ``credit`` (default: what the buyer disputed);
+    ``raise_limit`` (the credit limit to set in the ERP) and ``credit`` (default: what the buyer disputed);
     ``credit`` and ``reject`` need an ``answer`` (what the buyer is told); ``resolve`` needs a ``comment``."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)

@@ -195,6 +195,12 @@ class ErpPort(Protocol):
 
     def credit(self, account_id: str) -> CreditStatus: ...
 
+    def set_credit_limit(self, account_id: str, limit: Decimal) -> CreditStatus:
+        """Set the account's credit limit (finance raised it on the workbench); the credit as it then
+        stands. Idempotent: setting the same limit again changes nothing. Unknown account ->
+        :class:`UnknownItem`."""
+        ...
+
     def products(self, account_id: str | None = None) -> list[Product]:
         """The sellable assortment; with ``account_id``, customer part numbers of that account only."""
         ...

@@ -104,6 +104,11 @@ class GuardedErp:
         result: CreditStatus = self._call(Lane.ORDERS, self.inner.credit, account_id)
         return result
 
+    def set_credit_limit(self, account_id: str, limit: Decimal) -> CreditStatus:
+        result: CreditStatus = self._call(Lane.ORDERS, self.inner.set_credit_limit, account_id, limit)
+        self._accounts.pop(account_id, None)  # the remembered account carries the old limit
+        return result
+
     def products(self, account_id: str | None = None) -> list[Product]:
         result: list[Product] = self._call(Lane.READS, self.inner.products, account_id)
         return result

@@ -225,6 +225,17 @@ class MemoryErp:
         result: CreditStatus = self._call("credit", lambda: self._credit(account_id))
         return result
 
+    def set_credit_limit(self, account_id: str, limit: Decimal) -> CreditStatus:
+        def run() -> CreditStatus:
+            customer = self._state.customer(account_id)
+            if customer is None:
+                raise UnknownItem("account", account_id)
+            customer.credit_limit = limit
+            return self._credit(account_id)
+
+        result: CreditStatus = self._call("set_credit_limit", run)
+        return result
+
     def products(self, account_id: str | None = None) -> list[Product]:
         def run() -> list[Product]:
             st = self._state

@@ -11,9 +11,10 @@ with the list of what is allowed), then carried out by the flow that owns the ef
   backordered quantity is left to ship.
 - ``cancel_line``: an amendment (:mod:`ordersync.flows.services.amendments`): the ERP cancels the line.
 - ``retry`` (integration failure): the linked dead letter goes back to its consumer.
-- ``request_limit`` (credit hold): finance asks for the account's credit limit to be raised to an amount
-  (at least what releases the order). The ERP port sets no credit limits, so the request is recorded in
-  the case's history (who, what limit) and the case stays open until the hold is released or cancelled.
+- ``raise_limit`` (credit hold): finance raises the account's credit limit in its ERP of record to an
+  amount (the page proposes the least that releases the order); the ERP call happens first, then the
+  case records who set which limit (from what). The case stays open: releasing the hold is its own
+  decision.
 - ``credit`` / ``reject`` (invoice dispute): finance decides, with an answer the buyer sees. The decision
   and the answer are kept on the dispute (``invoice_disputes.body["decision"]``, read by
   :func:`ordersync.reads.accounts.dispute_cases`) and the case resolves. The ERP port issues no credit
@@ -55,7 +56,7 @@ log = logging.getLogger("ordersync.flows.workbench")
 COMMON_ACTIONS = ("resolve", "assign", "escalate")
 #: actions per case type, before the common ones
 TYPE_ACTIONS: dict[CaseType, tuple[str, ...]] = {
-    CaseType.CREDIT_HOLD: ("release_hold", "request_limit", "cancel"),
+    CaseType.CREDIT_HOLD: ("release_hold", "raise_limit", "cancel"),
     CaseType.PRICE_MISMATCH: ("accept_price", "honor_shown_price", "cancel"),
     CaseType.ALLOCATION_SHORTFALL: ("reallocate", "cancel_line", "cancel"),
     CaseType.INTEGRATION_FAILURE: ("retry", "release_hold", "cancel"),
@@ -85,7 +86,7 @@ class ActionNotAllowed(ValidationFailed):
 @dataclass(frozen=True)
 class CaseAction:
     """What a person asks: the action, who they are, why; ``owner_team`` for assign, ``line_no`` for
-    cancel_line, ``amount`` for request_limit (the new limit) and credit (the credit, default: what the
+    cancel_line, ``amount`` for raise_limit (the new limit) and credit (the credit, default: what the
     buyer disputed), ``answer`` (what the buyer is told) for credit and reject."""
 
     action: str
@@ -202,16 +203,26 @@ class Workbench:
             self._save(uow, case, action, comment, close=True)
         return {"dead_letter_id": item.id, "consumer": item.consumer, "outlook": item.outlook}
 
-    def _request_limit(self, case: ExceptionCase, action: CaseAction) -> dict[str, Any]:
-        """Ask for a higher credit limit: recorded, not applied (the ERP port sets no limits)."""
+    def _raise_limit(self, case: ExceptionCase, action: CaseAction) -> dict[str, Any]:
+        """Set the account's credit limit in its ERP (before the transaction, as every ERP call), then
+        record it on the case."""
         if action.amount is None or action.amount <= 0:
-            raise ValidationFailed(["request_limit needs amount: the credit limit to set"])
+            raise ValidationFailed(["raise_limit needs amount: the credit limit to set"])
+        if case.account_id is None:
+            raise Conflict(f"case {case.id} names no account")
         with self.store.transaction() as uow:
             self._still_holding(uow, case)
-            comment = (f"asks for the credit limit of {case.account_id or 'the account'} to be raised to "
-                       f"{action.amount} in the ERP" + (f": {action.comment}" if action.comment else ""))
+        erps = self._erp_deps().erps.in_lane(Lane.ORDERS)
+        erp = erps.for_account(case.account_id)
+        before = erp.credit(case.account_id)
+        after = erp.set_credit_limit(case.account_id, action.amount)
+        comment = (f"credit limit of {case.account_id} set to {after.limit} {after.currency} in ERP "
+                   f"{erps.erp_name_for(case.account_id)} (was {before.limit}; available now {after.available})"
+                   + (f": {action.comment}" if action.comment else ""))
+        with self.store.transaction() as uow:
             self._save(uow, case, action, comment, close=False)
-        return {"requested_limit": str(action.amount), "applied": False}
+        return {"limit": str(after.limit), "was": str(before.limit), "available": str(after.available),
+                "currency": after.currency}
 
     def _credit(self, case: ExceptionCase, action: CaseAction) -> dict[str, Any]:
         return self._decide_dispute(case, action, "credited")

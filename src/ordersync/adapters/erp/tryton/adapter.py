@@ -229,6 +229,14 @@ class TrytonErp:
             party = self.directory.party(account_id)
             return self._credit(self._credit_rows([party])[party.id])
 
+    def set_credit_limit(self, account_id: str, limit: Decimal) -> CreditStatus:
+        """The party's ``credit_limit_amount`` (account_credit_limit), written for the company of the
+        session's user."""
+        with translated("set_credit_limit"):
+            party = self.directory.party(account_id)
+            self.client.call("party.party", "write", [party.id], {"credit_limit_amount": limit})
+            return self._credit(self._credit_rows([party])[party.id])
+
     def products(self, account_id: str | None = None) -> list[Product]:
         with translated("products"):
             self.directory.snapshot(reload=True)  # a catalog read: show what the ERP has now
