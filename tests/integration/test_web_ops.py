@@ -556,3 +556,28 @@ def test_saved_filters_are_each_operators_own(signed: TestClient, client: TestCl
         assert r.status_code == 303
     assert 'class="saved-filter"' not in signed.get("/ops/cases").text
     assert signed.post("/ops/filters", data={"page": "cases", "name": "x"}).status_code == 403  # no token
+
+
+def test_the_credit_panel_lists_open_and_overdue_invoices_and_recent_payments(signed: TestClient, hub: Any,
+                                                                              clock: FakeClock, world: World) -> None:
+    from ordersync.canonical.v1 import Invoice, InvoiceState
+
+    today = clock.now().date()
+
+    def invoice(number: str, state: InvoiceState, total: str, due: dt.date, left: str | None = None) -> Invoice:
+        return Invoice(id=f"inv-{number}", order_id=world.held, account_id="C-1004", number=number, state=state,
+                       currency="EUR", untaxed_amount=Decimal(total), tax_amount=Decimal(0),
+                       total_amount=Decimal(total), due_date=due,
+                       open_amount=Decimal(left) if left is not None else None)
+
+    with hub.uow() as uow:
+        for inv in (invoice("INV-LATE", InvoiceState.POSTED, "1200.00", today - dt.timedelta(days=9), "700.00"),
+                    invoice("INV-OPEN", InvoiceState.POSTED, "300.00", today + dt.timedelta(days=20)),
+                    invoice("INV-PAID", InvoiceState.PAID, "999.00", today - dt.timedelta(days=30))):
+            assert uow.documents.keep_invoice("main", None, world.held, inv, clock.now())
+    page = signed.get(f"/ops/cases/{world.hold_case.id}").text
+    assert 'id="credit-open-invoices" data-count="2">2 · 1,000.00<' in page  # what is left to pay
+    assert 'id="credit-overdue" class="bad" data-value="700.00"' in page
+    late = re.search(r'<tr data-invoice="inv-INV-LATE" class="overdue">.*?</tr>', page, re.S)
+    assert late and "700.00 EUR" in late.group(0) and "overdue" in late.group(0)
+    assert re.search(r'<ul id="credit-paid".*?INV-PAID · 999.00 EUR paid', page, re.S)

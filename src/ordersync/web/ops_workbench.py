@@ -27,6 +27,7 @@ from ordersync.canonical.v1 import CaseType, ExceptionCase, Invoice, InvoiceStat
 from ordersync.domain.errors import OrdersyncError
 from ordersync.domain.order.parts import load_parts
 from ordersync.ports.erp import Lane
+from ordersync.reads.accounts import open_amount
 from ordersync.runtime.hub import Hub
 from ordersync.store.schema import invoice_disputes, invoices, orders
 
@@ -142,6 +143,7 @@ class InvoiceFacts:
     order_id: str
     state: str
     total: Decimal
+    open: Decimal  # what is still owed (part payments taken off)
     currency: str
     due_date: dt.date | None
     overdue: bool
@@ -174,7 +176,7 @@ def _invoice(body: str, today: dt.date) -> InvoiceFacts:
     inv = Invoice.model_validate_json(body)
     open_ = inv.state.value in OPEN_INVOICE_STATES
     return InvoiceFacts(id=inv.id, number=inv.number or inv.id, order_id=inv.order_id, state=inv.state.value,
-                        total=inv.total_amount, currency=inv.currency, due_date=inv.due_date,
+                        total=inv.total_amount, open=open_amount(inv), currency=inv.currency, due_date=inv.due_date,
                         overdue=open_ and inv.due_date is not None and inv.due_date < today, posted_at=inv.posted_at)
 
 
@@ -188,8 +190,8 @@ def credit_panel(hub: Hub, conn: Connection, case: ExceptionCase) -> CreditPanel
     open_rows = conn.execute(select(i.body).where(i.account_id == account, i.state.in_(OPEN_INVOICE_STATES))
                              .order_by(i.issued_at.desc()).limit(50)).scalars()
     panel.open_invoices = sorted((_invoice(b, today) for b in open_rows), key=lambda v: (not v.overdue, v.number))
-    panel.open_invoices_total = sum((v.total for v in panel.open_invoices), Decimal(0))
-    panel.overdue_total = sum((v.total for v in panel.open_invoices if v.overdue), Decimal(0))
+    panel.open_invoices_total = sum((v.open for v in panel.open_invoices), Decimal(0))
+    panel.overdue_total = sum((v.open for v in panel.open_invoices if v.overdue), Decimal(0))
     paid = conn.execute(select(i.body).where(i.account_id == account, i.state == InvoiceState.PAID.value)
                         .order_by(i.updated_at.desc()).limit(RECENT)).scalars()
     panel.paid = [_invoice(b, today) for b in paid]
