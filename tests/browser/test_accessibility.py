@@ -58,8 +58,6 @@ ship_to = { "0003947268292" = "RIS-DUS" }
 """
 #: pages owned by other engineers that are known to scroll sideways at 390 px: page -> why (xfail, not strict)
 OVERFLOWS: dict[str, str] = {
-    "ops-cases": "the exception queue's table is wider than a phone (its owner is reworking the case pages)",
-    "ops-orders": "the order search's table is wider than a phone (its owner is reworking the order pages)",
     "ops-order": "the order timeline's tables are wider than a phone (its owner is reworking the order pages)",
 }
 
