@@ -135,6 +135,7 @@ UNSCOPED = {
     ("GET", "/ops/cases"), ("GET", "/ops/cases/{case_id}"), ("POST", "/ops/cases/{case_id}/actions"),
     ("GET", "/ops/dead-letters"), ("POST", "/ops/dead-letters/preview"), ("POST", "/ops/dead-letters/replay"),
     ("GET", "/ops/orders"), ("GET", "/ops/orders/{order_id}"), ("?", "/static"),
+    ("POST", "/ops/filters"), ("POST", "/ops/filters/{filter_id}/delete"),
     ("GET", "/ops/edi"), ("GET", "/ops/edi/{interchange_id}"), ("POST", "/ops/edi/{interchange_id}/resend"),
     ("GET", "/ops/shopify"), ("POST", "/ops/shopify/map/preview"), ("POST", "/ops/shopify/map"),
     # staff sign-in (a password or the identity provider), invitations and the people list: staff only
