@@ -109,6 +109,10 @@ class Server:
         return token
 
 
+def free_port() -> int:
+    return _free_port()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -117,12 +121,14 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve_hub(data_dir: Path, config: str = CONFIG) -> Iterator[Server]:
-    """``ordersync serve`` with its worker over ``config`` (an ``ordersync.toml``), on a free port."""
+def serve_hub(data_dir: Path, config: str = CONFIG, port: int | None = None) -> Iterator[Server]:
+    """``ordersync serve`` with its worker over ``config`` (an ``ordersync.toml``), on ``port`` or a free
+    one (a test that must know the address before the hub starts, e.g. to register it with an identity
+    provider, picks it with :func:`free_port`)."""
     (data_dir / "ordersync.toml").write_text(config)
     db = Database(Settings(data_dir=data_dir).store_url)
     db.migrate()
-    port = _free_port()
+    port = port or _free_port()
     log = (data_dir / "serve.log").open("wb")
     process = subprocess.Popen([sys.executable, "-m", "ordersync.cli", "serve", "--data-dir", str(data_dir),
                                 "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
