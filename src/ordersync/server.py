@@ -13,9 +13,8 @@ from ordersync.channels.edi import http as edi_http
 from ordersync.channels.portal import pages as portal
 from ordersync.channels.shopify import http as shopify_http
 from ordersync.runtime.hub import Hub
-from ordersync.web import STATIC_DIR
+from ordersync.web import STATIC_DIR, ops_people
 from ordersync.web import ops as ops_pages
-from ordersync.web import ops_people
 
 
 def create_app(hub: Hub, *, max_body_bytes: int = limits.DEFAULT_MAX_BODY_BYTES,

@@ -162,6 +162,14 @@ UNSCOPED = {
     ("GET", "/portal/oidc/start"), ("GET", "/portal/oidc/callback"), ("GET", "/portal/invite/{token}"),
     ("POST", "/portal/invite/{token}"), ("GET", "/portal/people"), ("POST", "/portal/people/invite"),
     ("POST", "/portal/people/{person_id}/roles"), ("POST", "/portal/people/{person_id}/disable"),
+    # after the order and quick order: a session's own account only (another account's invoice PDF, dispute
+    # or confirmation answers 404: tests/integration/test_web_portal_after.py); the catch-all answers every
+    # other /portal path with an HTML page (404, or a redirect to the page a form belongs to)
+    ("GET", "/portal/invoices/{invoice_id}.pdf"), ("POST", "/portal/invoices/{invoice_id}/dispute"),
+    ("GET", "/portal/orders/{order_id}/confirmation.pdf"), ("GET", "/portal/quick-order"),
+    ("POST", "/portal/quick-order/add"), ("GET", "/portal/returns"),
+    ("GET", "/portal/{rest:path}"), ("POST", "/portal/{rest:path}"), ("PUT", "/portal/{rest:path}"),
+    ("PATCH", "/portal/{rest:path}"), ("DELETE", "/portal/{rest:path}"),
 }
 # Listings a key bound to A reads without naming an account: A's own data only.
 LISTINGS = ("/v1/orders", "/v1/invoices", "/v1/catalog")
