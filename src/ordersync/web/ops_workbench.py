@@ -24,12 +24,14 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from ordersync.canonical.v1 import CaseType, ExceptionCase, Invoice, InvoiceState, Order, OrderState
+from ordersync.domain.cases import DEFAULT_OWNERS
 from ordersync.domain.errors import OrdersyncError
 from ordersync.domain.order.parts import load_parts
 from ordersync.ports.erp import Lane
 from ordersync.reads.accounts import open_amount
 from ordersync.runtime.hub import Hub
 from ordersync.store.schema import invoice_disputes, invoices, orders
+from ordersync.web.people import STAFF, People
 
 #: orders the ERP counts in an account's exposure until they are invoiced (confirmed, not invoiced yet)
 OPEN_ORDER_STATES = (OrderState.SUBMITTED_TO_ERP, OrderState.ACCEPTED, OrderState.IN_FULFILLMENT,
@@ -52,12 +54,22 @@ class Assignee:
 
 def assignees(hub: Hub) -> list[Assignee]:
     """Whom a case can be handed to, teams first: every configured owner team and every team of the
-    configured escalation chains. (People: staff users are to be added here, as ``kind="person"``.)"""
+    configured escalation chains; then every active staff member, by their e-mail address (what the
+    case's owner becomes, so that "assigned to me" is ``owner=<my address>``)."""
     policy = hub.workbench.policy
-    teams = set(policy.owners.values())
+    teams = set(policy.owners.values()) | {DEFAULT_OWNERS[t] for t in CaseType}
     for base, above in policy.escalation.items():
         teams.update([base, *above])
-    return [Assignee(key=t, label=t.replace("_", " ").replace("-", " "), kind="team") for t in sorted(teams)]
+    found = [Assignee(key=t, label=t.replace("_", " ").replace("-", " "), kind="team") for t in sorted(teams)]
+    staff = [p for p in People(hub.db, hub.clock).listed(kind=STAFF) if p.active and len(p.email) <= OWNER_MAX]
+    found += [Assignee(key=p.email, label=f"{p.name} ({', '.join(r.replace('_', ' ') for r in p.roles)})",
+                       kind="person") for p in sorted(staff, key=lambda p: p.name.lower())]
+    return found
+
+
+#: the longest owner a case keeps (``cases.owner_team``); a staff member with a longer address is assigned
+#: through their team
+OWNER_MAX = 64
 
 
 _names: dict[int, tuple[float, dict[str, str]]] = {}
