@@ -19,7 +19,6 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -34,7 +33,7 @@ from ordersync.devkit.tryton.template import create_database
 from ordersync.web.people import People
 from tests.browser.accessibility import axe_check
 from tests.browser.conftest import SCREENSHOTS, Server, free_port, serve_hub
-from tests.browser.pages import add_to_cart, ops_sign_in, place_cart, portal_sign_in
+from tests.browser.pages import add_to_cart, place_cart, portal_sign_in
 from tests.support.oidc import LOGIN_FIELD, PASSWORD_FIELD, SUBMIT_BUTTON, Provider, oidc_provider
 from tests.support.tryton import sales_by_reference
 
@@ -221,10 +220,129 @@ def test_a_buyer_admin_invites_a_colleague_who_orders_tracks_downloads_an_invoic
     assert sam.has_password and sam.roles == ("buyer",)
 
 
+# -- the finance clerk --------------------------------------------------------------------------------------
+
+def buyer_orders(browser: Any, world: World, account: str, lines: list[tuple[str, int]], po: str, outcome: str,
+                 roles: tuple[str, ...] = ("buyer",)) -> tuple[str, str]:
+    """A buyer of ``account`` orders ``lines`` in the portal; (their e-mail, the order's id) once the hub
+    has decided (``outcome``: the order page's outcome kind)."""
+    email = world.server.buyer(account=account, roles=roles)
+    with person(browser, world) as page:
+        portal_sign_in(page, email)
+        for sku, quantity in lines:
+            add_to_cart(page, sku, quantity)
+        order_id = place_cart(page, po=po)
+        expect(page.locator("#order-outcome")).to_have_attribute("data-kind", outcome, timeout=60_000)
+    return email, order_id
+
+
+def shipped_and_invoiced(world: World, order_id: str) -> None:
+    for ref in references(world, order_id):
+        world.erp.ship(ref)
+        world.erp.post_invoices(ref)
+
+
+def test_a_finance_clerk_decides_a_credit_hold_and_a_dispute_with_the_context_on_the_page(
+        browser: Any, world: World) -> None:
+    _, held = buyer_orders(browser, world, "C-1004", [("MOT-IE3-4.0-4P", 8)], "PO-OSTSEE-MOTORS", "held")
+    claimant, invoiced = buyer_orders(browser, world, "C-1002", [("SEN-PX-M12-NPN", 10)], "PO-ALPEN-SENSORS",
+                                      "accepted", roles=("approver",))
+    shipped_and_invoiced(world, invoiced)
+    with person(browser, world) as page:  # the buyer disputes the invoice in the portal
+        portal_sign_in(page, claimant)
+        page.goto("/portal/invoices")
+        row = page.locator(f'#invoices tr:has(a[href="/portal/orders/{invoiced}"])')
+        until(page, lambda: row.count() == 1, "the invoice in the portal")
+        row.locator("details.dispute summary").click()
+        row.locator("textarea").fill("Two sensors were billed at the list price, not our contract price")
+        row.locator("button.dispute-submit").click()
+        expect(page.locator("#dispute-done")).to_be_visible()
+
+    with person(browser, world) as page:
+        staff_sign_in_with_provider(page, "fiona", "/ops/cases?view=finance")
+        expect(page.locator("#operator")).to_have_text("Fiona Finance")
+        credit = page.locator(f'#case-list tr[data-type="credit_hold"]:has(a[href="/ops/orders/{held}"])')
+        expect(credit).to_contain_text("PO-OSTSEE-MOTORS")
+        seen(page, "finance-queue")
+
+        credit.locator("a.case-link").click()
+        panel = page.locator("#credit-panel")
+        expect(panel.locator("#credit-limit")).to_contain_text(re.compile(r"\d"))
+        expect(panel.locator("#credit-exposure")).to_contain_text(re.compile(r"\d"))
+        expect(panel.locator("#credit-lines")).to_contain_text("MOT-IE3-4.0-4P")
+        expect(panel.locator("#credit-needed")).to_contain_text("releases this order")
+        seen(page, "finance-credit-hold")
+        page.fill("#action-comment", "prepayment received by wire")
+        page.click("#action-release_hold")
+        expect(page.locator("#case-summary")).to_have_attribute("data-state", "resolved")
+        expect(page.locator("#case-history li[data-action='release']")).to_contain_text("Fiona Finance")
+
+        page.goto("/ops/cases?view=finance&type=invoice_dispute")
+        dispute = page.locator('#case-list tr[data-type="invoice_dispute"]:has-text("PO-ALPEN-SENSORS")')
+        until(page, lambda: dispute.count() == 1, "the dispute case in the finance queue")
+        dispute.locator("a.case-link").click()
+        expect(page.locator("#dispute-buyer-text")).to_contain_text("contract price")
+        expect(page.locator("#dispute-lines")).to_contain_text("SEN-PX-M12-NPN")
+        seen(page, "finance-dispute")
+        page.fill("#action-answer", "The invoice uses your contract price of this month; see the price list")
+        page.click("#action-reject")
+        expect(page.locator("#case-confirm")).to_contain_text("cannot be undone")  # a destructive action asks
+        seen(page, "finance-dispute-confirm")
+        page.click("#confirm-yes")
+        expect(page.locator("#case-summary")).to_have_attribute("data-state", "resolved")
+        expect(page.locator("#case-history")).to_contain_text("Fiona Finance")
+
+    with person(browser, world) as page:  # the buyer reads the answer beside the invoice
+        portal_sign_in(page, claimant)
+        page.goto("/portal/invoices")
+        answer = page.locator(f'#invoices tr:has(a[href="/portal/orders/{invoiced}"]) .dispute-answer')
+        expect(answer).to_have_attribute("data-decision", "rejected")
+        expect(answer).to_contain_text("contract price of this month")
+        seen(page, "buyer-reads-the-answer")
+
+
+# -- the operations manager -------------------------------------------------------------------------------
+
+def test_an_operations_manager_triages_the_queue_and_hands_a_case_to_a_person(browser: Any, world: World) -> None:
+    _, held = buyer_orders(browser, world, "C-1004", [("MOT-IE3-4.0-4P", 6)], "PO-OSTSEE-TRIAGE", "held")
+    world.server.staff("finance", name="Frank Finance")
+    with person(browser, world) as page:
+        staff_sign_in_with_provider(page, "olga", "/ops/cases")
+        expect(page.locator("#operator")).to_have_text("Olga Operations")
+        expect(page.locator("#count-finance")).to_have_text(re.compile(r"[1-9]\d*"))
+        row = page.locator(f'#case-list tr:has(a[href="/ops/orders/{held}"])')
+        expect(row).to_contain_text("PO-OSTSEE-TRIAGE")
+        seen(page, "operations-queue")
+
+        page.select_option("#filter-type", "credit_hold")
+        page.click("#filter-apply")
+        expect(page).to_have_url(re.compile(r"type=credit_hold"))
+        expect(page.locator("#save-filter input[name='query']")).to_have_value(re.compile(r"type=credit_hold"))
+        page.fill("#save-filter-name", "Credit holds")
+        page.click("#save-filter-submit")
+        expect(page.locator("#saved-filters a.saved-filter")).to_contain_text(["Credit holds"])
+
+        row.locator("a.case-link").click()
+        people = page.locator("#action-owner-team optgroup[label='People'] option")
+        expect(people).to_contain_text(["Frank Finance"])
+        page.select_option("#action-owner-team", label="Frank Finance (finance)")
+        page.fill("#assign-comment", "Frank, the customer's treasurer calls you back today")
+        seen(page, "operations-assign")
+        page.click("#action-assign")
+        expect(page.locator("#flash")).to_have_attribute("data-done", "assign")
+        owner = page.locator("#case-owner").inner_text()
+        assert owner.startswith("staff-") or "@" in owner
+        expect(page.locator("#case-history li[data-action='assign']")).to_contain_text("Olga Operations")
+
+        page.goto("/ops/people")
+        expect(page.locator("#staff")).to_contain_text("olga@kestrel.example")  # created at her first sign-in
+        expect(page.locator('#staff tr[data-email="olga@kestrel.example"]')).to_contain_text("identity provider")
+        seen(page, "operations-people")
+
+
 def _clock() -> Any:
     from ordersync.domain.clock import SystemClock
 
     return SystemClock()
 
 
-__all__ = ["Decimal", "add_to_cart", "ops_sign_in", "staff_sign_in_with_provider"]

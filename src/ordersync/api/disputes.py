@@ -74,7 +74,7 @@ def dispute(invoice_id: Annotated[str, Path(min_length=1, max_length=120)], body
     request = DisputeRequest(reason=body.reason, comment=body.comment, amount=body.amount,
                              lines=tuple((x.line_no, x.quantity) for x in body.lines))
     with hub.uow() as uow:
-        outcome = dispute_invoice(uow, invoice_id, request, account_id=account, actor=f"key:{principal.key_id}",
+        outcome = dispute_invoice(uow, invoice_id, request, account_id=account, actor=principal.actor,
                                   policy=policy)
     out = DisputeOut(dispute_id=outcome.dispute_id, invoice_id=invoice_id, invoice_number=outcome.invoice.number,
                      order_id=outcome.invoice.order_id, case_id=outcome.case.id, owner_team=outcome.case.owner_team,

@@ -49,6 +49,14 @@ class Principal:
     account_id: str | None
     scopes: frozenset[str]
     rate_per_minute: int
+    #: a person behind the call (the portal's pages act for a signed-in buyer): how their actions are
+    #: recorded; None for a machine's key
+    person: str | None = None
+
+    @property
+    def actor(self) -> str:
+        """Who the history records: the person, else the key."""
+        return self.person or f"key:{self.key_id}"
 
     def has(self, scope: Scope) -> bool:
         return scope.value in self.scopes or Scope.ADMIN.value in self.scopes

@@ -157,7 +157,7 @@ def amend(order_id: OrderId, body: AmendmentIn, hub: HubDep, principal: OrderWri
     changes = [LineAmendment(line_no=c.line_no, quantity=c.quantity, requested_date=c.requested_date,
                              cancel=c.cancel) for c in body.changes]
     outcome = amend_order(hub.deps, order_id, changes, account_id=principal.account_id,
-                          actor=f"key:{principal.key_id}")
+                          actor=principal.actor)
     return AmendmentOut(order_id=order_id, state=outcome.state, applied=[_outcome(e) for e in outcome.applied],
                         refused=[_outcome(e) for e in outcome.refused])
 

@@ -97,7 +97,7 @@ def request_return_as(hub: Hub, principal: Principal, body: ReturnIn) -> ReturnA
     lines = [ReturnLineRequest(line_no=x.line_no, quantity=x.quantity, reason=x.reason) for x in body.lines]
     with hub.uow() as uow:
         return request_return(uow, body.order_id, lines, account_id=principal.account_id,
-                              channel=principal.channel, actor=f"key:{principal.key_id}")
+                              channel=principal.channel, actor=principal.actor)
 
 
 def return_answer(hub: Hub, principal: Principal, return_id: str) -> ReturnOut:

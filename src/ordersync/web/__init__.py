@@ -26,6 +26,21 @@ HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
 TEMPLATES_DIR = HERE / "templates"
 templates = Jinja2Templates(directory=TEMPLATES_DIR)
+
+
+def plain(value: object) -> str:
+    """A decimal quantity as people write it: 10, 2.5 (never 1E+1 or 10.000)."""
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        number = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return str(value)
+    text = format(number.normalize(), "f")
+    return text
+
+
+templates.env.filters["plain"] = plain
 #: a secret shared by the hub's processes, so that a session signed by one is valid in another; without
 #: it each process draws its own and its sessions end with it (one sign-in per restart)
 SECRET_ENV = "ORDERSYNC_WEB_SECRET"

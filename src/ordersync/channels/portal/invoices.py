@@ -88,7 +88,7 @@ def _dispute(request: Request, buyer: Buyer, invoice_id: str, reason: str, comme
     policy = hub.deps.cases if hub.deps is not None else CasePolicy()
     with hub.uow() as uow:
         outcome = dispute_invoice(uow, invoice_id, DisputeRequest(reason=reason, comment=comment),
-                                  account_id=buyer.account_id, actor=f"key:{buyer.principal.key_id}", policy=policy)
+                                  account_id=buyer.account_id, actor=buyer.principal.actor, policy=policy)
     if outcome.created:
         hub.worker.wake()
     return outcome

@@ -85,7 +85,8 @@ BUYER_RATE_PER_MINUTE = 600
 def principal_of(person: Person) -> Principal:
     """What the flows see of a buyer: their account, the scopes of their roles, the portal channel."""
     return Principal(key_id=f"person_{person.id}", name=person.actor, client="portal", channel="portal",
-                     account_id=person.account_id, scopes=person.scopes, rate_per_minute=BUYER_RATE_PER_MINUTE)
+                     account_id=person.account_id, scopes=person.scopes, rate_per_minute=BUYER_RATE_PER_MINUTE,
+                     person=person.actor)
 
 
 def _buyer(request: Request) -> Buyer | None:
