@@ -27,4 +27,5 @@ def create_app(hub: Hub, *, max_body_bytes: int = limits.DEFAULT_MAX_BODY_BYTES,
     app.include_router(portal.router)  # the buyer portal (/portal)
     app.include_router(edi_http.router)  # EDI partners' AS2 messages (/as2)
     app.include_router(shopify_http.router)  # Shopify's webhooks (/shopify/webhooks)
+    app.include_router(ops_pages.fallback)  # last: an unknown /ops address is a page, not JSON
     return app

@@ -142,6 +142,9 @@ UNSCOPED = {
     ("GET", "/ops/oidc/start"), ("GET", "/ops/oidc/callback"), ("GET", "/ops/invite/{token}"),
     ("POST", "/ops/invite/{token}"), ("GET", "/ops/people"), ("POST", "/ops/people/invite"),
     ("POST", "/ops/people/{person_id}/roles"), ("POST", "/ops/people/{person_id}/disable"),
+    # what no dashboard page answers: a "not found" page or a redirect to the nearest page, no data
+    ("GET", "/ops/{rest:path}"), ("POST", "/ops/{rest:path}"), ("PUT", "/ops/{rest:path}"),
+    ("PATCH", "/ops/{rest:path}"), ("DELETE", "/ops/{rest:path}"),
     # EDI partners' AS2 messages: no key (AS2 authenticates by signature, docs/edi.md); it keeps what it is
     # sent and answers with an MDN naming only the message it received
     ("POST", "/as2"),

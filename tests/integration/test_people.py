@@ -252,3 +252,15 @@ def test_replaying_dead_letters_resending_edi_and_mapping_shopify_need_their_rol
     assert r.status_code == 403
     r = clerk.post("/ops/shopify/map", data={"csrf": token, "shop": "s", "location": "l", "account": "a"})
     assert r.status_code == 403 and "operations, commerce" in r.text
+
+
+def test_no_dashboard_address_answers_json_and_a_reloaded_form_goes_back_to_its_page(app: Any, hub: Any) -> None:
+    clerk = browser(app)
+    assert clerk.get("/ops/no-such-page").status_code == 404  # signed out: a page too
+    assert "text/html" in clerk.get("/ops/no-such-page").headers["content-type"]
+    ops_signin(clerk, staff(hub))
+    r = clerk.get("/ops/no/such/page")
+    assert r.status_code == 404 and "text/html" in r.headers["content-type"] and 'id="missing"' in r.text
+    assert clerk.get("/ops/cases/abc/actions").headers["location"] == "/ops/cases/abc"  # a reloaded action
+    assert clerk.get("/ops/people/invite").headers["location"] == "/ops/people"
+    assert clerk.put("/ops/people").headers["location"] == "/ops/people"

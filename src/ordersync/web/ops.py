@@ -23,7 +23,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, Response
+from fastapi.routing import iter_route_contexts
 from sqlalchemy import select
+from starlette.routing import compile_path
 
 from ordersync.canonical.v1 import CaseState, CaseType, OrderState
 from ordersync.domain.errors import Conflict, IntegrationError, NotFound, OrdersyncError, Unavailable, ValidationFailed
@@ -778,3 +780,35 @@ def shopify_map(request: Request, operator: Acting, shop: MapField = "", locatio
                              error=f"The ERP's accounts could not be read ({exc}); nothing was mapped. Try again "
                                    "shortly.")
     return _see(done_at)
+
+
+# -- what no page answers ---------------------------------------------------------------------------------
+
+#: included after every other dashboard router (server.py), so that it only sees what none of them answers
+fallback = APIRouter(prefix="/ops", include_in_schema=False)
+
+
+@fallback.api_route("/{rest:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"])
+def elsewhere(request: Request, rest: str) -> Response:
+    """An unknown dashboard address is a page that says so, with the way back, never a JSON error. The
+    address of a page or a form asked with a method it does not take (a form post reloaded, a bookmarked
+    action) goes to the nearest page above it (303): post/redirect/get."""
+    path = request.url.path.rstrip("/")
+    pages, forms = _page_patterns(request.app)
+    if any(r.fullmatch(path) for r in pages + forms):
+        while path.count("/") > 1 and not any(r.fullmatch(path) for r in pages):
+            path = path.rsplit("/", 1)[0]
+        return _see(path)
+    return _page(request, current(request), "missing.html", 404, section="", what=f"page at {path[:200]}")
+
+
+def _page_patterns(app: Any) -> tuple[list[Any], list[Any]]:
+    """The dashboard's pages (GET) and its other addresses (forms), as path patterns; made once."""
+    found: tuple[list[Any], list[Any]] | None = getattr(app.state, "ops_patterns", None)
+    if found is None:
+        routes = [ctx for ctx in iter_route_contexts(app.routes)
+                  if ctx.path and ctx.path.startswith("/ops") and "{rest" not in ctx.path]
+        found = ([compile_path(c.path or "")[0] for c in routes if "GET" in (c.methods or set())],
+                 [compile_path(c.path or "")[0] for c in routes if "GET" not in (c.methods or set())])
+        app.state.ops_patterns = found
+    return found
