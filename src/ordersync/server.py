@@ -4,8 +4,14 @@ FastAPI application. ``ordersync serve`` and the demo run it with uvicorn."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import inspect
+from collections.abc import Awaitable
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ordersync.api import limits
 from ordersync.api.app import create_api
@@ -28,4 +34,33 @@ def create_app(hub: Hub, *, max_body_bytes: int = limits.DEFAULT_MAX_BODY_BYTES,
     app.include_router(edi_http.router)  # EDI partners' AS2 messages (/as2)
     app.include_router(shopify_http.router)  # Shopify's webhooks (/shopify/webhooks)
     app.include_router(ops_pages.fallback)  # last: an unknown /ops address is a page, not JSON
+    _pages_refuse_with_pages(app)
     return app
+
+
+async def _answer(result: Response | Awaitable[Response]) -> Response:
+    return await result if inspect.isawaitable(result) else result
+
+
+def _pages_refuse_with_pages(app: FastAPI) -> None:
+    """On the pages for people, a refusal the framework raises (a stale form's 403, a field over its
+    length, a wrong method) is a page; on the API it stays a problem document."""
+    api_http = app.exception_handlers[StarletteHTTPException]
+    api_invalid = app.exception_handlers[RequestValidationError]
+
+    async def http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if request.url.path.startswith(("/ops", "/portal")) and exc.status_code >= 400:
+            return ops_pages.error_page(request, exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+        return await _answer(api_http(request, exc))
+
+    async def invalid(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        if request.url.path.startswith(("/ops", "/portal")):
+            fields = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ())[1:])}: {e.get('msg', '')}"
+                               for e in exc.errors()[:5])
+            return ops_pages.error_page(request, 422, f"The form or address has problems ({fields}).")
+        return await _answer(api_invalid(request, exc))
+
+    app.add_exception_handler(StarletteHTTPException, http)
+    app.add_exception_handler(RequestValidationError, invalid)

@@ -264,3 +264,14 @@ def test_no_dashboard_address_answers_json_and_a_reloaded_form_goes_back_to_its_
     assert clerk.get("/ops/cases/abc/actions").headers["location"] == "/ops/cases/abc"  # a reloaded action
     assert clerk.get("/ops/people/invite").headers["location"] == "/ops/people"
     assert clerk.put("/ops/people").headers["location"] == "/ops/people"
+
+
+def test_refusals_on_the_pages_are_pages_and_on_the_api_problem_documents(app: Any, hub: Any) -> None:
+    clerk = browser(app)
+    ops_signin(clerk, staff(hub))
+    r = clerk.post("/ops/signout", data={"csrf": "stale"})  # a stale form
+    assert r.status_code == 403 and "text/html" in r.headers["content-type"] and 'id="error-detail"' in r.text
+    r = clerk.get("/ops/cases", params={"view": "x" * 300})  # a field over its length
+    assert r.status_code == 422 and "text/html" in r.headers["content-type"]
+    r = clerk.get("/v1/orders/x")
+    assert r.status_code == 401 and r.headers["content-type"] == "application/problem+json"

@@ -812,3 +812,17 @@ def _page_patterns(app: Any) -> tuple[list[Any], list[Any]]:
                  [compile_path(c.path or "")[0] for c in routes if "GET" not in (c.methods or set())])
         app.state.ops_patterns = found
     return found
+
+
+#: what a refusal is called on a page
+TITLES = {400: "Not understood", 403: "Not allowed", 404: "Not found", 405: "Not here", 413: "Too large",
+          422: "Not accepted", 429: "Too many requests"}
+
+
+def error_page(request: Request, status: int, detail: str, headers: dict[str, str] | None = None) -> Response:
+    """A refusal on a dashboard address (a stale form, a field too long) as a page, not a JSON problem."""
+    response = _page(request, current(request), "error.html", status, section="",
+                     title=TITLES.get(status, "Something went wrong"), detail=detail,
+                     back=request.headers.get("referer") if _same_origin(request) else "/ops")
+    response.headers.update(headers or {})
+    return response
