@@ -67,3 +67,17 @@ def make_hub(tmp_path: Path, clock: FakeClock) -> Iterator[object]:
     yield make
     for hub in hubs:
         hub.close()
+
+
+#: directories whose tests run one after another on one xdist worker (``./run test`` runs two workers,
+#: ``--dist loadgroup``): the end-to-end tests kill processes and time recoveries, and want a machine that
+#: is not also running another end-to-end test; the browser tests share one served hub per package
+SERIAL_GROUPS = {"e2e": "e2e", "browser": "browser"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = Path(str(item.fspath)).parts
+        for directory, group in SERIAL_GROUPS.items():
+            if "tests" in parts and directory in parts:
+                item.add_marker(pytest.mark.xdist_group(group))

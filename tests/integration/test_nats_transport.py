@@ -180,9 +180,11 @@ def test_work_in_progress_is_kept_alive_past_the_ack_wait(nats_hub: Callable[...
 
     def slow(msg: Ping, ctx: Any) -> None:
         calls.append(msg.n)
-        time.sleep(2.5)
+        time.sleep(4.5)
 
-    quiet = {"ack_wait_seconds": 1.0, "gap_grace_seconds": 3600}
+    # ack_wait 2 s (keep-alive every 2/3 s): a handler more than twice as slow, and slack for a loaded CI
+    # machine's stalls (at ack_wait 1 s a stall of 0.7 s once let JetStream give the message out again)
+    quiet = {"ack_wait_seconds": 2.0, "gap_grace_seconds": 3600}
     one = nats_hub(registry_of(slow, mode="io"), **quiet)
     two = nats_hub(registry_of(slow, mode="io"), **quiet)
     emit(one, 1)
