@@ -20,6 +20,7 @@ from ordersync.web.oidc import FLOW_COOKIE, FLOW_SECONDS, Flow, OidcClient, Sign
 from ordersync.web.people import BUYER, BUYER_ROLES, STAFF, STAFF_ROLES, People, Person
 from ordersync.web.signin import (
     SigninThrottle,
+    clear_cookie,
     device_for,
     origin_of,
     remember_device,
@@ -121,9 +122,10 @@ def base_url(request: Request) -> str:
 
 
 def oidc_start(request: Request, area: str, next_: str) -> tuple[str, str] | None:
-    """Where to send the browser and the flow cookie to set, or None when no provider is configured."""
+    """Where to send the browser and the flow cookie to set, or None when no provider is configured for
+    ``area`` (the portal's only when ``[web.oidc] buyers`` lets buyers use it)."""
     client = services(request).oidc
-    if client is None:
+    if client is None or (area == "portal" and not client.settings.buyers):
         return None
     url, flow = client.start(f"{base_url(request)}/{area}/oidc/callback", area, next_)
     return url, seal(flow)
@@ -147,6 +149,15 @@ def continue_to(target: str) -> Response:
             f'<a id="continue" href="{escape(target)}">Continue</a></p></main></body></html>')
     return HTMLResponse(body, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
                                        "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'"})
+
+
+def signed_in_with_provider(request: Request, signer: SessionSigner, cookie: str, area: str, person: Person,
+                            target: str) -> Response:
+    """The callback's answer once the provider's sign-in is verified: the page that moves on to
+    ``target`` (:func:`continue_to`) with the person's session, and the flow cookie gone."""
+    response = start_session(continue_to(target), request, signer, cookie, f"/{area}", person)
+    clear_cookie(response, request, FLOW_COOKIE, path=f"/{area}/oidc")
+    return response
 
 
 def oidc_finish(request: Request, area: str, kind: str) -> tuple[Person, Flow]:

@@ -39,7 +39,7 @@ from ordersync.store.schema import edi_interchanges
 from ordersync.web import SessionSigner, doors, ops_charts, ops_shopify, templates
 from ordersync.web import ops_data as data
 from ordersync.web import ops_workbench as workbench_data
-from ordersync.web.oidc import FLOW_COOKIE, SignInFailed
+from ordersync.web.oidc import SignInFailed
 from ordersync.web.people import STAFF, Person, may_act
 from ordersync.web.signin import clear_cookie
 
@@ -205,10 +205,7 @@ def oidc_callback(request: Request) -> Response:
         log.warning("dashboard sign-in with the identity provider refused: %s", exc)
         return _signin_page(request, "/ops", 403, f"Sign-in refused: {exc}.")
     log.info("%s signed in to the dashboard (OpenID Connect, roles %s)", person.actor, ",".join(person.roles))
-    response = doors.start_session(doors.continue_to(_safe_next(flow.next)), request, SIGNER, COOKIE, "/ops",
-                                   person)
-    clear_cookie(response, request, FLOW_COOKIE, path="/ops/oidc")
-    return response
+    return doors.signed_in_with_provider(request, SIGNER, COOKIE, "ops", person, _safe_next(flow.next))
 
 
 @router.get("/invite/{token}")

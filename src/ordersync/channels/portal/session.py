@@ -32,7 +32,7 @@ from ordersync.channels.portal.cart import CART_COOKIE, Cart, cart_cookie, read_
 from ordersync.domain.errors import DomainError, IntegrationError, NotFound, Unavailable, ValidationFailed
 from ordersync.runtime.hub import Hub
 from ordersync.web import Session, SessionSigner, doors, templates
-from ordersync.web.oidc import FLOW_COOKIE, SignInFailed
+from ordersync.web.oidc import SignInFailed
 from ordersync.web.people import BUYER, Person
 from ordersync.web.signin import clear_cookie, set_cookie
 
@@ -302,7 +302,7 @@ def oidc_start(request: Request, next_: Annotated[str, Query(alias="next", max_l
         started = doors.oidc_start(request, "portal", _local(next_))
     except SignInFailed as exc:
         return _signin_page(request, next_, 503, str(exc))
-    if started is None or not doors.services(request).oidc.settings.buyers:  # type: ignore[union-attr]
+    if started is None:
         return _signin_page(request, next_, 404, "Signing in with an identity provider is not offered here.")
     url, flow = started
     return doors.set_flow(RedirectResponse(url, status_code=303), request, flow, "portal")
@@ -316,9 +316,7 @@ def oidc_callback(request: Request) -> Response:
         log.warning("portal sign-in with the identity provider refused: %s", exc)
         return _signin_page(request, "/portal/catalog", 403, f"Sign-in refused: {exc}.")
     log.info("%s of %s signed in to the portal (OpenID Connect)", person.actor, person.account_id)
-    response = doors.continue_to(_local(flow.next))
-    doors.start_session(response, request, signer, SESSION_COOKIE, "/portal", person)
-    clear_cookie(response, request, FLOW_COOKIE, path="/portal/oidc")
+    response = doors.signed_in_with_provider(request, signer, SESSION_COOKIE, "portal", person, _local(flow.next))
     return with_cart(response, request, None)
 
 
