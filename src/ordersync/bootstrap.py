@@ -150,7 +150,7 @@ def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Regis
                           batch=keep.batch)
     if keep.keep_days:
         worker.every(keep.check_seconds, "retention", lambda: retention.run().total, singleton=True)
-    intake = IntakeWriter(db, clock, on_commit=worker.wake)
+    intake = IntakeWriter(db, clock, on_commit=worker.wake, cases=cases)
     webhooks = _webhooks(settings, db, clock, runner, worker)
     edi = None
     if settings.edi.partners:
@@ -242,7 +242,8 @@ def case_policy(settings: Settings) -> CasePolicy:
         due = {**CasePolicy().due_hours, **{CaseType(k): v for k, v in c.due_hours.items()}}
     except ValueError as exc:
         raise ConfigError(f"cases: {exc}; case types are {', '.join(t.value for t in CaseType)}") from exc
-    return CasePolicy(owners=owners, due_hours=due, escalation=dict(c.escalation))
+    return CasePolicy(owners=owners, due_hours=due, escalation=dict(c.escalation),
+                      channel_owners=dict(c.channel_owners))
 
 
 def _with_default_retry(registry: Registry, policy: RetryPolicy) -> Registry:

@@ -160,6 +160,8 @@ class CaseSettings(Strict):
     owners: dict[str, str] = Field(default_factory=dict)
     due_hours: dict[str, float] = Field(default_factory=dict)
     escalation: dict[str, list[str]] = Field(default_factory=dict)
+    channel_owners: dict[str, str] = Field(default_factory=dict, description="the team that owns a channel's "
+                                           "order conflicts (an order number re-sent with other content)")
     check_seconds: float = Field(default=60.0, gt=0, description="how often overdue cases escalate (passed "
                                  "backorder promises are checked every ten minutes, or this if longer)")
 
@@ -297,17 +299,27 @@ class ShopifySettings(Strict):
 
 class WmsSettings(Strict):
     """The warehouse webhook (``POST /v1/wms/events``): the HMAC-SHA256 secret it is signed with, read
-    from the environment variable ``secret_env`` (``secret`` inline is for tests and demos), and how far a
-    signed timestamp may be from now before the request is refused as stale (replay protection)."""
+    from the environment variable ``secret_env`` or the file ``secret_file`` (its content, trailing white
+    space ignored; ``secret`` inline is for tests), and how far a signed timestamp may be from now before
+    the request is refused as stale (replay protection)."""
 
     secret_env: str | None = None
+    secret_file: Path | None = Field(default=None, description="a file holding the secret (mode 0600)")
     secret: str | None = None
     max_age_seconds: int = Field(default=300, ge=1, le=3600)
 
     def signing_key(self, env: dict[str, str] | None = None) -> bytes | None:
         """The secret as bytes, or None when none is configured (the webhook then refuses everything)."""
         values = os.environ if env is None else env
-        value = values.get(self.secret_env) if self.secret_env else self.secret
+        if self.secret_env:
+            value = values.get(self.secret_env)
+        elif self.secret_file is not None:
+            try:
+                value = self.secret_file.read_text().strip()
+            except OSError:
+                value = None
+        else:
+            value = self.secret
         return value.encode() if value else None
 
 

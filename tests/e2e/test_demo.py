@@ -43,11 +43,14 @@ def test_the_demo_places_its_scenario_and_every_order_reaches_tryton_exactly_onc
     assert summary["dead_letters"] == 0
 
     # after the orders: the warehouse ships (one split shipment, one short), production planning moves a
-    # backorder to a later date, accounting invoices, a buyer returns goods and disputes an invoice, and a
-    # subscribed CRM hears about all of it
+    # backorder to a later date, accounting invoices, a buyer returns goods and disputes an invoice, the
+    # carrier's delivery comes through the warehouse's signed webhook, and a subscribed CRM hears about all of it
     after = summary["aftermath"]
     assert after["problems"] == [] and after["orders_shipped_by_warehouse"] > 0
-    assert {"split_shipment", "short_shipment", "backorder_revised", "return", "dispute_case"} <= set(after["follow"])
+    assert {"split_shipment", "short_shipment", "backorder_revised", "return", "dispute_case",
+            "delivered_by_carrier"} <= set(after["follow"])  # the carrier's delivery came by signed WMS webhook
+    assert (data_dir / "secrets" / "wms-webhook").stat().st_mode & 0o077 == 0, "only its owner reads the secret"
+    assert "wms-webhook" in (data_dir / "ordersync.toml").read_text()
     assert after["return_state"] in ("received", "credited") and summary["returns"]
     assert summary["final_states"].get("invoiced", 0) >= 1
     assert summary["open_cases"]["fulfillment_discrepancy"] >= 1 and summary["open_cases"]["invoice_dispute"] == 1

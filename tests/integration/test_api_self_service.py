@@ -106,7 +106,7 @@ def test_history_pages_newest_first_without_repeats_or_gaps_while_orders_arrive(
             placed.append(place(client, key, f"H-{i}", ("BRG-6204-2RS", 1), buyer_po_number=f"PO-{i % 3}"))
             if i % 4 == 3:
                 clock.advance(60)  # the others share a received_at: the id breaks the tie
-        place(client, other, "H-X", ("SEN-PX-M12-NPN", 5))
+        place(client, other, "H-X", ("SEN-PX-M12-NPN", 5), ship_to_id=None)
         seen: list[dict[str, Any]] = []
         cursor = None
         while True:

@@ -59,6 +59,26 @@ def test_an_interchange_becomes_one_order_however_often_it_comes(make_hub: Any, 
         assert edi_store.raw_interchange(conn, first.interchange_id) == SAMPLE  # byte for byte, BOM and all
 
 
+def test_a_po_sent_again_with_other_lines_is_rejected_in_the_997_and_leaves_a_case(make_hub: Any,
+                                                                                   store_url: str) -> None:
+    hub = make_hub(store_url)
+    inbound = EdiInbound(hub.db, hub.intake, hub.clock, [XYZ])
+    first = inbound.receive(SAMPLE)
+    changed = inbound.receive(SAMPLE.replace(b"000003438", b"000003440").replace(b"PO1*1*120*", b"PO1*1*130*"))
+    assert changed.state == "orders_rejected" and changed.orders[0].order_id is None
+    assert "PO 08292233294 was received before with other content (line 1 quantity: 120 -> 130)" in changed.detail
+    with hub.db.read() as conn:
+        raw = edi_store.raw_interchange(conn, changed.replies[0])
+    assert raw is not None
+    (ack,) = [i for i in read_interchanges(io.BytesIO(raw)) if isinstance(i, TransactionSet)]
+    assert [s.elements for s in ack.segments if s.tag == "AK5"] == [["AK5", "R", "5"]]  # the set is rejected
+    with hub.db.read() as conn:
+        conflict = conn.execute(select(cases.c.order_id, cases.c.owner_team)
+                                .where(cases.c.type == "order_conflict")).all()
+        assert conflict == [(first.orders[0].order_id, "integration")]
+        assert conn.execute(select(orders.c.id)).scalars().all() == [first.orders[0].order_id]
+
+
 def test_an_order_that_cannot_be_taken_is_rejected_in_the_997_with_its_reason(make_hub: Any, store_url: str) -> None:
     hub = make_hub(store_url)
     partner = Partner(name="xyz-retail", interchange_qualifier="12", interchange_id="4405197800",

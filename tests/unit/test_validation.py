@@ -61,3 +61,13 @@ def test_account_ship_to_and_date_are_checked() -> None:
 def test_conflicting_sku_and_part_number_are_refused() -> None:
     o = order(OrderLine(line_no=1, sku="FIT", customer_part_number="ACME-77", quantity=Decimal(20)))
     assert codes(o) == [(1, "unknown_item")]
+
+
+def test_an_order_in_a_currency_the_account_does_not_trade_in_is_rejected_before_the_erp() -> None:
+    line = OrderLine(line_no=1, sku="BRG", quantity=Decimal(2))
+    assert codes(order(line, currency="EUR"), ACCOUNT.model_copy(update={"currency": "EUR"})) == []
+    assert codes(order(line), ACCOUNT.model_copy(update={"currency": "EUR"})) == []  # none given: the account's
+    result = validate_order(order(line, currency="USD"), ACCOUNT.model_copy(update={"currency": "EUR"}), PRODUCTS,
+                            TODAY)
+    assert [(r.code, r.message) for r in result.reasons] == [("currency_not_traded", "account C-1 trades in EUR, "
+                                                                                     "not USD")]

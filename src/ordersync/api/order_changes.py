@@ -27,7 +27,7 @@ from ordersync.canonical.v1 import Order, OrderState
 from ordersync.domain.events import AmendedLine
 from ordersync.domain.order import LineAmendment
 from ordersync.flows.services.amendments import amend_order
-from ordersync.flows.services.intake import Receipt, request_hash
+from ordersync.flows.services.intake import Receipt, meaning_hash
 from ordersync.flows.services.reorders import next_reorder_number, reorder
 from ordersync.runtime.hub import Hub
 
@@ -77,15 +77,15 @@ async def reorder_order(
 
     Today's contract prices and stock apply: the new order goes through validation, pricing, credit and
     allocation like any other. ``Idempotency-Key`` makes a retried request return the first answer."""
-    return accepted(await place_reorder(hub, principal, order_id, body or ReorderIn(), raw=await request.body(),
+    return accepted(await place_reorder(hub, principal, order_id, body or ReorderIn(),
                                         idempotency_key=idempotency_key))
 
 
-async def place_reorder(hub: Hub, principal: Principal, order_id: str, body: ReorderIn, *, raw: bytes = b"",
+async def place_reorder(hub: Hub, principal: Principal, order_id: str, body: ReorderIn, *,
                         idempotency_key: str | None = None) -> Receipt:
     """The reorder handed to the intake (what :func:`reorder_order` and the buyer portal do)."""
     order = await run_in_threadpool(_build_reorder, hub, order_id, principal, body)
-    fingerprint = request_hash(f"reorder {order_id} ".encode() + raw)
+    fingerprint = meaning_hash({"reorder": order_id, "body": body.model_dump()})
     return await hub.intake.accept(order, scope=f"key:{principal.key_id}", idempotency_key=idempotency_key,
                                    fingerprint=fingerprint)
 

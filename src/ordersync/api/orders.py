@@ -6,6 +6,7 @@ route and the buyer portal's checkout all go through them.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from decimal import Decimal
 from typing import Annotated, Any
@@ -17,10 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from ordersync.api.auth import OrderReader, OrderWriter, account_for
 from ordersync.api.deps import HubDep
 from ordersync.api.keys import Principal
-from ordersync.api.params import IsoDate
+from ordersync.api.params import Currency, IsoDate
 from ordersync.api.problems import Problem
 from ordersync.canonical.v1 import Order, OrderLine
-from ordersync.flows.services.intake import Receipt, request_hash
+from ordersync.domain.validation import account_terms
+from ordersync.flows.services.intake import Receipt, meaning_hash
 from ordersync.reads.orders import order_view
 from ordersync.runtime.hub import Hub
 
@@ -48,7 +50,8 @@ class OrderIn(BaseModel):
     buyer_po_number: str | None = Field(default=None, max_length=120)
     ship_to_id: str | None = Field(default=None, max_length=120)
     requested_date: IsoDate | None = None
-    currency: str | None = Field(default=None, min_length=3, max_length=3)
+    currency: Currency | None = Field(default=None, description="ISO 4217, the account's trading currency "
+                                      "(refused at intake when the hub knows the account trades in another)")
     campaign: str | None = Field(default=None, max_length=64)
     notes: str = Field(default="", max_length=2000)
     lines: list[LineIn] = Field(min_length=1, max_length=500)
@@ -76,7 +79,7 @@ async def submit_order(
     The channel is the API key's channel; a key bound to an account orders for that account only.
     ``Idempotency-Key`` makes a retried request return the first answer (``Idempotent-Replayed: true``);
     the same key with another body is refused (409)."""
-    receipt = await place_order(hub, principal, body, fingerprint=request_hash(await request.body()),
+    receipt = await place_order(hub, principal, body, fingerprint=meaning_hash(body.model_dump()),
                                 idempotency_key=idempotency_key, delivery_id=delivery_id)
     return accepted(receipt)
 
@@ -85,6 +88,7 @@ async def place_order(hub: Hub, principal: Principal, body: OrderIn, *, fingerpr
                       idempotency_key: str | None = None, delivery_id: str | None = None) -> Receipt:
     """Hand the order to the intake as ``principal``'s channel and wait until it is stored."""
     account_id = account_for(principal, body.account_id)
+    await check_account_terms(hub, account_id, body.currency, body.ship_to_id)
     # OrderIn enforces the canonical model's constraints, so build the canonical order without
     # validating it a second time (this endpoint's cost is the hub's intake capacity).
     fields = {name: getattr(body, name) for name in OrderIn.model_fields if name not in ("lines", "account_id")}
@@ -98,6 +102,32 @@ async def place_order(hub: Hub, principal: Principal, body: OrderIn, *, fingerpr
     )
     return await hub.intake.accept(order, scope=f"key:{principal.key_id}", idempotency_key=idempotency_key,
                                    fingerprint=fingerprint, delivery_id=delivery_id)
+
+
+#: how long the intake waits for an account's terms it does not remember (the ERP's answer is remembered
+#: for the read model's refresh interval; slower or no answer: the order is taken and validation decides)
+TERMS_WAIT_SECONDS = 1.0
+
+
+async def check_account_terms(hub: Hub, account_id: str, currency: str | None, ship_to_id: str | None) -> None:
+    """Refuse at once (422, with reasons) an order the account's terms do not allow: a currency it does
+    not trade in, an inactive account, a ship-to that is not its own. Checked when the hub knows the
+    account's terms or its ERP tells them within :data:`TERMS_WAIT_SECONDS`; else the order is taken and
+    its validation, before the ERP, rejects it with the same reasons."""
+    if hub.readmodel is None:
+        return
+    try:
+        account = await asyncio.wait_for(asyncio.wrap_future(hub.readmodel.account_terms(account_id)),
+                                         TERMS_WAIT_SECONDS)
+    except TimeoutError:
+        return
+    if account is None:
+        return
+    reasons = account_terms(account, currency, ship_to_id)
+    if reasons:
+        raise Problem(422, "Order refused: the account's terms do not allow it", "; ".join(r.message for r in reasons),
+                      type_="https://ordersync.dev/problems/account-terms",
+                      errors=[{"code": r.code, "message": r.message} for r in reasons])
 
 
 def accepted(receipt: Receipt) -> JSONResponse:

@@ -39,3 +39,34 @@ IsoAwareDateTime = Annotated[AwareDatetime, BeforeValidator(_iso("date and time 
                                                                  "2026-03-01T08:00:00Z"))]
 
 __all__ = ["IsoAwareDateTime", "IsoDate", "IsoDateTime", "Text"]
+
+
+def _tender_currencies() -> frozenset[str]:
+    """ISO 4217 codes that are legal tender somewhere today (CLDR's data through Babel): EUR, USD, XOF ...
+    but not XXX ("no currency"), XAU (gold) or XTS (testing), nor withdrawn ones like DEM."""
+    from babel.core import get_global
+    from babel.numbers import get_territory_currencies
+
+    today = dt.date.today()
+    return frozenset(code for territory in get_global("territory_currencies")
+                     for code in get_territory_currencies(territory, start_date=today, tender=True))
+
+
+_TENDER: frozenset[str] = frozenset()
+
+
+def _currency(value: Any) -> Any:
+    global _TENDER
+    if not isinstance(value, str):
+        raise ValueError("must be an ISO 4217 currency code (text), like EUR")
+    if not _TENDER:
+        _TENDER = _tender_currencies()
+    if value.upper() != value and value.upper() in _TENDER:
+        raise ValueError(f"currency codes are upper case (ISO 4217): {value.upper()}, not {value}")
+    if value not in _TENDER:
+        raise ValueError(f"{value} is not a currency one can pay in (ISO 4217 codes in use, like EUR or USD)")
+    return value
+
+
+#: an ISO 4217 code of a currency in use (``EUR``); lower case, test, metal and withdrawn codes are refused
+Currency = Annotated[str, BeforeValidator(_currency)]

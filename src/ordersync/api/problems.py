@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from ordersync.domain.errors import (
+    ChangedResend,
     Conflict,
     DomainError,
     IntegrationError,
@@ -93,6 +94,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(NotFound)
     async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
         return problem_response(404, "Not found", str(exc), instance=request.url.path)
+
+    @app.exception_handler(ChangedResend)
+    async def _changed(request: Request, exc: ChangedResend) -> JSONResponse:
+        return problem_response(409, "Order number received before with other content", str(exc),
+                                type_="https://ordersync.dev/problems/changed-resend", instance=request.url.path,
+                                order_id=exc.order_id, differences=exc.differences)
 
     @app.exception_handler(Conflict)
     async def _conflict(request: Request, exc: Conflict) -> JSONResponse:

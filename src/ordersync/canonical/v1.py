@@ -297,6 +297,7 @@ class CaseType(StrEnum):
     FULFILLMENT_DISCREPANCY = "fulfillment_discrepancy"
     INVOICE_DISPUTE = "invoice_dispute"
     INTEGRATION_FAILURE = "integration_failure"
+    ORDER_CONFLICT = "order_conflict"
 
 
 class CaseState(StrEnum):

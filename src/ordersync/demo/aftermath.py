@@ -11,6 +11,9 @@ API (``GET /v1/orders/{id}``, ``/v1/invoices``, ``/v1/returns/{id}``, ``/v1/ops/
 - Accounting posts the invoices in Tryton for all but a couple of the shipped orders.
 - A buyer asks to return part of a delivered line (the hub creates the return in Tryton; the plant
   receives the goods) and disputes an invoice (a case for finance).
+- The carrier's reports reach the hub through the warehouse's signed webhook (``POST /v1/wms/events``,
+  HMAC-SHA256 over the timestamp and body): an invoiced order's Tryton shipment is in transit, then
+  delivered, with the carrier and tracking number the buyer sees on the order.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ class Aftermath:
     return_id: str | None = None
     return_state: str | None = None
     dispute_case: str | None = None
+    delivered: str | None = None
     problems: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
@@ -58,6 +62,8 @@ class Aftermath:
             follow["return"] = f"/v1/returns/{self.return_id}"
         if self.dispute_case:
             follow["dispute_case"] = f"/v1/ops/cases/{self.dispute_case}"
+        if self.delivered:
+            follow["delivered_by_carrier"] = f"/v1/orders/{self.delivered}"
         return {"orders_shipped_by_warehouse": len(self.shipped), "invoices_posted_for": len(self.invoiced),
                 "return_state": self.return_state, "dispute_case": self.dispute_case, "follow": follow,
                 "problems": self.problems}
@@ -72,9 +78,10 @@ def _accepted(hub: Hub) -> list[OrderRecord]:
 
 
 def run(hub: Hub, base: str, erp_url: str, token: str, console: Console, timeout: float = 300.0, *,
-        database: str = "main") -> Aftermath:
+        database: str = "main", wms: tuple[str, bytes] | None = None) -> Aftermath:
     """Ship, invoice, return and dispute; wait until the hub shows it. ``token``: an unbound key with
-    orders:read, returns:write and invoices:write (the buyer's actions go through the API)."""
+    orders:read, returns:write and invoices:write (the buyer's actions go through the API); ``wms``: the
+    warehouse's key and webhook secret (its carrier reports are signed)."""
     out = Aftermath()
     sim = TrytonSimulator.connect(erp_url, database)
     try:
@@ -97,6 +104,8 @@ def run(hub: Hub, base: str, erp_url: str, token: str, console: Console, timeout
               "invoices reach the hub")
         with httpx.Client(base_url=base, timeout=60, headers={"Authorization": f"Bearer {token}"}) as api:
             _return_and_dispute(api, hub, sim, out, timeout, console)
+            if wms is not None:
+                _carrier_reports(api, base, wms, out, timeout)
     finally:
         sim.close()
     return out
@@ -220,6 +229,45 @@ def _return_and_dispute(api: httpx.Client, hub: Hub, sim: TrytonSimulator, out: 
         out.dispute_case = d.json()["case_id"]
     else:
         out.problems.append(f"dispute refused: {d.status_code} {d.text[:200]}")
+
+
+def _carrier_reports(api: httpx.Client, base: str, wms: tuple[str, bytes], out: Aftermath, timeout: float) -> None:
+    """The carrier reports an invoiced order's Tryton shipment in transit, then delivered, through the
+    warehouse's signed webhook; wait until the order shows the parcel delivered."""
+    import json
+    import zlib
+
+    from ordersync.flows.services.wms import sign
+
+    candidates = [o for o in out.invoiced if o not in (out.short_shipment, out.split_shipment)]
+    order = next((api.get(f"/v1/orders/{o}").json() for o in candidates[1:] + candidates[:1]), None)
+    shipments = [s for s in (order or {}).get("shipments", []) if s.get("source") == "erp"]
+    if order is None or not shipments:
+        out.problems.append("no invoiced order with an ERP shipment for the carrier to report")
+        return
+    key, secret = wms
+    shipment = shipments[0]
+    tracking = f"00340434{zlib.crc32(shipment['id'].encode()):010d}"
+    with httpx.Client(base_url=base, timeout=30, headers={"Authorization": f"Bearer {key}"}) as warehouse:
+        for kind in ("in_transit", "delivered"):
+            body = json.dumps({"event_id": f"demo-{kind}-{shipment['id']}", "type": kind, "order_id": order["id"],
+                               "shipment_ref": shipment["id"], "carrier": "DHL", "tracking_number": tracking,
+                               "occurred_at": dt.datetime.now(dt.UTC).isoformat()}).encode()
+            stamp = str(int(time.time()))
+            r = warehouse.post("/v1/wms/events", content=body, headers={
+                "Content-Type": "application/json", "X-Ordersync-Timestamp": stamp,
+                "X-Ordersync-Signature": sign(secret, stamp, body)})
+            if r.status_code not in (200, 202):
+                out.problems.append(f"signed carrier event {kind} refused: {r.status_code} {r.text[:200]}")
+                return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        view = api.get(f"/v1/orders/{order['id']}").json()
+        if any(s.get("carrier_status") == "delivered" for s in view.get("shipments", [])):
+            out.delivered = order["id"]
+            return
+        time.sleep(0.2)
+    out.problems.append(f"order {order['id']} does not show the carrier's delivery within {timeout:.0f}s")
 
 
 def _wait_return(api: httpx.Client, sim: TrytonSimulator, out: Aftermath, timeout: float) -> None:

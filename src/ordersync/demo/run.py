@@ -28,7 +28,7 @@ from sqlalchemy import func, select
 
 from ordersync.bootstrap import build_hub
 from ordersync.channels.storefront.simulator import Scenario, build, place
-from ordersync.config import EdiSettings, ErpSettings, Settings, ShopifySettings, WebSettings
+from ordersync.config import EdiSettings, ErpSettings, Settings, ShopifySettings, WebSettings, WmsSettings
 from ordersync.demo import aftermath, edi_partner, shopify_store, sink
 from ordersync.domain.lifecycle import REACHED_ERP
 from ordersync.runtime.hub import Hub
@@ -68,6 +68,7 @@ def run(opts: DemoOptions) -> int:
     push = opts.erp_db == "postgresql"  # Tryton's bus (docs/erp-push.md): only PostgreSQL has one
     edi = edi_partner.partner_settings(data_dir)  # the demo's EDI customer, trading over a directory
     shop = shopify_store.start(f"http://{opts.host}:{opts.port}")  # the B2B store on Shopify (the double)
+    wms_secret = _wms_secret(data_dir)  # the warehouse's webhook signs its events with it
     settings = Settings(
         data_dir=data_dir,
         erp=[ErpSettings(name="main", kind="tryton", url=server.url, database=database, login=user["login"],
@@ -75,11 +76,13 @@ def run(opts: DemoOptions) -> int:
         edi=EdiSettings(partners=[edi], poll_seconds=0.5),
         shopify=ShopifySettings(shops=[shop.settings], poll_seconds=0.5),
         web=WebSettings(seller=SELLER),
+        wms=WmsSettings(secret_file=wms_secret),
     )
     _write_config(data_dir, server.url, database, user["login"], user["password"], push,
                   extra="\n[edi]\npoll_seconds = 0.5\n" + edi_partner.config_toml(edi)
                   + "\n[shopify]\npoll_seconds = 0.5\n" + shopify_store.config_toml(shop.settings)
-                  + f"\n[web]\nseller = {SELLER!r}\n".replace("'", '"'))
+                  + f"\n[web]\nseller = {SELLER!r}\n".replace("'", '"')
+                  + f'\n[wms]\nsecret_file = "{wms_secret}"\n')
     hub = build_hub(settings)
     stop = threading.Event()
     api = _start_api(hub, opts)
@@ -94,6 +97,9 @@ def run(opts: DemoOptions) -> int:
         console.print(f"{area:<8} {base}/{area:<8} {who}: choose a password at {link}", soft_wrap=True)
     console.print(f"EDI      {edi.name} ({edi.account_id}) drops X12 850s into {edi.inbox_dir}; our 997, 855, 856 "
                   f"and 810 appear in {edi.outbox_dir}   ({base}/ops/edi)", soft_wrap=True)
+    console.print(f"WMS      signed warehouse and carrier events to {base}/v1/wms/events (HMAC-SHA256 secret in "
+                  f"{wms_secret}; a key: ordersync apikey create --client wms --scope fulfillment:write)",
+                  soft_wrap=True)
     console.print(f"Shopify  {shop.settings.domain} (the Shopify double, Admin API at {shop.settings.api_url}): "
                   f"three B2B companies order; webhooks to {shop.settings.webhook_url}   ({base}/ops/shopify)",
                   soft_wrap=True)
@@ -108,7 +114,8 @@ def run(opts: DemoOptions) -> int:
         settled = _wait_settled(hub, scenario, opts.timeout)
         settled = edi_partner.wait_settled(hub, purchase_orders, opts.timeout) and settled
         settled = shopify_store.wait_settled(hub, shop, opts.timeout) and settled
-        after = aftermath.run(hub, base, server.url, _buyer_key(hub), console, database=database) if settled else None
+        after = aftermath.run(hub, base, server.url, _buyer_key(hub), console, database=database,
+                              wms=(_wms_key(hub), wms_secret.read_bytes().strip())) if settled else None
         summary = _summary(hub, scenario, sent, server, time.monotonic() - started, settled)
         summary["aftermath"] = after.summary() if after else None
         summary["edi"] = edi_partner.summary(hub, edi, purchase_orders)
@@ -213,6 +220,29 @@ def _keys(hub: Hub) -> dict[str, str]:
                                 channel=channel, rate_per_minute=6000)[0]
         for channel, kind in client.items()
     }
+
+
+def _wms_secret(data_dir: Path) -> Path:
+    """The warehouse webhook's HMAC secret, made once per data directory in a file only its owner reads
+    (the configuration names the file; the secret itself is written nowhere else)."""
+    import os
+    import secrets
+
+    path = data_dir / "secrets" / "wms-webhook"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(32) + "\n")
+    return path
+
+
+def _wms_key(hub: Hub) -> str:
+    """The demo warehouse's API key (client ``wms``): it reports carrier events for shipped orders."""
+    from ordersync.api.keys import KeyService
+
+    return KeyService(hub.db, hub.clock).create("demo warehouse", "wms", ["fulfillment:write"],
+                                                rate_per_minute=6000)[0]
 
 
 def _start_sink(hub: Hub) -> sink.Sink:

@@ -18,6 +18,7 @@ DEFAULT_OWNERS: dict[CaseType, str] = {
     CaseType.FULFILLMENT_DISCREPANCY: "operations",
     CaseType.INVOICE_DISPUTE: "finance",
     CaseType.INTEGRATION_FAILURE: "integration",
+    CaseType.ORDER_CONFLICT: "integration",
 }
 
 DEFAULT_DUE_HOURS: dict[CaseType, float] = {
@@ -27,6 +28,7 @@ DEFAULT_DUE_HOURS: dict[CaseType, float] = {
     CaseType.FULFILLMENT_DISCREPANCY: 24,
     CaseType.INVOICE_DISPUTE: 48,
     CaseType.INTEGRATION_FAILURE: 2,
+    CaseType.ORDER_CONFLICT: 4,
 }
 
 RUNBOOKS: dict[CaseType, str] = {
@@ -56,6 +58,13 @@ RUNBOOKS: dict[CaseType, str] = {
         "A message could not be processed (see the linked dead letter). Read its error, fix the cause "
         "(configuration, master data, a remote system), then retry it."
     ),
+    CaseType.ORDER_CONFLICT: (
+        "A channel sent an order number the hub already has, with different content (the case lists what "
+        "differs). The channel was refused (409) and believes nothing changed only if it reads that answer. "
+        "Ask the channel's owner what the buyer wants: change the order with an amendment (lines, "
+        "quantities, dates: POST /v1/orders/{id}/amendments), or have the channel send a new order under a "
+        "new order number; then resolve the case with a note saying what was done."
+    ),
 }
 
 
@@ -65,6 +74,8 @@ class CasePolicy:
     due_hours: dict[CaseType, float] = field(default_factory=lambda: dict(DEFAULT_DUE_HOURS))
     #: owner team per escalation level above 1, e.g. {"finance": ["finance-lead", "cfo-office"]}
     escalation: dict[str, list[str]] = field(default_factory=dict)
+    #: the team that owns a channel's order conflicts, per channel name (else the case type's owner)
+    channel_owners: dict[str, str] = field(default_factory=dict)
 
 
 def open_case(

@@ -8,6 +8,7 @@
     |   +-- ValidationFailed        an order (or request) breaks business rules; carries reasons
     |   +-- NotFound                no such order / account / case / dead letter
     |   +-- Conflict                a concurrent change or a duplicate key won the race
+    |   |   +-- ChangedResend       an order number sent again with different content
     |       +-- ConcurrentUpdate    an optimistic version check lost: retryable on a fresh read
     +-- IntegrationError            a remote system failed (retryable unless said otherwise)
     |   +-- Unavailable             down, timing out, or circuit open
@@ -49,6 +50,22 @@ class NotFound(DomainError):
 
 class Conflict(DomainError):
     pass
+
+
+class ChangedResend(Conflict):
+    """A channel sent an order number the hub has with different content. Refused (the channel must not
+    believe its change landed); ``differences`` names what differs, ``order_id`` is the order it has."""
+
+    def __init__(self, *, order_id: str, account_id: str, channel: str, external_order_number: str,
+                 differences: list[str]) -> None:
+        super().__init__(f"order {external_order_number!r} of channel {channel!r} was received before with "
+                         f"different content ({'; '.join(differences)}); change it with an amendment of order "
+                         f"{order_id}, or send a new order under a new order number")
+        self.order_id = order_id
+        self.account_id = account_id
+        self.channel = channel
+        self.external_order_number = external_order_number
+        self.differences = differences
 
 
 class ConcurrentUpdate(Conflict):

@@ -46,11 +46,7 @@ def validate_order(
     if account is None:
         result.reasons.append(Reason("unknown_account", f"account {order.account_id} is not known"))
         return result
-    if account.status is not AccountStatus.ACTIVE:
-        result.reasons.append(Reason("account_inactive", f"account {account.id} is {account.status.value}"))
-    if order.ship_to_id and order.ship_to_id not in {a.id for a in account.ship_to}:
-        result.reasons.append(Reason("unknown_ship_to",
-                                     f"ship-to {order.ship_to_id} is not an address of account {account.id}"))
+    result.reasons.extend(account_terms(account, order.currency, order.ship_to_id))
     if order.requested_date is not None:
         if order.requested_date < today:
             result.reasons.append(Reason("date_in_past", f"requested date {order.requested_date} is in the past"))
@@ -79,6 +75,21 @@ def validate_order(
         result.skus[line.line_no] = sku
         result.reasons.extend(_line_rules(line.line_no, line.quantity, line.unit, product))
     return result
+
+
+def account_terms(account: Account, currency: str | None, ship_to_id: str | None) -> list[Reason]:
+    """What the order asks that the account's terms do not allow: an account that is not active, a
+    currency it does not trade in, a ship-to that is not one of its addresses. The intake checks these
+    when it knows the account (refused at once, 422), the validation always (before the ERP sees them)."""
+    reasons = []
+    if account.status is not AccountStatus.ACTIVE:
+        reasons.append(Reason("account_inactive", f"account {account.id} is {account.status.value}"))
+    if currency and account.currency and currency != account.currency:
+        reasons.append(Reason("currency_not_traded", f"account {account.id} trades in {account.currency}, "
+                                                     f"not {currency}"))
+    if ship_to_id and ship_to_id not in {a.id for a in account.ship_to}:
+        reasons.append(Reason("unknown_ship_to", f"ship-to {ship_to_id} is not an address of account {account.id}"))
+    return reasons
 
 
 def _resolve(sku: str | None, part: str | None, products: dict[str, Product], by_part: dict[str, str]) -> str | None:

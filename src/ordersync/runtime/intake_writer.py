@@ -17,8 +17,17 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 
 from ordersync.canonical.v1 import Order
+from ordersync.domain.cases import CasePolicy
 from ordersync.domain.clock import Clock
-from ordersync.flows.services.intake import NotAllNew, Receipt, Submission, accept_new_orders, accept_order
+from ordersync.domain.errors import ChangedResend
+from ordersync.flows.services.intake import (
+    NotAllNew,
+    Receipt,
+    Submission,
+    accept_new_orders,
+    accept_order,
+    record_changed_resend,
+)
 from ordersync.store.db import Database
 from ordersync.store.uow import UnitOfWork
 
@@ -32,9 +41,11 @@ class _Job:
 
 
 class IntakeWriter:
-    def __init__(self, db: Database, clock: Clock, *, max_batch: int = 100, on_commit: object = None) -> None:
+    def __init__(self, db: Database, clock: Clock, *, max_batch: int = 100, on_commit: object = None,
+                 cases: CasePolicy | None = None) -> None:
         self.db = db
         self.clock = clock
+        self.cases = cases or CasePolicy()
         self.max_batch = max_batch
         self.on_commit = on_commit
         self._queue: queue.Queue[_Job | None] = queue.Queue()
@@ -130,11 +141,24 @@ class IntakeWriter:
                     for job in pending:
                         job.future.set_exception(exc)
                     return
+                if isinstance(exc, ChangedResend):
+                    self._record_refusal(exc)
                 failed.future.set_exception(exc)
                 pending.remove(failed)
                 continue
             self._done(pending, receipts)
             return
+
+    def _record_refusal(self, refused: ChangedResend) -> None:
+        """A re-send with other content is refused and leaves a case (in a transaction of its own: the
+        refused order's was rolled back); the channel is answered even when the case cannot be written."""
+        try:
+            with self.db.write(urgent=True) as conn:
+                uow = UnitOfWork(conn, self.clock)
+                record_changed_resend(uow, refused, self.cases)
+                uow.flush()
+        except Exception:
+            log.exception("could not open the case for order %s re-sent with other content", refused.order_id)
 
     def _done(self, jobs: list[_Job], receipts: list[Receipt]) -> None:
         self.batches += 1

@@ -38,7 +38,7 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection, select, tuple_
 
-from ordersync.canonical.v1 import CustomerPartNumber, PriceQuote, Product, StockPosition
+from ordersync.canonical.v1 import Account, CustomerPartNumber, PriceQuote, Product, StockPosition
 from ordersync.domain.clock import Clock
 from ordersync.domain.errors import Unavailable
 from ordersync.domain.events import PriceListChanged, StockChanged
@@ -106,6 +106,8 @@ class ReadModel:
         self._catalogs: dict[str, tuple[float, str, CatalogView]] = {}
         self._plants: dict[str, tuple[float, list[Plant]]] = {}
         self._products: dict[str, tuple[str, list[Product]]] = {}  # account -> (catalog etag, products)
+        self._accounts: dict[str, tuple[float, Account | None]] = {}  # account -> (valid until, terms)
+        self._account_flights: dict[str, Future[Account | None]] = {}
         self.stock_flight: SingleFlight[str, tuple[StockPosition, ...]] = SingleFlight()
         self.price_flight: SingleFlight[tuple[str, str, str], PriceQuote] = SingleFlight()
         self.catalog_flight: SingleFlight[str, CatalogView] = SingleFlight()
@@ -293,6 +295,44 @@ class ReadModel:
         plants = self.erps.erp(erp).plants()
         self._plants[erp] = (time.monotonic() + 600, plants)
         return plants
+
+    # -- account terms --------------------------------------------------------------------------------
+    def account_terms(self, account_id: str) -> Future[Account | None]:
+        """The account as its ERP has it (currency, status, ship-to addresses: the terms an order is
+        checked against at intake), remembered for ``refresh_seconds``; a done future when remembered,
+        else one the ERP's answer completes (read once for all concurrent callers, on a thread of its
+        own so that the caller may stop waiting). None: not known to the ERP, or the ERP did not answer
+        (the order's validation decides then)."""
+        with self._lock:
+            hit = self._accounts.get(account_id)
+            if hit is not None and hit[0] > time.monotonic():
+                done: Future[Account | None] = Future()
+                done.set_result(hit[1])
+                return done
+            flight = self._account_flights.get(account_id)
+            if flight is not None:
+                return flight
+            flight = self._account_flights[account_id] = Future()
+        threading.Thread(target=self._fetch_account, args=(account_id, flight), name="account-terms",
+                         daemon=True).start()
+        return flight
+
+    def _fetch_account(self, account_id: str, flight: Future[Account | None]) -> None:
+        account: Account | None = None
+        remember = True
+        try:
+            account = self.erps.for_account(account_id).account(account_id)
+        except UnknownItem:
+            account = None
+        except Exception as exc:  # the ERP did not answer: ask again next time
+            remember = False
+            log.warning("account %s: its terms could not be read from the ERP (%s); orders are checked against "
+                        "them at validation", account_id, exc)
+        with self._lock:
+            if remember:
+                self._accounts[account_id] = (time.monotonic() + self.refresh_after.total_seconds(), account)
+            self._account_flights.pop(account_id, None)
+        flight.set_result(account)
 
     # -- prices ---------------------------------------------------------------------------------------
     def prices(self, account_id: str, items: Sequence[tuple[str, Decimal]]) -> list[PriceView]:

@@ -66,7 +66,7 @@ from ordersync.channels.edi.x12.tokens import X12SyntaxError, iter_segments
 from ordersync.channels.edi.x12.writer import Parties
 from ordersync.domain.cases import CasePolicy
 from ordersync.domain.clock import Clock
-from ordersync.domain.errors import IntegrationError, OrdersyncError
+from ordersync.domain.errors import ChangedResend, IntegrationError, OrdersyncError
 from ordersync.domain.order import LineAmendment, OrderRecord
 from ordersync.flows.deps import FlowDeps
 from ordersync.flows.services.amendments import amend_order
@@ -316,7 +316,12 @@ class EdiInbound:
         order, problems = order_from_850(po, partner, order_id=uuid.uuid4().hex, received_at=self.clock.now())
         if order is None:
             return OrderOutcome(number, control, None, problems=problems)
-        receipt = self.intake.submit(order, scope=f"edi:{partner.name}").result(timeout=60)
+        try:
+            receipt = self.intake.submit(order, scope=f"edi:{partner.name}").result(timeout=60)
+        except ChangedResend as exc:  # refused, with a case for the channel's owner (the intake opened it)
+            return OrderOutcome(number, control, None, problems=[Problem(
+                "BEG", 2, f"PO {number} was received before with other content ({'; '.join(exc.differences)}); "
+                          "send changes as a change order (860 or ORDCHG)")])
         with self.db.write() as conn:  # the first interchange that brought the PO is the one we answer
             store.record_order(conn, order_id=receipt.order_id, partner=partner.name, po_number=po.number,
                                interchange_id=interchange_id, set_control=control, at=self.clock.now())

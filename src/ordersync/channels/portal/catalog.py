@@ -32,7 +32,7 @@ from ordersync.channels.portal import formatting
 from ordersync.channels.portal.cart import Cart, first_allowed, line_problems, nearest_allowed, quantity
 from ordersync.channels.portal.session import Buyer, hub_of, page, render, router, text, with_cart
 from ordersync.domain.errors import DomainError, IntegrationError
-from ordersync.flows.services.intake import request_hash
+from ordersync.flows.services.intake import meaning_hash
 
 log = logging.getLogger("ordersync.portal")
 
@@ -250,9 +250,9 @@ async def checkout(request: Request, buyer: Buyer, form: FormData) -> Response:
         return RedirectResponse("/portal/cart?blocked=date#checkout-form", status_code=303)
     posted = text(form, "currency", 3)
     currency = posted if CURRENCY.match(posted) else (account.currency if account else None)
-    receipt = await orders.place_order(hub_of(request), buyer.principal,
-                                       _order_in(form, buyer.cart, ship_to, currency),
-                                       fingerprint=request_hash(await request.body()),
+    order_in = _order_in(form, buyer.cart, ship_to, currency)
+    receipt = await orders.place_order(hub_of(request), buyer.principal, order_in,
+                                       fingerprint=meaning_hash(order_in.model_dump()),
                                        idempotency_key=f"portal-cart-{buyer.cart.nonce}")
     return with_cart(RedirectResponse(f"/portal/orders/{receipt.order_id}?placed=1", status_code=303), request, None)
 

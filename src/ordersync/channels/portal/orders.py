@@ -163,6 +163,6 @@ async def reorder(request: Request, buyer: Buyer, form: FormData, order_id: str)
     idempotency key, so a resent form orders once."""
     nonce = text(form, "nonce", 64) or secrets.token_hex(8)
     receipt = await order_changes.place_reorder(hub_of(request), buyer.principal, order_id[:64],
-                                                order_changes.ReorderIn(), raw=await request.body(),
+                                                order_changes.ReorderIn(),
                                                 idempotency_key=f"portal-reorder-{nonce}")
     return RedirectResponse(f"/portal/orders/{receipt.order_id}?placed=1", status_code=303)

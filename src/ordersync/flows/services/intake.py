@@ -6,14 +6,20 @@ API retries and reconciliation polls all collapse onto one order, race-safe.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
+import json
 from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
 
-from ordersync.canonical.v1 import Order, OrderState
-from ordersync.domain.errors import Conflict
-from ordersync.domain.events import DuplicateOrderReceived, OrderReceived
+from ordersync.canonical.v1 import CaseType, Order, OrderState
+from ordersync.domain.cases import CasePolicy, open_case, record_action
+from ordersync.domain.errors import ChangedResend, Conflict
+from ordersync.domain.events import CaseOpened, CaseUpdated, DuplicateOrderReceived, OrderReceived
 from ordersync.domain.order import OrderRecord
+from ordersync.domain.order.resend import differences
 from ordersync.ports.store import UnitOfWork
 
 
@@ -30,6 +36,25 @@ class Receipt:
 def request_hash(body: bytes | str) -> str:
     data = body.encode() if isinstance(body, str) else body
     return hashlib.sha256(data).hexdigest()
+
+
+def meaning_hash(value: Any) -> str:
+    """The fingerprint of a request's meaning, not its bytes: ``value`` (a parsed body, e.g. a model's
+    ``model_dump()``) as canonical JSON (keys sorted, no white space, numbers by value: ``10`` and
+    ``10.00`` are one quantity). The same order re-serialised, indented or with its keys in another
+    order under the same idempotency key is the same request."""
+    return request_hash(json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                                   default=_canonical))
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f") if value.is_finite() else str(value)
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    if isinstance(value, tuple | set | frozenset):
+        return list(value)
+    return str(value)
 
 
 def accept_order(
@@ -118,6 +143,10 @@ def receive_order(uow: UnitOfWork, order: Order, delivery_id: str | None = None)
         raise Conflict(f"order number {order.external_order_number!r} of channel {order.channel!r} is already "
                        "used by an order of another account; send it with its own order number")
     if not created:
+        changed = differences(stored.order, order)
+        if changed:
+            raise ChangedResend(order_id=stored.id, account_id=stored.order.account_id, channel=order.channel,
+                                external_order_number=order.external_order_number, differences=changed)
         uow.emit(
             DuplicateOrderReceived(
                 order_id=stored.id,
@@ -130,6 +159,31 @@ def receive_order(uow: UnitOfWork, order: Order, delivery_id: str | None = None)
     return stored, created
 
 
+def record_changed_resend(uow: UnitOfWork, refused: ChangedResend, policy: CasePolicy) -> str:
+    """The case a refused re-send leaves for the channel's owner (``[cases] channel_owners``, else the
+    order-conflict owner): one per order while it is open, each later re-send noted in its history (a
+    channel that retries its change does not open a case per retry). Returns the case id."""
+    lines = "; ".join(refused.differences)
+    now = uow.now()
+    for case in uow.cases.open_for_order(refused.order_id, CaseType.ORDER_CONFLICT):
+        noted = record_action(case, action="resent", actor="ordersync", now=now,
+                              comment=f"sent again with different content, refused: {lines}"[:2000])
+        uow.cases.save(noted)
+        uow.emit(CaseUpdated(case=noted, action="resent", actor="ordersync"), correlation_id=refused.order_id)
+        return case.id
+    owner = policy.channel_owners.get(refused.channel)
+    if owner:
+        policy = dataclasses.replace(policy, owners={**policy.owners, CaseType.ORDER_CONFLICT: owner})
+    case = open_case(CaseType.ORDER_CONFLICT, now=now, policy=policy, order_id=refused.order_id,
+                     account_id=refused.account_id,
+                     summary=(f"Channel {refused.channel} re-sent order {refused.external_order_number} with "
+                              f"different content, refused: {lines}")[:1000],
+                     next_action="ask the channel what the buyer wants: amend the order, cancel it, or resolve")
+    uow.cases.add(case)
+    uow.emit(CaseOpened(case=case), correlation_id=refused.order_id)
+    return case.id
+
+
 def _received(order: Order, delivery_id: str | None, at: dt.datetime) -> OrderRecord:
     """A new order's record: state ``received`` and its ``order.received`` event."""
     record = OrderRecord.receive(order, at=at, cause=f"received from channel {order.channel}")
@@ -140,7 +194,7 @@ def _received(order: Order, delivery_id: str | None, at: dt.datetime) -> OrderRe
 def _fingerprint(order: Order, given: str | None) -> str:
     """The request's fingerprint for its idempotency key: the one given (the request body's hash), else
     the order's own."""
-    return given or request_hash(order.model_dump_json(exclude={"id"}))
+    return given or meaning_hash(order.model_dump(exclude={"id", "placed_at"}))
 
 
 def move_order(uow: UnitOfWork, order_id: str, target: OrderState, cause: str) -> OrderRecord:

@@ -62,6 +62,7 @@ TYPE_ACTIONS: dict[CaseType, tuple[str, ...]] = {
     CaseType.INTEGRATION_FAILURE: ("retry", "release_hold", "cancel"),
     CaseType.FULFILLMENT_DISCREPANCY: (),
     CaseType.INVOICE_DISPUTE: ("credit", "reject"),
+    CaseType.ORDER_CONFLICT: (),  # amended or cancelled through the order, then resolved with a note
 }
 #: actions that end something for good (an order, a line, a buyer's claim): the pages confirm them first
 DESTRUCTIVE = frozenset({"cancel", "cancel_line", "reject"})
