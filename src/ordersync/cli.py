@@ -50,6 +50,9 @@ app.add_typer(edi, name="edi")
 shopify = typer.Typer(no_args_is_help=True, help="Shopify B2B shops: check the token, register webhooks, push "
                                                  "prices and stock now, reconcile, list events, map companies.")
 app.add_typer(shopify, name="shopify")
+drift_cli = typer.Typer(no_args_is_help=True, help="Inbound contracts: drift from the schemas, quarantined payloads "
+                                                   "(list, show, replay after a fix, discard).")
+app.add_typer(drift_cli, name="drift")
 console = Console(stderr=True)
 out = Console()
 log = logging.getLogger("ordersync.cli")
@@ -1231,6 +1234,130 @@ def dlq_replay(
         out.print(f"{verb} {item.id}  {item.consumer}  {item.type}  order {item.correlation_id}: {item.outlook}")
     console.print(f"{verb} {report.count} dead letter(s)" + ("; nothing was changed" if dry_run else
                   "; run `ordersync worker` (or the demo) to process them"))
+
+
+# -- contracts: drift and quarantine (docs/contracts.md) ------------------------------------------------
+
+@drift_cli.command("list")
+def drift_list(
+    source: Annotated[str | None, typer.Option("--source", help="Only this source, e.g. wms.event.")] = None,
+    data_dir: DataDir = None, store: Store = None, config: ConfigFile = None, as_json: AsJson = False,
+) -> None:
+    """How inbound payloads drifted from their schemas, per source, field and kind; the latest first."""
+    from ordersync.store import drift as drift_store
+
+    hub = _hub(data_dir, store, config)
+    try:
+        with hub.db.read() as conn:
+            rows = drift_store.drift(conn, source=source)
+    finally:
+        hub.close()
+    if as_json:
+        out.print_json(json.dumps([dict(r) for r in rows], default=str))
+        return
+    table = Table(title=f"Drift ({len(rows)})")
+    for col in ("source", "field", "kind", "expected", "seen", "count", "first seen", "last seen", "sample", "case"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(r["source"], r["field"], r["kind"], r["expected"], r["seen"], str(r["count"]),
+                      r["first_seen_at"].strftime("%Y-%m-%d %H:%M"), r["last_seen_at"].strftime("%Y-%m-%d %H:%M"),
+                      r["sample"][:60], r["case_id"] or "")
+    out.print(table)
+
+
+@drift_cli.command("quarantined")
+def drift_quarantined(
+    status: Annotated[str, typer.Option("--status", help="held, replayed, discarded or any.")] = "held",
+    data_dir: DataDir = None, store: Store = None, config: ConfigFile = None, as_json: AsJson = False,
+) -> None:
+    """Payloads that could not be processed and are kept until they are replayed; the newest first."""
+    from ordersync.store import drift as drift_store
+
+    if status not in (*drift_store.STATUSES, "any"):
+        raise typer.BadParameter(f"--status is one of {', '.join(drift_store.STATUSES)}, any")
+    hub = _hub(data_dir, store, config)
+    try:
+        with hub.db.read() as conn:
+            rows = drift_store.quarantined(conn, status=None if status == "any" else status)
+    finally:
+        hub.close()
+    if as_json:
+        out.print_json(json.dumps([{k: v for k, v in r.items() if k != "body"} for r in rows], default=str))
+        return
+    table = Table(title=f"Quarantined payloads ({len(rows)})")
+    for col in ("id", "source", "received", "status", "deliveries", "replays", "reason", "last outcome"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(r["id"], r["source"], r["received_at"].strftime("%Y-%m-%d %H:%M:%S"), r["status"],
+                      str(r["deliveries"]), str(r["replay_count"]), r["reason"][:120], r["outcome"][:120])
+    out.print(table)
+
+
+@drift_cli.command("show")
+def drift_show(entry_id: str, data_dir: DataDir = None, store: Store = None, config: ConfigFile = None) -> None:
+    """One quarantined payload: why, what became of it, and its body exactly as received."""
+    from ordersync.store import drift as drift_store
+
+    hub = _hub(data_dir, store, config)
+    try:
+        with hub.db.read() as conn:
+            row = drift_store.entry(conn, entry_id)
+    finally:
+        hub.close()
+    if row is None:
+        raise NotFound(f"no quarantined payload {entry_id}")
+    out.print(f"[bold]{row['id']}[/bold]  {row['source']}  {row['status']}  received {row['received_at'].isoformat()} "
+              f"({row['deliveries']} deliveries, {row['replay_count']} replays)")
+    out.print(f"reason: {row['reason']}")
+    if row["outcome"]:
+        out.print(f"last outcome: {row['outcome']}")
+    if row["case_id"]:
+        out.print(f"case {row['case_id']} (/ops/cases/{row['case_id']})")
+    out.print("body:")
+    sys.stdout.write(bytes(row["body"]).decode("utf-8", "replace") + "\n")
+
+
+@drift_cli.command("replay")
+def drift_replay(
+    entry_id: str,
+    body: Annotated[Path | None, typer.Option("--body", exists=True, dir_okay=False,
+                                              help="Replay this corrected body instead of the one kept.")] = None,
+    data_dir: DataDir = None, store: Store = None, config: ConfigFile = None,
+) -> None:
+    """Process a quarantined payload again (after a fix of the hub, or with a corrected --body). It is
+    settled as replayed, or stays held with the new reason."""
+    import ordersync.server  # noqa: F401  (its routes register each inbound source's replay)
+    from ordersync.runtime.contracts import replay
+
+    hub = _hub(data_dir, store, config)
+    try:
+        result = replay(hub, entry_id, body.read_bytes() if body is not None else None, actor=_actor())
+    finally:
+        hub.close()
+    out.print(f"{result.entry_id}: {result.status}: {result.outcome}")
+    if result.status != "replayed":
+        raise typer.Exit(1)
+
+
+@drift_cli.command("discard")
+def drift_discard(
+    entry_id: str,
+    reason: Annotated[str, typer.Option("--reason", help="Why it is not to be processed (kept with it).")],
+    data_dir: DataDir = None, store: Store = None, config: ConfigFile = None,
+) -> None:
+    """Settle a quarantined payload without processing it (the sender sent it again fixed, say)."""
+    from ordersync.runtime.contracts import discard
+
+    hub = _hub(data_dir, store, config)
+    try:
+        discard(hub, entry_id, reason, actor=_actor())
+    finally:
+        hub.close()
+    out.print(f"{entry_id}: discarded")
+
+
+def _actor() -> str:
+    return f"cli:{os.environ.get('USER', 'operator')}"
 
 
 @app.command()
