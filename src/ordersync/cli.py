@@ -34,7 +34,8 @@ if TYPE_CHECKING:
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="ordersync: the B2B order hub.")
 dlq = typer.Typer(no_args_is_help=True, help="Inspect and replay dead letters.")
 app.add_typer(dlq, name="dlq")
-schemas = typer.Typer(no_args_is_help=True, help="Export and check the canonical JSON Schemas.")
+schemas = typer.Typer(no_args_is_help=True, help="Export and check the published JSON Schemas (canonical model, "
+                                                 "outbound events).")
 app.add_typer(schemas, name="schemas")
 apikey = typer.Typer(no_args_is_help=True, help="Create, list and revoke API keys.")
 app.add_typer(apikey, name="apikey")
@@ -97,7 +98,8 @@ def schemas_export(
     directory: SchemaDir = Path("schemas"),
     version: Annotated[int | None, typer.Option("--version", help="Only this version.")] = None,
 ) -> None:
-    """Write the JSON Schema of every published model to <dir>/v<N>/<Model>.json."""
+    """Write the JSON Schema of every published model to <dir>/v<N>/<Model>.json, and of every outbound
+    event to <dir>/events/<type>.v<N>.json."""
     from ordersync.canonical.compat import breaking_changes
     from ordersync.canonical.export import VERSIONS, current_schemas, export, load_published
 
@@ -112,11 +114,25 @@ def schemas_export(
             raise OrdersyncError(f"v{v} would change incompatibly; publish a new version instead")
         files = export(directory, v)
         console.print(f"v{v}: wrote {len(files)} schemas to {directory / f'v{v}'}")
+    _export_event_schemas(directory)
+
+
+def _export_event_schemas(directory: Path) -> None:
+    """The outbound events' schemas under <dir>/events/, unless the code would break a published one."""
+    from ordersync.runtime import event_schemas
+
+    broken = event_schemas.problems(event_schemas.load_published(directory), event_schemas.current_event_schemas())
+    if broken:
+        for name, items in broken.items():
+            console.print(f"[red]events/{name}[/red]: " + "; ".join(items))
+        raise OrdersyncError("an event schema would change incompatibly; give the event a new VERSION instead")
+    files = event_schemas.export(directory)
+    console.print(f"events: wrote {len(files)} schemas to {directory / event_schemas.FOLDER}")
 
 
 @schemas.command("check")
 def schemas_check(directory: SchemaDir = Path("schemas")) -> None:
-    """Fail if the code breaks a published schema version."""
+    """Fail if the code breaks a published schema version (canonical models and outbound events)."""
     from ordersync.canonical.compat import breaking_changes
     from ordersync.canonical.export import VERSIONS, current_schemas, load_published
 
@@ -127,9 +143,16 @@ def schemas_check(directory: SchemaDir = Path("schemas")) -> None:
             for problem in breaking_changes(schema, current[name]) if name in current else ["model removed"]:
                 failed = True
                 console.print(f"v{v} {name}: {problem}")
+    from ordersync.runtime import event_schemas
+
+    for name, items in event_schemas.problems(event_schemas.load_published(directory),
+                                              event_schemas.current_event_schemas()).items():
+        for problem in items:
+            failed = True
+            console.print(f"events/{name}: {problem}")
     if failed:
         raise OrdersyncError("published schemas would break")
-    console.print("published schemas are compatible with the code")
+    console.print("published schemas (canonical model and events) are compatible with the code")
 
 
 @app.command()
