@@ -5,15 +5,18 @@ nothing is lost: the kept body is replayed after a fix, from the command line or
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import Field, field_validator
 from sqlalchemy import select
 from typer.testing import CliRunner
 
 from ordersync.adapters.erp.memory import MemoryErp
+from ordersync.api import wms as wms_api
 from ordersync.canonical.v1 import CaseType
 from ordersync.cli import app as cli
 from ordersync.config import WmsSettings
@@ -24,6 +27,7 @@ from ordersync.server import create_app
 from ordersync.store import drift as drift_store
 from ordersync.store.schema import cases, wms_events
 from tests.support.hub import api_key, erp_hub, order, place, settle, state
+from tests.support.people import PASSWORD, staff
 
 SECRET = "wms-shared-secret"
 
@@ -181,3 +185,56 @@ def test_a_body_that_is_not_json_is_quarantined_but_is_no_drift(
     assert r.status_code == 202 and r.json()["status"] == "quarantined" and r.json()["event_id"] is None
     assert r.json()["reason"].startswith("the body is not JSON")
     assert drift_rows(hub) == []
+
+
+def test_the_drift_page_shows_drift_and_quarantine_and_replays_after_a_fix(
+    hub: Any, client: TestClient, wms: str, clock: FakeClock, order_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    post(client, wms, clock, pick(clock, order_id, "P-1", serial="SN-1"))
+    entry_id = post(client, wms, clock, pick(clock, order_id, "P-2", quantity=[10])).json()["quarantine_id"]
+    finance = staff(hub, "finance", name="Frida Finance")
+    ops = staff(hub, "operations", name="Olga Ops")
+
+    def sign_in(email: str) -> str:
+        client.cookies.clear()
+        r = client.post("/ops/signin", data={"email": email, "password": PASSWORD, "next": "/ops/drift"},
+                        follow_redirects=False)
+        assert r.status_code == 303, r.text
+        page = client.get("/ops/drift").text
+        found = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert found
+        return found.group(1)
+
+    assert client.get("/ops/drift", follow_redirects=False).status_code == 303  # signed in only
+    token = sign_in(finance)
+    page = client.get("/ops/drift").text
+    assert 'id="nav-drift"' in page and 'aria-current="page"' in page
+    assert 'data-field="$.lines[].serial" data-kind="unknown_field" data-count="1"' in page
+    assert 'data-field="$.lines[].quantity" data-kind="type_changed"' in page
+    assert f'id="quarantine-row-{entry_id}"' in page and "Decimal input should be" in page
+    assert f'id="quarantine-replay-{entry_id}"' not in page  # finance sees it, operations acts on it
+    refused = client.post(f"/ops/drift/{entry_id}/replay", data={"csrf": token})
+    assert refused.status_code == 403 and "operations" in refused.text
+
+    token = sign_in(ops)
+    assert f'id="quarantine-replay-{entry_id}"' in client.get("/ops/drift").text
+    stale = client.post(f"/ops/drift/{entry_id}/replay", data={"csrf": "stale"})
+    assert stale.status_code == 403
+    still = client.post(f"/ops/drift/{entry_id}/replay", data={"csrf": token})
+    assert "held: still unprocessable" in still.text
+
+    # the fix, deployed: a hub that reads a quantity sent as a one-item list (what this WMS now sends)
+    class FixedLine(wms_api.WmsLineIn):
+        @field_validator("quantity", mode="before")
+        @classmethod
+        def _one_item_list(cls, value: Any) -> Any:
+            return value[0] if isinstance(value, list) and len(value) == 1 else value
+
+    class FixedEvent(wms_api.WmsEventIn):
+        lines: list[FixedLine] = Field(default_factory=list, max_length=500)
+
+    monkeypatch.setattr(wms_api, "WmsEventIn", FixedEvent)
+    done = client.post(f"/ops/drift/{entry_id}/replay", data={"csrf": token})
+    assert f"{entry_id}: replayed: accepted: pick event P-2" in done.text
+    assert f'data-quarantine-id="{entry_id}" data-status="replayed"' in done.text
+    assert taken(hub) == ["P-1", "P-2"]
