@@ -99,3 +99,18 @@ def test_a_changed_type_is_not_walked_into() -> None:
 def test_samples_are_short() -> None:
     assert len(sample("x" * 1000)) == 200
     assert sample({"a": 1}) == '{"a": 1}'
+
+
+class Open(BaseModel):
+    """The two fields we read of a large document (extra="allow": the rest is not ours to track)."""
+
+    model_config = ConfigDict(extra="allow")
+    admin_graphql_api_id: str
+    updated_at: str | None = None
+
+
+def test_an_open_object_reports_changed_types_of_the_fields_we_use_but_no_unknown_fields() -> None:
+    schema = Open.model_json_schema(mode="validation")
+    assert detect(schema, {"admin_graphql_api_id": "gid://shopify/Order/1", "line_items": [{"sku": "X"}]}) == []
+    assert kinds(detect(schema, {"admin_graphql_api_id": 1, "updated_at": None})) == [
+        ("$.admin_graphql_api_id", TYPE_CHANGED)]

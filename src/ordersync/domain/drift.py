@@ -6,7 +6,9 @@
 ``$.lines[].serial`` (``[]`` stands for every item of an array, so one path counts a field of any line):
 
 - ``unknown_field``: the payload carries a property the schema does not name. The payload can still be
-  read (our models ignore extra fields); the sender has moved on and we should know.
+  read (our models ignore extra fields); the sender has moved on and we should know. An open object
+  (``additionalProperties: true``, pydantic's ``extra="allow"``) names only the fields we use of a large
+  document (a Shopify order): what else it carries is not drift.
 - ``type_changed``: a value's JSON type is not one the schema accepts there (a quantity sent as an object,
   a time sent as a number). Whether the payload can still be processed is decided by validating it;
   drift is what changed, validation is whether we can live with it.
@@ -118,9 +120,10 @@ class _Walker:
                 self.walk(properties[key], item, where)
             elif isinstance(extra, dict):  # a mapping: its values have a schema, its keys are free
                 self.walk(extra, item, _child(path, "*"))
-            elif properties or extra is False:
+            elif extra is not True and (properties or extra is False):
                 self._note(where, UNKNOWN_FIELD, "", item)
-            # an object without declared properties takes anything
+            # an open object (``additionalProperties: true``: we read a few fields of a large document) or
+            # one without declared properties takes anything else
 
     def _array(self, schema: Schema, value: list[Any], path: str) -> None:
         prefix: list[Schema] = schema.get("prefixItems", [])

@@ -45,8 +45,13 @@ def register_replayer(source: str, replayer: Replayer) -> None:
 def observe(uow: UnitOfWork, policy: CasePolicy, source: str, schema: dict[str, Any], payload: Any) -> list[Finding]:
     """Record how ``payload`` drifted from ``schema`` (in ``uow``); a drift first seen opens a case."""
     findings = detect(schema, payload)
-    if not findings:
-        return []
+    if findings:
+        record(uow, policy, source, findings)
+    return findings
+
+
+def record(uow: UnitOfWork, policy: CasePolicy, source: str, findings: list[Finding]) -> None:
+    """Count findings :func:`~ordersync.domain.drift.detect` made (in ``uow``); a drift first seen opens a case."""
     for f in store.count_drift(uow.conn, source, findings, uow.now()):
         expected = f"expected {f.expected}, " if f.expected else ""
         case = open_case(
@@ -58,7 +63,6 @@ def observe(uow: UnitOfWork, policy: CasePolicy, source: str, schema: dict[str, 
         uow.emit(CaseOpened(case=case), correlation_id=None)
         store.link_case(uow.conn, source, f, case.id)
         log.warning("new drift of %s: %s at %s (case %s)", source, f.kind, f.field, case.id)
-    return findings
 
 
 def quarantine(uow: UnitOfWork, policy: CasePolicy, source: str, body: bytes, body_sha256: str,
