@@ -238,3 +238,19 @@ def test_the_drift_page_shows_drift_and_quarantine_and_replays_after_a_fix(
     assert f"{entry_id}: replayed: accepted: pick event P-2" in done.text
     assert f'data-quarantine-id="{entry_id}" data-status="replayed"' in done.text
     assert taken(hub) == ["P-1", "P-2"]
+
+
+def test_the_erp_reads_drift_is_recorded_once_per_read_with_the_latest_sample(hub: Any) -> None:
+    from ordersync.adapters.erp.tryton.contract import SCHEMAS
+    from ordersync.runtime.contracts import DriftRecorder
+
+    recorder = DriftRecorder(hub.db, hub.clock, hub.workbench.policy)
+    sale = {"id": 7, "state": "processing", "party": 3, "lines": [1]}
+    recorder.observe("tryton.sale.sale", SCHEMAS["sale.sale"], [sale, {**sale, "id": 8}])
+    assert drift_rows(hub) == [] and integration_cases(hub) == []  # nothing drifted: nothing written
+    recorder.observe("tryton.sale.sale", SCHEMAS["sale.sale"],
+                     [{**sale, "party": "C-1001"}, {**sale, "id": 8, "party": "C-1002"}])
+    [row] = drift_rows(hub)
+    assert (row["source"], row["field"], row["kind"], row["count"], row["sample"]) == (
+        "tryton.sale.sale", "$.party", "type_changed", 1, '"C-1002"')
+    assert len(integration_cases(hub)) == 1

@@ -20,9 +20,11 @@ object is one ``type_changed`` at ``$``.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 Schema = dict[str, Any]
@@ -49,16 +51,17 @@ class Finding:
 
 
 def json_type(value: Any) -> str:
-    """The JSON Schema type name of a decoded JSON value."""
+    """The JSON Schema type name of a decoded JSON value. Values a client library decoded further (an
+    RPC's dates, times and decimals) are named by the JSON type they travel as: string and number."""
     if value is None:
         return "null"
     if isinstance(value, bool):
         return "boolean"
     if isinstance(value, int):
         return "integer"
-    if isinstance(value, float):
+    if isinstance(value, float | Decimal):
         return "number"
-    if isinstance(value, str):
+    if isinstance(value, str | dt.date | dt.time):
         return "string"
     if isinstance(value, list):
         return "array"

@@ -13,17 +13,19 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ordersync.canonical.v1 import CaseState, CaseType
 from ordersync.domain.cases import CasePolicy, open_case, resolve_case
+from ordersync.domain.clock import Clock
 from ordersync.domain.drift import Finding, detect
 from ordersync.domain.errors import NotFound, OrdersyncError, ValidationFailed
 from ordersync.domain.events import CaseOpened, CaseResolved
 from ordersync.store import drift as store
-from ordersync.store.uow import UnitOfWork
+from ordersync.store.db import Database
+from ordersync.store.uow import UnitOfWork, unit_of_work
 
 log = logging.getLogger("ordersync.contracts")
 
@@ -82,6 +84,28 @@ def quarantine(uow: UnitOfWork, policy: CasePolicy, source: str, body: bytes, bo
         store.link_quarantine_case(uow.conn, entry_id, case.id)
         log.warning("%s payload quarantined (%s): %s", source, entry_id, reason)
     return entry_id, first
+
+
+class DriftRecorder:
+    """The :class:`~ordersync.ports.contracts.PayloadObserver` adapters are given: measures one read's
+    rows, and records what drifted in one short transaction (none when nothing did)."""
+
+    def __init__(self, db: Database, clock: Clock, policy: CasePolicy) -> None:
+        self.db = db
+        self.clock = clock
+        self.policy = policy
+
+    def observe(self, source: str, schema: Mapping[str, Any], payloads: Sequence[Any]) -> None:
+        found: dict[tuple[str, str], Finding] = {}
+        try:
+            for payload in payloads:
+                for f in detect(dict(schema), payload):
+                    found[(f.field, f.kind)] = f  # the latest sample of each
+            if found:
+                with unit_of_work(self.db, self.clock) as uow:
+                    record(uow, self.policy, source, list(found.values()))
+        except Exception:  # the read the rows came from goes on: drift is recorded beside it, not in its way
+            log.exception("could not record drift of %s", source)
 
 
 @dataclass(frozen=True)
