@@ -254,3 +254,27 @@ def test_the_erp_reads_drift_is_recorded_once_per_read_with_the_latest_sample(hu
     assert (row["source"], row["field"], row["kind"], row["count"], row["sample"]) == (
         "tryton.sale.sale", "$.party", "type_changed", 1, '"C-1002"')
     assert len(integration_cases(hub)) == 1
+
+
+def test_a_held_payload_is_discarded_with_a_reason_and_drift_is_listed_on_the_command_line(
+    hub: Any, client: TestClient, wms: str, clock: FakeClock, order_id: str, tmp_path: Path
+) -> None:
+    entry_id = post(client, wms, clock, pick(clock, order_id, "D-1", quantity=True)).json()["quarantine_id"]
+    data_dir = str(tmp_path / "hub")
+    runner = CliRunner()
+    listed = json.loads(runner.invoke(cli, ["drift", "list", "--data-dir", data_dir, "--json"],
+                                      catch_exceptions=False).stdout)
+    assert [(d["source"], d["field"], d["kind"], d["seen"]) for d in listed] == [
+        ("wms.event", "$.lines[].quantity", "type_changed", "boolean")]
+
+    unexplained = runner.invoke(cli, ["drift", "discard", entry_id, "--reason", " ", "--data-dir", data_dir])
+    assert "say why the payload is discarded" in str(unexplained.exception)
+    done = runner.invoke(cli, ["drift", "discard", entry_id, "--reason", "re-sent fixed as D-2", "--data-dir",
+                               data_dir], catch_exceptions=False)
+    assert f"{entry_id}: discarded" in done.stdout
+    with hub.db.read() as conn:
+        [settled] = drift_store.quarantined(conn, status="discarded")
+    assert settled["outcome"].endswith(": re-sent fixed as D-2") and settled["replay_count"] == 0
+    case = next(c for c in integration_cases(hub) if entry_id in c["summary"])
+    assert case["state"] == "resolved"
+    assert taken(hub) == []  # discarded: never applied
