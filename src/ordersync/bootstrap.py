@@ -44,6 +44,7 @@ from ordersync.messaging.worker import Worker
 from ordersync.ports.erp import ErpPort, Erps
 from ordersync.runtime import outbound
 from ordersync.runtime import readmodel as readmodel_consumers
+from ordersync.runtime.contracts import DriftRecorder
 from ordersync.runtime.erp_changes import Cadence, ErpChangePoller
 from ordersync.runtime.hub import Hub
 from ordersync.runtime.intake_writer import IntakeWriter
@@ -88,7 +89,8 @@ def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Regis
         db.migrate()
     store = SqlStore(db, clock)
     router = poller = deps = readmodel = None
-    adapters = erps if erps is not None else {e.name: make_erp(e) for e in settings.erp}
+    drift = DriftRecorder(db, clock, case_policy(settings))  # what the ERP's reads answer, measured
+    adapters = erps if erps is not None else {e.name: make_erp(e, drift) for e in settings.erp}
     if adapters:
         router = _router(settings, adapters, db, clock)
         rm = settings.read_model

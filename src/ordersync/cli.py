@@ -34,7 +34,8 @@ if TYPE_CHECKING:
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="ordersync: the B2B order hub.")
 dlq = typer.Typer(no_args_is_help=True, help="Inspect and replay dead letters.")
 app.add_typer(dlq, name="dlq")
-schemas = typer.Typer(no_args_is_help=True, help="Export and check the canonical JSON Schemas.")
+schemas = typer.Typer(no_args_is_help=True, help="Export and check the published JSON Schemas (canonical model, "
+                                                 "outbound events).")
 app.add_typer(schemas, name="schemas")
 apikey = typer.Typer(no_args_is_help=True, help="Create, list and revoke API keys.")
 app.add_typer(apikey, name="apikey")
@@ -50,6 +51,9 @@ app.add_typer(edi, name="edi")
 shopify = typer.Typer(no_args_is_help=True, help="Shopify B2B shops: check the token, register webhooks, push "
                                                  "prices and stock now, reconcile, list events, map companies.")
 app.add_typer(shopify, name="shopify")
+drift_cli = typer.Typer(no_args_is_help=True, help="Inbound contracts: drift from the schemas, quarantined payloads "
+                                                   "(list, show, replay after a fix, discard).")
+app.add_typer(drift_cli, name="drift")
 console = Console(stderr=True)
 out = Console()
 log = logging.getLogger("ordersync.cli")
@@ -94,7 +98,8 @@ def schemas_export(
     directory: SchemaDir = Path("schemas"),
     version: Annotated[int | None, typer.Option("--version", help="Only this version.")] = None,
 ) -> None:
-    """Write the JSON Schema of every published model to <dir>/v<N>/<Model>.json."""
+    """Write the JSON Schema of every published model to <dir>/v<N>/<Model>.json, and of every outbound
+    event to <dir>/events/<type>.v<N>.json."""
     from ordersync.canonical.compat import breaking_changes
     from ordersync.canonical.export import VERSIONS, current_schemas, export, load_published
 
@@ -109,11 +114,25 @@ def schemas_export(
             raise OrdersyncError(f"v{v} would change incompatibly; publish a new version instead")
         files = export(directory, v)
         console.print(f"v{v}: wrote {len(files)} schemas to {directory / f'v{v}'}")
+    _export_event_schemas(directory)
+
+
+def _export_event_schemas(directory: Path) -> None:
+    """The outbound events' schemas under <dir>/events/, unless the code would break a published one."""
+    from ordersync.runtime import event_schemas
+
+    broken = event_schemas.problems(event_schemas.load_published(directory), event_schemas.current_event_schemas())
+    if broken:
+        for name, items in broken.items():
+            console.print(f"[red]events/{name}[/red]: " + "; ".join(items))
+        raise OrdersyncError("an event schema would change incompatibly; give the event a new VERSION instead")
+    files = event_schemas.export(directory)
+    console.print(f"events: wrote {len(files)} schemas to {directory / event_schemas.FOLDER}")
 
 
 @schemas.command("check")
 def schemas_check(directory: SchemaDir = Path("schemas")) -> None:
-    """Fail if the code breaks a published schema version."""
+    """Fail if the code breaks a published schema version (canonical models and outbound events)."""
     from ordersync.canonical.compat import breaking_changes
     from ordersync.canonical.export import VERSIONS, current_schemas, load_published
 
@@ -124,9 +143,16 @@ def schemas_check(directory: SchemaDir = Path("schemas")) -> None:
             for problem in breaking_changes(schema, current[name]) if name in current else ["model removed"]:
                 failed = True
                 console.print(f"v{v} {name}: {problem}")
+    from ordersync.runtime import event_schemas
+
+    for name, items in event_schemas.problems(event_schemas.load_published(directory),
+                                              event_schemas.current_event_schemas()).items():
+        for problem in items:
+            failed = True
+            console.print(f"events/{name}: {problem}")
     if failed:
         raise OrdersyncError("published schemas would break")
-    console.print("published schemas are compatible with the code")
+    console.print("published schemas (canonical model and events) are compatible with the code")
 
 
 @app.command()
@@ -1231,6 +1257,130 @@ def dlq_replay(
         out.print(f"{verb} {item.id}  {item.consumer}  {item.type}  order {item.correlation_id}: {item.outlook}")
     console.print(f"{verb} {report.count} dead letter(s)" + ("; nothing was changed" if dry_run else
                   "; run `ordersync worker` (or the demo) to process them"))
+
+
+# -- contracts: drift and quarantine (docs/contracts.md) ------------------------------------------------
+
+@drift_cli.command("list")
+def drift_list(
+    source: Annotated[str | None, typer.Option("--source", help="Only this source, e.g. wms.event.")] = None,
+    data_dir: DataDir = None, store: Store = None, config: ConfigFile = None, as_json: AsJson = False,
+) -> None:
+    """How inbound payloads drifted from their schemas, per source, field and kind; the latest first."""
+    from ordersync.store import drift as drift_store
+
+    hub = _hub(data_dir, store, config)
+    try:
+        with hub.db.read() as conn:
+            rows = drift_store.drift(conn, source=source)
+    finally:
+        hub.close()
+    if as_json:
+        out.print_json(json.dumps([dict(r) for r in rows], default=str))
+        return
+    table = Table(title=f"Drift ({len(rows)})")
+    for col in ("source", "field", "kind", "expected", "seen", "count", "first seen", "last seen", "sample", "case"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(r["source"], r["field"], r["kind"], r["expected"], r["seen"], str(r["count"]),
+                      r["first_seen_at"].strftime("%Y-%m-%d %H:%M"), r["last_seen_at"].strftime("%Y-%m-%d %H:%M"),
+                      r["sample"][:60], r["case_id"] or "")
+    out.print(table)
+
+
+@drift_cli.command("quarantined")
+def drift_quarantined(
+    status: Annotated[str, typer.Option("--status", help="held, replayed, discarded or any.")] = "held",
+    data_dir: DataDir = None, store: Store = None, config: ConfigFile = None, as_json: AsJson = False,
+) -> None:
+    """Payloads that could not be processed and are kept until they are replayed; the newest first."""
+    from ordersync.store import drift as drift_store
+
+    if status not in (*drift_store.STATUSES, "any"):
+        raise typer.BadParameter(f"--status is one of {', '.join(drift_store.STATUSES)}, any")
+    hub = _hub(data_dir, store, config)
+    try:
+        with hub.db.read() as conn:
+            rows = drift_store.quarantined(conn, status=None if status == "any" else status)
+    finally:
+        hub.close()
+    if as_json:
+        out.print_json(json.dumps([{k: v for k, v in r.items() if k != "body"} for r in rows], default=str))
+        return
+    table = Table(title=f"Quarantined payloads ({len(rows)})")
+    for col in ("id", "source", "received", "status", "deliveries", "replays", "reason", "last outcome"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(r["id"], r["source"], r["received_at"].strftime("%Y-%m-%d %H:%M:%S"), r["status"],
+                      str(r["deliveries"]), str(r["replay_count"]), r["reason"][:120], r["outcome"][:120])
+    out.print(table)
+
+
+@drift_cli.command("show")
+def drift_show(entry_id: str, data_dir: DataDir = None, store: Store = None, config: ConfigFile = None) -> None:
+    """One quarantined payload: why, what became of it, and its body exactly as received."""
+    from ordersync.store import drift as drift_store
+
+    hub = _hub(data_dir, store, config)
+    try:
+        with hub.db.read() as conn:
+            row = drift_store.entry(conn, entry_id)
+    finally:
+        hub.close()
+    if row is None:
+        raise NotFound(f"no quarantined payload {entry_id}")
+    out.print(f"[bold]{row['id']}[/bold]  {row['source']}  {row['status']}  received {row['received_at'].isoformat()} "
+              f"({row['deliveries']} deliveries, {row['replay_count']} replays)")
+    out.print(f"reason: {row['reason']}")
+    if row["outcome"]:
+        out.print(f"last outcome: {row['outcome']}")
+    if row["case_id"]:
+        out.print(f"case {row['case_id']} (/ops/cases/{row['case_id']})")
+    out.print("body:")
+    sys.stdout.write(bytes(row["body"]).decode("utf-8", "replace") + "\n")
+
+
+@drift_cli.command("replay")
+def drift_replay(
+    entry_id: str,
+    body: Annotated[Path | None, typer.Option("--body", exists=True, dir_okay=False,
+                                              help="Replay this corrected body instead of the one kept.")] = None,
+    data_dir: DataDir = None, store: Store = None, config: ConfigFile = None,
+) -> None:
+    """Process a quarantined payload again (after a fix of the hub, or with a corrected --body). It is
+    settled as replayed, or stays held with the new reason."""
+    import ordersync.server  # noqa: F401  (its routes register each inbound source's replay)
+    from ordersync.runtime.contracts import replay
+
+    hub = _hub(data_dir, store, config)
+    try:
+        result = replay(hub, entry_id, body.read_bytes() if body is not None else None, actor=_actor())
+    finally:
+        hub.close()
+    out.print(f"{result.entry_id}: {result.status}: {result.outcome}")
+    if result.status != "replayed":
+        raise typer.Exit(1)
+
+
+@drift_cli.command("discard")
+def drift_discard(
+    entry_id: str,
+    reason: Annotated[str, typer.Option("--reason", help="Why it is not to be processed (kept with it).")],
+    data_dir: DataDir = None, store: Store = None, config: ConfigFile = None,
+) -> None:
+    """Settle a quarantined payload without processing it (the sender sent it again fixed, say)."""
+    from ordersync.runtime.contracts import discard
+
+    hub = _hub(data_dir, store, config)
+    try:
+        discard(hub, entry_id, reason, actor=_actor())
+    finally:
+        hub.close()
+    out.print(f"{entry_id}: discarded")
+
+
+def _actor() -> str:
+    return f"cli:{os.environ.get('USER', 'operator')}"
 
 
 @app.command()

@@ -5,10 +5,12 @@ from __future__ import annotations
 from ordersync.config import ErpSettings
 from ordersync.devkit import demo_data
 from ordersync.domain.errors import ConfigError
+from ordersync.ports.contracts import PayloadObserver
 from ordersync.ports.erp import ErpPort
 
 
-def make_erp(settings: ErpSettings) -> ErpPort:
+def make_erp(settings: ErpSettings, observer: PayloadObserver | None = None) -> ErpPort:
+    """The adapter ``settings`` describe; ``observer`` measures what a real ERP's reads answer (drift)."""
     if settings.kind == "memory":
         from ordersync.adapters.erp.memory import MemoryErp
 
@@ -20,5 +22,6 @@ def make_erp(settings: ErpSettings) -> ErpPort:
         return TrytonErp.connect(
             name=settings.name, url=settings.url or "", database=settings.database or "",
             login=settings.login, password=settings.secret(), timeout=settings.call_timeout, regions=regions,
+            observer=observer,
         )
     raise ConfigError(f"unknown ERP kind {settings.kind!r}")

@@ -50,6 +50,7 @@ from ordersync.canonical.v1 import (
 )
 from ordersync.domain.clock import Clock, SystemClock
 from ordersync.domain.errors import ProtocolError, Unavailable
+from ordersync.ports.contracts import PayloadObserver
 from ordersync.ports.erp import (
     AmendmentRequest,
     AmendmentResult,
@@ -104,13 +105,14 @@ class TrytonErp:
         regions: Mapping[str, str] | None = None,
         clock: Clock | None = None,
         chunk: int = DEFAULT_CHUNK,
+        observer: PayloadObserver | None = None,
     ) -> None:
         self.name = name
         self.client = client
         self.regions = dict(regions or {})
         self._clock = clock or SystemClock()
         self.directory = Directory(client)
-        self._documents = Documents(client, self.directory)
+        self._documents = Documents(client, self.directory, observer)  # observer: drift of what it reads
         self._submitter = Submitter(client, self.directory, lambda: self._clock.now().date(), chunk=chunk)
         self._amender = Amender(client)
         self._returns = Returns(client, self.directory)
@@ -129,10 +131,11 @@ class TrytonErp:
         regions: Mapping[str, str] | None = None,
         clock: Clock | None = None,
         chunk: int = DEFAULT_CHUNK,
+        observer: PayloadObserver | None = None,
     ) -> TrytonErp:
         """An adapter with its own client (it logs in on first use)."""
         client = TrytonClient(url, database, login, password, timeout=timeout)
-        return cls(client, name=name, regions=regions, clock=clock, chunk=chunk)
+        return cls(client, name=name, regions=regions, clock=clock, chunk=chunk, observer=observer)
 
     def close(self) -> None:
         self.client.close()
