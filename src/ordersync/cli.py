@@ -50,6 +50,9 @@ app.add_typer(edi, name="edi")
 shopify = typer.Typer(no_args_is_help=True, help="Shopify B2B shops: check the token, register webhooks, push "
                                                  "prices and stock now, reconcile, list events, map companies.")
 app.add_typer(shopify, name="shopify")
+alerts_cli = typer.Typer(no_args_is_help=True, help="Alerts to teams (escalated cases, SLA breaches): send a test, "
+                         "see what was sent and what failed.")
+app.add_typer(alerts_cli, name="alerts")
 console = Console(stderr=True)
 out = Console()
 log = logging.getLogger("ordersync.cli")
@@ -1292,6 +1295,58 @@ def demo(
     code = run(DemoOptions(data_dir=data_dir, orders=orders, once=once, as_json=as_json, port=port, seed=seed,
                            erp_db=erp_db))
     raise typer.Exit(code)
+
+
+# -- alerts ----------------------------------------------------------------------------------------------
+
+@alerts_cli.command("test")
+def alerts_test(
+    team: Annotated[str, typer.Option("--team", help="The team whose channels to try ([[alerts.route]]).")],
+    data_dir: DataDir = None, store: Store = None, config: ConfigFile = None, as_json: AsJson = False,
+) -> None:
+    """Send a test notification through the team's configured channels now and print what happened
+    (exit 1 if any channel failed). Nothing is recorded."""
+    from ordersync.bootstrap import alert_policy, alert_senders, case_policy
+    from ordersync.domain.alerts import trial_alert
+    from ordersync.runtime.alerts import send_now
+
+    settings = _settings(data_dir, store, config)
+    policy = alert_policy(settings, case_policy(settings))
+    results = send_now(trial_alert(team, policy, _clock().now()), policy, alert_senders(settings))
+    if as_json:
+        out.print_json(json.dumps([{"channel": c.value, "sent": ok, "detail": d} for c, ok, d in results]))
+    else:
+        for channel, ok, detail in results:
+            out.print(f"{channel.value}: {'sent' if ok else 'FAILED'}: {detail}", markup=False, highlight=False)
+    if not all(ok for _, ok, _ in results):
+        raise typer.Exit(1)
+
+
+@alerts_cli.command("status")
+def alerts_status(
+    unsent: Annotated[bool, typer.Option("--unsent", help="Only notifications not sent (pending, failed).")] = False,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 50,
+    data_dir: DataDir = None, store: Store = None, config: ConfigFile = None, as_json: AsJson = False,
+) -> None:
+    """The latest alert notifications, newest first: sent, pending (with the next attempt) or failed, with
+    the last error."""
+    from ordersync.runtime.alerts import status
+    from ordersync.store.db import Database
+
+    db = Database(_settings(data_dir, store, config).store_url)
+    db.migrate()
+    found = status(db, unsent_only=unsent, limit=limit)
+    if as_json:
+        out.print_json(json.dumps([vars(n) for n in found], default=str))
+        return
+    table = Table(title=f"Alert notifications ({len(found)})")
+    for col in ("created", "key", "team", "channel", "state", "attempts", "next attempt / sent", "last error"):
+        table.add_column(col)
+    for n in found:
+        when = n.sent_at if n.state == "sent" else n.next_attempt_at if n.state == "pending" else None
+        table.add_row(f"{n.created_at:%Y-%m-%d %H:%M}", n.key, n.team, n.channel, n.state, str(n.attempts),
+                      f"{when:%Y-%m-%d %H:%M:%S}" if when else "", n.last_error or "")
+    out.print(table)
 
 
 def main() -> None:

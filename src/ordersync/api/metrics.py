@@ -14,6 +14,9 @@ numbers, and nothing has to be kept in memory:
 - ``ordersync_dead_letters{status}``;
 - ``ordersync_outbox_unpublished`` and ``ordersync_outbox_lag_seconds`` (age of the oldest unpublished
   event), ``ordersync_deliveries_pending{consumer}``;
+- ``ordersync_alert_notifications{channel,state}`` (pending, sent, failed: given up, or a team without a
+  route), ``ordersync_alert_send_failures_total{channel}`` (failed attempts, retried ones included) and
+  ``ordersync_alert_oldest_pending_seconds`` (how long the oldest unsent alert has waited);
 - ``ordersync_erp_circuit{erp,state}`` (1 for the circuit's state, 0 for the others),
   ``ordersync_erp_in_flight{erp}``, ``ordersync_erp_calls_total{erp,lane}`` (port calls) and
   ``ordersync_erp_wire_calls_total{erp,lane}`` (requests on the wire: what the ERP pays for).
@@ -39,7 +42,7 @@ from ordersync.domain.sla import SlaClock, stopped_seconds, summarize
 from ordersync.ports.erp import CircuitState
 from ordersync.reads.sla import SlaScope, readings
 from ordersync.runtime.hub import Hub
-from ordersync.store.schema import cases, dead_letters, deliveries, order_counters, outbox
+from ordersync.store.schema import alert_notifications, cases, dead_letters, deliveries, order_counters, outbox
 
 router = APIRouter(tags=["health"])
 
@@ -61,6 +64,7 @@ class HubCollector(Collector):
             yield from _sla(conn, hub, now)
             yield from _cases(conn, now)
             yield from _messaging(conn, now)
+            yield from _alerts(conn, now)
         yield from _erps(hub)
 
 
@@ -134,6 +138,29 @@ def _messaging(conn: Connection, now: dt.datetime) -> Iterator[Metric]:
     for consumer, n in conn.execute(select(deliveries.c.consumer, func.count()).group_by(deliveries.c.consumer)):
         pending.add_metric([consumer], float(n))
     yield pending
+
+
+def _alerts(conn: Connection, now: dt.datetime) -> Iterator[Metric]:
+    n = alert_notifications.c
+    states = GaugeMetricFamily("ordersync_alert_notifications", "Alert notifications per channel and state "
+                               "(failed: given up, or no route for the team)", labels=["channel", "state"])
+    failures = CounterMetricFamily("ordersync_alert_send_failures", "Failed alert sends (each attempt)",
+                                   labels=["channel"])
+    counts: dict[tuple[str, str], int] = {}
+    failed: dict[str, int] = {}
+    for channel, state, count, fails in conn.execute(select(n.channel, n.state, func.count(), func.sum(n.failures))
+                                                     .group_by(n.channel, n.state)):
+        counts[(channel, state)] = int(count)
+        failed[channel] = failed.get(channel, 0) + int(fails or 0)
+    for channel in sorted({"webhook", "email", *failed}):
+        for state in ("pending", "sent", "failed"):
+            states.add_metric([channel, state], float(counts.get((channel, state), 0)))
+        failures.add_metric([channel], float(failed.get(channel, 0)))
+    yield from (states, failures)
+    oldest = conn.execute(select(func.min(n.created_at)).where(n.state == "pending")).scalar()
+    age = (now - _aware(oldest)).total_seconds() if oldest is not None else 0.0
+    yield GaugeMetricFamily("ordersync_alert_oldest_pending_seconds", "Age of the oldest alert not sent yet",
+                            value=max(0.0, age))
 
 
 def _aware(at: Any) -> dt.datetime:
