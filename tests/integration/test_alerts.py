@@ -120,9 +120,9 @@ def alert_settings(hook: Hook, smtp_port: int, **extra: Any) -> AlertSettings:
         **extra)
 
 
-def make_hub(tmp_path: Path, clock: FakeClock, alerts: AlertSettings) -> Any:
+def make_hub(tmp_path: Path, clock: FakeClock, alerts: AlertSettings, store: str | None = None) -> Any:
     erp = MemoryErp("main", name="main", clock=clock.now)
-    return erp_hub(tmp_path, {"main": erp}, clock=clock, cases=CaseSettings(escalation=ESCALATION),
+    return erp_hub(tmp_path, {"main": erp}, clock=clock, store=store, cases=CaseSettings(escalation=ESCALATION),
                    sla=SlaSettings(ack_seconds=300), alerts=alerts)
 
 
@@ -142,9 +142,9 @@ def scrape(hub: Any) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 # -- overdue cases ------------------------------------------------------------------------------------------
 
 def test_an_overdue_case_escalates_and_tells_the_next_team_once_by_webhook_and_email(
-        tmp_path: Path, clock: FakeClock, hook: Hook, smtp: tuple[Mailbox, int]) -> None:
+        tmp_path: Path, clock: FakeClock, hook: Hook, smtp: tuple[Mailbox, int], store_url: str) -> None:
     box, port = smtp
-    hub = make_hub(tmp_path, clock, alert_settings(hook, port))
+    hub = make_hub(tmp_path, clock, alert_settings(hook, port), store_url)
     try:
         receipt = place(hub, order("C-1004", ("MOT-IE3-4.0-4P", 8)))  # a credit hold: finance, due in 4 h
         settle(hub)
@@ -168,7 +168,7 @@ def test_an_overdue_case_escalates_and_tells_the_next_team_once_by_webhook_and_e
             clock.advance(60)
             settle(hub)
         hub.close()
-        hub = make_hub(tmp_path, clock, alert_settings(hook, port))
+        hub = make_hub(tmp_path, clock, alert_settings(hook, port), store_url)
         assert hub.alerts.run() == 0
         assert (len(hook.bodies), len(box.messages)) == (1, 1)
         assert [(r.key, r.channel, r.team, r.state, r.attempts) for r in rows(hub)] == [
@@ -189,9 +189,9 @@ def test_an_overdue_case_escalates_and_tells_the_next_team_once_by_webhook_and_e
 # -- SLA breaches -------------------------------------------------------------------------------------------
 
 def test_an_sla_breach_tells_the_clock_team_then_its_escalation_once_per_level(
-        tmp_path: Path, clock: FakeClock, hook: Hook, smtp: tuple[Mailbox, int]) -> None:
+        tmp_path: Path, clock: FakeClock, hook: Hook, smtp: tuple[Mailbox, int], store_url: str) -> None:
     box, port = smtp
-    hub = make_hub(tmp_path, clock, alert_settings(hook, port))
+    hub = make_hub(tmp_path, clock, alert_settings(hook, port), store_url)
     try:
         receipt = place(hub, order("C-1001", ("BRG-6204-2RS", 10), ship_to="RIS-DUS"))  # received, never sent on
         with hub.db.read() as conn:
