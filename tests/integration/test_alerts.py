@@ -6,6 +6,7 @@ tell the right team once, per level; a failing receiver is retried with backoff 
 from __future__ import annotations
 
 import datetime as dt
+import html
 import json
 import socket
 import threading
@@ -31,6 +32,7 @@ from ordersync.runtime.alerts import status
 from ordersync.server import create_app
 from ordersync.store.schema import alert_notifications, order_transitions
 from tests.support.hub import erp_hub, order, place, settle
+from tests.support.people import PASSWORD, staff
 
 ESCALATION = {"finance": ["finance-lead"], "integration": ["integration-lead"]}
 
@@ -137,6 +139,15 @@ def scrape(hub: Any) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     text = TestClient(create_app(hub)).get("/metrics").text
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
             for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def overview(hub: Any) -> str:
+    """The /ops overview page as a signed-in operator sees it."""
+    client = TestClient(create_app(hub))
+    email = staff(hub, "operations", name="Olga Ops")
+    r = client.post("/ops/signin", data={"email": email, "password": PASSWORD, "next": "/ops"})
+    assert r.status_code == 200, r.text
+    return html.unescape(r.text)
 
 
 # -- overdue cases ------------------------------------------------------------------------------------------
@@ -248,6 +259,9 @@ def test_a_failing_receiver_is_retried_with_backoff_and_the_failure_shows(
         assert len(hook.bodies) == 1  # the backoff has not passed: no second attempt yet
         m = scrape(hub)
         assert m[("ordersync_alert_send_failures_total", (("channel", "webhook"),))] == 1
+        page = overview(hub)
+        assert 'id="alerts-unsent" data-count="1"' in page
+        assert "last error: integration (webhook): POST 127.0.0.1:" in page and "HTTP 500 no_service" in page
         assert m[("ordersync_alert_notifications", (("channel", "webhook"), ("state", "pending")))] == 1
         assert m[("ordersync_alert_oldest_pending_seconds", ())] == 0
         clock.advance(31)  # past the first backoff (30 s at most): it fails again, the wait doubles
@@ -259,6 +273,7 @@ def test_a_failing_receiver_is_retried_with_backoff_and_the_failure_shows(
         assert (row.state, row.attempts, row.failures, row.last_error) == ("sent", 3, 2, None)
         assert hook.bodies[0] == hook.bodies[2]  # the same message each time
         assert f"order {receipt.order_id}" in hook.bodies[2]["text"]
+        assert 'id="alerts-unsent" data-count="0"' in overview(hub) and "all sent" in overview(hub)
         assert scrape(hub)[("ordersync_alert_send_failures_total", (("channel", "webhook"),))] == 2
     finally:
         hub.close()
