@@ -10,7 +10,7 @@ import functools
 
 import httpx
 
-from ordersync.adapters.alerts import SmtpAlertSender, WebhookAlertSender
+from ordersync.adapters.alerts import SmtpAlertSender, SmtpMailer, WebhookAlertSender
 from ordersync.adapters.erp.budget import budget_for
 from ordersync.adapters.erp.factory import make_erp
 from ordersync.adapters.erp.guard import ErpGate
@@ -173,7 +173,7 @@ def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Regis
                runner=runner, relay=relay, worker=worker, dead_letters=dead, intake=intake,
                workbench=Workbench(store, cases, dead, deps), webhooks=webhooks, retention=retention, erps=router,
                poller=poller, deps=deps, readmodel=readmodel, gap_repair=gaps, edi=edi,
-               shopify=shopify, alerts=alerts)
+               shopify=shopify, alerts=alerts, mailer=smtp_mailer(settings))
 
 
 def alert_policy(settings: Settings, cases: CasePolicy) -> AlertPolicy:
@@ -188,12 +188,19 @@ def alert_senders(settings: Settings, *, transport: httpx.BaseTransport | None =
                   ) -> dict[Channel, AlertSender]:
     a = settings.alerts
     senders: dict[Channel, AlertSender] = {Channel.WEBHOOK: WebhookAlertSender(timeout=a.timeout, transport=transport)}
-    if a.smtp is not None:
-        s = a.smtp
-        senders[Channel.EMAIL] = SmtpAlertSender(host=s.host, port=s.port, from_address=s.from_address,
-                                                 starttls=s.starttls, user=s.user, password=s.password(),
-                                                 timeout=s.timeout)
+    mailer = smtp_mailer(settings)
+    if mailer is not None:
+        senders[Channel.EMAIL] = SmtpAlertSender(mailer)
     return senders
+
+
+def smtp_mailer(settings: Settings) -> SmtpMailer | None:
+    """E-mail through ``[alerts.smtp]`` (alerts, invitations); None when no server is configured."""
+    s = settings.alerts.smtp
+    if s is None:
+        return None
+    return SmtpMailer(host=s.host, port=s.port, from_address=s.from_address, starttls=s.starttls, user=s.user,
+                      password=s.password(), timeout=s.timeout)
 
 
 def build_alerts(settings: Settings, db: Database, clock: Clock, cases: CasePolicy) -> AlertDispatcher:

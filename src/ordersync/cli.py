@@ -966,14 +966,19 @@ def people_invite(
     role: Roles,
     name: Annotated[str, typer.Option("--name", help="Their name as shown and recorded.")] = "",
     account: Annotated[str | None, typer.Option("--account", help="A buyer of this account (else: staff).")] = None,
-    base_url: Annotated[str, typer.Option("--base-url", help="The hub's address as people reach it.")] =
-        "http://127.0.0.1:8000",
+    base_url: Annotated[str | None, typer.Option("--base-url", help="The hub's address as people reach it "
+                                                 "(default: [alerts] public_base_url, else http://127.0.0.1:8000).")]
+        = None,
     data_dir: DataDir = None, store: Store = None, config: ConfigFile = None,
 ) -> None:
-    """Invite a person: prints the link where they choose their password (valid 7 days; pass it on)."""
+    """Invite a person: prints the link where they choose their password (valid 7 days; pass it on). With
+    ``[alerts.smtp]`` configured, the link is e-mailed to them too."""
+    from ordersync.bootstrap import smtp_mailer
     from ordersync.domain.errors import ValidationFailed
-    from ordersync.web.people import BUYER, STAFF
+    from ordersync.web.people import BUYER, STAFF, mail_invitation
 
+    settings = _settings(data_dir, store, config)
+    base_url = base_url or settings.alerts.public_base_url or "http://127.0.0.1:8000"
     kind = BUYER if account else STAFF
     try:
         invitation = _people(data_dir, store, config).invite(kind, email, name, role, account_id=account,
@@ -984,7 +989,11 @@ def people_invite(
     who = f"buyer of {account}" if account else "staff"
     console.print(f"invited {invitation.person.email} ({who}; roles {', '.join(invitation.person.roles)}); "
                   f"the link is valid until {invitation.expires:%Y-%m-%d %H:%M} UTC:")
-    out.print(f"{base_url.rstrip('/')}{invitation.path('portal' if account else 'ops')}")
+    link = f"{base_url.rstrip('/')}{invitation.path('portal' if account else 'ops')}"
+    out.print(link, markup=False, highlight=False, soft_wrap=True)
+    mailed = mail_invitation(smtp_mailer(settings), invitation, link)
+    if mailed is not None:
+        console.print(mailed, markup=False, highlight=False)
 
 
 @people_cli.command("list")

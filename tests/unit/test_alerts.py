@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ordersync.adapters.alerts import SmtpAlertSender
+from ordersync.adapters.alerts import SmtpAlertSender, SmtpMailer
 from ordersync.canonical.v1 import CaseType
 from ordersync.config import load_settings
 from ordersync.domain.alerts import (
@@ -107,7 +107,7 @@ def test_the_webhook_body_is_slack_compatible_text_and_blocks() -> None:
 
 
 def test_the_email_names_the_alert_and_links_to_the_case() -> None:
-    sender = SmtpAlertSender(host="mail.example.com", port=25, from_address="hub@example.com")
+    sender = SmtpAlertSender(SmtpMailer(host="mail.example.com", port=25, from_address="hub@example.com"))
     msg = sender.message(ALERT, AlertRoute("finance-lead", emails=("a@example.com", "b@example.com")))
     assert msg["To"] == "a@example.com, b@example.com" and msg["From"] == "hub@example.com"
     assert msg["Subject"] == email_subject(ALERT) == f"[ordersync] {ALERT.title}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import smtplib
 import ssl
 import urllib.parse
+from collections.abc import Sequence
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
@@ -13,7 +14,7 @@ import httpx
 
 from ordersync import __version__
 from ordersync.domain.alerts import Alert, AlertRoute, email_subject, email_text, webhook_payload
-from ordersync.ports.alerts import AlertNotSent
+from ordersync.ports.alerts import AlertNotSent, NotSent
 
 #: how much of a refusing receiver's answer is kept in the error
 ANSWER_KEPT = 300
@@ -41,39 +42,61 @@ class WebhookAlertSender:
         return f"POST {host}: {r.status_code}"
 
 
-class SmtpAlertSender:
-    """Sends a plain-text e-mail to the route's addresses through one SMTP server."""
+class SmtpMailer:
+    """Plain-text e-mail through one SMTP server (STARTTLS and sign-in when configured): the alerts'
+    e-mail channel and the invitations' (:mod:`ordersync.ports.alerts`, ``Mailer``)."""
 
     def __init__(self, *, host: str, port: int, from_address: str, starttls: bool = True, user: str | None = None,
                  password: str | None = None, timeout: float = 10.0) -> None:
         self.host, self.port, self.from_address = host, port, from_address
         self.starttls, self.user, self.password, self.timeout = starttls, user, password, timeout
 
-    def message(self, alert: Alert, route: AlertRoute) -> EmailMessage:
+    def message(self, to: Sequence[str], subject: str, text: str, headers: dict[str, str] | None = None
+                ) -> EmailMessage:
         msg = EmailMessage()
         msg["From"] = self.from_address
-        msg["To"] = ", ".join(route.emails)
-        msg["Subject"] = email_subject(alert)
+        msg["To"] = ", ".join(to)
+        msg["Subject"] = subject
         msg["Date"] = formatdate(localtime=False)
         msg["Message-ID"] = make_msgid(domain=self.from_address.rsplit("@", 1)[-1])
-        msg["X-Ordersync-Alert"] = alert.key
-        msg.set_content(email_text(alert))
+        for name, value in (headers or {}).items():
+            msg[name] = value
+        msg.set_content(text)
         return msg
 
-    def send(self, alert: Alert, route: AlertRoute) -> str:
-        if not route.emails:
-            raise AlertNotSent(f"team {route.team} has no e-mail addresses")
+    def send_mail(self, to: Sequence[str], subject: str, text: str, *, headers: dict[str, str] | None = None) -> str:
         where = f"SMTP {self.host}:{self.port}"
+        if not to:
+            raise NotSent(f"{where}: no recipient")
         try:
             with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
                 if self.starttls:
                     smtp.starttls(context=ssl.create_default_context())
                 if self.user:
                     smtp.login(self.user, self.password or "")
-                refused = smtp.send_message(self.message(alert, route))
+                refused = smtp.send_message(self.message(to, subject, text, headers))
         except (smtplib.SMTPException, OSError) as exc:
-            raise AlertNotSent(f"{where}: {type(exc).__name__}: {exc}") from exc
+            raise NotSent(f"{where}: {type(exc).__name__}: {exc}") from exc
         if refused:
-            taken = len(route.emails) - len(refused)
-            raise AlertNotSent(f"{where}: refused {', '.join(sorted(refused))} ({taken} taken)")
-        return f"{where}: mailed {', '.join(route.emails)}"
+            raise NotSent(f"{where}: refused {', '.join(sorted(refused))} ({len(to) - len(refused)} taken)")
+        return f"{where}: mailed {', '.join(to)}"
+
+
+class SmtpAlertSender:
+    """Sends an alert as a plain-text e-mail to the route's addresses."""
+
+    def __init__(self, mailer: SmtpMailer) -> None:
+        self.mailer = mailer
+
+    def message(self, alert: Alert, route: AlertRoute) -> EmailMessage:
+        return self.mailer.message(route.emails, email_subject(alert), email_text(alert),
+                                   {"X-Ordersync-Alert": alert.key})
+
+    def send(self, alert: Alert, route: AlertRoute) -> str:
+        if not route.emails:
+            raise AlertNotSent(f"team {route.team} has no e-mail addresses")
+        try:
+            return self.mailer.send_mail(route.emails, email_subject(alert), email_text(alert),
+                                         headers={"X-Ordersync-Alert": alert.key})
+        except NotSent as exc:
+            raise AlertNotSent(str(exc)) from exc
