@@ -213,7 +213,8 @@ def build_alerts(settings: Settings, db: Database, clock: Clock, cases: CasePoli
     return AlertDispatcher(db, clock, policy, alert_senders(settings),
                            retry=RetryPolicy(max_attempts=a.max_attempts, base_seconds=a.base_seconds,
                                              cap_seconds=a.cap_seconds),
-                           breaches=lambda conn, now: sla_breaches(conn, now, limits, policy))
+                           breaches=lambda conn, now: sla_breaches(conn, now, limits, policy),
+                           digest_over=a.digest_over)
 
 
 def _all_accounts(erps: Erps | None) -> list[Account]:

@@ -236,6 +236,8 @@ class AlertSettings(Strict):
                                       description="SLA clock -> the team told of its breaches (level 1)")
     check_seconds: float = Field(default=60.0, gt=0, description="how often breaches are looked for and "
                                  "due notifications sent")
+    digest_over: int = Field(default=5, ge=1, description="more new alerts than this for one team, kind and "
+                             "level in one check are told as one digest (an ERP outage breaches many clocks)")
     max_attempts: int = Field(default=8, ge=1, le=100)
     base_seconds: float = Field(default=30.0, gt=0, description="wait after the first failed send; doubles")
     cap_seconds: float = Field(default=3600.0, gt=0)

@@ -180,6 +180,37 @@ def test_an_sla_breach_tells_the_clock_team_then_its_escalation_once_per_level(
         hub.close()
 
 
+def test_many_breaches_at_once_reach_each_team_as_one_digest(tmp_path: Path, clock: FakeClock, hook: Hook,
+                                                              smtp: tuple[Mailbox, int]) -> None:
+    box, port = smtp
+    hub = make_hub(tmp_path, clock, alert_settings(hook, port))  # digest_over: 5
+    try:
+        ids = [place(hub, order("C-1001", ("BRG-6204-2RS", 1), ship_to="RIS-DUS", external=f"PO-{i}")).order_id
+               for i in range(8)]  # the ERP is not reached: every clock runs
+        clock.advance(301)
+        hub.alerts.run()
+        [body] = hook.bodies
+        assert body["text"].startswith("8 SLA breaches for integration (level 1)")
+        assert all(order_id in body["text"] for order_id in ids)
+        by_state = sorted((r.channel, r.state) for r in rows(hub))
+        assert by_state == [("digest", "grouped")] * 8 + [("webhook", "sent")]
+        clock.advance(60)
+        hub.alerts.run()
+        assert len(hook.bodies) == 1  # each order was told, within the digest: never again on its own
+        place(hub, order("C-1001", ("BRG-6204-2RS", 1), ship_to="RIS-DUS", external="PO-late"))
+        clock.advance(301)  # the eight reach level 2 (a digest by mail), the late one level 1 on its own
+        hub.alerts.run()
+        assert hook.bodies[1]["text"].startswith("SLA breach, acknowledgment (level 1): order ")
+        [(to, mail)] = box.messages
+        assert to == ["it-lead@example.com"] and mail["Subject"] == \
+            "[ordersync] 8 SLA breaches for integration-lead (level 2)"
+        m = scrape(hub)
+        assert m[("ordersync_alert_notifications", (("channel", "digest"), ("state", "grouped")))] == 16
+        assert 'id="alerts-unsent" data-count="0"' in overview(hub)
+    finally:
+        hub.close()
+
+
 # -- failures ----------------------------------------------------------------------------------------------
 
 def test_a_failing_receiver_is_retried_with_backoff_and_the_failure_shows(

@@ -19,6 +19,7 @@ from ordersync.domain.alerts import (
     Channel,
     breach_level,
     case_alert,
+    digest,
     email_subject,
     email_text,
     sla_alerts,
@@ -114,6 +115,18 @@ def test_the_email_names_the_alert_and_links_to_the_case() -> None:
     assert msg["X-Ordersync-Alert"] == "case:abc:2"
     body = msg.get_content()
     assert body == email_text(ALERT) + "\n" and f"Open it: {ALERT.link}" in body and "<& more>" in body
+
+
+def test_many_alerts_of_one_team_and_level_become_one_digest_listing_them() -> None:
+    many = [a for i in range(25) for a in sla_alerts(f"O-{i}", "C-1", ack(400), LIMITS, POLICY, NOW)]
+    summary = digest(many, POLICY, NOW)
+    assert (summary.kind, summary.team, summary.level) == (AlertKind.SLA_BREACH, "integration", 1)
+    assert summary.title == "25 SLA breaches for integration (level 1)"
+    assert summary.key == f"digest:sla_breach:integration:1:{NOW.isoformat()}"
+    lines = summary.text.splitlines()
+    assert len(lines) == 21 and lines[-1] == "... and 5 more"
+    assert lines[0] == f"- {many[0].title} (https://hub.example.com/ops/orders/O-0)"
+    assert summary.link == "https://hub.example.com/ops/orders"
 
 
 def test_an_alert_kept_with_its_record_comes_back_the_same() -> None:

@@ -15,7 +15,8 @@ numbers, and nothing has to be kept in memory:
 - ``ordersync_outbox_unpublished`` and ``ordersync_outbox_lag_seconds`` (age of the oldest unpublished
   event), ``ordersync_deliveries_pending{consumer}``;
 - ``ordersync_alert_notifications{channel,state}`` (pending, sent, failed: given up, or a team without a
-  route), ``ordersync_alert_send_failures_total{channel}`` (failed attempts, retried ones included) and
+  route; channel ``digest``, state ``grouped``: told within a digest),
+  ``ordersync_alert_send_failures_total{channel}`` (failed attempts, retried ones included) and
   ``ordersync_alert_oldest_pending_seconds`` (how long the oldest unsent alert has waited);
 - ``ordersync_erp_circuit{erp,state}`` (1 for the circuit's state, 0 for the others),
   ``ordersync_erp_in_flight{erp}``, ``ordersync_erp_failures_total{erp}``,
@@ -162,9 +163,10 @@ def _alerts(conn: Connection, now: dt.datetime) -> Iterator[Metric]:
                                                      .group_by(n.channel, n.state)):
         counts[(channel, state)] = int(count)
         failed[channel] = failed.get(channel, 0) + int(fails or 0)
+    shown = {(channel, state) for channel in ("webhook", "email") for state in ("pending", "sent", "failed")}
+    for channel, state in sorted(shown | set(counts)):
+        states.add_metric([channel, state], float(counts.get((channel, state), 0)))
     for channel in sorted({"webhook", "email", *failed}):
-        for state in ("pending", "sent", "failed"):
-            states.add_metric([channel, state], float(counts.get((channel, state), 0)))
         failures.add_metric([channel], float(failed.get(channel, 0)))
     yield from (states, failures)
     oldest = conn.execute(select(func.min(n.created_at)).where(n.state == "pending")).scalar()

@@ -175,6 +175,21 @@ def trial_alert(team: str, policy: AlertPolicy, now: dt.datetime) -> Alert:
                  link=policy.link("/ops"), subject_id="")
 
 
+def digest(alerts: Sequence[Alert], policy: AlertPolicy, now: dt.datetime, *, listed: int = 20) -> Alert:
+    """One alert standing for many of one kind, team and level found in one check (an ERP outage breaches
+    every waiting order's clock at once): their titles, the first ``listed`` of them, and how many more."""
+    first = alerts[0]
+    noun = "SLA breaches" if first.kind is AlertKind.SLA_BREACH else "escalated cases"
+    lines = [f"- {a.title}" + (f" ({a.link})" if a.link else "") for a in alerts[:listed]]
+    if len(alerts) > listed:
+        lines.append(f"... and {len(alerts) - listed} more")
+    path = "/ops/orders" if first.kind is AlertKind.SLA_BREACH else "/ops/cases"
+    return Alert(key=f"digest:{first.kind.value}:{first.team}:{first.level}:{now.isoformat()}", kind=first.kind,
+                 team=first.team, level=first.level,
+                 title=f"{len(alerts)} {noun} for {first.team} (level {first.level})",
+                 text="\n".join(lines), link=policy.link(path), subject_id="")
+
+
 # -- the words ----------------------------------------------------------------------------------------------
 
 def webhook_payload(alert: Alert) -> dict[str, Any]:

@@ -9,7 +9,10 @@ Each run, :meth:`AlertDispatcher.run`:
    message kept with it; an alert already there is never recorded again, so a restart sends nothing
    twice and a breach that goes on does not alert on every check. A team without a route gets one row
    on channel ``none``, failed at once with the reason, so the gap shows (``/metrics``,
-   ``ordersync alerts status``) instead of vanishing.
+   ``ordersync alerts status``) instead of vanishing. When one check finds more than ``digest_over``
+   new alerts of one kind for one team and level (an ERP outage breaches every waiting order's clock at
+   once), the team gets one digest instead; each alert it stands for is recorded as ``grouped`` (channel
+   ``digest``, with the digest's key), so it is never sent on its own, nor again.
 2. **sends** the rows that are due, outside any transaction, and records each outcome in a short write:
    sent, or failed with its error and the next attempt after a backoff (:class:`RetryPolicy`); after
    ``max_attempts`` the row stays ``failed`` with its last error. A sender that raises anything never
@@ -29,7 +32,7 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 
 from ordersync.canonical.v1 import ExceptionCase
-from ordersync.domain.alerts import Alert, AlertKind, AlertPolicy, Channel, case_alert
+from ordersync.domain.alerts import Alert, AlertKind, AlertPolicy, Channel, case_alert, digest
 from ordersync.domain.clock import Clock
 from ordersync.messaging.retry import RetryPolicy
 from ordersync.ports.alerts import AlertNotSent, AlertSender
@@ -41,6 +44,9 @@ log = logging.getLogger("ordersync.alerts")
 
 Breaches = Callable[[Connection, dt.datetime], list[Alert]]
 PENDING, SENT, FAILED = "pending", "sent", "failed"
+#: an alert told within a digest: its row's channel and state (the digest has rows of its own)
+DIGEST, GROUPED = "digest", "grouped"
+UNSENT = (PENDING, FAILED)
 ERROR_KEPT = 1000
 
 
@@ -58,9 +64,10 @@ class AlertRun:
 class AlertDispatcher:
     def __init__(self, db: Database, clock: Clock, policy: AlertPolicy, senders: Mapping[Channel, AlertSender], *,
                  retry: RetryPolicy, breaches: Breaches | None = None, batch: int = 50,
-                 case_limit: int = 500) -> None:
+                 case_limit: int = 500, digest_over: int = 5) -> None:
         self.db, self.clock, self.policy, self.senders = db, clock, policy, senders
         self.retry, self.breaches, self.batch, self.case_limit = retry, breaches, batch, case_limit
+        self.digest_over = digest_over
 
     def run(self) -> int:
         """Collect, then send what is due; how many rows changed (the worker's measure of work done)."""
@@ -84,12 +91,35 @@ class AlertDispatcher:
             return 0
         with self.db.write() as conn:
             known = self._known(conn, [a.key for a in new])  # another process may have been quicker
-            rows = [row for a in new if a.key not in known for row in self._rows(a, now)]
+            rows = []
+            for group in self._grouped([a for a in new if a.key not in known]):
+                if len(group) > self.digest_over:
+                    summary = digest(group, self.policy, now)
+                    rows += self._rows(summary, now) + [self._grouped_row(a, summary, now) for a in group]
+                    log.info("alert %s for team %s: %s", summary.key, summary.team, summary.title)
+                else:
+                    rows += [row for a in group for row in self._rows(a, now)]
+                    for a in group:
+                        log.info("alert %s for team %s: %s", a.key, a.team, a.title)
             if rows:
                 conn.execute(alert_notifications.insert(), rows)
-        for a in new:
-            log.info("alert %s for team %s: %s", a.key, a.team, a.title)
         return len(rows)
+
+    @staticmethod
+    def _grouped(alerts: list[Alert]) -> list[list[Alert]]:
+        """Alerts of one kind, team and level together, in the order found."""
+        groups: dict[tuple[str, str, int], list[Alert]] = {}
+        for a in alerts:
+            groups.setdefault((a.kind.value, a.team, a.level), []).append(a)
+        return list(groups.values())
+
+    @staticmethod
+    def _grouped_row(alert: Alert, summary: Alert, now: dt.datetime) -> dict[str, Any]:
+        """The record of an alert told as part of a digest: never sent on its own, never again."""
+        return {"id": uuid.uuid4().hex, "key": alert.key, "channel": DIGEST, "kind": alert.kind.value,
+                "team": alert.team, "level": alert.level, "subject_id": alert.subject_id[:64], "body": encode(alert),
+                "state": GROUPED, "attempts": 0, "failures": 0, "next_attempt_at": now, "created_at": now,
+                "last_error": None, "sent_at": None, "digest_key": summary.key}
 
     def _case_alerts(self, conn: Connection, now: dt.datetime) -> list[Alert]:
         c = cases.c
@@ -109,7 +139,7 @@ class AlertDispatcher:
         channels = self.policy.channels(alert.team)
         base = {"key": alert.key, "kind": alert.kind.value, "team": alert.team, "level": alert.level,
                 "subject_id": alert.subject_id[:64], "body": encode(alert), "attempts": 0, "failures": 0,
-                "next_attempt_at": now, "created_at": now}
+                "next_attempt_at": now, "created_at": now, "sent_at": None, "digest_key": None}
         if not channels:
             return [{**base, "id": uuid.uuid4().hex, "channel": Channel.NONE.value, "state": FAILED, "failures": 1,
                      "last_error": f"no [[alerts.route]] for team {alert.team} (and no team = \"*\")"}]
@@ -201,7 +231,7 @@ def status(db: Database, *, unsent_only: bool = False, limit: int = 50) -> list[
     query = select(n.key, n.channel, n.team, n.state, n.attempts, n.last_error, n.next_attempt_at, n.created_at,
                    n.sent_at)
     if unsent_only:
-        query = query.where(n.state != SENT)
+        query = query.where(n.state.in_(UNSENT))
     with db.read() as conn:
         return [NotificationStatus(*r) for r in conn.execute(query.order_by(n.created_at.desc(), n.key)
                                                               .limit(limit))]

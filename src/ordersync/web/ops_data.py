@@ -238,9 +238,9 @@ def health(hub: Hub, conn: Connection, now: dt.datetime) -> Health:
     open_, late = conn.execute(select(func.count(), func.sum(case((c.due_at < now, 1), else_=0)))
                                .where(c.state.in_(OPEN_CASE_STATES))).one()
     n = alert_notifications.c
-    unsent = conn.execute(select(func.count()).where(n.state != "sent")).scalar_one()
+    unsent = conn.execute(select(func.count()).where(n.state.in_(("pending", "failed")))).scalar_one()
     last_error = conn.execute(select(n.team, n.channel, n.last_error)
-                              .where(n.state != "sent", n.last_error.is_not(None))
+                              .where(n.state.in_(("pending", "failed")), n.last_error.is_not(None))
                               .order_by(n.next_attempt_at.desc()).limit(1)).first()
     return Health(erps=erps, outbox_unpublished=int(count), outbox_lag=age(now, aware(oldest)) if oldest else "0s",
                   queues=queues, dead_letters=int(letters), open_cases=int(open_), overdue_cases=int(late or 0),

@@ -36,6 +36,7 @@ def upgrade() -> None:
         sa.Column("last_error", sa.String(1000)),
         sa.Column("created_at", UtcDateTime, nullable=False),
         sa.Column("sent_at", UtcDateTime),
+        sa.Column("digest_key", sa.String(200)),
         sa.UniqueConstraint("key", "channel", name="uq_alert_notifications_key"),
     )
     op.create_index("ix_alert_notifications_due", "alert_notifications", ["state", "next_attempt_at"])
