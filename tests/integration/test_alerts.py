@@ -326,3 +326,6 @@ from_address = "ordersync@example.com"
     r = CliRunner().invoke(cli_app, [*args, "--team", "finance", "--json"])
     assert r.exit_code == 1
     assert [(x["channel"], x["sent"]) for x in json.loads(r.stdout)] == [("webhook", False), ("email", True)]
+    r = CliRunner().invoke(cli_app, ["alerts", "status", "--json", "--data-dir", str(tmp_path / "d"),
+                                     "--config", str(config)])
+    assert r.exit_code == 0 and json.loads(r.stdout) == []  # a test is sent, never recorded
