@@ -168,7 +168,8 @@ def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Regis
                                        functools.partial(_all_accounts, router), transport=shopify_transport)
         shopify.schedule(worker, single_worker=db.is_sqlite)
     alerts = build_alerts(settings, db, clock, cases)
-    worker.every(settings.alerts.check_seconds, "alerts", alerts.run, singleton=True)
+    if settings.alerts.route:  # no route at all: alerts are off (nothing recorded, nothing sent)
+        worker.every(settings.alerts.check_seconds, "alerts", alerts.run, singleton=True)
     return Hub(settings=settings, clock=clock, db=db, store=store, transport=transport, registry=registry,
                runner=runner, relay=relay, worker=worker, dead_letters=dead, intake=intake,
                workbench=Workbench(store, cases, dead, deps), webhooks=webhooks, retention=retention, erps=router,

@@ -291,6 +291,20 @@ def test_a_team_without_a_route_is_recorded_as_failed_with_the_reason(tmp_path: 
         hub.close()
 
 
+def test_without_any_route_alerts_are_off(tmp_path: Path, clock: FakeClock) -> None:
+    hub = make_hub(tmp_path, clock, AlertSettings())
+    try:
+        place(hub, order("C-1001", ("BRG-6204-2RS", 10), ship_to="RIS-DUS"))
+        clock.advance(3600)
+        hub.worker.run_once()  # the periodic jobs run first in a round, before the order moves on
+        assert rows(hub) == []
+        hub.alerts.run()  # called by hand, the job would have found the breach: no route for it
+        assert sorted((r.team, r.channel, r.state) for r in rows(hub)) == [
+            ("integration", "none", "failed"), ("integration-lead", "none", "failed")]
+    finally:
+        hub.close()
+
+
 # -- ordersync alerts test --------------------------------------------------------------------------------
 
 def test_the_cli_sends_a_test_through_the_teams_channels_and_says_what_happened(
