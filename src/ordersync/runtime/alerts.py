@@ -123,8 +123,10 @@ class AlertDispatcher:
 
     def _case_alerts(self, conn: Connection, now: dt.datetime) -> list[Alert]:
         c = cases.c
+        # the latest escalated first (an escalation sets a new due time): a long tail of old escalated
+        # cases, all told already, never hides a new one
         bodies = conn.execute(select(c.body).where(c.state.in_(OPEN_STATES), c.owner_level > 1)
-                              .order_by(c.due_at).limit(self.case_limit)).scalars()
+                              .order_by(c.due_at.desc()).limit(self.case_limit)).scalars()
         return [case_alert(ExceptionCase.model_validate_json(b), self.policy, now) for b in bodies]
 
     @staticmethod
