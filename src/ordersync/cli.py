@@ -54,6 +54,9 @@ app.add_typer(shopify, name="shopify")
 drift_cli = typer.Typer(no_args_is_help=True, help="Inbound contracts: drift from the schemas, quarantined payloads "
                                                    "(list, show, replay after a fix, discard).")
 app.add_typer(drift_cli, name="drift")
+alerts_cli = typer.Typer(no_args_is_help=True, help="Alerts to teams (escalated cases, SLA breaches): send a test, "
+                         "see what was sent and what failed.")
+app.add_typer(alerts_cli, name="alerts")
 console = Console(stderr=True)
 out = Console()
 log = logging.getLogger("ordersync.cli")
@@ -989,14 +992,19 @@ def people_invite(
     role: Roles,
     name: Annotated[str, typer.Option("--name", help="Their name as shown and recorded.")] = "",
     account: Annotated[str | None, typer.Option("--account", help="A buyer of this account (else: staff).")] = None,
-    base_url: Annotated[str, typer.Option("--base-url", help="The hub's address as people reach it.")] =
-        "http://127.0.0.1:8000",
+    base_url: Annotated[str | None, typer.Option("--base-url", help="The hub's address as people reach it "
+                                                 "(default: [alerts] public_base_url, else http://127.0.0.1:8000).")]
+        = None,
     data_dir: DataDir = None, store: Store = None, config: ConfigFile = None,
 ) -> None:
-    """Invite a person: prints the link where they choose their password (valid 7 days; pass it on)."""
+    """Invite a person: prints the link where they choose their password (valid 7 days; pass it on). With
+    ``[alerts.smtp]`` configured, the link is e-mailed to them too."""
+    from ordersync.bootstrap import smtp_mailer
     from ordersync.domain.errors import ValidationFailed
-    from ordersync.web.people import BUYER, STAFF
+    from ordersync.web.people import BUYER, STAFF, mail_invitation
 
+    settings = _settings(data_dir, store, config)
+    base_url = base_url or settings.alerts.public_base_url or "http://127.0.0.1:8000"
     kind = BUYER if account else STAFF
     try:
         invitation = _people(data_dir, store, config).invite(kind, email, name, role, account_id=account,
@@ -1007,7 +1015,11 @@ def people_invite(
     who = f"buyer of {account}" if account else "staff"
     console.print(f"invited {invitation.person.email} ({who}; roles {', '.join(invitation.person.roles)}); "
                   f"the link is valid until {invitation.expires:%Y-%m-%d %H:%M} UTC:")
-    out.print(f"{base_url.rstrip('/')}{invitation.path('portal' if account else 'ops')}")
+    link = f"{base_url.rstrip('/')}{invitation.path('portal' if account else 'ops')}"
+    out.print(link, markup=False, highlight=False, soft_wrap=True)
+    mailed = mail_invitation(smtp_mailer(settings), invitation, link)
+    if mailed is not None:
+        console.print(mailed, markup=False, highlight=False)
 
 
 @people_cli.command("list")
@@ -1442,6 +1454,58 @@ def demo(
     code = run(DemoOptions(data_dir=data_dir, orders=orders, once=once, as_json=as_json, port=port, seed=seed,
                            erp_db=erp_db))
     raise typer.Exit(code)
+
+
+# -- alerts ----------------------------------------------------------------------------------------------
+
+@alerts_cli.command("test")
+def alerts_test(
+    team: Annotated[str, typer.Option("--team", help="The team whose channels to try ([[alerts.route]]).")],
+    data_dir: DataDir = None, store: Store = None, config: ConfigFile = None, as_json: AsJson = False,
+) -> None:
+    """Send a test notification through the team's configured channels now and print what happened
+    (exit 1 if any channel failed). Nothing is recorded."""
+    from ordersync.bootstrap import alert_policy, alert_senders, case_policy
+    from ordersync.domain.alerts import trial_alert
+    from ordersync.runtime.alerts import send_now
+
+    settings = _settings(data_dir, store, config)
+    policy = alert_policy(settings, case_policy(settings))
+    results = send_now(trial_alert(team, policy, _clock().now()), policy, alert_senders(settings))
+    if as_json:
+        out.print_json(json.dumps([{"channel": c.value, "sent": ok, "detail": d} for c, ok, d in results]))
+    else:
+        for channel, ok, detail in results:
+            out.print(f"{channel.value}: {'sent' if ok else 'FAILED'}: {detail}", markup=False, highlight=False)
+    if not all(ok for _, ok, _ in results):
+        raise typer.Exit(1)
+
+
+@alerts_cli.command("status")
+def alerts_status(
+    unsent: Annotated[bool, typer.Option("--unsent", help="Only notifications not sent (pending, failed).")] = False,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 50,
+    data_dir: DataDir = None, store: Store = None, config: ConfigFile = None, as_json: AsJson = False,
+) -> None:
+    """The latest alert notifications, newest first: sent, pending (with the next attempt) or failed, with
+    the last error."""
+    from ordersync.runtime.alerts import status
+    from ordersync.store.db import Database
+
+    db = Database(_settings(data_dir, store, config).store_url)
+    db.migrate()
+    found = status(db, unsent_only=unsent, limit=limit)
+    if as_json:
+        out.print_json(json.dumps([vars(n) for n in found], default=str))
+        return
+    table = Table(title=f"Alert notifications ({len(found)})")
+    for col in ("created", "key", "team", "channel", "state", "attempts", "next attempt / sent", "last error"):
+        table.add_column(col)
+    for n in found:
+        when = n.sent_at if n.state == "sent" else n.next_attempt_at if n.state == "pending" else None
+        table.add_row(f"{n.created_at:%Y-%m-%d %H:%M}", n.key, n.team, n.channel, n.state, str(n.attempts),
+                      f"{when:%Y-%m-%d %H:%M:%S}" if when else "", n.last_error or "")
+    out.print(table)
 
 
 def main() -> None:

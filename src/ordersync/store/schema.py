@@ -760,3 +760,29 @@ quarantined_payloads = Table(
     UniqueConstraint("source", "body_sha256", name="uq_quarantined_payloads_source_body"),
     Index("ix_quarantined_payloads_status_received", "status", "received_at"),
 )
+
+# -- alerts (migration 0020) -------------------------------------------------------------------------------
+
+#: one row per alert (key: a thing at one level) and channel: what was sent, or is still being tried
+alert_notifications = Table(
+    "alert_notifications",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("key", String(200), nullable=False),
+    Column("channel", String(10), nullable=False),  # webhook, email, none (no route), digest (told in one)
+    Column("kind", String(20), nullable=False),
+    Column("team", String(64), nullable=False),
+    Column("level", Integer, nullable=False),
+    Column("subject_id", String(64), nullable=False),
+    Column("body", Text, nullable=False),  # the alert (title, text, link) as JSON: a retry sends the same
+    Column("state", String(10), nullable=False),  # pending, sent, failed (given up), grouped (in a digest)
+    Column("attempts", Integer, nullable=False),
+    Column("failures", Integer, nullable=False),
+    Column("next_attempt_at", UtcDateTime, nullable=False),
+    Column("last_error", String(1000)),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("sent_at", UtcDateTime),
+    Column("digest_key", String(200)),  # channel digest: the key of the digest that told it
+    UniqueConstraint("key", "channel", name="uq_alert_notifications_key"),
+    Index("ix_alert_notifications_due", "state", "next_attempt_at"),
+)
