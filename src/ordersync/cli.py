@@ -57,6 +57,8 @@ app.add_typer(drift_cli, name="drift")
 alerts_cli = typer.Typer(no_args_is_help=True, help="Alerts to teams (escalated cases, SLA breaches): send a test, "
                          "see what was sent and what failed.")
 app.add_typer(alerts_cli, name="alerts")
+erp_cli = typer.Typer(no_args_is_help=True, help="The ERP: run the bundled Tryton for the demo and trials.")
+app.add_typer(erp_cli, name="erp")
 console = Console(stderr=True)
 out = Console()
 log = logging.getLogger("ordersync.cli")
@@ -1453,6 +1455,42 @@ def demo(
         raise typer.Exit(2)
     code = run(DemoOptions(data_dir=data_dir, orders=orders, once=once, as_json=as_json, port=port, seed=seed,
                            erp_db=erp_db))
+    raise typer.Exit(code)
+
+
+@erp_cli.command("serve")
+def erp_serve(
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="Where Tryton keeps its configuration, log and (on "
+                                           "SQLite) its database.")] = Path(".ordersync/erp"),
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on (fixed, for configuration files).")] = 8000,
+    database: Annotated[str, typer.Option("--database", help="The database's name (the [[erp]] database).")] = "main",
+    backend: Annotated[str, typer.Option("--db", help="sqlite (a file in --data-dir) or postgresql (--pg-uri).")]
+    = "sqlite",
+    pg_uri: Annotated[str | None, typer.Option("--pg-uri", help="trytond's PostgreSQL URI without a database, e.g. "
+                                               "postgresql://postgres@127.0.0.1:5432/ (default: "
+                                               "ORDERSYNC_TRYTON_PG or that).")] = None,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Make the database again from the demo template.")] = False,
+) -> None:
+    """Run the bundled Tryton 8.2 with the demo manufacturer's data on a fixed port, until stopped.
+
+    The database is made from the seeded template on the first start and kept afterwards. For the demo's
+    scale-out form and trials: it is trytond's built-in development server, not Tryton's production
+    server."""
+    from ordersync.devkit.tryton.serve import ServeOptions, serve
+
+    if backend not in ("sqlite", "postgresql"):
+        raise _fail(f"--db must be sqlite or postgresql, not {backend!r}", 2)
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    opts = ServeOptions(data_dir=data_dir, host=host, port=port, database=database, backend=backend, pg_uri=pg_uri,
+                        fresh=fresh)
+    try:
+        code = serve(opts, stop, lambda line: console.print(line, soft_wrap=True, markup=False, highlight=False))
+    except OSError as exc:
+        raise _fail(f"Tryton could not start: {exc}") from exc
+    except RuntimeError as exc:  # TrytonServerError: it exited or never answered (its log's tail follows)
+        raise _fail(f"Tryton could not start on {host}:{port}: {exc}") from exc
     raise typer.Exit(code)
 
 
