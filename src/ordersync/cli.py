@@ -1463,7 +1463,8 @@ def erp_serve(
     data_dir: Annotated[Path, typer.Option("--data-dir", help="Where Tryton keeps its configuration, log and (on "
                                            "SQLite) its database.")] = Path(".ordersync/erp"),
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port to listen on (fixed, for configuration files).")] = 8000,
+    port: Annotated[int, typer.Option("--port", help="Port to listen on (fixed, for configuration files; the hub's API "
+                                      "has 8000).")] = 8010,
     database: Annotated[str, typer.Option("--database", help="The database's name (the [[erp]] database).")] = "main",
     backend: Annotated[str, typer.Option("--db", help="sqlite (a file in --data-dir) or postgresql (--pg-uri).")]
     = "sqlite",

@@ -38,7 +38,7 @@ NOT_FOR_PRODUCTION = ("this is trytond's built-in server (Werkzeug's development
 class ServeOptions:
     data_dir: Path
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = 8010
     database: str = "main"
     backend: str = "sqlite"  # or postgresql
     pg_uri: str | None = None  # trytond's uri form, e.g. postgresql://postgres@127.0.0.1:5432/
