@@ -37,6 +37,7 @@ from ordersync.ports.erp import (
     SubmitResult,
     UnknownItem,
     order_reference,
+    parse_reference,
     return_reference,
 )
 from tests.contract.conftest import ErpUnderTest
@@ -474,6 +475,32 @@ def test_amending_a_quantity_changes_the_line_and_its_shipment(subject: ErpUnder
     assert [ln.quantity for ln in order.lines] == [2, 15]
     (shipment,) = [s for s in order.shipments if s.state is ShipmentState.WAITING]
     assert {(s.line_no, s.quantity) for s in shipment.lines} == {(1, 2), (2, 15)}
+
+
+def test_our_sales_are_listed_by_change_time_and_by_reference_with_lines_prices_and_states(
+        subject: ErpUnderTest) -> None:
+    erp, driver = subject.erp, subject.driver
+    before = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)  # margin for the ERP's own clock
+    request = _accepted(subject, "C-1001", "PLANT-N", [("SEL-OR-NBR-KIT", 2), ("SEL-GSK-DN50-PTFE", 10)])
+    other = _accepted(subject, "C-1002", "PLANT-N", [("VLV-3W-DN20-SS", 1)])
+    driver.ship(other.reference)
+
+    listed = {o.reference: o for o in erp.sales_since(before)}
+    assert {request.reference, other.reference} <= set(listed)
+    assert all(parse_reference(ref) is not None for ref in listed)  # our prefix only
+    mine = listed[request.reference]
+    assert mine == only_order(erp, request.reference)
+    assert (mine.order_id, mine.plant, mine.account_id) == (request.order_id, "PLANT-N", "C-1001")
+    assert [(ln.line_no, ln.sku, ln.quantity, ln.unit_price) for ln in mine.lines] == [
+        (ln.line_no, ln.sku, ln.quantity, ln.unit_price) for ln in request.lines]
+    assert mine.state in (ErpOrderState.CONFIRMED, ErpOrderState.PROCESSING)
+    assert [s.state for s in listed[other.reference].shipments] == [ShipmentState.SHIPPED]
+    assert request.reference in {o.reference for o in erp.sales_since(None)}
+
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    assert request.reference not in {o.reference for o in erp.sales_since(later)}
+    assert [o.reference for o in erp.sales_since(later, [request.reference, order_reference("nohub", "PLANT-N")])
+            ] == [request.reference]
 
 
 def test_amending_the_date_moves_the_shipment_when_all_its_lines_move(subject: ErpUnderTest) -> None:

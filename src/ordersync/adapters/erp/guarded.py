@@ -158,6 +158,10 @@ class GuardedErp:
         result: list[ErpOrder] = self._call(Lane.ORDERS, self.inner.orders_for, order_id)
         return result
 
+    def sales_since(self, since: dt.datetime | None, references: Sequence[str] = ()) -> list[ErpOrder]:
+        result: list[ErpOrder] = self._call(Lane.BACKGROUND, self.inner.sales_since, since, references)
+        return result
+
     def changes_since(self, watermark: dt.datetime | None, known: Known | None = None) -> ChangeBatch:
         result: ChangeBatch = self._call(Lane.CHANGES, self.inner.changes_since, watermark, known)
         return result
