@@ -48,6 +48,7 @@ from ordersync.runtime.erp_changes import Cadence, ErpChangePoller
 from ordersync.runtime.hub import Hub
 from ordersync.runtime.intake_writer import IntakeWriter
 from ordersync.runtime.readmodel import ReadModel
+from ordersync.runtime.reconcile import Reconciler
 from ordersync.runtime.webhooks import WebhookDispatcher
 from ordersync.store.db import Database
 from ordersync.store.uow import SqlStore
@@ -161,11 +162,30 @@ def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Regis
         shopify = ShopifyChannel.build(settings.shopify, db, clock, intake, cases, deps,
                                        functools.partial(_all_accounts, router), transport=shopify_transport)
         shopify.schedule(worker, single_worker=db.is_sqlite)
+    reconciler = _reconciler(settings, db, store, router, clock, worker, edi, shopify)
+    workbench = Workbench(store, cases, dead, deps)
+    if reconciler is not None:
+        workbench.recheck = reconciler.recheck
     return Hub(settings=settings, clock=clock, db=db, store=store, transport=transport, registry=registry,
                runner=runner, relay=relay, worker=worker, dead_letters=dead, intake=intake,
-               workbench=Workbench(store, cases, dead, deps), webhooks=webhooks, retention=retention, erps=router,
+               workbench=workbench, webhooks=webhooks, retention=retention, erps=router,
                poller=poller, deps=deps, readmodel=readmodel, gap_repair=gaps, edi=edi,
-               shopify=shopify)
+               shopify=shopify, reconciler=reconciler)
+
+
+def _reconciler(settings: Settings, db: Database, store: SqlStore, router: Erps | None, clock: Clock,
+                worker: Worker, edi: EdiChannel | None, shopify: ShopifyChannel | None) -> Reconciler | None:
+    """Reconciliation with the ERPs, the channels' checks plugged in; a worker job when it has an interval."""
+    if router is None:
+        return None
+    checks = [c for channel in (edi, shopify) if channel is not None
+              for c in getattr(channel, "reconcile_checks", lambda: [])()]
+    rec = settings.reconcile
+    reconciler = Reconciler(db, store, router, clock, case_policy(settings), settle_seconds=rec.settle_seconds,
+                            page=rec.page, checks=checks, interval_seconds=rec.interval_seconds)
+    if rec.interval_seconds:
+        worker.every(min(rec.interval_seconds, 60.0), "reconciliation", reconciler.run_job, singleton=True)
+    return reconciler
 
 
 def _all_accounts(erps: Erps | None) -> list[Account]:

@@ -297,6 +297,7 @@ class CaseType(StrEnum):
     FULFILLMENT_DISCREPANCY = "fulfillment_discrepancy"
     INVOICE_DISPUTE = "invoice_dispute"
     INTEGRATION_FAILURE = "integration_failure"
+    ERP_DISCREPANCY = "erp_discrepancy"  # reconciliation: the hub and the ERP (or a channel) disagree
 
 
 class CaseState(StrEnum):

@@ -18,6 +18,7 @@ DEFAULT_OWNERS: dict[CaseType, str] = {
     CaseType.FULFILLMENT_DISCREPANCY: "operations",
     CaseType.INVOICE_DISPUTE: "finance",
     CaseType.INTEGRATION_FAILURE: "integration",
+    CaseType.ERP_DISCREPANCY: "integration",
 }
 
 DEFAULT_DUE_HOURS: dict[CaseType, float] = {
@@ -27,6 +28,7 @@ DEFAULT_DUE_HOURS: dict[CaseType, float] = {
     CaseType.FULFILLMENT_DISCREPANCY: 24,
     CaseType.INVOICE_DISPUTE: 48,
     CaseType.INTEGRATION_FAILURE: 2,
+    CaseType.ERP_DISCREPANCY: 24,
 }
 
 RUNBOOKS: dict[CaseType, str] = {
@@ -55,6 +57,12 @@ RUNBOOKS: dict[CaseType, str] = {
     CaseType.INTEGRATION_FAILURE: (
         "A message could not be processed (see the linked dead letter). Read its error, fix the cause "
         "(configuration, master data, a remote system), then retry it."
+    ),
+    CaseType.ERP_DISCREPANCY: (
+        "Reconciliation found the hub and the ERP (or a channel) disagreeing; the case shows both sides, field "
+        "by field. Find out which side is right (who changed the ERP sale, was a document lost). Correct the "
+        "wrong side in its own system, then re-check: the case closes when both sides agree again. Resolve "
+        "with a comment when the difference is accepted."
     ),
 }
 

@@ -24,6 +24,7 @@ from ordersync.ports.erp import Erps
 from ordersync.runtime.erp_changes import ErpChangePoller
 from ordersync.runtime.intake_writer import IntakeWriter
 from ordersync.runtime.readmodel import ReadModel
+from ordersync.runtime.reconcile import Reconciler
 from ordersync.runtime.webhooks import WebhookDispatcher
 from ordersync.store.db import Database
 from ordersync.store.uow import SqlStore, UnitOfWork
@@ -58,6 +59,8 @@ class Hub:
     edi: Any = None
     #: the Shopify channel (:class:`ordersync.channels.shopify.channel.ShopifyChannel`) when shops are configured
     shopify: Any = None
+    #: reconciliation with the ERPs and channels, when the hub has an ERP
+    reconciler: Reconciler | None = None
 
     def uow(self, causation_id: str | None = None) -> AbstractContextManager[UnitOfWork]:
         """A unit of work (one write transaction) on this hub's store."""

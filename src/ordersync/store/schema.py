@@ -717,3 +717,22 @@ saved_filters = Table(
     Column("created_at", UtcDateTime, nullable=False),
     UniqueConstraint("owner", "page", "name", name="uq_saved_filters_name"),
 )
+
+# -- reconciliation findings (migration 0019) ---------------------------------------------------------
+
+# Each discrepancy reconciliation finds, under its stable key (source:kind:subject): when it was first and
+# last seen, its sides (JSON list of {field, hub, erp}), and the case it opened (None while it settles).
+reconcile_findings = Table(
+    "reconcile_findings",
+    metadata,
+    Column("key", String(300), primary_key=True),
+    Column("source", String(80), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("subject", String(200), nullable=False),
+    Column("order_id", Id),
+    Column("case_id", Id),
+    Column("diffs", Text, nullable=False),
+    Column("first_seen_at", UtcDateTime, nullable=False),
+    Column("last_seen_at", UtcDateTime, nullable=False),
+    Index("ix_reconcile_findings_case", "case_id"),
+)

@@ -51,6 +51,7 @@ from ordersync.canonical.v1 import (
 from ordersync.domain.clock import Clock, SystemClock
 from ordersync.domain.errors import ProtocolError, Unavailable
 from ordersync.ports.erp import (
+    REFERENCE_PREFIX,
     AmendmentRequest,
     AmendmentResult,
     ChangeBatch,
@@ -65,7 +66,6 @@ from ordersync.ports.erp import (
     SalesOrderRequest,
     SubmitResult,
     UnknownItem,
-    REFERENCE_PREFIX,
     order_reference,
     parse_reference,
 )
