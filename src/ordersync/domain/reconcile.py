@@ -44,6 +44,9 @@ _SHIPMENT_AGREES: dict[ShipmentState, frozenset[ShipmentState]] = {
     ShipmentState.SHIPPED: frozenset({ShipmentState.SHIPPED, ShipmentState.IN_TRANSIT, ShipmentState.DELIVERED,
                                       ShipmentState.EXCEPTION}),
 }
+#: a waiting shipment the ERP no longer has was replaced by it (an amendment recomputes waiting shipments, and a
+#: deletion is no change the poller can see): the hub's stale copy is no discrepancy
+_SHIPMENT_REPLACED = frozenset({ShipmentState.WAITING})
 #: a disputed invoice is the hub's own state of a posted (or meanwhile paid) one
 _INVOICE_AGREES: dict[InvoiceState, frozenset[InvoiceState]] = {
     InvoiceState.POSTED: frozenset({InvoiceState.POSTED, InvoiceState.DISPUTED}),
@@ -161,7 +164,7 @@ def _compare_sale(source: str, sale: HubSale, found: ErpOrder) -> list[Discrepan
         return out  # the lines of a cancelled order or sale do not matter any more
     add(LINES, line_diffs(req, found))
     add(SHIPMENTS, _document_diffs("shipment", sale.shipments, {s.id: s.state for s in found.shipments},
-                                   _SHIPMENT_AGREES), settles=True)
+                                   _SHIPMENT_AGREES, _SHIPMENT_REPLACED), settles=True)
     add(INVOICES, _document_diffs("invoice", sale.invoices, {i.id: i.state for i in found.invoices},
                                   _INVOICE_AGREES), settles=True)
     return out
@@ -196,12 +199,14 @@ def _text(value: object) -> str:
     return str(value)
 
 
-def _document_diffs(
-        what: str, hub: Mapping[str, S], erp: Mapping[str, S], agrees: Mapping[S, frozenset[S]]) -> list[FieldDiff]:
+def _document_diffs(what: str, hub: Mapping[str, S], erp: Mapping[str, S], agrees: Mapping[S, frozenset[S]],
+                    replaced: frozenset[S] = frozenset()) -> list[FieldDiff]:
     diffs = []
     for doc_id in sorted(hub.keys() | erp.keys()):
         mine, theirs = hub.get(doc_id), erp.get(doc_id)
         if theirs is not None and mine is not None and mine in agrees.get(theirs, frozenset({theirs})):
+            continue
+        if theirs is None and mine in replaced:
             continue
         diffs.append(FieldDiff(f"{what} {doc_id}", mine.value if mine else NONE, theirs.value if theirs else NONE))
     return diffs

@@ -1,0 +1,197 @@
+"""Reconciliation through a hub over the in-memory twin: cases opened once per discrepancy, none on a clean
+run, updated rather than duplicated, closed by a re-check."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from ordersync.adapters.erp.memory import MemoryErp
+from ordersync.canonical.v1 import CaseState, CaseType, ExceptionCase
+from ordersync.config import ReconcileSettings
+from ordersync.devkit import demo_data
+from ordersync.flows.services.workbench import CaseAction
+from ordersync.ports.erp import AmendmentRequest, LineChange, SalesOrderLine, SalesOrderRequest, order_reference
+from ordersync.runtime.hub import Hub
+from ordersync.store.schema import cases
+from tests.support.hub import erp_hub, order, place, record, settle, state
+
+MAIN = demo_data.profile("main")
+D = Decimal
+
+
+@pytest.fixture
+def erp() -> MemoryErp:
+    return MemoryErp.from_profile("main", name="main")
+
+
+@pytest.fixture
+def hub(tmp_path: Path, erp: MemoryErp) -> Iterator[Hub]:
+    h = erp_hub(tmp_path, {"main": erp}, reconcile=ReconcileSettings(interval_seconds=0, settle_seconds=0))
+    yield h
+    h.close()
+
+
+def accepted_orders(hub: Hub, n: int) -> list[str]:
+    ids = [place(hub, order("C-1001", ("SEL-OR-NBR-KIT", 2 + i), ("SEL-GSK-DN50-PTFE", 10), external=f"R-{i}")).order_id
+           for i in range(n)]
+    settle(hub)
+    assert [state(hub, i) for i in ids] == ["accepted"] * n
+    caught_up(hub)  # the hub's copies of the waiting shipments
+    return ids
+
+
+def caught_up(hub: Hub) -> None:
+    """The hub's change poller has seen what the ERP did (as it soon does when running)."""
+    assert hub.poller is not None
+    hub.poller.poll_all()
+    settle(hub)
+
+
+def reconciliation_cases(hub: Hub) -> list[ExceptionCase]:
+    with hub.db.read() as conn:
+        bodies = conn.execute(select(cases.c.body).where(cases.c.type == CaseType.ERP_DISCREPANCY.value)).scalars()
+        return [ExceptionCase.model_validate_json(b) for b in bodies]
+
+
+def stray_sale(erp: MemoryErp) -> str:
+    """A confirmed ERP sale with our reference prefix that no hub order made."""
+    request = SalesOrderRequest(
+        reference=order_reference("nohub0001", "PLANT-N"), order_id="nohub0001", account_id="C-1002",
+        plant="PLANT-N", currency="EUR", lines=(SalesOrderLine(
+            line_no=1, sku="SEL-OR-NBR-KIT", quantity=D(3),
+            unit_price=demo_data.contract_price(MAIN, "C-1002", "SEL-OR-NBR-KIT", 3)),))
+    (result,) = erp.submit_orders([request])
+    assert result.outcome.value == "accepted"
+    return request.reference
+
+
+def test_a_clean_run_finds_nothing_and_opens_no_case(hub: Hub) -> None:
+    accepted_orders(hub, 3)
+    assert hub.reconciler is not None
+    report = hub.reconciler.run()
+    assert (report.discrepancies, report.hub_sales, report.errors) == ([], 3, [])
+    assert report.erp_sales >= 3 and reconciliation_cases(hub) == []
+
+
+def test_each_change_behind_the_hubs_back_opens_exactly_one_case_and_a_second_run_none(
+        hub: Hub, erp: MemoryErp) -> None:
+    changed, deleted, _ = accepted_orders(hub, 3)
+    changed_ref, deleted_ref = (order_reference(i, "PLANT-N") for i in (changed, deleted))
+    erp.amend_order(AmendmentRequest(reference=changed_ref, changes=(LineChange(line_no=1, quantity=D(7)),)))
+    erp.delete_sale(deleted_ref)
+    stray = stray_sale(erp)
+    caught_up(hub)
+    assert hub.reconciler is not None
+
+    first = hub.reconciler.run()
+
+    assert sorted((o.discrepancy.kind, o.discrepancy.subject, o.status) for o in first.outcomes) == sorted([
+        ("lines", changed_ref, "opened"), ("missing_sale", deleted_ref, "opened"), ("unknown_sale", stray, "opened")])
+    opened = {c.summary.split(":")[0]: c for c in reconciliation_cases(hub)}
+    assert set(opened) == {f"lines {changed_ref}", f"missing sale {deleted_ref}", f"unknown sale {stray}"}
+    lines = opened[f"lines {changed_ref}"]
+    assert "line 1 quantity: hub 2, ERP 7" in lines.summary  # both sides
+    assert (lines.order_id, lines.owner_team, lines.state) == (changed, "integration", CaseState.OPEN)
+    assert opened[f"unknown sale {stray}"].order_id is None
+
+    second = hub.reconciler.run()
+    assert {o.status for o in second.outcomes} == {"open"} and len(second.outcomes) == 3
+    assert len(reconciliation_cases(hub)) == 3
+
+
+def test_a_recheck_closes_the_case_once_the_sides_agree_and_a_run_closes_what_went_away(
+        hub: Hub, erp: MemoryErp) -> None:
+    changed, other = accepted_orders(hub, 2)
+    ref = order_reference(changed, "PLANT-N")
+    erp.amend_order(AmendmentRequest(reference=ref, changes=(LineChange(line_no=1, quantity=D(7)),)))
+    stray = stray_sale(erp)
+    caught_up(hub)
+    assert hub.reconciler is not None
+    hub.reconciler.run()
+    case = next(c for c in reconciliation_cases(hub) if c.order_id == changed)
+
+    still = hub.workbench.act(case.id, CaseAction(action="recheck", actor="ops@example.com"))
+    assert still.result["agree"] is False and "hub 2, ERP 7" in still.result["found"]
+    assert still.case.state is CaseState.OPEN
+
+    erp.amend_order(AmendmentRequest(reference=ref, changes=(LineChange(line_no=1, quantity=D(2)),)))  # put right
+    caught_up(hub)
+    done = hub.workbench.act(case.id, CaseAction(action="recheck", actor="ops@example.com"))
+    assert done.result == {"agree": True, "found": "both sides agree now"}
+    assert done.case.state is CaseState.RESOLVED and done.case.history[-1].actor == "ops@example.com"
+
+    erp.delete_sale(stray)
+    report = hub.reconciler.run()
+    assert report.discrepancies == [] and report.resolved == [f"erp:main:unknown_sale:{stray}"]
+    assert {c.state for c in reconciliation_cases(hub)} == {CaseState.RESOLVED}
+    assert record(hub, other).state.value == "accepted"
+
+
+def test_a_changed_discrepancy_updates_its_open_case(hub: Hub, erp: MemoryErp) -> None:
+    (changed,) = accepted_orders(hub, 1)
+    ref = order_reference(changed, "PLANT-N")
+    assert hub.reconciler is not None
+    erp.amend_order(AmendmentRequest(reference=ref, changes=(LineChange(line_no=1, quantity=D(7)),)))
+    caught_up(hub)
+    hub.reconciler.run()
+    erp.amend_order(AmendmentRequest(reference=ref, changes=(LineChange(line_no=1, quantity=D(9)),)))
+    caught_up(hub)
+
+    (outcome,) = hub.reconciler.run().outcomes
+
+    assert outcome.status == "updated"
+    (case,) = reconciliation_cases(hub)
+    assert "hub 2, ERP 9" in case.summary and case.history[-1].action == "reconciled"
+
+
+def test_a_state_discrepancy_waits_for_the_change_poller_before_it_opens_a_case(
+        tmp_path: Path, erp: MemoryErp) -> None:
+    hub = erp_hub(tmp_path, {"main": erp}, reconcile=ReconcileSettings(interval_seconds=0, settle_seconds=3600))
+    try:
+        (shipped,) = accepted_orders(hub, 1)
+        erp.ship(order_reference(shipped, "PLANT-N"))  # the hub's poller has not seen it yet
+        assert hub.reconciler is not None
+        (outcome,) = hub.reconciler.run().outcomes
+        assert (outcome.discrepancy.kind, outcome.status, outcome.case_id) == ("shipments", "settling", None)
+        assert reconciliation_cases(hub) == []
+
+        caught_up(hub)
+        report = hub.reconciler.run()
+        assert report.discrepancies == [] and report.resolved == [
+            f"erp:main:shipments:{order_reference(shipped, 'PLANT-N')}"]
+        assert reconciliation_cases(hub) == []
+    finally:
+        hub.close()
+
+
+def test_since_looks_at_recent_orders_and_recent_erp_changes_only(hub: Hub, erp: MemoryErp) -> None:
+    import datetime as dt
+
+    (old,) = accepted_orders(hub, 1)
+    erp.delete_sale(order_reference(old, "PLANT-N"))
+    assert hub.reconciler is not None
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
+    assert hub.reconciler.run(since=later).discrepancies == []  # neither side changed since
+    assert [d.kind for d in hub.reconciler.run(since=later - dt.timedelta(hours=1)).discrepancies] == [
+        "missing_sale"]
+
+
+def test_an_erp_that_cannot_be_read_keeps_the_findings_and_says_so(hub: Hub, erp: MemoryErp) -> None:
+    (changed,) = accepted_orders(hub, 1)
+    erp.amend_order(AmendmentRequest(reference=order_reference(changed, "PLANT-N"),
+                                     changes=(LineChange(line_no=1, quantity=D(7)),)))
+    caught_up(hub)
+    assert hub.reconciler is not None
+    hub.reconciler.run()
+    erp.down = True
+    report = hub.reconciler.run()
+    erp.down = False
+    assert report.errors and report.errors[0].startswith("erp:main:") and report.resolved == []
+    assert [c.state for c in reconciliation_cases(hub)] == [CaseState.OPEN]
+
+
