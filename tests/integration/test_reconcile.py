@@ -195,3 +195,38 @@ def test_an_erp_that_cannot_be_read_keeps_the_findings_and_says_so(hub: Hub, erp
     assert [c.state for c in reconciliation_cases(hub)] == [CaseState.OPEN]
 
 
+
+
+def test_the_cli_prints_a_table_or_json_on_stdout_and_exits_1_on_discrepancies(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from ordersync.cli import app
+
+    data_dir = tmp_path / "hub"
+    data_dir.mkdir()
+    (data_dir / "ordersync.toml").write_text('[[erp]]\nname = "main"\nkind = "memory"\n\n'
+                                             '[reconcile]\ninterval_seconds = 0\n')
+    runner = CliRunner()
+    clean = runner.invoke(app, ["reconcile", "--data-dir", str(data_dir)], catch_exceptions=False)
+    assert clean.exit_code == 0, clean.output
+    assert "0 discrepancy(ies)" in clean.stdout and "comparing the hub with ERP main" in clean.stderr
+
+    # the hub's orders went to another ERP instance than the one the CLI's hub talks to: none of its sales exist
+    hub = erp_hub(tmp_path, {"main": MemoryErp.from_profile("main", name="main")})
+    try:
+        (placed,) = accepted_orders(hub, 1)
+    finally:
+        hub.close()
+    ref = order_reference(placed, "PLANT-N")
+    table = runner.invoke(app, ["reconcile", "--data-dir", str(data_dir)], catch_exceptions=False)
+    assert table.exit_code == 1, table.output
+    assert "missing_sale" in table.stdout and ref in table.stdout and "opened" in table.stdout
+    as_json = runner.invoke(app, ["reconcile", "--data-dir", str(data_dir), "--json", "--since", "1h"],
+                            catch_exceptions=False)
+    assert as_json.exit_code == 1
+    (found,) = json.loads(as_json.stdout)["discrepancies"]
+    assert (found["kind"], found["subject"], found["status"], found["order_id"]) == (
+        "missing_sale", ref, "open", placed)
+    assert found["diffs"] == [{"field": "sale", "hub": "accepted (2 line(s))", "other": "no sale with this reference"}]
