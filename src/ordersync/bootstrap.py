@@ -19,6 +19,7 @@ from ordersync.adapters.webhooks import HttpWebhookSender
 from ordersync.canonical.v1 import Account, CaseType
 from ordersync.channels.edi import documents as edi_documents
 from ordersync.channels.edi.channel import EdiChannel, partners_of
+from ordersync.channels.edi.reconcile import EdiChecks
 from ordersync.channels.shopify import outbound as shopify_outbound
 from ordersync.channels.shopify.channel import ShopifyChannel
 from ordersync.config import ErpSettings, Settings
@@ -48,7 +49,7 @@ from ordersync.runtime.erp_changes import Cadence, ErpChangePoller
 from ordersync.runtime.hub import Hub
 from ordersync.runtime.intake_writer import IntakeWriter
 from ordersync.runtime.readmodel import ReadModel
-from ordersync.runtime.reconcile import Reconciler
+from ordersync.runtime.reconcile import ChannelCheck, Reconciler
 from ordersync.runtime.webhooks import WebhookDispatcher
 from ordersync.store.db import Database
 from ordersync.store.uow import SqlStore
@@ -162,7 +163,7 @@ def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Regis
         shopify = ShopifyChannel.build(settings.shopify, db, clock, intake, cases, deps,
                                        functools.partial(_all_accounts, router), transport=shopify_transport)
         shopify.schedule(worker, single_worker=db.is_sqlite)
-    reconciler = _reconciler(settings, db, store, router, clock, worker, edi, shopify)
+    reconciler = _reconciler(settings, db, store, router, clock, worker, edi)
     workbench = Workbench(store, cases, dead, deps)
     if reconciler is not None:
         workbench.recheck = reconciler.recheck
@@ -174,13 +175,14 @@ def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Regis
 
 
 def _reconciler(settings: Settings, db: Database, store: SqlStore, router: Erps | None, clock: Clock,
-                worker: Worker, edi: EdiChannel | None, shopify: ShopifyChannel | None) -> Reconciler | None:
+                worker: Worker, edi: EdiChannel | None) -> Reconciler | None:
     """Reconciliation with the ERPs, the channels' checks plugged in; a worker job when it has an interval."""
     if router is None:
         return None
-    checks = [c for channel in (edi, shopify) if channel is not None
-              for c in getattr(channel, "reconcile_checks", lambda: [])()]
     rec = settings.reconcile
+    checks: list[ChannelCheck] = []
+    if edi is not None:  # the channels' own comparisons plug into the same job
+        checks.append(EdiChecks(db, clock, edi.partners, settle_seconds=rec.settle_seconds))
     reconciler = Reconciler(db, store, router, clock, case_policy(settings), settle_seconds=rec.settle_seconds,
                             page=rec.page, checks=checks, interval_seconds=rec.interval_seconds)
     if rec.interval_seconds:
