@@ -230,3 +230,23 @@ def test_the_cli_prints_a_table_or_json_on_stdout_and_exits_1_on_discrepancies(t
     assert (found["kind"], found["subject"], found["status"], found["order_id"]) == (
         "missing_sale", ref, "open", placed)
     assert found["diffs"] == [{"field": "sale", "hub": "accepted (2 line(s))", "other": "no sale with this reference"}]
+
+
+def test_a_difference_a_person_accepted_opens_no_new_case_until_it_changes(hub: Hub, erp: MemoryErp) -> None:
+    (changed,) = accepted_orders(hub, 1)
+    ref = order_reference(changed, "PLANT-N")
+    erp.amend_order(AmendmentRequest(reference=ref, changes=(LineChange(line_no=1, quantity=D(7)),)))
+    caught_up(hub)
+    assert hub.reconciler is not None
+    hub.reconciler.run()
+    (case,) = reconciliation_cases(hub)
+    hub.workbench.act(case.id, CaseAction(action="resolve", actor="ops@example.com",
+                                          comment="the customer asked for 7 by phone"))
+
+    assert [o.status for o in hub.reconciler.run().outcomes] == ["accepted"]
+    assert [c.state for c in reconciliation_cases(hub)] == [CaseState.RESOLVED]
+
+    erp.amend_order(AmendmentRequest(reference=ref, changes=(LineChange(line_no=1, quantity=D(8)),)))
+    caught_up(hub)
+    assert [o.status for o in hub.reconciler.run().outcomes] == ["opened"]
+    assert sorted(c.state for c in reconciliation_cases(hub)) == [CaseState.OPEN, CaseState.RESOLVED]

@@ -10,7 +10,8 @@ discrepancy is kept under its stable key (``reconcile_findings``):
 - of a lagging kind (shipment, invoice or sale state): a case opens only once the discrepancy has
   outlived ``settle_seconds`` (seen again by a later run), so the hub's poller catching up opens none;
 - seen again with an open case: the case is updated when the sides changed (never a second case);
-- gone from a run that looked at its subject: its open case is resolved ("the sides agree now").
+- gone from a run that looked at its subject: its open case is resolved ("the sides agree now");
+- its case resolved by a person and unchanged since: accepted as it is (no new case); changed: a new case.
 
 A person re-checks a case (:meth:`Reconciler.recheck`, the workbench's ``recheck``): only that subject is
 read again on both sides, and the case closes when they agree.
@@ -63,7 +64,8 @@ class ChannelCheck(Protocol):
 @dataclass(frozen=True)
 class Outcome:
     """What a run did with one discrepancy: ``opened`` a case, ``updated`` its open case, ``open`` (seen
-    again, unchanged), or ``settling`` (a lagging kind not old enough for a case yet)."""
+    again, unchanged), ``settling`` (a lagging kind not old enough for a case yet) or ``accepted`` (a person
+    resolved its case and it is unchanged since)."""
 
     discrepancy: Discrepancy
     status: str
@@ -222,7 +224,11 @@ class Reconciler:
             old = rows.finding(uow.conn, d.key)
             case = uow.cases.get(old.case_id) if old is not None and old.case_id else None
             if case is not None and case.state is CaseState.RESOLVED:
-                case = None  # it came back after a person resolved it: a new case
+                if old is not None and old.diffs == d.diffs:  # a person resolved it as it is: accepted
+                    rows.keep(uow.conn, Finding(d.key, d.source, d.kind, d.subject, d.order_id, case.id, d.diffs,
+                                                old.first_seen_at, now))
+                    return Outcome(d, "accepted", case.id)
+                case = None  # it changed since a person resolved it: a new case
             first = old.first_seen_at if old is not None else now
             status, case_id = "open", case.id if case else None
             if case is not None and old is not None and old.diffs != d.diffs:
