@@ -1,5 +1,5 @@
-"""Reconciliation through a hub over the in-memory twin: cases opened once per discrepancy, none on a clean
-run, updated rather than duplicated, closed by a re-check."""
+"""Reconciliation through a hub over the in-memory twin (SQLite and PostgreSQL): cases opened once per
+discrepancy, none on a clean run, updated rather than duplicated, closed by a re-check."""
 
 from __future__ import annotations
 
@@ -30,8 +30,9 @@ def erp() -> MemoryErp:
 
 
 @pytest.fixture
-def hub(tmp_path: Path, erp: MemoryErp) -> Iterator[Hub]:
-    h = erp_hub(tmp_path, {"main": erp}, reconcile=ReconcileSettings(interval_seconds=0, settle_seconds=0))
+def hub(tmp_path: Path, erp: MemoryErp, store_url: str) -> Iterator[Hub]:
+    h = erp_hub(tmp_path, {"main": erp}, store=store_url,
+                reconcile=ReconcileSettings(interval_seconds=0, settle_seconds=0))
     yield h
     h.close()
 
