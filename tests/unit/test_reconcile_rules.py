@@ -125,3 +125,16 @@ def test_a_cancelled_hub_order_with_a_live_sale_is_a_state_discrepancy(erp: Memo
     (found,) = compare("main", [HubSale(request, cancelled=True)], erp.sales_since(None),
                        known_orders={"o1": "C-1001"})
     assert (found.kind, found.diffs[0].hub, found.settles) == (STATE, "cancelled", True)
+
+
+def test_a_waiting_shipment_the_erp_replaced_is_no_discrepancy_but_a_picked_one_gone_is(erp: MemoryErp) -> None:
+    request = accepted(erp, "o1", [("SEL-OR-NBR-KIT", 2)])
+    sale = erp.order(request.reference)
+    assert sale is not None
+    (current,) = sale.shipments
+    replaced = HubSale(request, shipments={"old": ShipmentState.WAITING, current.id: current.state})
+    assert compare("main", [replaced], [sale], known_orders={"o1": "C-1001"}) == []
+
+    vanished = HubSale(request, shipments={"old": ShipmentState.PICKED, current.id: current.state})
+    (found,) = compare("main", [vanished], [sale], known_orders={"o1": "C-1001"})
+    assert (found.kind, found.diffs) == (SHIPMENTS, (FieldDiff("shipment old", "picked", "—"),))
