@@ -138,3 +138,15 @@ def test_a_waiting_shipment_the_erp_replaced_is_no_discrepancy_but_a_picked_one_
     vanished = HubSale(request, shipments={"old": ShipmentState.PICKED, current.id: current.state})
     (found,) = compare("main", [vanished], [sale], known_orders={"o1": "C-1001"})
     assert (found.kind, found.diffs) == (SHIPMENTS, (FieldDiff("shipment old", "picked", "—"),))
+
+
+def test_a_sale_amended_to_nothing_is_a_cancelled_order_on_both_sides(erp: MemoryErp) -> None:
+    request = accepted(erp, "o1", [("SEL-OR-NBR-KIT", 2), ("SEL-GSK-DN50-PTFE", 10)])
+    erp.amend_order(AmendmentRequest(reference=request.reference, changes=(
+        LineChange(line_no=1, cancel=True), LineChange(line_no=2, cancel=True))))
+    sales = erp.sales_since(None)
+    assert compare("main", [HubSale(request, cancelled=True)], sales, known_orders={"o1": "C-1001"}) == []
+
+    (found,) = compare("main", [held(erp, request)], sales, known_orders={"o1": "C-1001"})
+    assert (found.kind, found.diffs[0].hub) == (STATE, "accepted")
+    assert found.diffs[0].erp.endswith("every line at 0")

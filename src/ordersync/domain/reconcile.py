@@ -156,10 +156,12 @@ def _compare_sale(source: str, sale: HubSale, found: ErpOrder) -> list[Discrepan
         if diffs:
             out.append(Discrepancy(source, kind, req.reference, req.order_id, req.account_id, tuple(diffs), settles))
 
-    erp_cancelled = found.state is ErpOrderState.CANCELLED
+    # a confirmed sale cannot be cancelled in the ERP: the hub cancels one by amending every line to 0
+    erp_cancelled = found.state is ErpOrderState.CANCELLED or not any(ln.quantity for ln in found.lines)
     if sale.cancelled != erp_cancelled:
-        add(STATE, [FieldDiff("state", "cancelled" if sale.cancelled else "accepted", found.state.value)],
-            settles=True)
+        erp_state = found.state.value if found.state is ErpOrderState.CANCELLED or not erp_cancelled \
+            else f"{found.state.value}, every line at 0"
+        add(STATE, [FieldDiff("state", "cancelled" if sale.cancelled else "accepted", erp_state)], settles=True)
     if sale.cancelled or erp_cancelled:
         return out  # the lines of a cancelled order or sale do not matter any more
     add(LINES, line_diffs(req, found))
