@@ -175,28 +175,32 @@ class Reconciler:
         """Every discrepancy with ERP ``name``, and the references looked at."""
         erp = self.erps.erp(name)
         with self.db.read() as conn:
-            records = {r.id: r for r in rows.settled_orders(conn, since, self.page) if (r.erp or "") == name}
-        sales = {r.id: hub_sales(r) for r in records.values()}
+            # only what the comparison needs is kept of each order (the account and the sales), not the record
+            accounts: dict[str, str] = {}
+            sales: dict[str, list[HubSale]] = {}
+            for r in rows.settled_orders(conn, since, self.page):
+                if (r.erp or "") == name:
+                    accounts[r.id], sales[r.id] = r.order.account_id, hub_sales(r)
         mine = [s.request.reference for group in sales.values() for s in group]
         erp_sales = erp.sales_since(since, mine if since is not None else ())
-        return self._compare(name, records, sales, erp_sales, report)
+        return self._compare(name, accounts, sales, erp_sales, report)
 
-    def _compare(self, name: str, records: dict[str, OrderRecord], sales: dict[str, list[HubSale]],
+    def _compare(self, name: str, accounts: dict[str, str], sales: dict[str, list[HubSale]],
                  erp_sales: list[ErpOrder], report: Report) -> tuple[list[Discrepancy], set[str]]:
-        others = sorted({s.order_id for s in erp_sales} - set(records))
+        """``accounts``: order id -> account of the hub orders in ``sales``."""
+        others = sorted({s.order_id for s in erp_sales} - set(accounts))
         with self.db.read() as conn:
             known = rows.orders_by_id(conn, others)
             listed = {s.reference for s in erp_sales}
             for order_id, record in known.items():  # the ERP changed a sale of an order the hub did not touch
                 if record.state in SETTLED_STATES and (record.erp or "") == name:
-                    records[order_id] = record
+                    accounts[order_id] = record.order.account_id
                     sales[order_id] = hub_sales(record, listed)
-            docs = rows.documents(conn, name, sorted(records))
+            docs = rows.documents(conn, name, sorted(accounts))
         hub = [HubSale(s.request, s.cancelled, docs.shipments.get(s.request.reference, {}),
                        docs.invoices.get(s.request.reference, {}))
                for group in sales.values() for s in group]
-        owners = {**{i: r.order.account_id for i, r in known.items()},
-                  **{i: r.order.account_id for i, r in records.items()}}
+        owners = {**{i: r.order.account_id for i, r in known.items()}, **accounts}
         expected = {i: _expected(r) for i, r in known.items()}
         expected.update({i: {s.request.reference for s in group} for i, group in sales.items()})
         report.hub_sales += len(hub)
@@ -284,9 +288,10 @@ class Reconciler:
         order_id = (parse_reference(old.subject) or ("", ""))[0]
         with self.db.read() as conn:
             known = rows.orders_by_id(conn, [order_id])
-        records = {i: r for i, r in known.items() if r.state in SETTLED_STATES and (r.erp or "") == name}
-        sales = {i: hub_sales(r, [old.subject]) for i, r in records.items()}
-        found, _ = self._compare(name, records, sales, [sale] if sale is not None else [],
+        mine = {i: r for i, r in known.items() if r.state in SETTLED_STATES and (r.erp or "") == name}
+        sales = {i: hub_sales(r, [old.subject]) for i, r in mine.items()}
+        accounts = {i: r.order.account_id for i, r in mine.items()}
+        found, _ = self._compare(name, accounts, sales, [sale] if sale is not None else [],
                                  Report(self.clock.now(), None))
         return found
 
