@@ -251,3 +251,36 @@ def test_a_difference_a_person_accepted_opens_no_new_case_until_it_changes(hub: 
     caught_up(hub)
     assert [o.status for o in hub.reconciler.run().outcomes] == ["opened"]
     assert sorted(c.state for c in reconciliation_cases(hub)) == [CaseState.OPEN, CaseState.RESOLVED]
+
+
+def test_the_hubs_own_flows_leave_nothing_to_reconcile(hub: Hub, erp: MemoryErp) -> None:
+    """Split, backordered, held then released, amended by the hub, shipped and invoiced: all agree."""
+    from ordersync.domain.order import LineAmendment
+    from ordersync.flows.services.amendments import amend_order
+    from ordersync.flows.services.holds import release_hold
+
+    home = demo_data.forecast(MAIN, "BRG-6204-2RS", "PLANT-N")
+    split = place(hub, order("C-1001", ("BRG-6204-2RS", home + 30), ship_to="RIS-DUS", external="S-1")).order_id
+    backordered = place(hub, order("C-1003", ("BRG-7205-BEP", 4), ("SEN-PX-M12-NPN", 10), external="S-2")).order_id
+    held = place(hub, order("C-1004", ("MOT-IE3-4.0-4P", 8), external="S-3")).order_id
+    amended, shipped = (place(hub, order("C-1001", ("SEL-OR-NBR-KIT", 6), ("SEL-GSK-DN50-PTFE", 10),
+                                         external=f"S-{n}")).order_id for n in (4, 5))
+    settle(hub)
+    with hub.uow() as uow:
+        (case,) = uow.cases.open_for_order(held)
+        release_hold(uow, case.id, decision="release", actor="fiona@finance", comment="paid by wire")
+    settle(hub)
+    assert hub.deps is not None
+    amend_order(hub.deps, amended, [LineAmendment(line_no=1, quantity=D(4))], account_id=None, actor="operations")
+    ref = order_reference(shipped, "PLANT-N")
+    erp.ship(ref)
+    erp.post_invoices(ref)
+    caught_up(hub)
+    assert {state(hub, i) for i in (split, backordered, held, amended)} == {"accepted"}
+    assert state(hub, shipped) in ("shipped", "invoiced")
+    assert hub.reconciler is not None
+
+    report = hub.reconciler.run()
+
+    assert [o.discrepancy.summary for o in report.outcomes] == []
+    assert report.hub_sales >= 6 and reconciliation_cases(hub) == []
