@@ -30,8 +30,9 @@ from ordersync.ports.erp import (
     order_reference,
 )
 from ordersync.store.schema import cases
+from tests.contract.drivers import TrytonDriver
 from tests.support.hub import order, place, settle, state
-from tests.support.tryton import erp_settings
+from tests.support.tryton import admin, erp_settings
 
 pytestmark = [pytest.mark.tryton, pytest.mark.slow, pytest.mark.timeout(900)]
 MAIN = demo_data.profile("main")
@@ -102,10 +103,26 @@ def reconciliation_cases(hub: Any) -> list[ExceptionCase]:
 def test_changes_behind_the_hubs_back_open_one_case_each_and_a_clean_run_none(
         hub: Any, tryton: Any, someone: ErpPort) -> None:
     changed, deleted, untouched = accepted(hub, 3)
+    # the clean run also covers a split order and one shipped and invoiced in Tryton
+    home = demo_data.forecast(MAIN, "BRG-6204-2RS", "PLANT-N")
+    split = place(hub, order("C-1001", ("BRG-6204-2RS", home + 30), external="REC-S", ship_to="RIS-DUS")).order_id
+    client = admin(tryton)
+    try:
+        driver = TrytonDriver(client)
+        driver.ship(order_reference(untouched, "PLANT-N"))
+        driver.post_invoices(order_reference(untouched, "PLANT-N"))
+    finally:
+        client.close()
+    for _ in range(300):
+        caught_up(hub)
+        if state(hub, split) == "accepted" and state(hub, untouched) in ("shipped", "invoiced"):
+            break
+        time.sleep(0.1)
+    assert (state(hub, split), state(hub, untouched)) == ("accepted", "invoiced")
 
     clean = hub.reconciler.run()
-    assert (clean.outcomes, clean.errors, clean.hub_sales) == ([], [], 3)
-    assert clean.erp_sales >= 3 and reconciliation_cases(hub) == []
+    assert ([o.discrepancy.summary for o in clean.outcomes], clean.errors, clean.hub_sales) == ([], [], 5)
+    assert clean.erp_sales >= 5 and reconciliation_cases(hub) == []
 
     changed_ref, deleted_ref = order_reference(changed, "PLANT-N"), order_reference(deleted, "PLANT-N")
     amended = someone.amend_order(AmendmentRequest(reference=changed_ref,
