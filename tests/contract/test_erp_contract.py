@@ -762,6 +762,25 @@ def test_a_return_of_shipped_goods_is_authorized_once_and_reads_back(subject: Er
     assert [x.quantity for x in only_order(erp, request.reference).lines] == [10, 4]  # the order stays as it was
 
 
+def test_our_returns_are_listed_by_change_time_and_by_reference_as_return_status_reads_them(
+        subject: ErpUnderTest) -> None:
+    erp = subject.erp
+    before = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)  # margin for the ERP's own clock
+    request = _accepted(subject, "C-1001", "PLANT-N", [("BRG-6204-2RS", 10)])
+    subject.driver.ship(request.reference)
+    rma = _return(request, [(1, 3)])
+    assert erp.create_return(rma).outcome is ReturnOutcome.AUTHORIZED
+
+    listed = {r.reference: r for r in erp.returns_since(before)}
+    assert listed[rma.reference] == erp.return_status(rma.reference)
+    assert request.reference not in listed  # sales are not returns
+    assert rma.reference in {r.reference for r in erp.returns_since(None)}
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    assert rma.reference not in {r.reference for r in erp.returns_since(later)}
+    assert [r.reference for r in erp.returns_since(later, [rma.reference, return_reference("rtnone", "PLANT-N")])
+            ] == [rma.reference]
+
+
 def test_a_return_of_more_than_shipped_is_refused_and_creates_nothing(subject: ErpUnderTest) -> None:
     erp = subject.erp
     request = _accepted(subject, "C-1002", "PLANT-S", [("SEN-PX-M12-NPN", 8), ("SEN-PHO-DIFF", 2)])

@@ -241,6 +241,12 @@ class ErpPort(Protocol):
         page of sales, never one call per order."""
         ...
 
+    def returns_since(self, since: dt.datetime | None, references: Sequence[str] = ()) -> list[ErpReturn]:
+        """The hub's ERP returns for reconciliation, as :meth:`sales_since` reads our sales: every return whose
+        reference has our prefix (:data:`RETURN_PREFIX`) changed at or after ``since`` (all with None), and
+        those of ``references``; one per reference (the one :meth:`return_status` would give), in batches."""
+        ...
+
     def changes_since(self, watermark: dt.datetime | None, known: Known | None = None) -> ChangeBatch:
         """Shipments, invoices, stock, price lists and returns changed at or after ``watermark``.
 

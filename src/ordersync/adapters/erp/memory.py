@@ -63,6 +63,7 @@ from ordersync.ports.erp import (
     SubmitResult,
     UnknownItem,
     parse_reference,
+    parse_return_reference,
 )
 
 
@@ -355,6 +356,23 @@ class MemoryErp:
             return [self._docs.order(sale) for ref in chosen if (sale := self._docs.best(ref)) is not None]
 
         result: list[ErpOrder] = self._call("sales_since", run)
+        return result
+
+    def returns_since(self, since: dt.datetime | None, references: Sequence[str] = ()) -> list[ErpReturn]:
+        def run() -> list[ErpReturn]:
+            wanted, docs = set(references), self._docs
+            chosen = sorted({s.reference for s in self._state.sales.values() if parse_return_reference(s.reference)})
+            out = []
+            for ref in chosen:
+                sale = docs.best(ref)
+                if sale is None:
+                    continue
+                found, stamp = returns.state_of(self._state, sale)
+                if since is None or ref in wanted or stamp >= since:
+                    out.append(found)
+            return out
+
+        result: list[ErpReturn] = self._call("returns_since", run)
         return result
 
     def _changed(self, sale: MSale) -> dt.datetime:

@@ -423,6 +423,10 @@ class TrytonErp:
                 out += self._documents.orders(sales)
         return sorted(out, key=lambda o: o.reference)
 
+    def returns_since(self, since: dt.datetime | None, references: Sequence[str] = ()) -> list[ErpReturn]:
+        with translated("returns"):
+            return self._returns.since(since, references, RECONCILE_PAGE)
+
     def changes_since(self, watermark: dt.datetime | None, known: Known | None = None) -> ChangeBatch:
         with translated("changes"):
             return self._changes.changes_since(watermark, known)
