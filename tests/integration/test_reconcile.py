@@ -284,3 +284,42 @@ def test_the_hubs_own_flows_leave_nothing_to_reconcile(hub: Hub, erp: MemoryErp)
 
     assert [o.discrepancy.summary for o in report.outcomes] == []
     assert report.hub_sales >= 6 and reconciliation_cases(hub) == []
+
+
+def test_returns_compare_too_a_deleted_one_and_one_the_hub_never_asked_for_open_a_case_each(
+        hub: Hub, erp: MemoryErp) -> None:
+    from fastapi.testclient import TestClient
+
+    from ordersync.ports.erp import ReturnOutcome, ReturnRequest, ReturnRequestLine, return_reference
+    from ordersync.server import create_app
+    from tests.support.hub import api_key
+
+    first, second = accepted_orders(hub, 2)
+    for order_id in (first, second):
+        erp.ship(order_reference(order_id, "PLANT-N"))
+    caught_up(hub)
+    headers = {"Authorization": f"Bearer {api_key(hub, 'returns:write', 'orders:read', account='C-1001')}"}
+    client = TestClient(create_app(hub), raise_server_exceptions=False)
+    made = []
+    for order_id in (first, second):
+        r = client.post("/v1/returns", headers=headers, json={"order_id": order_id, "lines": [
+            {"line_no": 1, "quantity": "1", "reason": "damaged in transit"}]})
+        assert r.status_code == 201, r.text
+        made.append(return_reference(r.json()["id"], "PLANT-N"))
+    settle(hub)
+    caught_up(hub)
+    assert hub.reconciler is not None
+    assert hub.reconciler.run().discrepancies == []  # both approved on both sides
+
+    erp.delete_sale(made[0])
+    stray = ReturnRequest(reference=return_reference("rtnohub01", "PLANT-N"), return_id="rtnohub01",
+                          order_reference=order_reference(second, "PLANT-N"), account_id="C-1001", plant="PLANT-N",
+                          lines=(ReturnRequestLine(line_no=2, quantity=D(1)),))
+    assert erp.create_return(stray).outcome is ReturnOutcome.AUTHORIZED
+    caught_up(hub)
+
+    report = hub.reconciler.run()
+
+    assert sorted((o.discrepancy.kind, o.discrepancy.subject, o.status) for o in report.outcomes) == [
+        ("missing_return", made[0], "opened"), ("unknown_return", stray.reference, "opened")]
+    assert [o.status for o in hub.reconciler.run().outcomes] == ["open", "open"]

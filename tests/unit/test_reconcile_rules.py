@@ -150,3 +150,26 @@ def test_a_sale_amended_to_nothing_is_a_cancelled_order_on_both_sides(erp: Memor
     (found,) = compare("main", [held(erp, request)], sales, known_orders={"o1": "C-1001"})
     assert (found.kind, found.diffs[0].hub) == (STATE, "accepted")
     assert found.diffs[0].erp.endswith("every line at 0")
+
+
+def test_a_return_received_in_the_erp_that_the_hub_still_has_approved_settles_as_a_state_discrepancy(
+        erp: MemoryErp) -> None:
+    from ordersync.canonical.v1 import ReturnState
+    from ordersync.domain.reconcile import RETURN_STATE, HubReturn, compare_returns
+    from ordersync.ports.erp import ReturnRequest, ReturnRequestLine, return_reference
+
+    request = accepted(erp, "o1", [("SEL-OR-NBR-KIT", 2)])
+    erp.ship(request.reference)
+    rma = ReturnRequest(reference=return_reference("r1", "PLANT-N"), return_id="r1", order_reference=request.reference,
+                        account_id="C-1001", plant="PLANT-N", lines=(ReturnRequestLine(line_no=1, quantity=D(1)),))
+    erp.create_return(rma)
+    hub = [HubReturn(rma.reference, "r1", "o1", "C-1001", ReturnState.APPROVED)]
+    assert compare_returns("main", hub, erp.returns_since(None), known_returns={"r1": "C-1001"}) == []
+
+    erp.receive_return(rma.reference)
+    (found,) = compare_returns("main", hub, erp.returns_since(None), known_returns={"r1": "C-1001"})
+    assert (found.kind, found.diffs, found.settles) == (
+        RETURN_STATE, (FieldDiff("state", "approved", "received (received)"),), True)
+    # a return the ERP refused (nothing there) is no missing return
+    refused = [HubReturn(return_reference("r2", "PLANT-N"), "r2", "o1", "C-1001", ReturnState.REJECTED)]
+    assert compare_returns("main", refused, [], known_returns={}) == []

@@ -9,7 +9,8 @@ has one ERP sale per plant (reference ``OS-<order>-<plant>``); each sale is comp
 - ``unexpected_sale``: the hub order exists but never had the ERP accept a sale for that plant;
 - ``lines``: a line's SKU, quantity or unit price differs, or a line is on one side only;
 - ``state``: the hub order is cancelled and the sale is not, or the sale is cancelled and the order is not;
-- ``shipments`` / ``invoices``: a document's state differs, or a document is on one side only.
+- ``shipments`` / ``invoices``: a document's state differs, or a document is on one side only;
+- ``missing_return`` / ``unknown_return`` / ``return_state``: the same for returns (reference ``RMA-<return>-<plant>``).
 
 Every discrepancy has a stable :attr:`Discrepancy.key` (source, kind, subject) so that a run finding it
 again updates the case it opened instead of opening another. The ``shipments``, ``invoices`` and ``state``
@@ -24,8 +25,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TypeVar
 
-from ordersync.canonical.erp import ErpOrder, ErpOrderState, SalesOrderRequest
-from ordersync.canonical.v1 import InvoiceState, ShipmentState
+from ordersync.canonical.erp import ErpOrder, ErpOrderState, ErpReturn, ErpReturnState, SalesOrderRequest
+from ordersync.canonical.v1 import InvoiceState, ReturnState, ShipmentState
 
 MISSING_SALE = "missing_sale"
 UNKNOWN_SALE = "unknown_sale"
@@ -34,8 +35,18 @@ LINES = "lines"
 STATE = "state"
 SHIPMENTS = "shipments"
 INVOICES = "invoices"
+MISSING_RETURN = "missing_return"
+UNKNOWN_RETURN = "unknown_return"
+RETURN_STATE = "return_state"
 #: kinds that may be the hub's change poller lagging behind the ERP: they open a case only once settled
-LAGGING = frozenset({STATE, SHIPMENTS, INVOICES})
+LAGGING = frozenset({STATE, SHIPMENTS, INVOICES, RETURN_STATE})
+#: what an ERP return's state means for the hub's return (as the hub's returns flow reads it)
+RETURN_STATES: dict[ErpReturnState, ReturnState] = {
+    ErpReturnState.AUTHORIZED: ReturnState.APPROVED,
+    ErpReturnState.RECEIVED: ReturnState.RECEIVED,
+    ErpReturnState.CREDITED: ReturnState.CREDITED,
+    ErpReturnState.CANCELLED: ReturnState.REJECTED,
+}
 NONE = "—"  # a side that has nothing
 S = TypeVar("S", ShipmentState, InvoiceState)
 
@@ -212,3 +223,44 @@ def _document_diffs(what: str, hub: Mapping[str, S], erp: Mapping[str, S], agree
             continue
         diffs.append(FieldDiff(f"{what} {doc_id}", mine.value if mine else NONE, theirs.value if theirs else NONE))
     return diffs
+
+
+@dataclass(frozen=True)
+class HubReturn:
+    """What the hub holds of one ERP return: its reference, the hub return, the order and account, the state."""
+
+    reference: str
+    return_id: str
+    order_id: str | None
+    account_id: str | None
+    state: ReturnState
+
+
+def compare_returns(erp: str, hub: Sequence[HubReturn], erp_returns: Iterable[ErpReturn], *,
+                    known_returns: Mapping[str, str]) -> list[Discrepancy]:
+    """Every discrepancy between the hub's returns ``hub`` and the ERP's ``erp_returns``. ``known_returns``:
+    hub return id -> account of every hub return an ERP return in ``erp_returns`` names."""
+    source = f"erp:{erp}"
+    by_reference = {r.reference: r for r in erp_returns}
+    mine = {r.reference for r in hub}
+    out: list[Discrepancy] = []
+    for part in hub:
+        found = by_reference.get(part.reference)
+        if found is None:
+            if part.state is not ReturnState.REJECTED:
+                out.append(Discrepancy(source, MISSING_RETURN, part.reference, part.order_id, part.account_id, (
+                    FieldDiff("return", part.state.value, "no return with this reference"),)))
+            continue
+        theirs = RETURN_STATES.get(found.state)  # a pending return means nothing yet
+        if theirs is not None and theirs is not part.state:
+            out.append(Discrepancy(source, RETURN_STATE, part.reference, part.order_id, part.account_id, (
+                FieldDiff("state", part.state.value, f"{theirs.value} ({found.state.value})"),), settles=True))
+    for reference, found in sorted(by_reference.items()):
+        if reference in mine or found.state is ErpReturnState.CANCELLED:
+            continue
+        if found.return_id not in known_returns:
+            out.append(Discrepancy(source, UNKNOWN_RETURN, reference, None, found.account_id, (
+                FieldDiff("return", f"no hub return {found.return_id}",
+                          f"return {found.erp_return_number or found.erp_return_id} ({found.state.value}, "
+                          f"{len(found.lines)} line(s), account {found.account_id})"),)))
+    return out

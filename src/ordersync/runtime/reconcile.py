@@ -3,11 +3,12 @@
 
 A run reads the hub's settled orders (accepted or later, or cancelled) in pages and the ERP's sales with
 our reference prefix (:meth:`~ordersync.ports.erp.ErpPort.sales_since`, batched pages in the background
-lane), compares them (:mod:`ordersync.domain.reconcile`), then runs every :class:`ChannelCheck`. Each
+lane), then the hub's ERP returns and the ERP's (:meth:`~ordersync.ports.erp.ErpPort.returns_since`),
+compares them (:mod:`ordersync.domain.reconcile`), then runs every :class:`ChannelCheck`. Each
 discrepancy is kept under its stable key (``reconcile_findings``):
 
 - new, and not of a kind that may be the change poller lagging: a case opens now;
-- of a lagging kind (shipment, invoice or sale state): a case opens only once the discrepancy has
+- of a lagging kind (shipment, invoice, sale or return state): a case opens only once the discrepancy has
   outlived ``settle_seconds`` (seen again by a later run), so the hub's poller catching up opens none;
 - seen again with an open case: the case is updated when the sides changed (never a second case);
 - gone from a run that looked at its subject: its open case is resolved ("the sides agree now");
@@ -28,13 +29,20 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ordersync.canonical.erp import ErpOrder, SalesOrderRequest, SubmitOutcome, parse_reference
+from ordersync.canonical.erp import (
+    ErpOrder,
+    ErpReturn,
+    SalesOrderRequest,
+    SubmitOutcome,
+    parse_reference,
+    parse_return_reference,
+)
 from ordersync.canonical.v1 import CaseState, CaseType, OrderState
 from ordersync.domain.cases import CasePolicy, open_case, record_action, resolve_case
 from ordersync.domain.clock import Clock
 from ordersync.domain.events import CaseOpened, CaseResolved, CaseUpdated
 from ordersync.domain.order.aggregate import OrderRecord
-from ordersync.domain.reconcile import Discrepancy, HubSale, compare
+from ordersync.domain.reconcile import Discrepancy, HubReturn, HubSale, compare, compare_returns
 from ordersync.ports.erp import Erps, Lane
 from ordersync.store import reconcile as rows
 from ordersync.store.db import Database
@@ -183,7 +191,22 @@ class Reconciler:
                     accounts[r.id], sales[r.id] = r.order.account_id, hub_sales(r)
         mine = [s.request.reference for group in sales.values() for s in group]
         erp_sales = erp.sales_since(since, mine if since is not None else ())
-        return self._compare(name, accounts, sales, erp_sales, report)
+        found, looked_at = self._compare(name, accounts, sales, erp_sales, report)
+        with self.db.read() as conn:
+            parts = rows.hub_returns(conn, name, since=since)
+        erp_returns = erp.returns_since(since, [p.reference for p in parts] if since is not None else ())
+        more, refs = self._compare_returns(name, parts, erp_returns)
+        return found + more, looked_at | refs
+
+    def _compare_returns(self, name: str, parts: list[HubReturn], erp_returns: list[ErpReturn]
+                         ) -> tuple[list[Discrepancy], set[str]]:
+        """Returns: the hub's ``parts`` (and those of ERP returns it did not read yet) against the ERP's."""
+        with self.db.read() as conn:
+            others = sorted({r.reference for r in erp_returns} - {p.reference for p in parts})
+            parts = parts + (rows.hub_returns(conn, name, references=others) if others else [])
+            known = rows.return_accounts(conn, sorted({r.return_id for r in erp_returns}))
+        found = compare_returns(name, parts, erp_returns, known_returns=known)
+        return found, {p.reference for p in parts} | {r.reference for r in erp_returns}
 
     def _compare(self, name: str, accounts: dict[str, str], sales: dict[str, list[HubSale]],
                  erp_sales: list[ErpOrder], report: Report) -> tuple[list[Discrepancy], set[str]]:
@@ -284,6 +307,11 @@ class Reconciler:
             check = next((c for c in self.checks if c.name == old.source), None)
             return check.recheck(old.subject) if check is not None else []
         name = old.source.removeprefix("erp:")
+        if parse_return_reference(old.subject) is not None:
+            erp_return = self.erps.erp(name).return_status(old.subject)
+            with self.db.read() as conn:
+                parts = rows.hub_returns(conn, name, references=[old.subject])
+            return self._compare_returns(name, parts, [erp_return] if erp_return is not None else [])[0]
         sale = self.erps.erp(name).order(old.subject)
         order_id = (parse_reference(old.subject) or ("", ""))[0]
         with self.db.read() as conn:

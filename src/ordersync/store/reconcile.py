@@ -11,10 +11,10 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, select, update
 
-from ordersync.canonical.v1 import InvoiceState, OrderState, ShipmentState
+from ordersync.canonical.v1 import InvoiceState, OrderState, ReturnState, ShipmentState
 from ordersync.domain.order.aggregate import OrderRecord, load_record
-from ordersync.domain.reconcile import FieldDiff
-from ordersync.store.schema import invoices, orders, reconcile_findings, shipments
+from ordersync.domain.reconcile import FieldDiff, HubReturn
+from ordersync.store.schema import erp_returns, invoices, orders, reconcile_findings, return_requests, shipments
 
 #: hub order states in which the order's ERP sales exist for good (or, cancelled, should be cancelled)
 SETTLED_STATES = (OrderState.ACCEPTED, OrderState.IN_FULFILLMENT, OrderState.PARTIALLY_SHIPPED, OrderState.SHIPPED,
@@ -76,6 +76,29 @@ def documents(conn: Connection, erp: str, order_ids: Sequence[str], page: int = 
                                                .where(i.erp == erp, i.order_id.in_(chunk))):
             out.invoices.setdefault(ref or "", {})[doc_id] = InvoiceState(state)
     return out
+
+
+def hub_returns(conn: Connection, erp: str, *, since: dt.datetime | None = None,
+                references: Sequence[str] | None = None, page: int = 500) -> list[HubReturn]:
+    """The hub's ERP returns of ``erp``: those updated at or after ``since`` (all with None), or with
+    ``references`` only."""
+    e, r = erp_returns.c, return_requests.c
+    query = (select(e.reference, e.return_id, r.order_id, r.account_id, e.state)
+             .select_from(erp_returns.join(return_requests, r.id == e.return_id)).where(e.erp == erp))
+    if since is not None:
+        query = query.where(e.updated_at >= since)
+    chunks = [query] if references is None else [
+        query.where(e.reference.in_(sorted(set(references))[n:n + page])) for n in range(0, len(set(references)), page)]
+    return [HubReturn(ref, return_id, order_id, account, ReturnState(state))
+            for q in chunks for ref, return_id, order_id, account, state in conn.execute(q.order_by(e.reference))]
+
+
+def return_accounts(conn: Connection, return_ids: Sequence[str], page: int = 500) -> dict[str, str]:
+    """Hub return id -> account, of those among ``return_ids`` the hub has."""
+    r = return_requests.c
+    wanted = sorted(set(return_ids))
+    return {i: a for n in range(0, len(wanted), page)
+            for i, a in conn.execute(select(r.id, r.account_id).where(r.id.in_(wanted[n:n + page])))}
 
 
 # -- findings ----------------------------------------------------------------------------------------------

@@ -469,14 +469,14 @@ class MemoryErp:
             wf.set_price(self._state, account_id, sku, price)
 
     def delete_sale(self, reference: str) -> None:
-        """Someone removes the sales of ``reference`` from the ERP, with their shipments, moves and invoices
-        (reconciliation tests: a sale gone behind the hub's back)."""
+        """Someone removes the sales (or returns) of ``reference`` from the ERP, with their shipments, moves and
+        invoices (reconciliation tests: a sale gone behind the hub's back)."""
         with self._lock:
             st = self._state
             gone = {s.id for s in st.sales_of(reference)}
             if not gone:
                 raise UnknownItem("order", reference)
-            for table in (st.moves, st.shipments, st.invoices):
+            for table in (st.moves, st.shipments, st.invoices, st.return_shipments):
                 for key in [k for k, v in table.items() if v.sale_id in gone]:
                     del table[key]
             for sale_id in gone:
