@@ -22,6 +22,7 @@ from ordersync.channels.edi.channel import EdiChannel, partners_of
 from ordersync.channels.edi.reconcile import EdiChecks
 from ordersync.channels.shopify import outbound as shopify_outbound
 from ordersync.channels.shopify.channel import ShopifyChannel
+from ordersync.channels.shopify.reconcile import ShopifyChecks
 from ordersync.config import ErpSettings, Settings
 from ordersync.domain.allocation import AllocationPolicy
 from ordersync.domain.cases import CasePolicy
@@ -163,7 +164,7 @@ def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Regis
         shopify = ShopifyChannel.build(settings.shopify, db, clock, intake, cases, deps,
                                        functools.partial(_all_accounts, router), transport=shopify_transport)
         shopify.schedule(worker, single_worker=db.is_sqlite)
-    reconciler = _reconciler(settings, db, store, router, clock, worker, edi)
+    reconciler = _reconciler(settings, db, store, router, clock, worker, edi, shopify)
     workbench = Workbench(store, cases, dead, deps)
     if reconciler is not None:
         workbench.recheck = reconciler.recheck
@@ -175,7 +176,7 @@ def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Regis
 
 
 def _reconciler(settings: Settings, db: Database, store: SqlStore, router: Erps | None, clock: Clock,
-                worker: Worker, edi: EdiChannel | None) -> Reconciler | None:
+                worker: Worker, edi: EdiChannel | None, shopify: ShopifyChannel | None) -> Reconciler | None:
     """Reconciliation with the ERPs, the channels' checks plugged in; a worker job when it has an interval."""
     if router is None:
         return None
@@ -183,6 +184,8 @@ def _reconciler(settings: Settings, db: Database, store: SqlStore, router: Erps 
     checks: list[ChannelCheck] = []
     if edi is not None:  # the channels' own comparisons plug into the same job
         checks.append(EdiChecks(db, clock, edi.partners, settle_seconds=rec.settle_seconds))
+    if shopify is not None:
+        checks.append(ShopifyChecks(db, clock, settle_seconds=rec.settle_seconds))
     reconciler = Reconciler(db, store, router, clock, case_policy(settings), settle_seconds=rec.settle_seconds,
                             page=rec.page, checks=checks, interval_seconds=rec.interval_seconds)
     if rec.interval_seconds:

@@ -351,7 +351,7 @@ class ReconcileSettings(Strict):
     every ``interval_seconds`` (0: never on its own; ``ordersync reconcile`` still runs it by hand)."""
 
     interval_seconds: float = Field(default=3600.0, ge=0, description="how often the worker reconciles (0: off)")
-    settle_seconds: float = Field(default=900.0, ge=0, description="a shipment, invoice or sale state "
+    settle_seconds: float = Field(default=900.0, ge=0, description="a shipment, invoice, sale or return state "
                                   "discrepancy opens a case only when it lasts this long (the change poller "
                                   "may be catching up)")
     page: int = Field(default=500, ge=1, le=5000, description="hub orders read per query")
