@@ -1275,14 +1275,20 @@ def reconcile(
 
     Every discrepancy gets one erp_discrepancy case (a second run updates it, never opens another). Exit
     code: 0 when the sides agree, 1 when discrepancies were found, 2 when a side could not be read (or the
-    hub has no ERP). Results go to stdout, progress to stderr."""
+    hub has no ERP, or a worker is reconciling at the same moment). Results go to stdout, progress to
+    stderr."""
     start = parse_when(since)
     hub = _hub(data_dir, store, config)
     try:
         if hub.reconciler is None:
             console.print("[red]no ERP is configured: nothing to reconcile[/red]")
             raise typer.Exit(2)
-        report = hub.reconciler.run(since=start, progress=lambda text: console.print(text, highlight=False))
+        # the worker's job takes the same turn: two runs at once could each open a case for one discrepancy
+        with hub.db.exclusive("periodic:reconciliation") as mine:
+            if not mine:
+                console.print("[red]a worker is reconciling right now; try again when it is done[/red]")
+                raise typer.Exit(2)
+            report = hub.reconciler.run(since=start, progress=lambda text: console.print(text, highlight=False))
     finally:
         hub.close()
     if as_json:
