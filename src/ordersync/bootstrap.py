@@ -20,8 +20,10 @@ from ordersync.adapters.webhooks import HttpWebhookSender
 from ordersync.canonical.v1 import Account, CaseType
 from ordersync.channels.edi import documents as edi_documents
 from ordersync.channels.edi.channel import EdiChannel, partners_of
+from ordersync.channels.edi.reconcile import EdiChecks
 from ordersync.channels.shopify import outbound as shopify_outbound
 from ordersync.channels.shopify.channel import ShopifyChannel
+from ordersync.channels.shopify.reconcile import ShopifyChecks
 from ordersync.config import ErpSettings, Settings
 from ordersync.domain.alerts import AlertPolicy, AlertRoute, Channel
 from ordersync.domain.allocation import AllocationPolicy
@@ -55,6 +57,7 @@ from ordersync.runtime.erp_changes import Cadence, ErpChangePoller
 from ordersync.runtime.hub import Hub
 from ordersync.runtime.intake_writer import IntakeWriter
 from ordersync.runtime.readmodel import ReadModel
+from ordersync.runtime.reconcile import ChannelCheck, Reconciler
 from ordersync.runtime.webhooks import WebhookDispatcher
 from ordersync.store.db import Database
 from ordersync.store.uow import SqlStore
@@ -172,11 +175,15 @@ def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Regis
     alerts = build_alerts(settings, db, clock, cases)
     if settings.alerts.route:  # no route at all: alerts are off (nothing recorded, nothing sent)
         worker.every(settings.alerts.check_seconds, "alerts", alerts.run, singleton=True)
+    reconciler = _reconciler(settings, db, store, router, clock, worker, edi, shopify)
+    workbench = Workbench(store, cases, dead, deps)
+    if reconciler is not None:
+        workbench.recheck = reconciler.recheck
     return Hub(settings=settings, clock=clock, db=db, store=store, transport=transport, registry=registry,
                runner=runner, relay=relay, worker=worker, dead_letters=dead, intake=intake,
-               workbench=Workbench(store, cases, dead, deps), webhooks=webhooks, retention=retention, erps=router,
+               workbench=workbench, webhooks=webhooks, retention=retention, erps=router,
                poller=poller, deps=deps, readmodel=readmodel, gap_repair=gaps, edi=edi,
-               shopify=shopify, alerts=alerts, mailer=smtp_mailer(settings))
+               shopify=shopify, alerts=alerts, mailer=smtp_mailer(settings), reconciler=reconciler)
 
 
 def alert_policy(settings: Settings, cases: CasePolicy) -> AlertPolicy:
@@ -218,6 +225,24 @@ def build_alerts(settings: Settings, db: Database, clock: Clock, cases: CasePoli
                                              cap_seconds=a.cap_seconds),
                            breaches=lambda conn, now: sla_breaches(conn, now, limits, policy),
                            digest_over=a.digest_over)
+
+
+def _reconciler(settings: Settings, db: Database, store: SqlStore, router: Erps | None, clock: Clock,
+                worker: Worker, edi: EdiChannel | None, shopify: ShopifyChannel | None) -> Reconciler | None:
+    """Reconciliation with the ERPs, the channels' checks plugged in; a worker job when it has an interval."""
+    if router is None:
+        return None
+    rec = settings.reconcile
+    checks: list[ChannelCheck] = []
+    if edi is not None:  # the channels' own comparisons plug into the same job
+        checks.append(EdiChecks(db, clock, edi.partners, settle_seconds=rec.settle_seconds))
+    if shopify is not None:
+        checks.append(ShopifyChecks(db, clock, settle_seconds=rec.settle_seconds))
+    reconciler = Reconciler(db, store, router, clock, case_policy(settings), settle_seconds=rec.settle_seconds,
+                            page=rec.page, checks=checks, interval_seconds=rec.interval_seconds)
+    if rec.interval_seconds:
+        worker.every(min(rec.interval_seconds, 60.0), "reconciliation", reconciler.run_job, singleton=True)
+    return reconciler
 
 
 def _all_accounts(erps: Erps | None) -> list[Account]:

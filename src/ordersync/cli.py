@@ -1429,6 +1429,63 @@ def _letter_json(letter: Any, body: bool) -> dict[str, Any]:
 
 
 @app.command()
+def reconcile(
+    since: Annotated[str | None, typer.Option("--since", help="Only hub orders updated and ERP sales changed since "
+                                                              "(ISO time, or 30m, 2h, 7d ago); default: "
+                                                              "everything.")] = None,
+    data_dir: DataDir = None, store: Store = None, config: ConfigFile = None, as_json: AsJson = False,
+) -> None:
+    """Compare the hub with its ERPs (and the channels' own checks) now; print what it found.
+
+    Every discrepancy gets one erp_discrepancy case (a second run updates it, never opens another). Exit
+    code: 0 when the sides agree, 1 when discrepancies were found, 2 when a side could not be read (or the
+    hub has no ERP, or a worker is reconciling at the same moment). Results go to stdout, progress to
+    stderr."""
+    start = parse_when(since)
+    hub = _hub(data_dir, store, config)
+    try:
+        if hub.reconciler is None:
+            console.print("[red]no ERP is configured: nothing to reconcile[/red]")
+            raise typer.Exit(2)
+        # the worker's job takes the same turn: two runs at once could each open a case for one discrepancy
+        with hub.db.exclusive("periodic:reconciliation") as mine:
+            if not mine:
+                console.print("[red]a worker is reconciling right now; try again when it is done[/red]")
+                raise typer.Exit(2)
+            report = hub.reconciler.run(since=start, progress=lambda text: console.print(text, highlight=False))
+    finally:
+        hub.close()
+    if as_json:
+        typer.echo(json.dumps(report.as_json(), default=str))
+    else:
+        _print_reconciliation(report)
+    if report.errors:
+        raise typer.Exit(2)
+    if report.outcomes:
+        raise typer.Exit(1)
+
+
+def _print_reconciliation(report: Any) -> None:
+    scope = f"since {report.since.isoformat()}" if report.since else "everything"
+    out.print(f"reconciliation ({scope}): {report.hub_sales} hub sale(s), {report.erp_sales} ERP sale(s), "
+              f"{len(report.outcomes)} discrepancy(ies), {len(report.resolved)} resolved", soft_wrap=True,
+              highlight=False)
+    for o in report.outcomes:  # plain aligned text: readable on a terminal, whole lines for grep
+        d = o.discrepancy
+        case = f"case {o.case_id} ({o.status})" if o.case_id else o.status
+        out.print(f"{d.kind:<16} {d.subject}  order {d.order_id or '-'}  {case}", soft_wrap=True, highlight=False)
+        width = max(len(diff.field) for diff in d.diffs)
+        hub_width = max(len(diff.hub) for diff in d.diffs)
+        for diff in d.diffs:
+            out.print(f"    {diff.field:<{width}}  hub {diff.hub:<{hub_width}}  {d.other} {diff.erp}", soft_wrap=True,
+                      highlight=False)
+    for key in report.resolved:
+        out.print(f"resolved (the sides agree now): {key}", highlight=False)
+    for error in report.errors:
+        out.print(f"[red]could not read[/red] {error}", highlight=False)
+
+
+@app.command()
 def demo(
     data_dir: Annotated[Path, typer.Option("--data-dir", help="Where the demo keeps its store and ERP database.")]
     = Path(".ordersync/demo"),

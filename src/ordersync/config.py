@@ -441,6 +441,17 @@ class RetentionSettings(Strict):
     batch: int = Field(default=5000, ge=1, le=100_000, description="rows deleted per statement")
 
 
+class ReconcileSettings(Strict):
+    """Reconciliation of the hub with its ERPs and channels (docs/reconciliation.md): a worker runs it in full
+    every ``interval_seconds`` (0: never on its own; ``ordersync reconcile`` still runs it by hand)."""
+
+    interval_seconds: float = Field(default=3600.0, ge=0, description="how often the worker reconciles (0: off)")
+    settle_seconds: float = Field(default=900.0, ge=0, description="a shipment, invoice, sale or return state "
+                                  "discrepancy opens a case only when it lasts this long (the change poller "
+                                  "may be catching up)")
+    page: int = Field(default=500, ge=1, le=5000, description="hub orders read per query")
+
+
 class NatsSettings(Strict):
     """The NATS JetStream bus (``bus = "nats://host:port,nats://host:port,..."``), see docs/scale-out.md.
 
@@ -542,6 +553,7 @@ class Settings(Strict):
     edi: EdiSettings = EdiSettings()
     shopify: ShopifySettings = ShopifySettings()
     retention: RetentionSettings = RetentionSettings()
+    reconcile: ReconcileSettings = ReconcileSettings()
     web: WebSettings = WebSettings()
     source: str = Field(default="defaults", exclude=True)
 

@@ -26,6 +26,7 @@ from ordersync.runtime.alerts import AlertDispatcher
 from ordersync.runtime.erp_changes import ErpChangePoller
 from ordersync.runtime.intake_writer import IntakeWriter
 from ordersync.runtime.readmodel import ReadModel
+from ordersync.runtime.reconcile import Reconciler
 from ordersync.runtime.webhooks import WebhookDispatcher
 from ordersync.store.db import Database
 from ordersync.store.uow import SqlStore, UnitOfWork
@@ -64,6 +65,8 @@ class Hub:
     alerts: AlertDispatcher | None = None
     #: e-mail through ``[alerts.smtp]`` (alerts, invitations); None when no server is configured
     mailer: Mailer | None = None
+    #: reconciliation with the ERPs and channels, when the hub has an ERP
+    reconciler: Reconciler | None = None
 
     def uow(self, causation_id: str | None = None) -> AbstractContextManager[UnitOfWork]:
         """A unit of work (one write transaction) on this hub's store."""

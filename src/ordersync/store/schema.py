@@ -786,3 +786,22 @@ alert_notifications = Table(
     UniqueConstraint("key", "channel", name="uq_alert_notifications_key"),
     Index("ix_alert_notifications_due", "state", "next_attempt_at"),
 )
+
+# -- reconciliation findings (migration 0021) ---------------------------------------------------------
+
+# Each discrepancy reconciliation finds, under its stable key (source:kind:subject): when it was first and
+# last seen, its sides (JSON list of {field, hub, erp}), and the case it opened (None while it settles).
+reconcile_findings = Table(
+    "reconcile_findings",
+    metadata,
+    Column("key", String(300), primary_key=True),
+    Column("source", String(80), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("subject", String(200), nullable=False),
+    Column("order_id", Id),
+    Column("case_id", Id),
+    Column("diffs", Text, nullable=False),
+    Column("first_seen_at", UtcDateTime, nullable=False),
+    Column("last_seen_at", UtcDateTime, nullable=False),
+    Index("ix_reconcile_findings_case", "case_id"),
+)

@@ -52,6 +52,7 @@ from ordersync.domain.clock import Clock, SystemClock
 from ordersync.domain.errors import ProtocolError, Unavailable
 from ordersync.ports.contracts import PayloadObserver
 from ordersync.ports.erp import (
+    REFERENCE_PREFIX,
     AmendmentRequest,
     AmendmentResult,
     ChangeBatch,
@@ -69,6 +70,9 @@ from ordersync.ports.erp import (
     order_reference,
     parse_reference,
 )
+
+#: sales per page of :meth:`TrytonErp.sales_since` (one search, then a fixed number of reads per page)
+RECONCILE_PAGE = 200
 
 
 @contextlib.contextmanager
@@ -393,6 +397,38 @@ class TrytonErp:
                     by_reference.setdefault(row["reference"], []).append(row)
             chosen = [best_sale(group) for _, group in sorted(by_reference.items())]
             return self._documents.orders([s for s in chosen if s is not None])
+
+    def sales_since(self, since: dt.datetime | None, references: Sequence[str] = ()) -> list[ErpOrder]:
+        """Pages of :data:`RECONCILE_PAGE` sales by id, each read in a fixed number of calls (the sale rows,
+        then :meth:`Documents.orders`); ``references`` in chunks of the same size."""
+        ours: list[Any] = [("reference", "like", f"{REFERENCE_PREFIX}-%")]
+        domains: list[list[Any]] = [ours if since is None else
+                                    [*ours, ["OR", ("write_date", ">=", since), ("create_date", ">=", since)]]]
+        refs = sorted(set(references))
+        domains += [[("reference", "in", refs[i:i + RECONCILE_PAGE])] for i in range(0, len(refs), RECONCILE_PAGE)]
+        by_reference: dict[str, list[dict[str, Any]]] = {}
+        with translated("sales"):
+            for domain in domains:
+                last = 0
+                while True:
+                    rows = self.client.call("sale.sale", "search_read", [*domain, ("id", ">", last)], 0,
+                                             RECONCILE_PAGE, [("id", "ASC")], ["reference", "state"])
+                    for row in rows:
+                        if parse_reference(row["reference"] or "") is not None:
+                            by_reference.setdefault(row["reference"], []).append(row)
+                    if len(rows) < RECONCILE_PAGE:
+                        break
+                    last = rows[-1]["id"]
+            chosen = sorted(s["id"] for group in by_reference.values() if (s := best_sale(group)) is not None)
+            out: list[ErpOrder] = []
+            for i in range(0, len(chosen), RECONCILE_PAGE):
+                sales = self._documents.sales([("id", "in", chosen[i:i + RECONCILE_PAGE])])
+                out += self._documents.orders(sales)
+        return sorted(out, key=lambda o: o.reference)
+
+    def returns_since(self, since: dt.datetime | None, references: Sequence[str] = ()) -> list[ErpReturn]:
+        with translated("returns"):
+            return self._returns.since(since, references, RECONCILE_PAGE)
 
     def changes_since(self, watermark: dt.datetime | None, known: Known | None = None) -> ChangeBatch:
         with translated("changes"):
