@@ -63,6 +63,7 @@ class ErpSettings(Strict):
     login: str = "ordersync"
     password: str | None = None
     password_env: str | None = None
+    password_file: Path | None = Field(default=None, description="a file holding the password (mode 0600)")
     profile: str = "main"
     max_concurrency: int = Field(default=2, ge=1, le=64)
     call_timeout: float = Field(default=30.0, gt=0)
@@ -101,8 +102,14 @@ class ErpSettings(Strict):
             if self.password_env not in env:
                 raise ConfigError(f"ERP {self.name}: environment variable {self.password_env} is not set")
             return env[self.password_env]
+        if self.password_file is not None:
+            try:
+                return self.password_file.read_text().strip()
+            except OSError as exc:
+                raise ConfigError(f"ERP {self.name}: cannot read password_file {self.password_file}: "
+                                  f"{exc.strerror}") from exc
         if self.password is None:
-            raise ConfigError(f"ERP {self.name}: set password_env (or password)")
+            raise ConfigError(f"ERP {self.name}: set password_env or password_file")
         return self.password
 
 
