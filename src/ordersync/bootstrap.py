@@ -51,6 +51,7 @@ from ordersync.runtime.readmodel import ReadModel
 from ordersync.runtime.webhooks import WebhookDispatcher
 from ordersync.store.db import Database
 from ordersync.store.uow import SqlStore
+from ordersync.telemetry import tracing
 
 
 def build_registry(deps: FlowDeps | None = None, model: ReadModel | None = None,
@@ -83,6 +84,7 @@ def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Regis
     """Wire a hub. ``erps`` replaces the ERP adapters the settings describe (tests pass twins);
     ``shopify_transport`` routes Shopify calls to a double (tests, the demo)."""
     clock = clock or SystemClock()
+    configure_telemetry(settings)
     db = Database(settings.store_url)
     if migrate:
         db.migrate()
@@ -166,6 +168,13 @@ def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Regis
                workbench=Workbench(store, cases, dead, deps), webhooks=webhooks, retention=retention, erps=router,
                poller=poller, deps=deps, readmodel=readmodel, gap_repair=gaps, edi=edi,
                shopify=shopify)
+
+
+def configure_telemetry(settings: Settings) -> bool:
+    """Turn tracing on for this process when ``[telemetry] enabled`` (off: nothing is installed)."""
+    t = settings.telemetry
+    return tracing.configure(tracing.TelemetryConfig(enabled=t.enabled, endpoint=t.endpoint,
+                                                     service_name=t.service_name, export_timeout=t.export_timeout))
 
 
 def _all_accounts(erps: Erps | None) -> list[Account]:

@@ -23,6 +23,8 @@ from ordersync.canonical.v1 import Order, OrderLine
 from ordersync.flows.services.intake import Receipt, request_hash
 from ordersync.reads.orders import order_view
 from ordersync.runtime.hub import Hub
+from ordersync.telemetry import tracing
+from ordersync.telemetry.logs import log_fields
 
 router = APIRouter(prefix="/v1", tags=["orders"])
 
@@ -96,8 +98,10 @@ async def place_order(hub: Hub, principal: Principal, body: OrderIn, *, fingerpr
         lines=tuple(OrderLine.model_construct(**dict(line)) for line in body.lines),
         **fields,
     )
-    return await hub.intake.accept(order, scope=f"key:{principal.key_id}", idempotency_key=idempotency_key,
-                                   fingerprint=fingerprint, delivery_id=delivery_id)
+    tracing.annotate(order_id=order.id, account=account_id, channel=principal.channel)
+    with log_fields(order_id=order.id):
+        return await hub.intake.accept(order, scope=f"key:{principal.key_id}", idempotency_key=idempotency_key,
+                                       fingerprint=fingerprint, delivery_id=delivery_id)
 
 
 def accepted(receipt: Receipt) -> JSONResponse:

@@ -3,9 +3,14 @@
 The outbox is the log of record. A row is marked published only after the transport took it; if the
 process dies in between, the row is published again and the consumers' inboxes absorb the duplicate.
 With the embedded transport both steps share one transaction, so even that duplicate cannot happen.
+
+Tracing on, each message is published in a ``publish <type>`` span continuing the trace its envelope
+names, and the transport carries that span's context (NATS: as headers), so a consumer's span follows it.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from sqlalchemy import Connection, Select, func, select, text, update
 
@@ -13,6 +18,7 @@ from ordersync.domain.clock import Clock
 from ordersync.messaging.transport import OutboxMessage, Transport
 from ordersync.store.db import Database
 from ordersync.store.schema import outbox
+from ordersync.telemetry import tracing
 
 
 class Relay:
@@ -36,16 +42,36 @@ class Relay:
             with self.db.write() as conn:
                 messages = self._load(conn)
                 if messages:
-                    self.transport.publish(messages, conn if in_tx else None)
+                    self._publish(messages, conn if in_tx else None)
                     self._mark(conn, messages)
             return len(messages)
         with self.db.read() as conn:
             messages = self._load(conn)
         if messages:
-            self.transport.publish(messages, None)
+            self._publish(messages, None)
             with self.db.write() as conn:
                 self._mark(conn, messages)
         return len(messages)
+
+    def _publish(self, messages: list[OutboxMessage], conn: Connection | None) -> None:
+        if not tracing.enabled():
+            self.transport.publish(messages, conn)
+            return
+        spans = [_publish_span(m) for m in messages]
+        traced = [replace(m, traceparent=c[0], tracestate=c[1])
+                  for m, c in zip(messages, (tracing.context_of(s) for s in spans), strict=True)]
+        try:
+            self.transport.publish(traced, conn)
+        except Exception as exc:
+            for span in spans:
+                if span is not None:
+                    span.record_exception(exc)
+                    span.set_status(tracing.StatusCode.ERROR, f"{type(exc).__name__}: {exc}")
+                    span.end()
+            raise
+        for span in spans:
+            if span is not None:
+                span.end()
 
     def backlog(self) -> int:
         with self.db.read() as conn:
@@ -78,3 +104,11 @@ class Relay:
             .where(outbox.c.seq.in_([m.seq for m in messages]))
             .values(published_at=self.clock.now())
         )
+
+
+def _publish_span(m: OutboxMessage) -> tracing.Span | None:
+    """The relay's span for one message, in the trace its envelope carries."""
+    parent, state = tracing.context_in(m.body)
+    return tracing.start_span(f"publish {m.type}", parent=parent, state=state, kind=tracing.SpanKind.PRODUCER,
+                              attributes={tracing.MESSAGE_TYPE: m.type, tracing.MESSAGE_ID: m.message_id,
+                                          tracing.ORDER_ID: m.correlation_id, "ordersync.outbox.seq": m.seq})
