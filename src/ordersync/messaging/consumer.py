@@ -241,30 +241,27 @@ class ConsumerRunner:
         processed_at = driver_time(conn, now)
         fresh: list[tuple[Any, ...]] = []
         messages = []
-        spans: list[tracing.Span | None] = []
+        traced: list[tuple[Delivery, Envelope]] = []
         for delivery, envelope, message in items:
             if envelope.message_id in seen:
                 continue
             seen.add(envelope.message_id)
             if sub.batched:
                 messages.append(message)
-                if tracing.enabled():  # one span per message, its events continue its own trace
-                    span = tracing.start_span(**_span_args(sub, delivery, envelope, message))
-                    uow.traces.set(envelope.correlation_id, span)
-                    spans.append(span)
+                traced.append((delivery, envelope))
             else:
                 uow.causation_id = envelope.message_id
                 with _handling(sub, delivery, envelope, message):
                     sub.handler(message, uow)
             fresh.append((sub.consumer, envelope.message_id, delivery.seq, processed_at))
+        spans = _batch_spans(sub, traced, uow) if traced and tracing.enabled() else []
         try:
             if messages:
                 with log_fields(consumer=sub.consumer):
                     sub.handler(messages, uow)
         finally:
             for span in spans:
-                if span is not None:
-                    span.end()
+                span.end()
         uow.flush()
         bulk_insert(conn, inbox, ("consumer", "message_id", "seq", "processed_at"), fresh)
 
@@ -459,19 +456,50 @@ def _handling(sub: Subscription, delivery: Delivery, envelope: Envelope, message
     with log_fields(consumer=sub.consumer, order_id=envelope.correlation_id):
         if not tracing.enabled():
             yield
+            log.debug("handled %s %s", envelope.type, envelope.message_id)
             return
         with tracing.span(**_span_args(sub, delivery, envelope, message)):
             yield
+            log.debug("handled %s %s", envelope.type, envelope.message_id)
+
+
+def _batch_spans(sub: Subscription, items: list[tuple[Delivery, Envelope]], uow: UnitOfWork) -> list[tracing.Span]:
+    """A batched handler takes many messages at once: one span per trace among them (a span per message
+    would cost more than a projection's work on it), and each order's events continue its trace."""
+    groups: dict[tuple[str | None, str | None], list[Envelope]] = {}
+    for delivery, envelope in items:
+        groups.setdefault(_parent(delivery, envelope), []).append(envelope)
+    spans = []
+    for (parent, state), envelopes in groups.items():
+        types = sorted({e.type for e in envelopes})
+        orders = {e.correlation_id for e in envelopes if e.correlation_id is not None}
+        span = tracing.start_span(
+            f"{sub.consumer}: {types[0] if len(types) == 1 else f'{len(envelopes)} messages'}", parent=parent,
+            state=state, kind=tracing.SpanKind.CONSUMER,
+            attributes={tracing.CONSUMER: sub.consumer, tracing.MESSAGE_TYPES: types,
+                        tracing.ORDER_ID: next(iter(orders)) if len(orders) == 1 else None,
+                        "messaging.batch.message_count": len(envelopes)})
+        if span is not None:
+            spans.append(span)
+            for order in orders:
+                uow.traces.set(order, span)
+    return spans
+
+
+def _parent(delivery: Delivery, envelope: Envelope) -> tuple[str | None, str | None]:
+    """The context a consumer continues: the transport's (the relay's publish span), else the envelope's
+    (the span that wrote the message)."""
+    if tracing.valid_traceparent(delivery.traceparent) is not None:
+        return delivery.traceparent, delivery.tracestate
+    return tracing.valid_traceparent(envelope.traceparent), envelope.tracestate if envelope.traceparent else None
 
 
 def _span_args(sub: Subscription, delivery: Delivery, envelope: Envelope, message: Message) -> dict[str, Any]:
     """The consumer span: a child of the transport's context (the relay's publish span), else of the
     envelope's (the span that wrote the message)."""
-    parent, state = delivery.traceparent, delivery.tracestate
-    if tracing.valid_traceparent(parent) is None:
-        parent, state = envelope.traceparent, envelope.tracestate
+    parent, state = _parent(delivery, envelope)
     order = getattr(message, "order", None)
-    return {"name": f"{sub.consumer}: {envelope.type}", "parent": tracing.valid_traceparent(parent), "state": state,
+    return {"name": f"{sub.consumer}: {envelope.type}", "parent": parent, "state": state,
             "kind": tracing.SpanKind.CONSUMER,
             "attributes": {tracing.CONSUMER: sub.consumer, tracing.MESSAGE_TYPE: envelope.type,
                            tracing.MESSAGE_ID: envelope.message_id, tracing.ORDER_ID: envelope.correlation_id,

@@ -57,21 +57,17 @@ class Relay:
         if not tracing.enabled():
             self.transport.publish(messages, conn)
             return
-        spans = [_publish_span(m) for m in messages]
-        traced = [replace(m, traceparent=c[0], tracestate=c[1])
-                  for m, c in zip(messages, (tracing.context_of(s) for s in spans), strict=True)]
+        spans, traced = _publish_spans(messages)
         try:
             self.transport.publish(traced, conn)
         except Exception as exc:
             for span in spans:
-                if span is not None:
-                    span.record_exception(exc)
-                    span.set_status(tracing.StatusCode.ERROR, f"{type(exc).__name__}: {exc}")
-                    span.end()
+                span.record_exception(exc)
+                span.set_status(tracing.StatusCode.ERROR, f"{type(exc).__name__}: {exc}")
+                span.end()
             raise
         for span in spans:
-            if span is not None:
-                span.end()
+            span.end()
 
     def backlog(self) -> int:
         with self.db.read() as conn:
@@ -106,9 +102,27 @@ class Relay:
         )
 
 
-def _publish_span(m: OutboxMessage) -> tracing.Span | None:
-    """The relay's span for one message, in the trace its envelope carries."""
-    parent, state = tracing.context_in(m.body)
-    return tracing.start_span(f"publish {m.type}", parent=parent, state=state, kind=tracing.SpanKind.PRODUCER,
-                              attributes={tracing.MESSAGE_TYPE: m.type, tracing.MESSAGE_ID: m.message_id,
-                                          tracing.ORDER_ID: m.correlation_id, "ordersync.outbox.seq": m.seq})
+def _publish_spans(messages: list[OutboxMessage]) -> tuple[list[tracing.Span], list[OutboxMessage]]:
+    """One ``publish`` span per trace context among ``messages`` (the span that wrote them: an order's
+    request, a consumer's handling), a child of it; each message is sent with its span's context. A span
+    per message would cost more than publishing it (bench/bus.py)."""
+    groups: dict[tuple[str | None, str | None], list[int]] = {}
+    for i, m in enumerate(messages):
+        groups.setdefault(tracing.context_in(m.body), []).append(i)
+    spans: list[tracing.Span] = []
+    traced = list(messages)
+    for (parent, state), members in groups.items():
+        types = sorted({messages[i].type for i in members})
+        orders = sorted({c for i in members if (c := messages[i].correlation_id) is not None})
+        span = tracing.start_span(
+            f"publish {types[0]}" if len(types) == 1 else f"publish {len(members)} messages", parent=parent,
+            state=state, kind=tracing.SpanKind.PRODUCER,
+            attributes={tracing.MESSAGE_TYPES: types, tracing.ORDER_ID: orders[0] if len(orders) == 1 else None,
+                        "messaging.batch.message_count": len(members)})
+        if span is None:
+            continue
+        spans.append(span)
+        context = tracing.context_of(span)
+        for i in members:
+            traced[i] = replace(messages[i], traceparent=context[0], tracestate=context[1])
+    return spans, traced

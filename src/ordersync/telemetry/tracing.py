@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Span, SpanKind, StatusCode
+from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, StatusCode, TraceFlags, TraceState
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 if TYPE_CHECKING:
@@ -45,10 +45,11 @@ ACCOUNT = "ordersync.account.id"
 CHANNEL = "ordersync.channel"
 CONSUMER = "ordersync.consumer"
 MESSAGE_TYPE = "ordersync.message.type"
+MESSAGE_TYPES = "ordersync.message.types"
 MESSAGE_ID = "messaging.message.id"
 
 _PROPAGATOR = TraceContextTextMapPropagator()
-_TRACEPARENT_RE = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
+_TRACEPARENT_RE = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 _NULL: AbstractContextManager[None] = contextlib.nullcontext()
 
 
@@ -189,10 +190,15 @@ _SHORT = {"order_id": ORDER_ID, "account": ACCOUNT, "channel": CHANNEL, "consume
 
 
 def extract(traceparent: str, tracestate: str | None = None) -> otel_context.Context:
-    carrier = {TRACEPARENT: traceparent}
-    if tracestate:
-        carrier[TRACESTATE] = tracestate
-    return _PROPAGATOR.extract(carrier)
+    """The context a remote parent's W3C trace context stands for (empty for a malformed one). Parsed
+    here rather than by the propagator: the relay and the consumers do this for every message."""
+    found = _TRACEPARENT_RE.match(traceparent)
+    if found is None or found.group(1) == "0" * 32 or found.group(2) == "0" * 16:
+        return _PROPAGATOR.extract({})
+    state = TraceState.from_header([tracestate]) if tracestate else None
+    parent = SpanContext(int(found.group(1), 16), int(found.group(2), 16), is_remote=True,
+                         trace_flags=TraceFlags(int(found.group(3), 16)), trace_state=state)
+    return trace.set_span_in_context(NonRecordingSpan(parent))
 
 
 def context_of(span_: Span | None = None) -> tuple[str | None, str | None]:
@@ -200,10 +206,11 @@ def context_of(span_: Span | None = None) -> tuple[str | None, str | None]:
     when tracing is off or no span is recording."""
     if _state.tracer is None:
         return None, None
-    ctx = trace.set_span_in_context(span_) if span_ is not None else None
-    carrier: dict[str, str] = {}
-    _PROPAGATOR.inject(carrier, context=ctx)
-    return carrier.get(TRACEPARENT), carrier.get(TRACESTATE)
+    ctx = (span_ if span_ is not None else trace.get_current_span()).get_span_context()
+    if not ctx.is_valid:
+        return None, None
+    state = ctx.trace_state.to_header() if ctx.trace_state else ""
+    return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}", state or None
 
 
 def current_context() -> tuple[str | None, str | None]:
