@@ -9,7 +9,9 @@ import contextlib
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -78,3 +80,59 @@ def cost_percent(off: float, on: float, higher_is_better: bool) -> float:
 
 def verdict(cost: float) -> str:
     return "met" if cost <= GOAL_PERCENT else "MISSED"
+
+
+def intake_p99(make_orders: Callable[[int, int], list[dict[str, Any]]], root: Path, *, orders: int, rate: float,
+               rounds: int, progress: Callable[[str], None] = print) -> dict[str, float]:
+    """Intake latency (p99, open loop at ``rate``) of ``ordersync serve`` (API + worker, SQLite, the ERP twin
+    behind it) with tracing off and on, ``rounds`` times each, alternating, fresh hub and orders each time;
+    medians of the rounds' p99 and p50, and the spans the sink received in the last traced round."""
+    from bench._common import median, percentile
+    from bench._hub import start_server, stop_hub
+    from bench._load import open_loop, request_bytes
+    from ordersync.api.keys import KeyService
+    from ordersync.domain.clock import SystemClock
+    from ordersync.store.db import Database, sqlite_url
+
+    p99: dict[str, list[float]] = {"off": [], "on": []}
+    p50: dict[str, list[float]] = {"off": [], "on": []}
+    spans = 0
+    root.mkdir(parents=True, exist_ok=True)
+    with otlp_sink() as sink:
+        for r in range(max(1, rounds)):
+            for mode, exporting in (("off", None), ("on", sink)):
+                data_dir = root / f"hub-{mode}-{r}"
+                data_dir.mkdir()
+                (data_dir / "ordersync.toml").write_text('[[erp]]\nname = "main"\nkind = "memory"\n'
+                                                          + telemetry_toml(exporting))
+                db = Database(sqlite_url(data_dir))
+                db.migrate()
+                token, _ = KeyService(db, SystemClock()).create("bench tracing", "storefront", ["orders:write"],
+                                                                rate_per_minute=100_000_000)
+                db.dispose()
+                port = free_port()
+                auth = {"Authorization": f"Bearer {token}"}
+                bodies = make_orders(orders, 100 + r)
+                host = f"127.0.0.1:{port}"
+                requests = [request_bytes("POST", "/v1/orders", host, {**auth, "Idempotency-Key": f"t-{i}"}, body)
+                            for i, body in enumerate(bodies)]
+                before = sink.spans()
+                proc = start_server([sys.executable, "-m", "ordersync.cli", "serve", "--data-dir", str(data_dir),
+                                     "--port", str(port)], port, root / f"hub-{mode}-{r}.log")
+                try:
+                    result = open_loop("127.0.0.1", port, requests, rate)
+                finally:
+                    stop_hub(proc)  # exports what it buffered on the way out
+                bad = [s for s in result.statuses if s != 202]
+                if bad:
+                    raise SystemExit(f"tracing {mode}: {len(bad)} requests failed, e.g. HTTP {bad[0]}")
+                p99[mode].append(percentile(result.latencies, 99))
+                p50[mode].append(percentile(result.latencies, 50))
+                if exporting is not None:
+                    time.sleep(0.3)
+                    spans = sink.spans() - before
+                progress(f"  tracing {mode}, round {r + 1}: p50 {p50[mode][-1] * 1000:.1f} ms, "
+                         f"p99 {p99[mode][-1] * 1000:.1f} ms")
+    off, on = median(p99["off"]), median(p99["on"])
+    return {"off_p99": off, "on_p99": on, "off_p50": median(p50["off"]), "on_p50": median(p50["on"]),
+            "spans": spans, "cost": cost_percent(off, on, higher_is_better=False)}
