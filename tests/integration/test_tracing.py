@@ -102,3 +102,41 @@ def test_the_ops_timeline_shows_the_orders_trace(tmp_path: Path, spans: InMemory
     request = next(s for s in _finished(spans) if s.name == "POST /v1/orders")
     assert timeline.traces == [f"{request.context.trace_id:032x}"]
     assert all(e.trace_id == timeline.traces[0] for e in timeline.entries if e.kind == "event")
+
+
+def test_an_unexpected_error_is_answered_with_the_trace_of_its_request(tmp_path: Path,
+                                                                      spans: InMemorySpanExporter) -> None:
+    hub = erp_hub(tmp_path, {"main": MemoryErp.from_profile("main", name="main")})
+    try:
+        app = create_app(hub)
+
+        @app.get("/test-only/boom")
+        def boom() -> None:
+            raise RuntimeError("boom")
+
+        answer = TestClient(app, raise_server_exceptions=False).get("/test-only/boom")
+    finally:
+        hub.close()
+    request = next(s for s in _finished(spans) if s.name == "GET /test-only/boom")
+    assert answer.status_code == 500
+    assert answer.json()["trace_id"] == f"{request.context.trace_id:032x}"
+
+
+def test_a_callers_traceparent_is_continued(tmp_path: Path, spans: InMemorySpanExporter) -> None:
+    caller_trace, caller_span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    hub = erp_hub(tmp_path, {"main": MemoryErp.from_profile("main", name="main")})
+    try:
+        client = TestClient(create_app(hub), raise_server_exceptions=False)
+        token = api_key(hub, "orders:write", client="storefront")
+        answer = client.post("/v1/orders", json=BODY, headers={
+            "Authorization": f"Bearer {token}", "traceparent": f"00-{caller_trace}-{caller_span}-01"})
+        hub.worker.drain()
+    finally:
+        hub.close()
+    assert answer.status_code == 202
+    finished = _finished(spans)
+    request = next(s for s in finished if s.name == "POST /v1/orders")
+    assert f"{request.context.trace_id:032x}" == caller_trace
+    assert request.parent is not None and f"{request.parent.span_id:016x}" == caller_span
+    assert any(s.name == "flow.order_prepare: order.received" and s.context.trace_id == request.context.trace_id
+               for s in finished)

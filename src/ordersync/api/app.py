@@ -37,6 +37,9 @@ def create_api(hub: Hub, *, max_body_bytes: int = limits.DEFAULT_MAX_BODY_BYTES,
         yield
         if hub.readmodel is not None:
             hub.readmodel.stop_sync()
+        # uvicorn re-raises the SIGTERM it caught once it has shut down, so nothing after it runs: the
+        # spans still buffered go out now
+        tracing.flush()
 
     app = FastAPI(
         lifespan=lifespan,
