@@ -84,6 +84,8 @@ def test_malformed_trace_contexts_are_ignored_not_fatal() -> None:
     assert tracing.valid_traceparent("00-zz-11-01") is None
     assert tracing.trace_id_of("00-" + "0" * 32 + "-" + "1" * 16 + "-01") is None
     assert tracing.context_in('{"traceparent":"garbage"}') == (None, None)
+    spaced = "00-" + "ab" * 16 + "-" + "cd" * 8 + "-01"
+    assert tracing.context_in(json.dumps({"traceparent": spaced, "tracestate": "k=v"})) == (spaced, "k=v")
 
 
 def test_nats_publish_headers_carry_the_trace_and_a_delivery_reads_it_back() -> None:

@@ -254,17 +254,21 @@ def valid_traceparent(value: str | None) -> str | None:
     return value if trace_id_of(value) else None
 
 
-_BODY_TRACEPARENT = re.compile(r'"traceparent":"([0-9a-f-]{55})"')
-_BODY_TRACESTATE = re.compile(r'"tracestate":"([^"]{1,512})"')
+_BODY_TRACEPARENT = re.compile(r'"traceparent"\s*:\s*"([0-9a-f-]{55})"')
+_BODY_TRACESTATE = re.compile(r'"tracestate"\s*:\s*"([^"]{1,512})"')
 
 
 def context_in(body: str) -> tuple[str | None, str | None]:
     """The trace context of an envelope as JSON text, found without parsing it (the relay and the webhook
     sender pass bodies on verbatim); ``(None, None)`` for none or a malformed one."""
-    if '"traceparent"' not in body:
+    at = body.find('"traceparent":"')
+    if at < 0 and '"traceparent"' not in body:
         return None, None
-    found = _BODY_TRACEPARENT.search(body)
-    parent = valid_traceparent(found.group(1)) if found else None
+    # pydantic writes compact JSON: the value follows at once
+    parent = valid_traceparent(body[at + 15:at + 70]) if at >= 0 else None
+    if parent is None:
+        found = _BODY_TRACEPARENT.search(body)  # written by someone else, with spaces
+        parent = valid_traceparent(found.group(1)) if found else None
     if parent is None:
         return None, None
     state = _BODY_TRACESTATE.search(body) if '"tracestate"' in body else None
@@ -276,10 +280,11 @@ class TraceContexts:
     share one transaction (the intake writer's group commit, a consumer's batch): each order's events
     continue its own trace, not whichever span happens to be current."""
 
-    __slots__ = ("by_correlation",)
+    __slots__ = ("_current", "by_correlation")
 
     def __init__(self) -> None:
         self.by_correlation: dict[str, tuple[str | None, str | None]] = {}
+        self._current: tuple[Span | None, tuple[str | None, str | None]] = (None, (None, None))
 
     def set(self, correlation_id: str | None, span_: Span | None) -> None:
         if correlation_id is not None and span_ is not None:
@@ -292,7 +297,10 @@ class TraceContexts:
             found = self.by_correlation.get(correlation_id)
             if found is not None:
                 return found
-        return current_context()
+        current_span = trace.get_current_span()
+        if current_span is not self._current[0]:  # a transaction's events mostly share one span
+            self._current = (current_span, context_of(current_span))
+        return self._current[1]
 
 
 __all__ = ["Span", "SpanKind", "StatusCode", "TelemetryConfig", "TraceContexts", "annotate", "child_span",
