@@ -114,8 +114,8 @@ class IntakeWriter:
             for job in jobs:
                 job.future.set_exception(exc)
             return
+        self._done(jobs, receipts)  # the callers first: ending the spans is not their wait
         _end(spans)
-        self._done(jobs, receipts)
 
     def _write_one_by_one(self, jobs: list[_Job]) -> None:
         """Write ``jobs`` in one transaction, one order after the other. A job that raises (an idempotency
@@ -152,8 +152,8 @@ class IntakeWriter:
                 failed.future.set_exception(exc)
                 pending.remove(failed)
                 continue
-            _end(spans)
             self._done(pending, receipts)
+            _end(spans)
             return
 
     def _done(self, jobs: list[_Job], receipts: list[Receipt]) -> None:
