@@ -19,6 +19,7 @@ from ordersync.runtime.outbound import SubscriptionService
 from ordersync.server import create_app
 from ordersync.telemetry import tracing
 from tests.support.hub import api_key, erp_hub
+from tests.support.people import PASSWORD, staff
 
 SECRET = "crm-shared-secret-0123456789"
 BODY = {"external_order_number": "TRACE-1", "account_id": "C-1001", "ship_to_id": "RIS-DUS",
@@ -97,11 +98,19 @@ def test_the_ops_timeline_shows_the_orders_trace(tmp_path: Path, spans: InMemory
         hub.worker.drain()
         with hub.db.read() as conn:
             timeline: Any = ops_data.timeline(conn, order_id)
+        signed_in = client.post("/ops/signin", data={"email": staff(hub, "operations", name="Olga Ops"),
+                                                     "password": PASSWORD, "next": "/ops"}, follow_redirects=False)
+        assert signed_in.status_code == 303, signed_in.text
+        page = client.get(f"/ops/orders/{order_id}").text
     finally:
         hub.close()
     request = next(s for s in _finished(spans) if s.name == "POST /v1/orders")
-    assert timeline.traces == [f"{request.context.trace_id:032x}"]
-    assert all(e.trace_id == timeline.traces[0] for e in timeline.entries if e.kind == "event")
+    trace_id = f"{request.context.trace_id:032x}"
+    assert timeline.traces == [trace_id]
+    events = [e for e in timeline.entries if e.kind == "event"]
+    assert events and all(e.trace_id == trace_id for e in events)
+    assert f'<code class="trace-id" data-trace-id="{trace_id}">' in page
+    assert page.count(f'data-trace-id="{trace_id}"') == len(events) + 1
 
 
 def test_an_unexpected_error_is_answered_with_the_trace_of_its_request(tmp_path: Path,
