@@ -80,6 +80,10 @@ def test_one_order_is_one_trace_from_the_request_to_the_subscriber(tmp_path: Pat
     ids = {s.context.span_id for s in mine}
     assert all(s.parent is None or s.parent.span_id in ids for s in mine)
     assert all(s.attributes.get(tracing.ORDER_ID) in (None, order_id) for s in mine if s.attributes)
+    # consumers that load the order name its account and channel too
+    submit = next(s for s in mine if s.name == "flow.erp_submit: order.ready_for_erp")
+    assert submit.attributes is not None and submit.attributes[tracing.ACCOUNT] == "C-1001"
+    assert submit.attributes[tracing.CHANNEL] == "storefront"
     # the trace id where people look: the order, and the subscriber's request
     assert view["trace_id"] == f"{trace_id:032x}" and view["traces"] == [view["trace_id"]]
     assert got and all(tracing.trace_id_of(r.traceparent) == view["trace_id"] for r in got)

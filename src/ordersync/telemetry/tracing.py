@@ -189,6 +189,24 @@ _SHORT = {"order_id": ORDER_ID, "account": ACCOUNT, "channel": CHANNEL, "consume
           "message_type": MESSAGE_TYPE}
 
 
+def annotate_order(order_id: str, account: str | None, channel: str | None) -> None:
+    """Name the account and channel of the order the current span works on (a consumer's span learns
+    them when its handler loads the order; a span about another order is left alone)."""
+    if _state.tracer is None:
+        return
+    current_span = trace.get_current_span()
+    if not current_span.is_recording():
+        return
+    known = getattr(current_span, "attributes", None) or {}
+    if known.get(ORDER_ID, order_id) != order_id or ACCOUNT in known:
+        return
+    current_span.set_attribute(ORDER_ID, order_id)
+    if account:
+        current_span.set_attribute(ACCOUNT, account)
+    if channel:
+        current_span.set_attribute(CHANNEL, channel)
+
+
 def extract(traceparent: str, tracestate: str | None = None) -> otel_context.Context:
     """The context a remote parent's W3C trace context stands for (empty for a malformed one). Parsed
     here rather than by the propagator: the relay and the consumers do this for every message."""
@@ -303,7 +321,7 @@ class TraceContexts:
         return self._current[1]
 
 
-__all__ = ["Span", "SpanKind", "StatusCode", "TelemetryConfig", "TraceContexts", "annotate", "child_span",
-           "configure", "context_in", "context_of", "current", "current_context", "current_ids", "current_trace_id",
-           "enabled", "flush", "headers_of", "shutdown", "span", "start_span", "trace_id_of", "traces_endpoint",
-           "valid_traceparent"]
+__all__ = ["Span", "SpanKind", "StatusCode", "TelemetryConfig", "TraceContexts", "annotate", "annotate_order",
+           "child_span", "configure", "context_in", "context_of", "current", "current_context", "current_ids",
+           "current_trace_id", "enabled", "flush", "headers_of", "shutdown", "span", "start_span", "trace_id_of",
+           "traces_endpoint", "valid_traceparent"]
