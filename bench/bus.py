@@ -28,6 +28,14 @@ each, per run (median of ``--repeat``):
   (``NatsSettings(prefix=...)``) for each. Printed with its ratio to the raw publish+consume rate of the
   same run.
 
+Tracing (same run, when ``sqlite`` is among the stores, unless ``--no-tracing``): the SQLite end-to-end
+rate again with tracing off and on, alternating, ``--repeat`` runs each (median). On: each producer
+transaction is written inside a span (as an HTTP request's are), so its 50 events carry its trace
+context; the relay and the batched consumer make a span per trace among what they handle at once (ADR
+0019). Spans go through the batch span processor and the OTLP/HTTP exporter to a local OTLP sink (a
+process of its own, ``bench/_tracing.py``). Printed: both rates, the spans the sink received, and the
+cost of tracing (goal <= 10% of the throughput).
+
 ``--short`` (the form ``python -m bench.all --short`` runs): SQLite only, 5,000 events, one run (NATS
 only when ``--stores`` asks for it, then 3,000 events per run); explicit options override it.
 """
@@ -49,6 +57,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from bench._common import Figure, emit, median, pg_available, scratch_pg
+from bench._tracing import GOAL_PERCENT, cost_percent, otlp_sink, traced, verdict
 from ordersync.bootstrap import Hub, build_hub
 from ordersync.canonical.envelope import Envelope, new_id
 from ordersync.config import NatsSettings, Settings
@@ -58,6 +67,7 @@ from ordersync.messaging.registry import Registry, Subscription
 from ordersync.store.schema import inbox, order_counters, outbox
 from ordersync.store.sql import upsert_add, upsert_add_many
 from ordersync.store.uow import UnitOfWork
+from ordersync.telemetry import tracing
 
 
 class BenchEvent(Event):
@@ -96,7 +106,7 @@ def new_hub(url: str, data_dir: Path) -> Hub:
 
 def produce(hub: Hub, events: int, per_tx: int = 50) -> None:
     for start in range(0, events, per_tx):
-        with hub.uow() as uow:
+        with tracing.span("bench produce"), hub.uow() as uow:  # tracing off: a shared empty context
             for n in range(start, min(events, start + per_tx)):
                 uow.emit(BenchEvent(n=n, sku=f"BRG-{n % 997:04d}"), correlation_id=f"order-{n // 5}")
 
@@ -372,6 +382,36 @@ def main_nats(args: argparse.Namespace) -> dict[str, NatsRuns]:
 GOAL_SQLITE_E2E = 5000.0  # end-to-end events/s on SQLite
 
 
+def tracing_cost(events: int, repeat: int) -> dict[str, float]:
+    """SQLite end-to-end events/s with tracing off and on (alternating runs, medians), and the spans the
+    sink received per run traced."""
+    off: list[float] = []
+    on: list[float] = []
+    spans = 0
+    with otlp_sink() as sink:
+        for _ in range(max(1, repeat)):
+            for target, exporting in ((off, None), (on, sink)):
+                with tempfile.TemporaryDirectory() as tmp:
+                    before = sink.spans()
+                    with traced(exporting):
+                        target.append(end_to_end_rate(f"sqlite:///{Path(tmp) / 'bench.db'}", Path(tmp), events))
+                    if exporting is not None:
+                        time.sleep(0.2)  # the sink counts what it decoded
+                        spans = sink.spans() - before
+        return {"off": median(off), "on": median(on), "spans": spans,
+                "cost": cost_percent(median(off), median(on), higher_is_better=True)}
+
+
+def print_tracing(r: dict[str, float], events: int, repeat: int) -> None:
+    print(f"\ntracing (sqlite end-to-end, {events:,} events, median of {max(1, repeat)} runs each, alternating; "
+          "batch span processor + OTLP/HTTP exporter to a local sink):")
+    print(f"  {'tracing off':<34} {r['off']:>10,.0f} ev/s")
+    print(f"  {'tracing on':<34} {r['on']:>10,.0f} ev/s   ({r['spans']:,.0f} spans received by the sink in the "
+          "last run: a span per producer transaction, relay batch and consumer batch, by trace)")
+    print(f"  cost of tracing: {r['cost']:+.1f}% of the throughput   goal <= {GOAL_PERCENT:.0f}%: {verdict(r['cost'])}",
+          flush=True)
+
+
 def store_figures(kind: str, r: dict[str, float]) -> list[Figure]:
     goal = GOAL_SQLITE_E2E if kind == "sqlite" else None
     return [Figure("bus", f"{kind}: pipeline events/s", r["pipeline"], "/s", r["raw"], "raw commits/s"),
@@ -402,6 +442,8 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2,4", help="worker process counts on the NATS bus")
     parser.add_argument("--nats-sync", default="always,default",
                         help="NATS configurations: always (sync_interval: always), default (the server's)")
+    parser.add_argument("--no-tracing", dest="tracing", action="store_false",
+                        help="skip the tracing on/off comparison")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--worker-store", help=argparse.SUPPRESS)
     parser.add_argument("--worker-bus", help=argparse.SUPPRESS)
@@ -440,6 +482,11 @@ def main() -> None:
         figures += store_figures(kind, r)
     if "nats" in stores:
         figures += nats_figures(main_nats(args), [int(w) for w in args.workers.split(",")])
+    if args.tracing and "sqlite" in stores:
+        t = tracing_cost(args.events, args.repeat)
+        print_tracing(t, args.events, args.repeat)
+        figures.append(Figure("bus", "sqlite: cost of tracing on end-to-end events/s", t["cost"], "%", t["off"],
+                              "ev/s, tracing off", GOAL_PERCENT))
     emit(figures)
 
 

@@ -22,8 +22,14 @@ the same orders sent point to point into Tryton, measured in the same run.
    ``ordersync serve`` (with its worker), next to a bare FastAPI endpoint validating the same body and
    storing nothing, and one committing each order to SQLite on its own (naive durable intake).
 
-``--short`` (600 orders, 8 point-to-point orders, 20 s of drain, 4 s per capacity server) is the form
-``python -m bench.all --short`` runs.
+6. Tracing (``--tracing-orders``, 0 skips it): ``ordersync serve`` (API + worker, SQLite, the ERP twin
+   behind it) with tracing off and on, alternating ``--tracing-rounds`` times each, fresh orders offered at
+   ``--rate``; on, every process exports its spans through the batch span processor and the OTLP/HTTP
+   exporter to a local OTLP sink (``bench/_tracing.py``). Printed: p50 and p99 off and on, and the cost
+   of tracing on the p99 (goal <= 10%).
+
+``--short`` (600 orders, 8 point-to-point orders, 20 s of drain, 4 s per capacity server, 1,000 orders
+per tracing round, one round each) is the form ``python -m bench.all --short`` runs.
 """
 
 from __future__ import annotations
@@ -45,6 +51,9 @@ from bench._capacity import GOALS, capacity_table, run_capacity
 from bench._common import Figure, emit, median, percentile
 from bench._hub import start_hub, stop_hub
 from bench._load import open_loop, request_bytes
+from bench._tracing import GOAL_PERCENT as TRACING_GOAL
+from bench._tracing import intake_p99
+from bench._tracing import verdict as tracing_verdict
 from ordersync.adapters.erp.tryton.rpc import TrytonClient, TrytonUnavailable, TrytonUserWarning
 from ordersync.api.keys import KeyService
 from ordersync.bootstrap import build_registry
@@ -256,6 +265,9 @@ def main() -> None:
     parser.add_argument("--capacity-seconds", type=float,
                         help="closed-loop seconds per server in the capacity phase, 0 skips it (default 10; "
                              "--short: 4)")
+    parser.add_argument("--tracing-orders", type=int,
+                        help="orders per tracing on/off round, 0 skips the phase (default 4000; --short: 1000)")
+    parser.add_argument("--tracing-rounds", type=int, help="tracing off/on rounds (default 3; --short: 1)")
     _tryton.add_erp_db_argument(parser)
     args = parser.parse_args()
     short = args.short
@@ -263,6 +275,8 @@ def main() -> None:
     naive_orders = args.naive_orders or (8 if short else 100)
     drain_timeout = args.drain_timeout or (20.0 if short else 3600.0)
     capacity_seconds = args.capacity_seconds if args.capacity_seconds is not None else (4.0 if short else 10.0)
+    tracing_orders = args.tracing_orders if args.tracing_orders is not None else (1000 if short else 4000)
+    tracing_rounds = args.tracing_rounds or (1 if short else 3)
     home = TrytonHome().ensure()
     _tryton.ensure_erp_template(home, args.erp_db)
     orders = make_orders(n_orders)
@@ -324,7 +338,23 @@ def main() -> None:
                        cap["with_worker"]["rate"] / cap["bare"]["rate"], "x", cap["bare"]["rate"],
                        "bare FastAPI req/s", GOALS["with_worker_vs_bare"], higher=True),
             ]
+        if tracing_orders > 0:
+            figures.append(tracing_phase(root, tracing_orders, args.rate, tracing_rounds, bench_name))
     emit(figures)
+
+
+def tracing_phase(root: Path, orders: int, rate: float, rounds: int, bench_name: str) -> Figure:
+    print(f"tracing: ordersync serve (API + worker, SQLite, ERP twin behind it), {orders} orders at {rate:.0f}/s "
+          f"per run, off and on alternating, {rounds} run(s) each; batch span processor + OTLP/HTTP exporter to "
+          "a local sink", flush=True)
+    t = intake_p99(make_orders, root / "tracing", orders=orders, rate=rate, rounds=rounds)
+    print(f"  tracing off   p50 {t['off_p50'] * 1000:8.1f} ms   p99 {t['off_p99'] * 1000:8.1f} ms")
+    print(f"  tracing on    p50 {t['on_p50'] * 1000:8.1f} ms   p99 {t['on_p99'] * 1000:8.1f} ms   "
+          f"({t['spans']:,.0f} spans received by the sink in the last run)")
+    verdict = tracing_verdict(t["cost"])
+    print(f"  cost of tracing on intake p99: {t['cost']:+.1f}%   goal <= {TRACING_GOAL:.0f}%: {verdict}", flush=True)
+    return Figure(bench_name, "cost of tracing on intake p99", t["cost"], "%", t["off_p99"] * 1000,
+                  "ms p99, tracing off", TRACING_GOAL)
 
 
 if __name__ == "__main__":

@@ -61,6 +61,7 @@ from ordersync.runtime.reconcile import ChannelCheck, Reconciler
 from ordersync.runtime.webhooks import WebhookDispatcher
 from ordersync.store.db import Database
 from ordersync.store.uow import SqlStore
+from ordersync.telemetry import tracing
 
 
 def build_registry(deps: FlowDeps | None = None, model: ReadModel | None = None,
@@ -93,6 +94,7 @@ def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Regis
     """Wire a hub. ``erps`` replaces the ERP adapters the settings describe (tests pass twins);
     ``shopify_transport`` routes Shopify calls to a double (tests, the demo)."""
     clock = clock or SystemClock()
+    configure_telemetry(settings)
     db = Database(settings.store_url)
     if migrate:
         db.migrate()
@@ -243,6 +245,13 @@ def _reconciler(settings: Settings, db: Database, store: SqlStore, router: Erps 
     if rec.interval_seconds:
         worker.every(min(rec.interval_seconds, 60.0), "reconciliation", reconciler.run_job, singleton=True)
     return reconciler
+
+
+def configure_telemetry(settings: Settings) -> bool:
+    """Turn tracing on for this process when ``[telemetry] enabled`` (off: nothing is installed)."""
+    t = settings.telemetry
+    return tracing.configure(tracing.TelemetryConfig(enabled=t.enabled, endpoint=t.endpoint,
+                                                     service_name=t.service_name, export_timeout=t.export_timeout))
 
 
 def _all_accounts(erps: Erps | None) -> list[Account]:

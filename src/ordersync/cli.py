@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ordersync import __version__
-from ordersync.config import Settings, load_settings
+from ordersync.config import LoggingSettings, Settings, load_settings
 from ordersync.domain.errors import ConfigError, NotFound, OrdersyncError
 
 if TYPE_CHECKING:
@@ -78,13 +78,24 @@ def _hub(data_dir: Path | None, store: str | None, config: Path | None):  # type
     return build_hub(_settings(data_dir, store, config))
 
 
-def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+LogFormat = Annotated[str | None, typer.Option(
+    "--log-format", help="Log lines as text (for people, the default), json (one JSON object a line: time, level, "
+    "logger, message, trace_id, span_id, order_id, consumer) or auto (text on a terminal, else json). Default: "
+    "ORDERSYNC_LOG_FORMAT, else [logging] format.")]
+LogLevel = Annotated[str | None, typer.Option(
+    "--log-level", help="DEBUG, INFO, WARNING or ERROR (default [logging] level, INFO); -v means DEBUG.")]
+
+
+def _setup_logging(verbose: bool, log_format: str | None = None, log_level: str | None = None,
+                   configured: LoggingSettings | None = None) -> None:
+    from ordersync.telemetry.logs import level_of, resolve_format, setup_logging
+
+    try:
+        fmt = resolve_format(log_format, configured=configured.format if configured else None)
+        level = logging.DEBUG if verbose else level_of(log_level or (configured.level if configured else "INFO"))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    setup_logging(level, fmt)
 
 
 @app.command()
@@ -184,10 +195,15 @@ def worker(
     config: ConfigFile = None,
     drain: Annotated[bool, typer.Option("--drain", help="Process what is due, then exit.")] = False,
     verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
+    log_format: LogFormat = None,
+    log_level: LogLevel = None,
 ) -> None:
     """Run the outbox relay and every consumer until stopped (Ctrl-C or SIGTERM)."""
-    _setup_logging(verbose)
-    hub = _hub(data_dir, store, config)
+    from ordersync.bootstrap import build_hub
+
+    settings = _settings(data_dir, store, config)
+    _setup_logging(verbose, log_format, log_level, settings.logging)
+    hub = build_hub(settings)
     if drain:
         done = hub.worker.drain()
         console.print(f"drained: {done} deliveries and publications; {hub.dead_letters.count()} dead letters")
@@ -270,18 +286,22 @@ def serve(
                                                 "them, and each API process limits a key to its share of the "
                                                 "key's rate.")] = 1,
     verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
+    log_format: LogFormat = None,
+    log_level: LogLevel = None,
 ) -> None:
     """Serve the API (and, by default, run the worker in the same process)."""
     import uvicorn
 
+    from ordersync.bootstrap import build_hub
     from ordersync.messaging.wake import WakeListener, WakeSender, wake_address
     from ordersync.server import create_app
 
-    _setup_logging(verbose)
+    settings = _settings(data_dir, store, config)
+    _setup_logging(verbose, log_format, log_level, settings.logging)
     # The API shares the interpreter with the worker's threads: hand the GIL over every 0.5 ms instead
     # of 5 ms, or a request can wait behind a busy worker thread several times over (bench/intake.py).
     sys.setswitchinterval(0.0005)
-    hub = _hub(data_dir, store, config)
+    hub = build_hub(settings)
     stop = threading.Event()
     worker_thread = None
     stack = contextlib.ExitStack()
@@ -300,7 +320,8 @@ def serve(
     if processes > 1:  # uvicorn spawns the API processes; each builds its hub from the same settings
         os.environ[_SERVE_ENV] = json.dumps({"data_dir": str(data_dir) if data_dir else None, "store": store,
                                              "config": str(config) if config else None, "processes": processes,
-                                             "verbose": verbose})
+                                             "verbose": verbose, "log_format": log_format,
+                                             "log_level": log_level})
         freeze_startup_objects()
         uvicorn.run(f"{__name__}:api_process_app", factory=True, host=host, port=port, workers=processes,
                     log_level="warning", access_log=False)
@@ -322,14 +343,16 @@ def api_process_app() -> Any:
     """One API process of ``ordersync serve --workers N`` (uvicorn calls this factory in each): the
     hub from the same settings as the supervisor, no worker of its own (its commits wake the worker,
     which runs in the supervising process or in ``ordersync worker``)."""
+    from ordersync.bootstrap import build_hub
     from ordersync.messaging.wake import WakeSender, wake_address
     from ordersync.server import create_app
 
     spec = json.loads(os.environ[_SERVE_ENV])
-    _setup_logging(spec["verbose"])
+    settings = _settings(Path(spec["data_dir"]) if spec["data_dir"] else None, spec["store"],
+                         Path(spec["config"]) if spec["config"] else None)
+    _setup_logging(spec["verbose"], spec.get("log_format"), spec.get("log_level"), settings.logging)
     sys.setswitchinterval(0.0005)
-    hub = _hub(Path(spec["data_dir"]) if spec["data_dir"] else None, spec["store"],
-               Path(spec["config"]) if spec["config"] else None)
+    hub = build_hub(settings)
     hub.worker.forward_wakes(WakeSender(wake_address(hub.settings.store_url)))
     return create_app(hub, processes=spec["processes"])
 
@@ -1499,14 +1522,14 @@ def demo(
                                         "ORDERSYNC_TRYTON_PG=postgresql://user@host:port/ to point elsewhere).")]
     = "sqlite",
     verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
+    log_format: LogFormat = None,
+    log_level: LogLevel = None,
 ) -> None:
     """The demo: a real Tryton ERP for a components manufacturer, the hub (API and worker) on the
     embedded default, and a storefront simulator placing a realistic mix of orders."""
     from ordersync.demo.run import DemoOptions, run
 
-    _setup_logging(verbose)
-    if not verbose:
-        logging.getLogger().setLevel(logging.WARNING)
+    _setup_logging(verbose, log_format, log_level or ("DEBUG" if verbose else "WARNING"))
     if erp_db not in ("sqlite", "postgresql"):
         console.print(f"[red]--erp-db must be sqlite or postgresql, not {erp_db!r}[/red]")
         raise typer.Exit(2)

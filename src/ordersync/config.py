@@ -519,6 +519,27 @@ class OidcSettings(Strict):
         return self.client_secret
 
 
+class TelemetrySettings(Strict):
+    """Traces (OpenTelemetry, see docs/observability.md): off by default; ``enabled = true`` exports every
+    process's spans over OTLP/HTTP to ``endpoint`` (default: ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``, else
+    ``OTEL_EXPORTER_OTLP_ENDPOINT`` + ``/v1/traces``, else http://127.0.0.1:4318/v1/traces).
+    ``ORDERSYNC_TELEMETRY=1`` in the environment turns it on too."""
+
+    enabled: bool = False
+    endpoint: str | None = Field(default=None, pattern=r"^https?://.+", description="OTLP/HTTP traces URL")
+    service_name: str = Field(default="ordersync", min_length=1, max_length=100)
+    export_timeout: float = Field(default=10.0, gt=0, le=120)
+
+
+class LoggingSettings(Strict):
+    """Log lines: ``format`` text (for people, the default), json (one JSON object a line, with trace id,
+    order id and consumer) or auto (text on a terminal, JSON otherwise); ``--log-format`` and
+    ``ORDERSYNC_LOG_FORMAT`` override it, as ``--log-level`` overrides ``level``."""
+
+    format: Literal["text", "json", "auto"] = "text"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
 class WebSettings(Strict):
     """The pages for people (``/ops``, ``/portal``): sign-in, cookies, proxies."""
 
@@ -562,6 +583,8 @@ class Settings(Strict):
     retention: RetentionSettings = RetentionSettings()
     reconcile: ReconcileSettings = ReconcileSettings()
     web: WebSettings = WebSettings()
+    telemetry: TelemetrySettings = TelemetrySettings()
+    logging: LoggingSettings = LoggingSettings()
     source: str = Field(default="defaults", exclude=True)
 
     @model_validator(mode="after")
@@ -613,6 +636,8 @@ def load_settings(
         data["store"] = store or env["ORDERSYNC_STORE"]
     if env.get("ORDERSYNC_BUS"):
         data["bus"] = env["ORDERSYNC_BUS"]
+    if env.get("ORDERSYNC_TELEMETRY", "").strip().lower() in ("1", "true", "yes", "on"):
+        data.setdefault("telemetry", {})["enabled"] = True
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:

@@ -14,6 +14,7 @@ from ordersync.ports.webhooks import (
     WebhookAnswer,
     WebhookRequest,
 )
+from ordersync.telemetry import tracing
 
 
 class HttpWebhookSender:
@@ -35,7 +36,8 @@ class HttpWebhookSender:
 
     def send(self, request: WebhookRequest) -> WebhookAnswer:
         try:
-            with self._http().stream("POST", request.url, content=request.body, headers=request.headers()) as response:
+            headers = {**request.headers(), **tracing.headers_of(*tracing.current_context())}
+            with self._http().stream("POST", request.url, content=request.body, headers=headers) as response:
                 return WebhookAnswer(response.status_code, _read_some(response),
                                      _retry_after(response.headers.get("Retry-After")))
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.UnsupportedProtocol) as exc:

@@ -15,10 +15,12 @@ from sqlalchemy import text
 from ordersync import __version__
 from ordersync.api import catalog, history, limits, metrics, ops, order_changes, orders, problems, returns
 from ordersync.api import disputes as invoice_disputes
+from ordersync.api import tracing as api_tracing
 from ordersync.api import wms as wms_webhook
 from ordersync.api.auth import Authenticator, RateLimiter
 from ordersync.api.keys import KeyService
 from ordersync.runtime.hub import Hub
+from ordersync.telemetry import tracing
 
 
 def create_api(hub: Hub, *, max_body_bytes: int = limits.DEFAULT_MAX_BODY_BYTES,
@@ -35,6 +37,9 @@ def create_api(hub: Hub, *, max_body_bytes: int = limits.DEFAULT_MAX_BODY_BYTES,
         yield
         if hub.readmodel is not None:
             hub.readmodel.stop_sync()
+        # uvicorn re-raises the SIGTERM it caught once it has shut down, so nothing after it runs: the
+        # spans still buffered go out now
+        tracing.flush()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -51,6 +56,8 @@ def create_api(hub: Hub, *, max_body_bytes: int = limits.DEFAULT_MAX_BODY_BYTES,
     problems.document(app)
     app.add_middleware(limits.RequestLimits, max_body_bytes=max_body_bytes, max_json_depth=max_json_depth,
                        larger={"/as2": hub.settings.edi.max_body_bytes})  # EDI interchanges over AS2
+    if tracing.enabled():  # outermost: the request's span covers the limits and every route
+        app.add_middleware(api_tracing.TracingMiddleware)
     app.include_router(orders.router)
     app.include_router(catalog.router)
     app.include_router(history.router)

@@ -25,6 +25,8 @@ from ordersync.domain.validation import account_terms
 from ordersync.flows.services.intake import Receipt, meaning_hash
 from ordersync.reads.orders import order_view
 from ordersync.runtime.hub import Hub
+from ordersync.telemetry import tracing
+from ordersync.telemetry.logs import log_fields
 
 router = APIRouter(prefix="/v1", tags=["orders"])
 
@@ -100,8 +102,10 @@ async def place_order(hub: Hub, principal: Principal, body: OrderIn, *, fingerpr
         lines=tuple(OrderLine.model_construct(**dict(line)) for line in body.lines),
         **fields,
     )
-    return await hub.intake.accept(order, scope=f"key:{principal.key_id}", idempotency_key=idempotency_key,
-                                   fingerprint=fingerprint, delivery_id=delivery_id)
+    tracing.annotate(order_id=order.id, account=account_id, channel=principal.channel)
+    with log_fields(order_id=order.id):
+        return await hub.intake.accept(order, scope=f"key:{principal.key_id}", idempotency_key=idempotency_key,
+                                       fingerprint=fingerprint, delivery_id=delivery_id)
 
 
 #: how long the intake waits for an account's terms it does not remember (the ERP's answer is remembered

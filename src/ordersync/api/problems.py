@@ -12,6 +12,7 @@ from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from ordersync.api.tracing import TRACE_ID
 from ordersync.domain.errors import (
     ChangedResend,
     Conflict,
@@ -21,6 +22,7 @@ from ordersync.domain.errors import (
     Unavailable,
     ValidationFailed,
 )
+from ordersync.telemetry import tracing
 
 log = logging.getLogger("ordersync.api")
 PROBLEM = "application/problem+json"
@@ -49,6 +51,10 @@ def problem_response(status: int, title: str, detail: str = "", *, type_: str = 
     if instance:
         body["instance"] = instance
     body.update(extra)
+    if "trace_id" not in body:
+        trace_id = tracing.current_trace_id()
+        if trace_id:  # the operator finds the request's trace (and its log lines) by it
+            body["trace_id"] = trace_id
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
@@ -118,8 +124,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
+        # answered outside the request's span (Starlette's outermost layer): its trace id was kept
+        trace = {"trace_id": request.scope[TRACE_ID]} if request.scope.get(TRACE_ID) else {}
         return problem_response(500, "Internal error", "the error was logged with this path and time",
-                                instance=request.url.path)
+                                instance=request.url.path, **trace)
 
 
 PROBLEM_SCHEMA: dict[str, Any] = {
@@ -133,6 +141,7 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         "status": {"type": "integer", "minimum": 400, "maximum": 599},
         "detail": {"type": "string"},
         "instance": {"type": "string"},
+        "trace_id": {"type": "string", "description": "the request's trace (when tracing is on)"},
         "errors": {"type": "array", "items": {"type": "object", "required": ["message"], "properties": {
             "location": {"type": "string"}, "message": {"type": "string"}, "type": {"type": "string"}}}},
     },

@@ -46,6 +46,7 @@ class Received:
     status: int
     at: float
     envelope: dict[str, Any] | None
+    traceparent: str | None = None  # the W3C trace context the hub sent (tracing on)
 
 
 Responder = Callable[[Received], int]
@@ -132,7 +133,8 @@ class Sink:
             message_id=envelope.get("message_id") if isinstance(envelope, dict) else None,
             order_id=envelope.get("correlation_id") if isinstance(envelope, dict) else None,
             signed_at=headers.get(TIMESTAMP_HEADER), valid=valid and isinstance(envelope, dict),
-            duplicate=False, status=401, at=time.time(), envelope=envelope if isinstance(envelope, dict) else None)
+            duplicate=False, status=401, at=time.time(), envelope=envelope if isinstance(envelope, dict) else None,
+            traceparent=headers.get("traceparent"))
         if received.valid and self.respond is not None:
             received = _with(received, status=self.respond(received))
         elif received.valid:

@@ -11,6 +11,9 @@ batched and the single, the tx and the I/O deliveries; split, the paths would dr
 A message that cannot be decoded (bad JSON, unknown type, schema violation) goes to the dead letters at
 once: retrying cannot help. Handler errors are retried unless they say they are not retryable (domain
 and message errors, or ``retryable = False``).
+
+Every message is handled inside :func:`_handling`: a span continuing the message's trace (tracing on;
+the transport's headers, else the envelope's context), and log lines naming the consumer and the order.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ from ordersync.store.db import Database
 from ordersync.store.schema import dead_letters, inbox
 from ordersync.store.sql import bulk_insert, driver_time, insert_ignore
 from ordersync.store.uow import UnitOfWork
+from ordersync.telemetry import tracing
+from ordersync.telemetry.logs import log_fields
 
 log = logging.getLogger("ordersync.consumer")
 
@@ -236,25 +241,34 @@ class ConsumerRunner:
         processed_at = driver_time(conn, now)
         fresh: list[tuple[Any, ...]] = []
         messages = []
+        traced: list[tuple[Delivery, Envelope]] = []
         for delivery, envelope, message in items:
             if envelope.message_id in seen:
                 continue
             seen.add(envelope.message_id)
             if sub.batched:
                 messages.append(message)
+                traced.append((delivery, envelope))
             else:
                 uow.causation_id = envelope.message_id
-                sub.handler(message, uow)
+                with _handling(sub, delivery, envelope, message):
+                    sub.handler(message, uow)
             fresh.append((sub.consumer, envelope.message_id, delivery.seq, processed_at))
-        if messages:
-            sub.handler(messages, uow)
+        spans = _batch_spans(sub, traced, uow) if traced and tracing.enabled() else []
+        try:
+            if messages:
+                with log_fields(consumer=sub.consumer):
+                    sub.handler(messages, uow)
+        finally:
+            for span in spans:
+                span.end()
         uow.flush()
         bulk_insert(conn, inbox, ("consumer", "message_id", "seq", "processed_at"), fresh)
 
     def _tx_single(self, sub: Subscription, delivery: Delivery, envelope: Envelope, message: Message) -> bool:
         """Handle one delivery; False when it failed (retry scheduled or dead-lettered)."""
         try:
-            with self._effects(sub, delivery, envelope) as uow:
+            with _handling(sub, delivery, envelope, message), self._effects(sub, delivery, envelope) as uow:
                 sub.handler([message] if sub.batched else message, uow)
         except _AlreadyProcessed:
             self._settle_only(delivery)
@@ -271,10 +285,11 @@ class ConsumerRunner:
             return
         ctx = HandlerContext(envelope, self.clock, lambda: self._effects(sub, delivery, envelope))
         try:
-            sub.handler(message, ctx)
-            if not ctx.committed:
-                with ctx.transaction():
-                    pass
+            with _handling(sub, delivery, envelope, message):
+                sub.handler(message, ctx)
+                if not ctx.committed:
+                    with ctx.transaction():
+                        pass
         except _AlreadyProcessed:
             self._settle_only(delivery)
         except Exception as exc:
@@ -432,3 +447,67 @@ def _json(value: Any) -> str:
 
 def _seconds(value: float) -> dt.timedelta:
     return dt.timedelta(seconds=value)
+
+
+@contextlib.contextmanager
+def _handling(sub: Subscription, delivery: Delivery, envelope: Envelope, message: Message) -> Iterator[None]:
+    """Handle one message in a span of its trace (tracing on) and with log lines naming its consumer and
+    order. A handler's error is recorded on the span and raised on."""
+    with log_fields(consumer=sub.consumer, order_id=envelope.correlation_id):
+        if not tracing.enabled():
+            yield
+            log.debug("handled %s %s", envelope.type, envelope.message_id)
+            return
+        with tracing.span(**_span_args(sub, delivery, envelope, message)):
+            yield
+            log.debug("handled %s %s", envelope.type, envelope.message_id)
+
+
+def _batch_spans(sub: Subscription, items: list[tuple[Delivery, Envelope]], uow: UnitOfWork) -> list[tracing.Span]:
+    """A batched handler takes many messages at once: one span per trace among them (a span per message
+    would cost more than a projection's work on it), and each order's events continue its trace."""
+    groups: dict[tuple[str | None, str | None], list[Envelope]] = {}
+    for delivery, envelope in items:
+        groups.setdefault(_parent(delivery, envelope), []).append(envelope)
+    spans = []
+    for (parent, state), envelopes in groups.items():
+        types = sorted({e.type for e in envelopes})
+        orders = {e.correlation_id for e in envelopes if e.correlation_id is not None}
+        span = tracing.start_span(
+            f"{sub.consumer}: {types[0] if len(types) == 1 else f'{len(envelopes)} messages'}", parent=parent,
+            state=state, kind=tracing.SpanKind.CONSUMER,
+            attributes={tracing.CONSUMER: sub.consumer, tracing.MESSAGE_TYPES: types,
+                        tracing.ORDER_ID: next(iter(orders)) if len(orders) == 1 else None,
+                        "messaging.batch.message_count": len(envelopes)})
+        if span is not None:
+            spans.append(span)
+            for order in orders:
+                uow.traces.set(order, span)
+    return spans
+
+
+def _parent(delivery: Delivery, envelope: Envelope) -> tuple[str | None, str | None]:
+    """The context a consumer continues: the transport's (the relay's publish span), else the envelope's
+    (the span that wrote the message)."""
+    if tracing.valid_traceparent(delivery.traceparent) is not None:
+        return delivery.traceparent, delivery.tracestate
+    return tracing.valid_traceparent(envelope.traceparent), envelope.tracestate if envelope.traceparent else None
+
+
+def _span_args(sub: Subscription, delivery: Delivery, envelope: Envelope, message: Message) -> dict[str, Any]:
+    """The consumer span: a child of the transport's context (the relay's publish span), else of the
+    envelope's (the span that wrote the message)."""
+    parent, state = _parent(delivery, envelope)
+    order = getattr(message, "order", None)
+    return {"name": f"{sub.consumer}: {envelope.type}", "parent": parent, "state": state,
+            "kind": tracing.SpanKind.CONSUMER,
+            "attributes": {tracing.CONSUMER: sub.consumer, tracing.MESSAGE_TYPE: envelope.type,
+                           tracing.MESSAGE_ID: envelope.message_id, tracing.ORDER_ID: envelope.correlation_id,
+                           tracing.ACCOUNT: getattr(order, "account_id", None) or _text(message, "account_id"),
+                           tracing.CHANNEL: getattr(order, "channel", None) or _text(message, "channel"),
+                           "ordersync.delivery.attempt": delivery.attempts + 1}}
+
+
+def _text(message: Message, name: str) -> str | None:
+    value = getattr(message, name, None)
+    return value if isinstance(value, str) else None

@@ -10,6 +10,8 @@ Layout (prefix ``ordersync`` by default):
   explicit ack, ``ack_wait`` (10 s; work in progress kept alive), at most ``max_deliver`` deliveries;
 - a repair stream ``ORDERSYNC_REPAIR`` (``ordersync.repair.<consumer>``) through which gap repair and
   dead-letter replay reach ONE consumer, with a durable per consumer;
+- publishes carry the W3C trace context of the relay's publish span as ``traceparent`` / ``tracestate``
+  headers when tracing is on (consumers continue it);
 - publishes carry ``Nats-Msg-Id`` = the outbox message id: a relay that publishes a batch again after a
   crash is deduplicated by the stream within ``duplicate_window``, and by the consumers' inboxes after.
 
@@ -61,6 +63,7 @@ from ordersync.messaging.transport import Delivery, OutboxMessage
 from ordersync.store.db import Database
 from ordersync.store.schema import delivery_attempts
 from ordersync.store.sql import upsert_row
+from ordersync.telemetry.tracing import TRACEPARENT, TRACESTATE, headers_of
 
 log = logging.getLogger("ordersync.nats")
 T = TypeVar("T")
@@ -451,7 +454,8 @@ class NatsTransport:
             await asyncio.gather(*(js.publish(
                 self.subject(m.type, m.correlation_id, m.message_id), m.body.encode(),
                 headers={"Nats-Msg-Id": m.message_id, H_MESSAGE_ID: m.message_id, H_SEQ: str(m.seq),
-                         H_TYPE: m.type, **({H_CORRELATION: m.correlation_id} if m.correlation_id else {})})
+                         H_TYPE: m.type, **({H_CORRELATION: m.correlation_id} if m.correlation_id else {}),
+                         **headers_of(m.traceparent, m.tracestate)})
                 for m in chunk))
 
     def fetch(self, consumer: str, limit: int, now: dt.datetime) -> list[Delivery]:
@@ -483,7 +487,8 @@ class NatsTransport:
         return Delivery(consumer=consumer, body=msg.data.decode("utf-8", errors="replace"),
                         message_id=headers.get(H_MESSAGE_ID) or headers.get("Nats-Msg-Id"),
                         correlation_id=headers.get(H_CORRELATION), seq=int(seq) if seq else None, attempts=0,
-                        token=_Token(msg, d), deliveries=delivered)
+                        token=_Token(msg, d), deliveries=delivered,
+                        traceparent=headers.get(TRACEPARENT), tracestate=headers.get(TRACESTATE))
 
     def _load_attempts(self, consumer: str, batch: list[Delivery]) -> None:
         """Failed attempts are counted in the store (the broker counts deliveries)."""

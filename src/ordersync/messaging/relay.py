@@ -3,9 +3,14 @@
 The outbox is the log of record. A row is marked published only after the transport took it; if the
 process dies in between, the row is published again and the consumers' inboxes absorb the duplicate.
 With the embedded transport both steps share one transaction, so even that duplicate cannot happen.
+
+Tracing on, each message is published in a ``publish <type>`` span continuing the trace its envelope
+names, and the transport carries that span's context (NATS: as headers), so a consumer's span follows it.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from sqlalchemy import Connection, Select, func, select, text, update
 
@@ -13,6 +18,7 @@ from ordersync.domain.clock import Clock
 from ordersync.messaging.transport import OutboxMessage, Transport
 from ordersync.store.db import Database
 from ordersync.store.schema import outbox
+from ordersync.telemetry import tracing
 
 
 class Relay:
@@ -36,16 +42,32 @@ class Relay:
             with self.db.write() as conn:
                 messages = self._load(conn)
                 if messages:
-                    self.transport.publish(messages, conn if in_tx else None)
+                    self._publish(messages, conn if in_tx else None)
                     self._mark(conn, messages)
             return len(messages)
         with self.db.read() as conn:
             messages = self._load(conn)
         if messages:
-            self.transport.publish(messages, None)
+            self._publish(messages, None)
             with self.db.write() as conn:
                 self._mark(conn, messages)
         return len(messages)
+
+    def _publish(self, messages: list[OutboxMessage], conn: Connection | None) -> None:
+        if not tracing.enabled():
+            self.transport.publish(messages, conn)
+            return
+        spans, traced = _publish_spans(messages)
+        try:
+            self.transport.publish(traced, conn)
+        except Exception as exc:
+            for span in spans:
+                span.record_exception(exc)
+                span.set_status(tracing.StatusCode.ERROR, f"{type(exc).__name__}: {exc}")
+                span.end()
+            raise
+        for span in spans:
+            span.end()
 
     def backlog(self) -> int:
         with self.db.read() as conn:
@@ -78,3 +100,29 @@ class Relay:
             .where(outbox.c.seq.in_([m.seq for m in messages]))
             .values(published_at=self.clock.now())
         )
+
+
+def _publish_spans(messages: list[OutboxMessage]) -> tuple[list[tracing.Span], list[OutboxMessage]]:
+    """One ``publish`` span per trace context among ``messages`` (the span that wrote them: an order's
+    request, a consumer's handling), a child of it; each message is sent with its span's context. A span
+    per message would cost more than publishing it (bench/bus.py)."""
+    groups: dict[tuple[str | None, str | None], list[int]] = {}
+    for i, m in enumerate(messages):
+        groups.setdefault(tracing.context_in(m.body), []).append(i)
+    spans: list[tracing.Span] = []
+    traced = list(messages)
+    for (parent, state), members in groups.items():
+        types = sorted({messages[i].type for i in members})
+        orders = sorted({c for i in members if (c := messages[i].correlation_id) is not None})
+        span = tracing.start_span(
+            f"publish {types[0]}" if len(types) == 1 else f"publish {len(members)} messages", parent=parent,
+            state=state, kind=tracing.SpanKind.PRODUCER,
+            attributes={tracing.MESSAGE_TYPES: types, tracing.ORDER_ID: orders[0] if len(orders) == 1 else None,
+                        "messaging.batch.message_count": len(members)})
+        if span is None:
+            continue
+        spans.append(span)
+        context = tracing.context_of(span)
+        for i in members:
+            traced[i] = replace(messages[i], traceparent=context[0], tracestate=context[1])
+    return spans, traced

@@ -23,6 +23,9 @@ class OutboxMessage:
     type: str
     correlation_id: str | None
     body: str
+    #: the W3C trace context of the relay's publish span (tracing on; a broker sends it as headers)
+    traceparent: str | None = None
+    tracestate: str | None = None
 
 
 @dataclass
@@ -39,6 +42,9 @@ class Delivery:
     token: Any = None
     #: how many times the transport has handed this message out (a broker's delivery count)
     deliveries: int = 1
+    #: the trace context the transport carried beside the body (NATS headers), if any
+    traceparent: str | None = None
+    tracestate: str | None = None
 
 
 class Transport(Protocol):

@@ -26,9 +26,11 @@ from ordersync.store.schema import (
     order_fulfillment,
     order_transitions,
     orders,
+    outbox,
     return_requests,
     shipments,
 )
+from ordersync.telemetry.tracing import trace_id_of
 
 
 def order_view(conn: Connection, order_id: str) -> dict[str, Any] | None:
@@ -93,7 +95,31 @@ def order_view(conn: Connection, order_id: str) -> dict[str, Any] | None:
         "shipments": shipments_with_tracking(shipments_of(conn, order_id), fulfillment_record(conn, order_id)),
         "invoices": [{**invoice_view(i), "disputed": i.id in disputed} for i in invoices_of(conn, order_id)],
         "fulfillment": fulfillment_times(parts),
+        **trace_ids(conn, order_id),
     }
+
+
+def trace_ids(conn: Connection, order_id: str) -> dict[str, Any]:
+    """The traces the order's events were written in (tracing on, see docs/observability.md): ``trace_id``
+    is its intake's (the first event's), ``traces`` every one in event order (a later change made through
+    the API, an ERP change noticed by the poller, start traces of their own). Read from the outbox, so
+    events pruned by retention no longer name theirs."""
+    found: list[str] = []
+    ob = outbox.c
+    for body in conn.execute(select(ob.body).where(ob.correlation_id == order_id, ob.body.contains('"traceparent"'))
+                             .order_by(ob.seq)).scalars():
+        trace_id = trace_id_of(_traceparent(body))
+        if trace_id and trace_id not in found:
+            found.append(trace_id)
+    return {"trace_id": found[0] if found else None, "traces": found}
+
+
+def _traceparent(body: str) -> str | None:
+    try:
+        value = json.loads(body).get("traceparent")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
 
 
 def fulfillment_times(parts: OrderParts) -> dict[str, str | None]:

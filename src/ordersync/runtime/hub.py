@@ -30,6 +30,7 @@ from ordersync.runtime.reconcile import Reconciler
 from ordersync.runtime.webhooks import WebhookDispatcher
 from ordersync.store.db import Database
 from ordersync.store.uow import SqlStore, UnitOfWork
+from ordersync.telemetry import tracing
 
 
 @dataclass
@@ -83,3 +84,4 @@ class Hub:
         if self.shopify is not None:
             self.shopify.close()
         self.db.dispose()
+        tracing.flush()  # spans still buffered go out before the process ends

@@ -5,6 +5,11 @@ Why: SQLite has one writer at a time and the worker shares the process. An API r
 for the write lock on the event loop would stall every other request; many small transactions would
 each pay for BEGIN/COMMIT. Here the event loop only awaits a future, and a burst of orders costs one
 commit. One refused order (e.g. an idempotency conflict) does not take the others down with it.
+
+Tracing: each submission remembers the caller's trace context; the writer opens an ``intake write``
+span in each order's own trace for the batch's transaction, and the order's events carry that span's
+context (:class:`~ordersync.telemetry.tracing.TraceContexts`), so a batch of orders stays a set of
+separate traces.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from ordersync.flows.services.intake import (
 )
 from ordersync.store.db import Database
 from ordersync.store.uow import UnitOfWork
+from ordersync.telemetry import tracing
+from ordersync.telemetry.tracing import Span, StatusCode
 
 log = logging.getLogger("ordersync.intake")
 
@@ -38,6 +45,7 @@ log = logging.getLogger("ordersync.intake")
 class _Job:
     submission: Submission
     future: Future[Receipt]
+    trace: tuple[str | None, str | None] = (None, None)
 
 
 class IntakeWriter:
@@ -59,7 +67,8 @@ class IntakeWriter:
                fingerprint: str | None = None, delivery_id: str | None = None) -> Future[Receipt]:
         self._ensure_started()
         future: Future[Receipt] = Future()
-        self._queue.put(_Job(Submission(order, scope, idempotency_key, fingerprint, delivery_id), future))
+        self._queue.put(_Job(Submission(order, scope, idempotency_key, fingerprint, delivery_id), future,
+                             tracing.current_context()))
         return future
 
     async def accept(self, order: Order, **kwargs: str | None) -> Receipt:
@@ -98,20 +107,26 @@ class IntakeWriter:
     def _write(self, jobs: list[_Job]) -> None:
         """Write ``jobs`` in one transaction: all at once when every order and key is new (the common
         case, a few statements per batch), else one order at a time (see :meth:`_write_one_by_one`)."""
+        spans = _spans(jobs)
         try:
             with self.db.write(urgent=True) as conn:
                 uow = UnitOfWork(conn, self.clock)
+                for job, span in zip(jobs, spans, strict=True):
+                    uow.traces.set(job.submission.order.id, span)
                 receipts = accept_new_orders(uow, [job.submission for job in jobs])
                 uow.flush()
         except NotAllNew:
+            _end(spans, "not all new: one order at a time")
             self._write_one_by_one(jobs)
             return
         except Exception as exc:  # the commit itself failed: nobody's order was stored
+            _end(spans, exc)
             log.exception("intake batch of %d orders failed to commit", len(jobs))
             for job in jobs:
                 job.future.set_exception(exc)
             return
-        self._done(jobs, receipts)
+        self._done(jobs, receipts)  # the callers first: ending the spans is not their wait
+        _end(spans)
 
     def _write_one_by_one(self, jobs: list[_Job]) -> None:
         """Write ``jobs`` in one transaction, one order after the other. A job that raises (an idempotency
@@ -122,9 +137,12 @@ class IntakeWriter:
         while pending:
             receipts: list[Receipt] = []
             failed: _Job | None = None
+            spans = _spans(pending)
             try:
                 with self.db.write(urgent=True) as conn:
                     uow = UnitOfWork(conn, self.clock)
+                    for job, span in zip(pending, spans, strict=True):
+                        uow.traces.set(job.submission.order.id, span)
                     for job in pending:
                         s = job.submission
                         try:
@@ -136,6 +154,7 @@ class IntakeWriter:
                             raise
                     uow.flush()
             except Exception as exc:
+                _end(spans, exc if failed is None else "rolled back: another order of the batch was refused")
                 if failed is None:  # the commit itself failed: nobody's order was stored
                     log.exception("intake batch of %d orders failed to commit", len(pending))
                     for job in pending:
@@ -147,6 +166,7 @@ class IntakeWriter:
                 pending.remove(failed)
                 continue
             self._done(pending, receipts)
+            _end(spans)
             return
 
     def _record_refusal(self, refused: ChangedResend) -> None:
@@ -167,3 +187,26 @@ class IntakeWriter:
             job.future.set_result(receipt)
         if callable(self.on_commit):
             self.on_commit()
+
+
+def _spans(jobs: list[_Job]) -> list[Span | None]:
+    """One ``intake write`` span per order, in the trace of the request that submitted it (none when
+    tracing is off)."""
+    if not tracing.enabled():
+        return [None] * len(jobs)
+    return [tracing.start_span("intake write", parent=job.trace[0], state=job.trace[1], attributes={
+        tracing.ORDER_ID: job.submission.order.id, tracing.ACCOUNT: job.submission.order.account_id,
+        tracing.CHANNEL: job.submission.order.channel, "ordersync.intake.batch_size": len(jobs)})
+        for job in jobs]
+
+
+def _end(spans: list[Span | None], error: BaseException | str | None = None) -> None:
+    for span in spans:
+        if span is None:
+            continue
+        if isinstance(error, BaseException):
+            span.record_exception(error)
+            span.set_status(StatusCode.ERROR, f"{type(error).__name__}: {error}")
+        elif error:
+            span.set_attribute("ordersync.intake.retried", error)
+        span.end()

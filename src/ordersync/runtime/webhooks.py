@@ -7,6 +7,7 @@ dead-lettered, or waiting because the subscriber is down.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -14,6 +15,7 @@ import random
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -34,6 +36,7 @@ from ordersync.runtime.outbound import HISTORY_KEPT, WEBHOOKS, WebhookRedeliver
 from ordersync.store.db import Database
 from ordersync.store.schema import dead_letters, webhook_deliveries, webhook_subscriptions
 from ordersync.store.uow import UnitOfWork
+from ordersync.telemetry import tracing
 
 log = logging.getLogger("ordersync.outbound")
 
@@ -260,11 +263,14 @@ class WebhookDispatcher:
         def one(item: _Claimed) -> _Result:
             target = targets[item.subscription_id]
             result = _Result(item, target)
-            try:
-                result.answer = self.sender.send(WebhookRequest(target.url, target.secret, item.type,
-                                                                item.delivery_id, item.body.encode(), timestamp))
-            except Exception as exc:  # classified in _settle: down, or worth another attempt
-                result.error = exc
+            with _delivery_span(item, target) as span:
+                try:
+                    result.answer = self.sender.send(WebhookRequest(target.url, target.secret, item.type,
+                                                                    item.delivery_id, item.body.encode(), timestamp))
+                except Exception as exc:  # classified in _settle: down, or worth another attempt
+                    result.error = exc
+                if span is not None:
+                    _note_outcome(span, result)
             return result
 
         if len(batch) == 1 or self.concurrency == 1:
@@ -354,6 +360,30 @@ class WebhookDispatcher:
         log.error("webhook %s (%s) to %s dead-lettered as %s after %d attempt(s): %s", item.delivery_id, item.type,
                   target.name, reason, item.attempts, result.describe(),
                   extra={"correlation_id": item.order_key or None})
+
+
+def _delivery_span(item: _Claimed, target: _Target) -> AbstractContextManager[tracing.Span | None]:
+    """The delivery attempt's span, in the trace of the event it carries (tracing on); the sender sends
+    its context as the request's ``traceparent`` header."""
+    if not tracing.enabled():
+        return contextlib.nullcontext()
+    parent, state = tracing.context_in(item.body)
+    return tracing.span(f"webhook {item.type}", parent=parent, state=state, kind=tracing.SpanKind.CLIENT,
+                        attributes={tracing.ORDER_ID: item.order_key or None, tracing.MESSAGE_TYPE: item.type,
+                                    "ordersync.webhook.subscription": item.subscription_id,
+                                    "ordersync.webhook.delivery": item.delivery_id,
+                                    "ordersync.webhook.attempt": item.attempts + 1,
+                                    "url.full": target.url})
+
+
+def _note_outcome(span: tracing.Span, result: _Result) -> None:
+    if result.answer is not None:
+        span.set_attribute("http.response.status_code", result.answer.status)
+        if result.answer.status >= 400:
+            span.set_status(tracing.StatusCode.ERROR, f"HTTP {result.answer.status}")
+    elif result.error is not None:
+        span.record_exception(result.error)
+        span.set_status(tracing.StatusCode.ERROR, f"{type(result.error).__name__}: {result.error}")
 
 
 def _kept(result: _Result) -> str:

@@ -14,6 +14,7 @@ from ordersync.domain.order.aggregate import OrderRecord, Transition, load_recor
 from ordersync.domain.order.parts import dump_parts
 from ordersync.store.schema import idempotency_keys, order_transitions, orders
 from ordersync.store.sql import bulk_insert, driver_time, insert_rows, raw_cursor
+from ordersync.telemetry import tracing
 
 # Built once: constructing SQLAlchemy statements per call costs more than running them on SQLite.
 _BY_ID = select(orders).where(orders.c.id == bindparam("order_id"))
@@ -85,7 +86,11 @@ class OrderRepository:
 
     def find(self, order_id: str) -> OrderRecord | None:
         row = self.conn.execute(_BY_ID, {"order_id": order_id}).mappings().first()
-        return _record(row) if row else None
+        if not row:
+            return None
+        record = _record(row)
+        tracing.annotate_order(record.id, record.order.account_id, record.order.channel)
+        return record
 
     def lock(self, order_id: str) -> OrderRecord | None:
         """The order, its row locked for this transaction (PostgreSQL: another writer waits instead of

@@ -31,6 +31,7 @@ from ordersync.store.documents import (
 from ordersync.store.orders import OrderRepository
 from ordersync.store.schema import outbox
 from ordersync.store.sql import bulk_insert, driver_time
+from ordersync.telemetry.tracing import TraceContexts
 
 
 class UnitOfWork:
@@ -47,6 +48,8 @@ class UnitOfWork:
         self.orders = OrderRepository(conn)
         self.emitted: list[Envelope] = []
         self._pending: list[Envelope] = []
+        #: the trace each order's events continue when several orders share this transaction
+        self.traces = TraceContexts()
 
     @cached_property
     def cases(self) -> CaseRepository:
@@ -81,6 +84,7 @@ class UnitOfWork:
 
     def envelope(self, message: Message, correlation_id: str | None) -> Envelope:
         # model_construct: every field comes from validated values, so skip re-validation (hot path)
+        traceparent, tracestate = self.traces.for_envelope(correlation_id)
         return Envelope.model_construct(
             message_id=new_id(),
             type=message.TYPE,
@@ -89,6 +93,8 @@ class UnitOfWork:
             causation_id=self.causation_id,
             occurred_at=self.clock.now(),
             payload=message.payload(),
+            traceparent=traceparent,
+            tracestate=tracestate,
         )
 
     def emit(self, message: Message, correlation_id: str | None) -> Envelope:

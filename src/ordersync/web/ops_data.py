@@ -34,6 +34,7 @@ from ordersync.store.schema import (
     outbox,
     sync_state,
 )
+from ordersync.telemetry.tracing import trace_id_of
 
 OPEN_CASE_STATES = (CaseState.OPEN.value, CaseState.IN_PROGRESS.value, CaseState.ESCALATED.value)
 #: states an order leaves no more: no aging for them
@@ -437,6 +438,7 @@ class Entry:
     detail: str = ""
     link: str | None = None
     order: int = 0  # ties at the same time keep the order the records were written in
+    trace_id: str | None = None  # the trace an event was written in (tracing on)
 
 
 def _event_system(type_: str, payload: dict[str, Any], channel: str) -> str:
@@ -473,6 +475,15 @@ class Timeline:
     order: OrderRow
     entries: list[Entry] = field(default_factory=list)
 
+    @property
+    def traces(self) -> list[str]:
+        """The traces of the order's events, first seen first (the intake's leads)."""
+        found: list[str] = []
+        for e in sorted((e for e in self.entries if e.trace_id), key=lambda e: (e.at, e.order)):
+            if e.trace_id not in found:
+                found.append(e.trace_id)  # type: ignore[arg-type]
+        return found
+
 
 def timeline(conn: Connection, order_id: str) -> Timeline | None:
     """Every transition of the order, every event correlated with it (the outbox), its cases with their
@@ -487,12 +498,15 @@ def timeline(conn: Connection, order_id: str) -> Timeline | None:
     ob = outbox.c
     for r in conn.execute(select(ob.seq, ob.type, ob.occurred_at, ob.body, ob.published_at)
                           .where(ob.correlation_id == order_id).order_by(ob.seq)):
-        payload = json.loads(r.body).get("payload") or {}
+        body = json.loads(r.body)
+        payload = body.get("payload") or {}
         detail = _event_detail(r.type, payload)
         if r.published_at is None:
             detail = f"{detail} (not relayed yet)".lstrip()
+        traceparent = body.get("traceparent")
         entries.append(Entry(aware(r.occurred_at) or r.occurred_at, _event_system(r.type, payload, found.channel),
-                             "event", r.type, detail, order=r.seq))
+                             "event", r.type, detail, order=r.seq,
+                             trace_id=trace_id_of(traceparent) if isinstance(traceparent, str) else None))
     entries += _case_entries(conn, order_id)
     for letter in conn.execute(select(dead_letters).where(dead_letters.c.correlation_id == order_id)).mappings():
         dl = DeadLetter.from_row(letter)

@@ -14,6 +14,7 @@ import dataclasses
 import datetime as dt
 import time
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from decimal import Decimal
 from typing import Any
 
@@ -37,6 +38,7 @@ from ordersync.ports.erp import (
     SalesOrderRequest,
     SubmitResult,
 )
+from ordersync.telemetry import tracing
 
 
 class GuardedErp:
@@ -67,7 +69,13 @@ class GuardedErp:
         return view
 
     def _call(self, default: Lane, fn: Any, *args: Any) -> Any:
-        return self.gate.call(lambda: fn(*args), lane=default if self.lane is None else self.lane)
+        with self._span(getattr(fn, "__name__", "call")):
+            return self.gate.call(lambda: fn(*args), lane=default if self.lane is None else self.lane)
+
+    def _span(self, method: str, **attributes: Any) -> AbstractContextManager[Any]:
+        """A span for the call when it is made inside a trace (an order's), none otherwise."""
+        return tracing.child_span(f"erp {self.name} {method}", attributes={
+            "ordersync.erp": self.name, "rpc.method": method, **attributes})
 
     def status(self) -> ErpStatus:
         status = self.gate.status()
@@ -121,7 +129,8 @@ class GuardedErp:
     def availability(self, skus: Sequence[str]) -> list[StockPosition]:
         if self._stock_reads is not None and self.lane is Lane.ORDERS:
             wanted = set(skus)
-            positions: list[StockPosition] = self._stock_reads.submit(sorted(wanted))
+            with self._span("availability", **{"ordersync.erp.skus": len(wanted)}):
+                positions: list[StockPosition] = self._stock_reads.submit(sorted(wanted))
             return [p for p in positions if p.sku in wanted]
         result: list[StockPosition] = self._call(Lane.READS, self.inner.availability, skus)
         return result
@@ -133,9 +142,12 @@ class GuardedErp:
         return [positions] * len(requests)
 
     def submit_orders(self, requests: Sequence[SalesOrderRequest]) -> list[SubmitResult]:
-        if self._coalescer is not None and len(requests) == 1:
-            return [self._coalescer.submit(requests[0])]
-        return self._submit_batch(list(requests))
+        # a coalesced submission's span covers its wait and the batch call it joined (made by the thread
+        # that arrived first, whose trace holds the wire calls)
+        with self._span("submit_orders", **{"ordersync.erp.orders": len(requests)}):
+            if self._coalescer is not None and len(requests) == 1:
+                return [self._coalescer.submit(requests[0])]
+            return self._submit_batch(list(requests))
 
     def _submit_batch(self, requests: list[SalesOrderRequest]) -> list[SubmitResult]:
         result: list[SubmitResult] = self.gate.call(lambda: self.inner.submit_orders(requests),

@@ -30,6 +30,7 @@ from typing import Any
 import httpx
 
 from ordersync.adapters.erp.guard import WireCounter
+from ordersync.telemetry import tracing
 
 __all__ = [
     "TrytonAuthError",
@@ -378,6 +379,14 @@ class TrytonClient:
             headers["Authorization"] = auth
         payload = encode({"id": next(self._ids), "method": method, "params": params})
         self.wire.count()
+        with tracing.child_span(f"tryton {method}", attributes={"rpc.system": "jsonrpc", "rpc.method": method,
+                                                                "db.namespace": self.database}) as span:
+            status, body = self._post_http(url, method, payload, headers)
+            if span is not None:
+                span.set_attribute("http.response.status_code", status)
+            return status, body
+
+    def _post_http(self, url: str, method: str, payload: str, headers: dict[str, str]) -> tuple[int, Any]:
         try:
             response = self._http.post(url, content=payload, headers=headers)
         except httpx.ConnectError as exc:
