@@ -317,6 +317,9 @@ def serve(
     console.print(f"serving http://{host}:{port}/v1 (OpenAPI /v1/openapi.json) on {hub.db!r}"
                   + (f" in {processes} API processes" if processes > 1 else "")
                   + ("; worker running" if with_worker else ""))
+    # uvicorn restores the handlers it found and raises the signal it caught again once it has shut down:
+    # with the default handlers that kills the process before the worker and the hub are closed below
+    _stop_on_signals(stop)
     if processes > 1:  # uvicorn spawns the API processes; each builds its hub from the same settings
         os.environ[_SERVE_ENV] = json.dumps({"data_dir": str(data_dir) if data_dir else None, "store": store,
                                              "config": str(config) if config else None, "processes": processes,
@@ -334,6 +337,7 @@ def serve(
         worker_thread.join(timeout=30)
     stack.close()
     hub.close()
+    console.print("stopped")
 
 
 _SERVE_ENV = "ORDERSYNC_SERVE_PROCESS"

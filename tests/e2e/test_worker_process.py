@@ -137,6 +137,8 @@ def test_serve_with_two_api_processes_takes_orders_in_both_and_wakes_its_worker(
     procs = subprocess.run(["pgrep", "-f", f"--port {port}"], capture_output=True, text=True).stdout.split()
     assert procs == []  # the API processes ended with the supervisor
     assert "Traceback" not in log.read_text()
+    # SIGTERM shuts it down cleanly: the worker and the hub are closed after the API (exit 0, "stopped")
+    assert hub.returncode == 0 and log.read_text().rstrip().endswith("stopped"), log.read_text()[-2000:]
 
 
 def _answers(port: int) -> bool:
