@@ -79,16 +79,17 @@ def build_registry(deps: FlowDeps | None = None, model: ReadModel | None = None,
 
 def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Registry | None = None,
               migrate: bool = True, erps: dict[str, ErpPort] | None = None,
-              shopify_transport: httpx.BaseTransport | None = None) -> Hub:
+              shopify_transport: httpx.BaseTransport | None = None, erp_secrets: bool = True) -> Hub:
     """Wire a hub. ``erps`` replaces the ERP adapters the settings describe (tests pass twins);
-    ``shopify_transport`` routes Shopify calls to a double (tests, the demo)."""
+    ``shopify_transport`` routes Shopify calls to a double (tests, the demo). ``erp_secrets=False``: the
+    ERP passwords are read when an adapter first logs in, not now (commands that never call the ERP)."""
     clock = clock or SystemClock()
     db = Database(settings.store_url)
     if migrate:
         db.migrate()
     store = SqlStore(db, clock)
     router = poller = deps = readmodel = None
-    adapters = erps if erps is not None else {e.name: make_erp(e) for e in settings.erp}
+    adapters = erps if erps is not None else {e.name: make_erp(e, secret_now=erp_secrets) for e in settings.erp}
     if adapters:
         router = _router(settings, adapters, db, clock)
         rm = settings.read_model

@@ -390,6 +390,9 @@ class NatsSettings(Strict):
     gap_stuck_seconds: float = Field(default=600.0, gt=0)
     gap_check_seconds: float = Field(default=5.0, gt=0)
     gap_horizon_seconds: float = Field(default=60.0, gt=0)
+    monitor_urls: list[str] = Field(default_factory=list, description="each node's HTTP monitoring endpoint "
+                                    "(http://host:8222, the node's `http:` setting): `ordersync doctor` reads "
+                                    "sync_interval and the cluster's size there")
 
 
 class OidcSettings(Strict):
