@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ordersync.config import Settings
-from ordersync.doctor.checks import Check, fail, ok, warn
+from ordersync.doctor.checks import Check, Status, fail, ok, warn
 from ordersync.domain.events import MESSAGE_TYPES
 from ordersync.messaging.nats import family_of, parse_servers
 
@@ -197,9 +197,11 @@ def check_nats(settings: Settings) -> list[Check]:
             checks.append(fail(AREA, f"{url} is unreachable ({type(exc).__name__}: {exc})",
                                "start that node, or fix its address in bus"))
             continue
-        reachable.append(url)
-        checks.append(judge_server(url, info))
-        gossiped.append(len(info.get("connect_urls") or []) or 1)
+        judged = judge_server(url, info)
+        checks.append(judged)
+        if judged.status is not Status.FAIL:  # streams are asked of the servers ordersync can use
+            reachable.append(url)
+            gossiped.append(len(info.get("connect_urls") or []) or 1)
     sizes: list[int] = []
     if n.monitor_urls:
         for base in n.monitor_urls:
