@@ -1337,16 +1337,16 @@ def main() -> None:
     try:
         app()
     except ConfigError as exc:
-        console.print(f"[red]configuration error:[/red] {exc}")
+        console.print(f"[red]configuration error:[/red] {escape(str(exc))}", soft_wrap=True, highlight=False)
         raise SystemExit(2) from None
     except NotFound as exc:
-        console.print(f"[red]not found:[/red] {exc}")
+        console.print(f"[red]not found:[/red] {escape(str(exc))}", soft_wrap=True, highlight=False)
         raise SystemExit(1) from None
     except Unavailable as exc:  # an ERP (or the bus) that does not answer: no traceback
         console.print(f"[red]unreachable:[/red] {escape(str(exc))}", soft_wrap=True, highlight=False)
         raise SystemExit(1) from None
     except OrdersyncError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True, highlight=False)
         raise SystemExit(1) from None
     except Exception as exc:
         said = unreachable(exc)
