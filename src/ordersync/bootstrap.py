@@ -102,7 +102,7 @@ def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Regis
             e.name: Cadence(fast=e.poll_seconds, idle=max(e.poll_seconds, e.idle_poll_seconds), sweep=e.sweep_seconds,
                             busy=e.busy_poll_seconds, push=e.push,
                             push_idle=max(e.poll_seconds, e.push_idle_poll_seconds))
-            for e in settings.erp})
+            for e in settings.erp}, start_from_now=[e.name for e in settings.erp if e.start_from == "now"])
     registry = registry or build_registry(deps, readmodel, settings)
     retry = settings.worker.retry
     policy = RetryPolicy(max_attempts=retry.max_attempts, base_seconds=retry.base_seconds,
