@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,8 @@ import pytest
 from ordersync.bootstrap import build_hub
 from ordersync.config import load_settings
 from ordersync.doctor import Check, Status, diagnose
-from ordersync.doctor.bus import parse_version, server_info
-from tests.support.nats import NatsCluster, nats_server_binary, nats_single  # noqa: F401 (fixture)
+from ordersync.doctor.bus import expected_streams, parse_version, server_info
+from tests.support.nats import NatsCluster, nats_cluster, nats_server_binary, nats_single  # noqa: F401 (fixture)
 from tests.support.services import require
 
 OLD_NATS = "nats://127.0.0.1:4222"  # Debian's nats-server 2.9 (.ci/services.sh)
@@ -147,3 +148,37 @@ def test_an_erp_login_is_tried_with_the_password_from_the_environment(tmp_path: 
 
     (refused,) = [c for c in diagnose(config_file=path, env={"ERP_MAIN_PASSWORD": "wrong"}) if c.area == "erp"]
     assert refused.status is Status.FAIL and "login of" in refused.message and "ERP_MAIN_PASSWORD" in refused.fix
+
+
+def test_streams_on_a_three_node_cluster_are_checked_against_the_configuration(
+    tmp_path: Path, pg_url: str, nats_cluster: NatsCluster  # noqa: F811
+) -> None:
+    path = config(tmp_path, pg_url, nats_cluster, replicas=3, prefix="three")
+    hub = build_hub(load_settings(config_file=path, env={}))
+    try:
+        hub.transport.start()  # a worker's first step: the streams, R3
+    finally:
+        hub.close()
+    healthy = diagnose(config_file=path, env={})
+    assert problems(healthy) == [], [c.line() for c in healthy]
+    assert any("replicas = 3 on a 3-node cluster" in c.message for c in healthy)
+
+    # a process configured without the [nats] block (replicas defaults to 1) is told before it starts
+    fewer = diagnose(config_file=config(tmp_path, pg_url, nats_cluster, replicas=1, prefix="three"), env={})
+    lowered = [c for c in fewer if "replica(s) but [nats] replicas = 1" in c.message]
+    assert len(lowered) == len(expected_streams("three")) and all(c.status is Status.FAIL for c in lowered)
+    assert any(c.status is Status.WARN and "replicas = 1 on a 3-node cluster" in c.message for c in fewer)
+
+    nats_cluster.kill(2)
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # the leaders notice a lost peer after a few seconds
+            down = problems(diagnose(config_file=path, env={}))
+            if any("n2" in c.message and "offline or behind" in c.message for c in down) or \
+                    time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert any(c.status is Status.FAIL and "unreachable" in c.message for c in down), [c.line() for c in down]
+        assert any("n2" in c.message and "offline or behind" in c.message for c in down), [c.line() for c in down]
+    finally:
+        nats_cluster.restart(2)
