@@ -1363,6 +1363,7 @@ def unreachable(exc: BaseException) -> str | None:
     import nats.errors
     from sqlalchemy.exc import InterfaceError, OperationalError
 
+    from ordersync.adapters.erp.tryton.rpc import TrytonUnavailable
     from ordersync.doctor.checks import one_line
 
     if isinstance(exc, OperationalError | InterfaceError):
@@ -1370,6 +1371,8 @@ def unreachable(exc: BaseException) -> str | None:
                 "database server runs; `ordersync doctor` checks everything)")
     if isinstance(exc, nats.errors.Error):
         return f"NATS: {one_line(exc)} (check bus and that the servers run; `ordersync doctor` checks them)"
+    if isinstance(exc, TrytonUnavailable):  # the adapter says Unavailable; a raw client's error, the same
+        return f"the ERP does not answer: {one_line(exc)} (check [[erp]] url; `ordersync doctor` tries its login)"
     return None
 
 

@@ -171,3 +171,21 @@ def test_a_nats_bus_on_sqlite_is_refused(tmp_path: Path) -> None:
     db.dispose()
     (check,) = check_store(Settings(data_dir=tmp_path, bus="nats://127.0.0.1:4222"))
     assert check.status is Status.FAIL and "postgresql" in check.fix
+
+
+def test_the_command_line_says_in_one_line_what_cannot_be_reached() -> None:
+    import nats.errors
+    from sqlalchemy.exc import OperationalError
+
+    from ordersync.adapters.erp.tryton.rpc import TrytonUnavailable
+    from ordersync.cli import unreachable
+
+    store = OperationalError("SELECT 1", {}, Exception('connection to server at "db", port 1 failed\nDETAIL: x'))
+    assert unreachable(store) == ('the store\'s database cannot be used: connection to server at "db", port 1 failed '
+                                  "(check --store / store, and that the database server runs; `ordersync doctor` "
+                                  "checks everything)")
+    said = unreachable(nats.errors.NoServersError())
+    assert said is not None and said.startswith("NATS: nats: no servers available for connection")
+    erp = unreachable(TrytonUnavailable("connect to http://erp:8000 failed"))
+    assert erp is not None and erp.startswith("the ERP does not answer: connect to http://erp:8000 failed")
+    assert unreachable(KeyError("a bug")) is None  # anything else keeps its traceback
