@@ -10,6 +10,7 @@ import functools
 
 import httpx
 
+from ordersync.adapters.alerts import SmtpAlertSender, SmtpMailer, WebhookAlertSender
 from ordersync.adapters.erp.budget import budget_for
 from ordersync.adapters.erp.factory import make_erp
 from ordersync.adapters.erp.guard import ErpGate
@@ -19,14 +20,18 @@ from ordersync.adapters.webhooks import HttpWebhookSender
 from ordersync.canonical.v1 import Account, CaseType
 from ordersync.channels.edi import documents as edi_documents
 from ordersync.channels.edi.channel import EdiChannel, partners_of
+from ordersync.channels.edi.reconcile import EdiChecks
 from ordersync.channels.shopify import outbound as shopify_outbound
 from ordersync.channels.shopify.channel import ShopifyChannel
+from ordersync.channels.shopify.reconcile import ShopifyChecks
 from ordersync.config import ErpSettings, Settings
+from ordersync.domain.alerts import AlertPolicy, AlertRoute, Channel
 from ordersync.domain.allocation import AllocationPolicy
 from ordersync.domain.cases import CasePolicy
 from ordersync.domain.clock import Clock, SystemClock
 from ordersync.domain.errors import ConfigError
 from ordersync.domain.pricing import ChannelRule
+from ordersync.domain.sla import SlaClock, SlaThresholds
 from ordersync.flows.deps import FlowDeps, FlowPolicy
 from ordersync.flows.handlers import backorders, counters, documents, fulfillment, orders, returns
 from ordersync.flows.jobs import escalate_overdue, flag_passed_promises
@@ -41,13 +46,18 @@ from ordersync.messaging.retention import Retention
 from ordersync.messaging.retry import RetryPolicy
 from ordersync.messaging.sqlqueue import SqlQueueTransport
 from ordersync.messaging.worker import Worker
+from ordersync.ports.alerts import AlertSender
 from ordersync.ports.erp import ErpPort, Erps
+from ordersync.reads.alerts import sla_breaches
 from ordersync.runtime import outbound
 from ordersync.runtime import readmodel as readmodel_consumers
+from ordersync.runtime.alerts import AlertDispatcher
+from ordersync.runtime.contracts import DriftRecorder
 from ordersync.runtime.erp_changes import Cadence, ErpChangePoller
 from ordersync.runtime.hub import Hub
 from ordersync.runtime.intake_writer import IntakeWriter
 from ordersync.runtime.readmodel import ReadModel
+from ordersync.runtime.reconcile import ChannelCheck, Reconciler
 from ordersync.runtime.webhooks import WebhookDispatcher
 from ordersync.store.db import Database
 from ordersync.store.uow import SqlStore
@@ -89,7 +99,9 @@ def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Regis
         db.migrate()
     store = SqlStore(db, clock)
     router = poller = deps = readmodel = None
-    adapters = erps if erps is not None else {e.name: make_erp(e, secret_now=erp_secrets) for e in settings.erp}
+    drift = DriftRecorder(db, clock, case_policy(settings))  # what the ERP's reads answer, measured
+    adapters = erps if erps is not None else {e.name: make_erp(e, drift, secret_now=erp_secrets)
+                                              for e in settings.erp}
     if adapters:
         router = _router(settings, adapters, db, clock)
         rm = settings.read_model
@@ -162,11 +174,77 @@ def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Regis
         shopify = ShopifyChannel.build(settings.shopify, db, clock, intake, cases, deps,
                                        functools.partial(_all_accounts, router), transport=shopify_transport)
         shopify.schedule(worker, single_worker=db.is_sqlite)
+    alerts = build_alerts(settings, db, clock, cases)
+    if settings.alerts.route:  # no route at all: alerts are off (nothing recorded, nothing sent)
+        worker.every(settings.alerts.check_seconds, "alerts", alerts.run, singleton=True)
+    reconciler = _reconciler(settings, db, store, router, clock, worker, edi, shopify)
+    workbench = Workbench(store, cases, dead, deps)
+    if reconciler is not None:
+        workbench.recheck = reconciler.recheck
     return Hub(settings=settings, clock=clock, db=db, store=store, transport=transport, registry=registry,
                runner=runner, relay=relay, worker=worker, dead_letters=dead, intake=intake,
-               workbench=Workbench(store, cases, dead, deps), webhooks=webhooks, retention=retention, erps=router,
+               workbench=workbench, webhooks=webhooks, retention=retention, erps=router,
                poller=poller, deps=deps, readmodel=readmodel, gap_repair=gaps, edi=edi,
-               shopify=shopify)
+               shopify=shopify, alerts=alerts, mailer=smtp_mailer(settings), reconciler=reconciler)
+
+
+def alert_policy(settings: Settings, cases: CasePolicy) -> AlertPolicy:
+    """Who is told of what: ``[alerts]`` routes and SLA teams, the escalation chains of ``[cases]``."""
+    a = settings.alerts
+    routes = {r.team: AlertRoute(team=r.team, webhook_url=r.webhook(), emails=tuple(r.emails)) for r in a.route}
+    return AlertPolicy(routes=routes, sla_teams={SlaClock(k): v for k, v in a.sla_teams.items()},
+                       escalation=cases.escalation, public_base_url=a.public_base_url)
+
+
+def alert_senders(settings: Settings, *, transport: httpx.BaseTransport | None = None
+                  ) -> dict[Channel, AlertSender]:
+    a = settings.alerts
+    senders: dict[Channel, AlertSender] = {Channel.WEBHOOK: WebhookAlertSender(timeout=a.timeout, transport=transport)}
+    mailer = smtp_mailer(settings)
+    if mailer is not None:
+        senders[Channel.EMAIL] = SmtpAlertSender(mailer)
+    return senders
+
+
+def smtp_mailer(settings: Settings) -> SmtpMailer | None:
+    """E-mail through ``[alerts.smtp]`` (alerts, invitations); None when no server is configured."""
+    s = settings.alerts.smtp
+    if s is None:
+        return None
+    return SmtpMailer(host=s.host, port=s.port, from_address=s.from_address, starttls=s.starttls, user=s.user,
+                      password=s.password(), timeout=s.timeout)
+
+
+def build_alerts(settings: Settings, db: Database, clock: Clock, cases: CasePolicy) -> AlertDispatcher:
+    """The alert job: escalated cases and SLA breaches, told to their teams (docs/alerts.md)."""
+    a = settings.alerts
+    policy = alert_policy(settings, cases)
+    s = settings.sla
+    limits = SlaThresholds(acknowledgment=s.ack_seconds, fulfillment=s.fulfillment_seconds,
+                           invoice_sync=s.invoice_sync_seconds)
+    return AlertDispatcher(db, clock, policy, alert_senders(settings),
+                           retry=RetryPolicy(max_attempts=a.max_attempts, base_seconds=a.base_seconds,
+                                             cap_seconds=a.cap_seconds),
+                           breaches=lambda conn, now: sla_breaches(conn, now, limits, policy),
+                           digest_over=a.digest_over)
+
+
+def _reconciler(settings: Settings, db: Database, store: SqlStore, router: Erps | None, clock: Clock,
+                worker: Worker, edi: EdiChannel | None, shopify: ShopifyChannel | None) -> Reconciler | None:
+    """Reconciliation with the ERPs, the channels' checks plugged in; a worker job when it has an interval."""
+    if router is None:
+        return None
+    rec = settings.reconcile
+    checks: list[ChannelCheck] = []
+    if edi is not None:  # the channels' own comparisons plug into the same job
+        checks.append(EdiChecks(db, clock, edi.partners, settle_seconds=rec.settle_seconds))
+    if shopify is not None:
+        checks.append(ShopifyChecks(db, clock, settle_seconds=rec.settle_seconds))
+    reconciler = Reconciler(db, store, router, clock, case_policy(settings), settle_seconds=rec.settle_seconds,
+                            page=rec.page, checks=checks, interval_seconds=rec.interval_seconds)
+    if rec.interval_seconds:
+        worker.every(min(rec.interval_seconds, 60.0), "reconciliation", reconciler.run_job, singleton=True)
+    return reconciler
 
 
 def _all_accounts(erps: Erps | None) -> list[Account]:

@@ -35,7 +35,8 @@ if TYPE_CHECKING:
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="ordersync: the B2B order hub.")
 dlq = typer.Typer(no_args_is_help=True, help="Inspect and replay dead letters.")
 app.add_typer(dlq, name="dlq")
-schemas = typer.Typer(no_args_is_help=True, help="Export and check the canonical JSON Schemas.")
+schemas = typer.Typer(no_args_is_help=True, help="Export and check the published JSON Schemas (canonical model, "
+                                                 "outbound events).")
 app.add_typer(schemas, name="schemas")
 apikey = typer.Typer(no_args_is_help=True, help="Create, list and revoke API keys.")
 app.add_typer(apikey, name="apikey")
@@ -51,6 +52,14 @@ app.add_typer(edi, name="edi")
 shopify = typer.Typer(no_args_is_help=True, help="Shopify B2B shops: check the token, register webhooks, push "
                                                  "prices and stock now, reconcile, list events, map companies.")
 app.add_typer(shopify, name="shopify")
+drift_cli = typer.Typer(no_args_is_help=True, help="Inbound contracts: drift from the schemas, quarantined payloads "
+                                                   "(list, show, replay after a fix, discard).")
+app.add_typer(drift_cli, name="drift")
+alerts_cli = typer.Typer(no_args_is_help=True, help="Alerts to teams (escalated cases, SLA breaches): send a test, "
+                         "see what was sent and what failed.")
+app.add_typer(alerts_cli, name="alerts")
+erp_cli = typer.Typer(no_args_is_help=True, help="The ERP: run the bundled Tryton for the demo and trials.")
+app.add_typer(erp_cli, name="erp")
 console = Console(stderr=True)
 out = Console()
 log = logging.getLogger("ordersync.cli")
@@ -112,7 +121,8 @@ def schemas_export(
     directory: SchemaDir = Path("schemas"),
     version: Annotated[int | None, typer.Option("--version", help="Only this version.")] = None,
 ) -> None:
-    """Write the JSON Schema of every published model to <dir>/v<N>/<Model>.json."""
+    """Write the JSON Schema of every published model to <dir>/v<N>/<Model>.json, and of every outbound
+    event to <dir>/events/<type>.v<N>.json."""
     from ordersync.canonical.compat import breaking_changes
     from ordersync.canonical.export import VERSIONS, current_schemas, export, load_published
 
@@ -127,11 +137,25 @@ def schemas_export(
             raise OrdersyncError(f"v{v} would change incompatibly; publish a new version instead")
         files = export(directory, v)
         out.print(f"v{v}: wrote {len(files)} schemas to {directory / f'v{v}'}")
+    _export_event_schemas(directory)
+
+
+def _export_event_schemas(directory: Path) -> None:
+    """The outbound events' schemas under <dir>/events/, unless the code would break a published one."""
+    from ordersync.runtime import event_schemas
+
+    broken = event_schemas.problems(event_schemas.load_published(directory), event_schemas.current_event_schemas())
+    if broken:
+        for name, items in broken.items():
+            console.print(f"[red]events/{name}[/red]: " + "; ".join(items))
+        raise OrdersyncError("an event schema would change incompatibly; give the event a new VERSION instead")
+    files = event_schemas.export(directory)
+    out.print(f"events: wrote {len(files)} schemas to {directory / event_schemas.FOLDER}")
 
 
 @schemas.command("check")
 def schemas_check(directory: SchemaDir = Path("schemas")) -> None:
-    """Fail if the code breaks a published schema version."""
+    """Fail if the code breaks a published schema version (canonical models and outbound events)."""
     from ordersync.canonical.compat import breaking_changes
     from ordersync.canonical.export import VERSIONS, current_schemas, load_published
 
@@ -142,9 +166,16 @@ def schemas_check(directory: SchemaDir = Path("schemas")) -> None:
             for problem in breaking_changes(schema, current[name]) if name in current else ["model removed"]:
                 failed = True
                 console.print(f"v{v} {name}: {problem}")
+    from ordersync.runtime import event_schemas
+
+    for name, items in event_schemas.problems(event_schemas.load_published(directory),
+                                              event_schemas.current_event_schemas()).items():
+        for problem in items:
+            failed = True
+            console.print(f"events/{name}: {problem}")
     if failed:
         raise OrdersyncError("published schemas would break")
-    out.print("published schemas are compatible with the code")
+    out.print("published schemas (canonical model and events) are compatible with the code")
 
 
 @app.command()
@@ -1001,14 +1032,19 @@ def people_invite(
     role: Roles,
     name: Annotated[str, typer.Option("--name", help="Their name as shown and recorded.")] = "",
     account: Annotated[str | None, typer.Option("--account", help="A buyer of this account (else: staff).")] = None,
-    base_url: Annotated[str, typer.Option("--base-url", help="The hub's address as people reach it.")] =
-        "http://127.0.0.1:8000",
+    base_url: Annotated[str | None, typer.Option("--base-url", help="The hub's address as people reach it "
+                                                 "(default: [alerts] public_base_url, else http://127.0.0.1:8000).")]
+        = None,
     data_dir: DataDir = None, store: Store = None, config: ConfigFile = None,
 ) -> None:
-    """Invite a person: prints the link where they choose their password (valid 7 days; pass it on)."""
+    """Invite a person: prints the link where they choose their password (valid 7 days; pass it on). With
+    ``[alerts.smtp]`` configured, the link is e-mailed to them too."""
+    from ordersync.bootstrap import smtp_mailer
     from ordersync.domain.errors import ValidationFailed
-    from ordersync.web.people import BUYER, STAFF
+    from ordersync.web.people import BUYER, STAFF, mail_invitation
 
+    settings = _settings(data_dir, store, config)
+    base_url = base_url or settings.alerts.public_base_url or "http://127.0.0.1:8000"
     kind = BUYER if account else STAFF
     try:
         invitation = _people(data_dir, store, config).invite(kind, email, name, role, account_id=account,
@@ -1019,7 +1055,11 @@ def people_invite(
     who = f"buyer of {account}" if account else "staff"
     console.print(f"invited {invitation.person.email} ({who}; roles {', '.join(invitation.person.roles)}); "
                   f"the link is valid until {invitation.expires:%Y-%m-%d %H:%M} UTC:")
-    out.print(f"{base_url.rstrip('/')}{invitation.path('portal' if account else 'ops')}")
+    link = f"{base_url.rstrip('/')}{invitation.path('portal' if account else 'ops')}"
+    out.print(link, markup=False, highlight=False, soft_wrap=True)
+    mailed = mail_invitation(smtp_mailer(settings), invitation, link)
+    if mailed is not None:
+        console.print(mailed, markup=False, highlight=False)
 
 
 @people_cli.command("list")
@@ -1272,6 +1312,130 @@ def dlq_replay(
                   "; run `ordersync worker` (or the demo) to process them"))
 
 
+# -- contracts: drift and quarantine (docs/contracts.md) ------------------------------------------------
+
+@drift_cli.command("list")
+def drift_list(
+    source: Annotated[str | None, typer.Option("--source", help="Only this source, e.g. wms.event.")] = None,
+    data_dir: DataDir = None, store: Store = None, config: ConfigFile = None, as_json: AsJson = False,
+) -> None:
+    """How inbound payloads drifted from their schemas, per source, field and kind; the latest first."""
+    from ordersync.store import drift as drift_store
+
+    hub = _hub(data_dir, store, config, erp=False)
+    try:
+        with hub.db.read() as conn:
+            rows = drift_store.drift(conn, source=source)
+    finally:
+        hub.close()
+    if as_json:
+        out.print_json(json.dumps([dict(r) for r in rows], default=str))
+        return
+    table = Table(title=f"Drift ({len(rows)})")
+    for col in ("source", "field", "kind", "expected", "seen", "count", "first seen", "last seen", "sample", "case"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(r["source"], r["field"], r["kind"], r["expected"], r["seen"], str(r["count"]),
+                      r["first_seen_at"].strftime("%Y-%m-%d %H:%M"), r["last_seen_at"].strftime("%Y-%m-%d %H:%M"),
+                      r["sample"][:60], r["case_id"] or "")
+    out.print(table)
+
+
+@drift_cli.command("quarantined")
+def drift_quarantined(
+    status: Annotated[str, typer.Option("--status", help="held, replayed, discarded or any.")] = "held",
+    data_dir: DataDir = None, store: Store = None, config: ConfigFile = None, as_json: AsJson = False,
+) -> None:
+    """Payloads that could not be processed and are kept until they are replayed; the newest first."""
+    from ordersync.store import drift as drift_store
+
+    if status not in (*drift_store.STATUSES, "any"):
+        raise typer.BadParameter(f"--status is one of {', '.join(drift_store.STATUSES)}, any")
+    hub = _hub(data_dir, store, config, erp=False)
+    try:
+        with hub.db.read() as conn:
+            rows = drift_store.quarantined(conn, status=None if status == "any" else status)
+    finally:
+        hub.close()
+    if as_json:
+        out.print_json(json.dumps([{k: v for k, v in r.items() if k != "body"} for r in rows], default=str))
+        return
+    table = Table(title=f"Quarantined payloads ({len(rows)})")
+    for col in ("id", "source", "received", "status", "deliveries", "replays", "reason", "last outcome"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(r["id"], r["source"], r["received_at"].strftime("%Y-%m-%d %H:%M:%S"), r["status"],
+                      str(r["deliveries"]), str(r["replay_count"]), r["reason"][:120], r["outcome"][:120])
+    out.print(table)
+
+
+@drift_cli.command("show")
+def drift_show(entry_id: str, data_dir: DataDir = None, store: Store = None, config: ConfigFile = None) -> None:
+    """One quarantined payload: why, what became of it, and its body exactly as received."""
+    from ordersync.store import drift as drift_store
+
+    hub = _hub(data_dir, store, config, erp=False)
+    try:
+        with hub.db.read() as conn:
+            row = drift_store.entry(conn, entry_id)
+    finally:
+        hub.close()
+    if row is None:
+        raise NotFound(f"no quarantined payload {entry_id}")
+    out.print(f"[bold]{row['id']}[/bold]  {row['source']}  {row['status']}  received {row['received_at'].isoformat()} "
+              f"({row['deliveries']} deliveries, {row['replay_count']} replays)")
+    out.print(f"reason: {row['reason']}")
+    if row["outcome"]:
+        out.print(f"last outcome: {row['outcome']}")
+    if row["case_id"]:
+        out.print(f"case {row['case_id']} (/ops/cases/{row['case_id']})")
+    out.print("body:")
+    sys.stdout.write(bytes(row["body"]).decode("utf-8", "replace") + "\n")
+
+
+@drift_cli.command("replay")
+def drift_replay(
+    entry_id: str,
+    body: Annotated[Path | None, typer.Option("--body", exists=True, dir_okay=False,
+                                              help="Replay this corrected body instead of the one kept.")] = None,
+    data_dir: DataDir = None, store: Store = None, config: ConfigFile = None,
+) -> None:
+    """Process a quarantined payload again (after a fix of the hub, or with a corrected --body). It is
+    settled as replayed, or stays held with the new reason."""
+    import ordersync.server  # noqa: F401  (its routes register each inbound source's replay)
+    from ordersync.runtime.contracts import replay
+
+    hub = _hub(data_dir, store, config)
+    try:
+        result = replay(hub, entry_id, body.read_bytes() if body is not None else None, actor=_actor())
+    finally:
+        hub.close()
+    out.print(f"{result.entry_id}: {result.status}: {result.outcome}")
+    if result.status != "replayed":
+        raise typer.Exit(1)
+
+
+@drift_cli.command("discard")
+def drift_discard(
+    entry_id: str,
+    reason: Annotated[str, typer.Option("--reason", help="Why it is not to be processed (kept with it).")],
+    data_dir: DataDir = None, store: Store = None, config: ConfigFile = None,
+) -> None:
+    """Settle a quarantined payload without processing it (the sender sent it again fixed, say)."""
+    from ordersync.runtime.contracts import discard
+
+    hub = _hub(data_dir, store, config, erp=False)
+    try:
+        discard(hub, entry_id, reason, actor=_actor())
+    finally:
+        hub.close()
+    out.print(f"{entry_id}: discarded")
+
+
+def _actor() -> str:
+    return f"cli:{os.environ.get('USER', 'operator')}"
+
+
 @app.command()
 def prune(
     data_dir: DataDir = None, store: Store = None, config: ConfigFile = None,
@@ -1304,6 +1468,63 @@ def _letter_json(letter: Any, body: bool) -> dict[str, Any]:
 
 
 @app.command()
+def reconcile(
+    since: Annotated[str | None, typer.Option("--since", help="Only hub orders updated and ERP sales changed since "
+                                                              "(ISO time, or 30m, 2h, 7d ago); default: "
+                                                              "everything.")] = None,
+    data_dir: DataDir = None, store: Store = None, config: ConfigFile = None, as_json: AsJson = False,
+) -> None:
+    """Compare the hub with its ERPs (and the channels' own checks) now; print what it found.
+
+    Every discrepancy gets one erp_discrepancy case (a second run updates it, never opens another). Exit
+    code: 0 when the sides agree, 1 when discrepancies were found, 2 when a side could not be read (or the
+    hub has no ERP, or a worker is reconciling at the same moment). Results go to stdout, progress to
+    stderr."""
+    start = parse_when(since)
+    hub = _hub(data_dir, store, config)
+    try:
+        if hub.reconciler is None:
+            console.print("[red]no ERP is configured: nothing to reconcile[/red]")
+            raise typer.Exit(2)
+        # the worker's job takes the same turn: two runs at once could each open a case for one discrepancy
+        with hub.db.exclusive("periodic:reconciliation") as mine:
+            if not mine:
+                console.print("[red]a worker is reconciling right now; try again when it is done[/red]")
+                raise typer.Exit(2)
+            report = hub.reconciler.run(since=start, progress=lambda text: console.print(text, highlight=False))
+    finally:
+        hub.close()
+    if as_json:
+        typer.echo(json.dumps(report.as_json(), default=str))
+    else:
+        _print_reconciliation(report)
+    if report.errors:
+        raise typer.Exit(2)
+    if report.outcomes:
+        raise typer.Exit(1)
+
+
+def _print_reconciliation(report: Any) -> None:
+    scope = f"since {report.since.isoformat()}" if report.since else "everything"
+    out.print(f"reconciliation ({scope}): {report.hub_sales} hub sale(s), {report.erp_sales} ERP sale(s), "
+              f"{len(report.outcomes)} discrepancy(ies), {len(report.resolved)} resolved", soft_wrap=True,
+              highlight=False)
+    for o in report.outcomes:  # plain aligned text: readable on a terminal, whole lines for grep
+        d = o.discrepancy
+        case = f"case {o.case_id} ({o.status})" if o.case_id else o.status
+        out.print(f"{d.kind:<16} {d.subject}  order {d.order_id or '-'}  {case}", soft_wrap=True, highlight=False)
+        width = max(len(diff.field) for diff in d.diffs)
+        hub_width = max(len(diff.hub) for diff in d.diffs)
+        for diff in d.diffs:
+            out.print(f"    {diff.field:<{width}}  hub {diff.hub:<{hub_width}}  {d.other} {diff.erp}", soft_wrap=True,
+                      highlight=False)
+    for key in report.resolved:
+        out.print(f"resolved (the sides agree now): {key}", highlight=False)
+    for error in report.errors:
+        out.print(f"[red]could not read[/red] {error}", highlight=False)
+
+
+@app.command()
 def demo(
     data_dir: Annotated[Path, typer.Option("--data-dir", help="Where the demo keeps its store and ERP database.")]
     = Path(".ordersync/demo"),
@@ -1331,6 +1552,95 @@ def demo(
     code = run(DemoOptions(data_dir=data_dir, orders=orders, once=once, as_json=as_json, port=port, seed=seed,
                            erp_db=erp_db))
     raise typer.Exit(code)
+
+
+@erp_cli.command("serve")
+def erp_serve(
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="Where Tryton keeps its configuration, log and (on "
+                                           "SQLite) its database.")] = Path(".ordersync/erp"),
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on (fixed, for configuration files; the hub's API "
+                                      "has 8000).")] = 8010,
+    database: Annotated[str, typer.Option("--database", help="The database's name (the [[erp]] database).")] = "main",
+    backend: Annotated[str, typer.Option("--db", help="sqlite (a file in --data-dir) or postgresql (--pg-uri).")]
+    = "sqlite",
+    pg_uri: Annotated[str | None, typer.Option("--pg-uri", help="trytond's PostgreSQL URI without a database, e.g. "
+                                               "postgresql://postgres@127.0.0.1:5432/ (default: "
+                                               "ORDERSYNC_TRYTON_PG or that).")] = None,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Make the database again from the demo template.")] = False,
+) -> None:
+    """Run the bundled Tryton 8.2 with the demo manufacturer's data on a fixed port, until stopped.
+
+    The database is made from the seeded template on the first start and kept afterwards. For the demo's
+    scale-out form and trials: it is trytond's built-in development server, not Tryton's production
+    server."""
+    from ordersync.devkit.tryton.serve import ServeOptions, serve
+
+    if backend not in ("sqlite", "postgresql"):
+        raise _fail(f"--db must be sqlite or postgresql, not {backend!r}", 2)
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    opts = ServeOptions(data_dir=data_dir, host=host, port=port, database=database, backend=backend, pg_uri=pg_uri,
+                        fresh=fresh)
+    try:
+        code = serve(opts, stop, lambda line: console.print(line, soft_wrap=True, markup=False, highlight=False))
+    except OSError as exc:
+        raise _fail(f"Tryton could not start: {exc}") from exc
+    except RuntimeError as exc:  # TrytonServerError: it exited or never answered (its log's tail follows)
+        raise _fail(f"Tryton could not start on {host}:{port}: {exc}") from exc
+    raise typer.Exit(code)
+
+
+# -- alerts ----------------------------------------------------------------------------------------------
+
+@alerts_cli.command("test")
+def alerts_test(
+    team: Annotated[str, typer.Option("--team", help="The team whose channels to try ([[alerts.route]]).")],
+    data_dir: DataDir = None, store: Store = None, config: ConfigFile = None, as_json: AsJson = False,
+) -> None:
+    """Send a test notification through the team's configured channels now and print what happened
+    (exit 1 if any channel failed). Nothing is recorded."""
+    from ordersync.bootstrap import alert_policy, alert_senders, case_policy
+    from ordersync.domain.alerts import trial_alert
+    from ordersync.runtime.alerts import send_now
+
+    settings = _settings(data_dir, store, config)
+    policy = alert_policy(settings, case_policy(settings))
+    results = send_now(trial_alert(team, policy, _clock().now()), policy, alert_senders(settings))
+    if as_json:
+        out.print_json(json.dumps([{"channel": c.value, "sent": ok, "detail": d} for c, ok, d in results]))
+    else:
+        for channel, ok, detail in results:
+            out.print(f"{channel.value}: {'sent' if ok else 'FAILED'}: {detail}", markup=False, highlight=False)
+    if not all(ok for _, ok, _ in results):
+        raise typer.Exit(1)
+
+
+@alerts_cli.command("status")
+def alerts_status(
+    unsent: Annotated[bool, typer.Option("--unsent", help="Only notifications not sent (pending, failed).")] = False,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 50,
+    data_dir: DataDir = None, store: Store = None, config: ConfigFile = None, as_json: AsJson = False,
+) -> None:
+    """The latest alert notifications, newest first: sent, pending (with the next attempt) or failed, with
+    the last error."""
+    from ordersync.runtime.alerts import status
+    from ordersync.store.db import Database
+
+    db = Database(_settings(data_dir, store, config).store_url)
+    db.migrate()
+    found = status(db, unsent_only=unsent, limit=limit)
+    if as_json:
+        out.print_json(json.dumps([vars(n) for n in found], default=str))
+        return
+    table = Table(title=f"Alert notifications ({len(found)})")
+    for col in ("created", "key", "team", "channel", "state", "attempts", "next attempt / sent", "last error"):
+        table.add_column(col)
+    for n in found:
+        when = n.sent_at if n.state == "sent" else n.next_attempt_at if n.state == "pending" else None
+        table.add_row(f"{n.created_at:%Y-%m-%d %H:%M}", n.key, n.team, n.channel, n.state, str(n.attempts),
+                      f"{when:%Y-%m-%d %H:%M:%S}" if when else "", n.last_error or "")
+    out.print(table)
 
 
 def main() -> None:

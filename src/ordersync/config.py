@@ -63,6 +63,7 @@ class ErpSettings(Strict):
     login: str = "ordersync"
     password: str | None = None
     password_env: str | None = None
+    password_file: Path | None = Field(default=None, description="a file holding the password (mode 0600)")
     profile: str = "main"
     max_concurrency: int = Field(default=2, ge=1, le=64)
     call_timeout: float = Field(default=30.0, gt=0)
@@ -106,8 +107,14 @@ class ErpSettings(Strict):
             if self.password_env not in env:
                 raise ConfigError(f"ERP {self.name}: environment variable {self.password_env} is not set")
             return env[self.password_env]
+        if self.password_file is not None:
+            try:
+                return self.password_file.read_text().strip()
+            except OSError as exc:
+                raise ConfigError(f"ERP {self.name}: cannot read password_file {self.password_file}: "
+                                  f"{exc.strerror}") from exc
         if self.password is None:
-            raise ConfigError(f"ERP {self.name}: set password_env (or password)")
+            raise ConfigError(f"ERP {self.name}: set password_env or password_file")
         return self.password
 
 
@@ -179,6 +186,89 @@ class SlaSettings(Strict):
     invoice_sync_seconds: float = Field(default=900.0, gt=0, description="posted in the ERP -> visible to the buyer")
     window_seconds: float = Field(default=86400.0, gt=0, description="orders received this long ago or later: "
                                   "the default of GET /v1/ops/sla and the window of /metrics")
+
+
+class AlertRouteSettings(Strict):
+    """Where one team is told (``[[alerts.route]]``): a Slack-compatible incoming webhook, e-mail addresses,
+    or both. ``team = "*"`` is the route of every team without one of its own."""
+
+    team: str = Field(min_length=1, max_length=64)
+    webhook_url: str | None = Field(default=None, pattern=r"^https?://.+", max_length=500)
+    webhook_url_env: str | None = Field(default=None, description="environment variable holding the webhook "
+                                        "URL (an incoming webhook's URL is its secret)")
+    emails: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _somewhere(self) -> AlertRouteSettings:
+        if not (self.webhook_url or self.webhook_url_env or self.emails):
+            raise ValueError(f"alerts route {self.team}: give webhook_url, webhook_url_env or emails")
+        for address in self.emails:
+            if "@" not in address.strip("@"):
+                raise ValueError(f"alerts route {self.team}: {address!r} is not an e-mail address")
+        return self
+
+    def webhook(self, env: dict[str, str] | None = None) -> str | None:
+        if self.webhook_url_env:
+            env = dict(os.environ if env is None else env)
+            if self.webhook_url_env not in env:
+                raise ConfigError(f"alerts route {self.team}: environment variable {self.webhook_url_env} "
+                                  "is not set")
+            return env[self.webhook_url_env]
+        return self.webhook_url
+
+
+class SmtpSettings(Strict):
+    """The mail server alerts are sent through (``[alerts.smtp]``)."""
+
+    host: str = Field(min_length=1)
+    port: int = Field(default=587, ge=1, le=65535)
+    starttls: bool = Field(default=True, description="upgrade the connection with STARTTLS before signing in")
+    user: str | None = None
+    password_env: str | None = Field(default=None, description="environment variable holding the password")
+    from_address: str = Field(pattern=r"^.+@.+$")
+    timeout: float = Field(default=10.0, gt=0)
+
+    def password(self, env: dict[str, str] | None = None) -> str | None:
+        if not self.password_env:
+            return None
+        env = dict(os.environ if env is None else env)
+        if self.password_env not in env:
+            raise ConfigError(f"alerts.smtp: environment variable {self.password_env} is not set")
+        return env[self.password_env]
+
+
+class AlertSettings(Strict):
+    """Cases past their due time and SLA breaches, told to their team (docs/alerts.md)."""
+
+    route: list[AlertRouteSettings] = Field(default_factory=list)
+    smtp: SmtpSettings | None = None
+    public_base_url: str | None = Field(default=None, pattern=r"^https?://.+", description="this hub's public "
+                                        "base URL: alerts link to the case or order in /ops under it")
+    sla_teams: dict[str, str] = Field(default_factory=lambda: {"acknowledgment": "integration",
+                                                               "fulfillment": "operations",
+                                                               "invoice_sync": "finance"},
+                                      description="SLA clock -> the team told of its breaches (level 1)")
+    check_seconds: float = Field(default=60.0, gt=0, description="how often breaches are looked for and "
+                                 "due notifications sent")
+    digest_over: int = Field(default=5, ge=1, description="more new alerts than this for one team, kind and "
+                             "level in one check are told as one digest (an ERP outage breaches many clocks)")
+    max_attempts: int = Field(default=8, ge=1, le=100)
+    base_seconds: float = Field(default=30.0, gt=0, description="wait after the first failed send; doubles")
+    cap_seconds: float = Field(default=3600.0, gt=0)
+    timeout: float = Field(default=10.0, gt=0, description="seconds a webhook POST may take")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AlertSettings:
+        teams = [r.team for r in self.route]
+        if len(set(teams)) != len(teams):
+            raise ValueError(f"alerts: one route per team ({teams})")
+        if self.smtp is None and any(r.emails for r in self.route):
+            raise ValueError("alerts: routes with emails need an [alerts.smtp] server")
+        unknown = set(self.sla_teams) - {"acknowledgment", "fulfillment", "invoice_sync"}
+        if unknown:
+            raise ValueError(f"alerts.sla_teams: unknown clock(s) {sorted(unknown)}; clocks are acknowledgment, "
+                             "fulfillment, invoice_sync")
+        return self
 
 
 class EdiPartnerSettings(Strict):
@@ -363,6 +453,17 @@ class RetentionSettings(Strict):
     batch: int = Field(default=5000, ge=1, le=100_000, description="rows deleted per statement")
 
 
+class ReconcileSettings(Strict):
+    """Reconciliation of the hub with its ERPs and channels (docs/reconciliation.md): a worker runs it in full
+    every ``interval_seconds`` (0: never on its own; ``ordersync reconcile`` still runs it by hand)."""
+
+    interval_seconds: float = Field(default=3600.0, ge=0, description="how often the worker reconciles (0: off)")
+    settle_seconds: float = Field(default=900.0, ge=0, description="a shipment, invoice, sale or return state "
+                                  "discrepancy opens a case only when it lasts this long (the change poller "
+                                  "may be catching up)")
+    page: int = Field(default=500, ge=1, le=5000, description="hub orders read per query")
+
+
 class NatsSettings(Strict):
     """The NATS JetStream bus (``bus = "nats://host:port,nats://host:port,..."``), see docs/scale-out.md.
 
@@ -460,12 +561,14 @@ class Settings(Strict):
     flows: FlowSettings = FlowSettings()
     cases: CaseSettings = CaseSettings()
     sla: SlaSettings = SlaSettings()
+    alerts: AlertSettings = AlertSettings()
     read_model: ReadModelSettings = ReadModelSettings()
     webhooks: WebhookSettings = WebhookSettings()
     wms: WmsSettings = WmsSettings()
     edi: EdiSettings = EdiSettings()
     shopify: ShopifySettings = ShopifySettings()
     retention: RetentionSettings = RetentionSettings()
+    reconcile: ReconcileSettings = ReconcileSettings()
     web: WebSettings = WebSettings()
     source: str = Field(default="defaults", exclude=True)
 

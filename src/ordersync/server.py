@@ -19,7 +19,7 @@ from ordersync.channels.edi import http as edi_http
 from ordersync.channels.portal import pages as portal
 from ordersync.channels.shopify import http as shopify_http
 from ordersync.runtime.hub import Hub
-from ordersync.web import STATIC_DIR, ops_people
+from ordersync.web import STATIC_DIR, ops_drift, ops_people
 from ordersync.web import ops as ops_pages
 
 
@@ -29,6 +29,7 @@ def create_app(hub: Hub, *, max_body_bytes: int = limits.DEFAULT_MAX_BODY_BYTES,
     app = create_api(hub, max_body_bytes=max_body_bytes, max_json_depth=max_json_depth, processes=processes)
     app.include_router(ops_pages.router)  # the operations dashboard (server-rendered, /ops)
     app.include_router(ops_people.router)  # who may sign in (/ops/people)
+    app.include_router(ops_drift.router)  # inbound drift and quarantined payloads (/ops/drift)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")  # pinned front-end assets
     app.include_router(portal.router)  # the buyer portal (/portal)
     app.include_router(edi_http.router)  # EDI partners' AS2 messages (/as2)

@@ -17,6 +17,7 @@ People sign in once per module, through the shared ``ops_sign_in`` / ``portal_si
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import threading
 import time
@@ -301,6 +302,23 @@ def dead_letters(page: Any, server: Server, world: World) -> None:
     reload_until(page, lambda: page.locator('#dlq-list tr[data-status="dead"]').count() > 0)
 
 
+def drift(page: Any, server: Server, world: World) -> None:
+    """A drift and a quarantined payload, as the WMS webhook records them (its tests post them signed)."""
+    from ordersync.domain.drift import Finding
+    from ordersync.store import drift as drift_store
+
+    now = SystemClock().now()
+    body = b'{"event_id": "A11Y-1", "lines": [{"line_no": 1, "quantity": {"value": 1}}]}'
+    with server.db.write() as conn:
+        drift_store.count_drift(conn, "wms.event", [
+            Finding("$.lines[].serial", "unknown_field", "", "string", '"SN-1"'),
+            Finding("$.lines[].quantity", "type_changed", "number/string", "object", '{"value": 1}')], now)
+        drift_store.keep(conn, source="wms.event", body=body, body_sha256=hashlib.sha256(body).hexdigest(),
+                         context={"channel": "wms"}, reason="$.lines[0].quantity: Decimal input should be ...", at=now)
+    page.goto("/ops/drift")
+    expect(page.locator("#quarantine-list tr[data-status=held]").first).to_be_visible()
+
+
 def shopify_waiting(page: Any, server: Server, world: World) -> None:
     page.goto("/ops/shopify")
     reload_until(page, lambda: page.locator(f'#waiting article[data-location-id="{world.shopify_location}"]')
@@ -339,6 +357,7 @@ PAGES: dict[str, tuple[str, Visit]] = {
     "ops-shopify": ("ops", shopify_waiting),
     "ops-shopify-map": ("ops", shopify_confirm),
     "ops-people": ("ops", go("/ops/people")),
+    "ops-drift": ("ops", drift),
     "ops-missing": ("ops", go("/ops/orders/no-such-order")),
     "ops-refused": ("finance", refused),
     "portal-signin": ("anonymous", go("/portal/signin")),

@@ -37,6 +37,7 @@ from ordersync.ports.erp import (
     SubmitResult,
     UnknownItem,
     order_reference,
+    parse_reference,
     return_reference,
 )
 from tests.contract.conftest import ErpUnderTest
@@ -476,6 +477,32 @@ def test_amending_a_quantity_changes_the_line_and_its_shipment(subject: ErpUnder
     assert {(s.line_no, s.quantity) for s in shipment.lines} == {(1, 2), (2, 15)}
 
 
+def test_our_sales_are_listed_by_change_time_and_by_reference_with_lines_prices_and_states(
+        subject: ErpUnderTest) -> None:
+    erp, driver = subject.erp, subject.driver
+    before = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)  # margin for the ERP's own clock
+    request = _accepted(subject, "C-1001", "PLANT-N", [("SEL-OR-NBR-KIT", 2), ("SEL-GSK-DN50-PTFE", 10)])
+    other = _accepted(subject, "C-1002", "PLANT-N", [("VLV-3W-DN20-SS", 1)])
+    driver.ship(other.reference)
+
+    listed = {o.reference: o for o in erp.sales_since(before)}
+    assert {request.reference, other.reference} <= set(listed)
+    assert all(parse_reference(ref) is not None for ref in listed)  # our prefix only
+    mine = listed[request.reference]
+    assert mine == only_order(erp, request.reference)
+    assert (mine.order_id, mine.plant, mine.account_id) == (request.order_id, "PLANT-N", "C-1001")
+    assert [(ln.line_no, ln.sku, ln.quantity, ln.unit_price) for ln in mine.lines] == [
+        (ln.line_no, ln.sku, ln.quantity, ln.unit_price) for ln in request.lines]
+    assert mine.state in (ErpOrderState.CONFIRMED, ErpOrderState.PROCESSING)
+    assert [s.state for s in listed[other.reference].shipments] == [ShipmentState.SHIPPED]
+    assert request.reference in {o.reference for o in erp.sales_since(None)}
+
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    assert request.reference not in {o.reference for o in erp.sales_since(later)}
+    assert [o.reference for o in erp.sales_since(later, [request.reference, order_reference("nohub", "PLANT-N")])
+            ] == [request.reference]
+
+
 def test_amending_the_date_moves_the_shipment_when_all_its_lines_move(subject: ErpUnderTest) -> None:
     request = _accepted(subject, "C-1002", "PLANT-S", [("SEN-PT-0-10B", 1), ("SEN-TT-PT100", 2)])
     later = dt.date.today() + dt.timedelta(days=12)
@@ -733,6 +760,25 @@ def test_a_return_of_shipped_goods_is_authorized_once_and_reads_back(subject: Er
     assert [(x.line_no, x.sku, x.quantity) for x in status.lines] == [(1, "BRG-6204-2RS", 4), (2, "SEN-PX-M12-NPN", 1)]
     assert erp.return_status(return_reference("rtnosuchreturn", "PLANT-N")) is None
     assert [x.quantity for x in only_order(erp, request.reference).lines] == [10, 4]  # the order stays as it was
+
+
+def test_our_returns_are_listed_by_change_time_and_by_reference_as_return_status_reads_them(
+        subject: ErpUnderTest) -> None:
+    erp = subject.erp
+    before = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)  # margin for the ERP's own clock
+    request = _accepted(subject, "C-1001", "PLANT-N", [("BRG-6204-2RS", 10)])
+    subject.driver.ship(request.reference)
+    rma = _return(request, [(1, 3)])
+    assert erp.create_return(rma).outcome is ReturnOutcome.AUTHORIZED
+
+    listed = {r.reference: r for r in erp.returns_since(before)}
+    assert listed[rma.reference] == erp.return_status(rma.reference)
+    assert request.reference not in listed  # sales are not returns
+    assert rma.reference in {r.reference for r in erp.returns_since(None)}
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    assert rma.reference not in {r.reference for r in erp.returns_since(later)}
+    assert [r.reference for r in erp.returns_since(later, [rma.reference, return_reference("rtnone", "PLANT-N")])
+            ] == [rma.reference]
 
 
 def test_a_return_of_more_than_shipped_is_refused_and_creates_nothing(subject: ErpUnderTest) -> None:

@@ -41,6 +41,8 @@ def test_the_demo_places_its_scenario_and_every_order_reaches_tryton_exactly_onc
     assert summary["erp_duplicate_references"] == 0 and summary["erp_line_mismatches"] == 0
     assert set(summary["erp_order_states"]) <= {"confirmed", "processing", "done"}, "no draft or quotation is left"
     assert summary["dead_letters"] == 0
+    recon = summary["reconciliation"]  # the hub and Tryton (and the channels) agree: no discrepancy, no case
+    assert recon["discrepancies"] == [] and recon["errors"] == [] and recon["erp_sales"] == recon["hub_sales"] > 0
 
     # after the orders: the warehouse ships (one split shipment, one short), production planning moves a
     # backorder to a later date, accounting invoices, a buyer returns goods and disputes an invoice, the
@@ -50,7 +52,8 @@ def test_the_demo_places_its_scenario_and_every_order_reaches_tryton_exactly_onc
     assert {"split_shipment", "short_shipment", "backorder_revised", "return", "dispute_case",
             "delivered_by_carrier"} <= set(after["follow"])  # the carrier's delivery came by signed WMS webhook
     assert (data_dir / "secrets" / "wms-webhook").stat().st_mode & 0o077 == 0, "only its owner reads the secret"
-    assert "wms-webhook" in (data_dir / "ordersync.toml").read_text()
+    written = (data_dir / "ordersync.toml").read_text()
+    assert "wms-webhook" in written and "password_file" in written and "password =" not in written  # no secret
     assert after["return_state"] in ("received", "credited") and summary["returns"]
     assert summary["final_states"].get("invoiced", 0) >= 1
     assert summary["open_cases"]["fulfillment_discrepancy"] >= 1 and summary["open_cases"]["invoice_dispute"] == 1

@@ -142,6 +142,8 @@ UNSCOPED = {
     ("GET", "/ops/oidc/start"), ("GET", "/ops/oidc/callback"), ("GET", "/ops/invite/{token}"),
     ("POST", "/ops/invite/{token}"), ("GET", "/ops/people"), ("POST", "/ops/people/invite"),
     ("POST", "/ops/people/{person_id}/roles"), ("POST", "/ops/people/{person_id}/disable"),
+    # inbound drift and quarantined payloads (system-wide: the WMS and the channels, no account's view)
+    ("GET", "/ops/drift"), ("POST", "/ops/drift/{entry_id}/replay"), ("POST", "/ops/drift/{entry_id}/discard"),
     # what no dashboard page answers: a "not found" page or a redirect to the nearest page, no data
     ("GET", "/ops/{rest:path}"), ("POST", "/ops/{rest:path}"), ("PUT", "/ops/{rest:path}"),
     ("PATCH", "/ops/{rest:path}"), ("DELETE", "/ops/{rest:path}"),

@@ -236,3 +236,30 @@ def test_an_edit_whose_webhook_never_came_is_followed_by_the_reconciliation(
     assert sweep.updated and sweep.updated[0].startswith(double.order(gid)["name"]), sweep.as_dict()
     with hub.uow() as uow:
         assert uow.orders.get(order["id"]).ordered == {1: 20, 2: 4}
+
+
+def test_an_order_webhook_whose_order_id_changed_type_is_kept_and_recorded_as_drift(
+        hub: Hub, api: TestClient, double: ShopifyDouble) -> None:
+    from ordersync.store import drift as drift_store
+
+    def deliver(event_id: str, payload: dict[str, Any]) -> Any:
+        body = json.dumps(payload).encode()
+        return api.post("/shopify/webhooks", content=body, headers={
+            "X-Shopify-Topic": "orders/create", "X-Shopify-Shop-Domain": double.shop, "X-Shopify-Event-Id": event_id,
+            "X-Shopify-Webhook-Id": f"wh-{event_id}", "X-Shopify-Hmac-Sha256": sign(body, double.secret),
+            "Content-Type": "application/json"})
+
+    # the fields the connector does not read are no drift: Shopify's order body is large and grows
+    usual = {"admin_graphql_api_id": "gid://shopify/Order/1", "updated_at": "2026-12-05T10:00:00Z",
+             "line_items": [{"sku": "BRG-6204-2RS"}], "note_attributes": []}
+    assert deliver("ev-usual", usual).status_code == 200
+    changed = {**usual, "admin_graphql_api_id": 1}
+    assert deliver("ev-changed", changed).status_code == 200
+    assert deliver("ev-changed", changed).json()["duplicate"] is True  # counted once per event
+    with hub.db.read() as conn:
+        found = [(d["source"], d["field"], d["kind"], d["seen"], d["count"]) for d in drift_store.drift(conn)]
+        kept = dict(conn.execute(select(shopify_events.c.event_id, shopify_events.c.deliveries)).all())
+        opened = [b for b in conn.execute(select(cases.c.body)).scalars() if "drifted" in b]
+    assert found == [("shopify.orders/create", "$.admin_graphql_api_id", "type_changed", "integer", 1)]
+    assert kept == {"ev-usual": 1, "ev-changed": 2}  # kept as delivered: nothing is dropped at the door
+    assert len(opened) == 1 and "shopify.orders/create payloads drifted" in opened[0]

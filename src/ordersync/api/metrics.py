@@ -11,11 +11,16 @@ numbers, and nothing has to be kept in memory:
   received in the last ``[sla] window_seconds`` (a rolling window, so its buckets can go down);
   ``ordersync_sla_breached{clock}`` and ``ordersync_sla_open_breached{clock}`` count breaches there;
 - ``ordersync_cases_open{type}``, ``ordersync_cases_overdue{type}``;
-- ``ordersync_dead_letters{status}``;
+- ``ordersync_dead_letters{status}``, ``ordersync_dead_letters_by_reason{reason}`` (those not replayed);
 - ``ordersync_outbox_unpublished`` and ``ordersync_outbox_lag_seconds`` (age of the oldest unpublished
   event), ``ordersync_deliveries_pending{consumer}``;
+- ``ordersync_alert_notifications{channel,state}`` (pending, sent, failed: given up, or a team without a
+  route; channel ``digest``, state ``grouped``: told within a digest),
+  ``ordersync_alert_send_failures_total{channel}`` (failed attempts, retried ones included) and
+  ``ordersync_alert_oldest_pending_seconds`` (how long the oldest unsent alert has waited);
 - ``ordersync_erp_circuit{erp,state}`` (1 for the circuit's state, 0 for the others),
-  ``ordersync_erp_in_flight{erp}``, ``ordersync_erp_calls_total{erp,lane}`` (port calls) and
+  ``ordersync_erp_in_flight{erp}``, ``ordersync_erp_failures_total{erp}``,
+  ``ordersync_erp_consecutive_failures{erp}``, ``ordersync_erp_calls_total{erp,lane}`` (port calls) and
   ``ordersync_erp_wire_calls_total{erp,lane}`` (requests on the wire: what the ERP pays for).
 """
 
@@ -39,7 +44,7 @@ from ordersync.domain.sla import SlaClock, stopped_seconds, summarize
 from ordersync.ports.erp import CircuitState
 from ordersync.reads.sla import SlaScope, readings
 from ordersync.runtime.hub import Hub
-from ordersync.store.schema import cases, dead_letters, deliveries, order_counters, outbox
+from ordersync.store.schema import alert_notifications, cases, dead_letters, deliveries, order_counters, outbox
 
 router = APIRouter(tags=["health"])
 
@@ -61,6 +66,7 @@ class HubCollector(Collector):
             yield from _sla(conn, hub, now)
             yield from _cases(conn, now)
             yield from _messaging(conn, now)
+            yield from _alerts(conn, now)
         yield from _erps(hub)
 
 
@@ -124,6 +130,15 @@ def _messaging(conn: Connection, now: dt.datetime) -> Iterator[Metric]:
     for status in sorted({"dead", "replayed", *by_status}):
         letters.add_metric([status], float(by_status.get(status, 0)))
     yield letters
+    reasons = GaugeMetricFamily("ordersync_dead_letters_by_reason", "Dead letters not replayed yet, per reason "
+                                "(malformed, schema_violation: bad input; exhausted: a failing consumer)",
+                                labels=["reason"])
+    by_reason = _counts(conn, select(dead_letters.c.reason, func.count()).where(dead_letters.c.status == "dead")
+                        .group_by(dead_letters.c.reason))
+    for reason in sorted({"malformed", "unknown_type", "schema_violation", "exhausted", "rejected", "not_retryable",
+                          *by_reason}):
+        reasons.add_metric([reason], float(by_reason.get(reason, 0)))
+    yield reasons
     count, oldest = conn.execute(select(func.count(), func.min(outbox.c.occurred_at))
                                  .where(outbox.c.published_at.is_(None))).one()
     yield GaugeMetricFamily("ordersync_outbox_unpublished", "Events in the outbox not relayed yet", value=count)
@@ -134,6 +149,30 @@ def _messaging(conn: Connection, now: dt.datetime) -> Iterator[Metric]:
     for consumer, n in conn.execute(select(deliveries.c.consumer, func.count()).group_by(deliveries.c.consumer)):
         pending.add_metric([consumer], float(n))
     yield pending
+
+
+def _alerts(conn: Connection, now: dt.datetime) -> Iterator[Metric]:
+    n = alert_notifications.c
+    states = GaugeMetricFamily("ordersync_alert_notifications", "Alert notifications per channel and state "
+                               "(failed: given up, or no route for the team)", labels=["channel", "state"])
+    failures = CounterMetricFamily("ordersync_alert_send_failures", "Failed alert sends (each attempt)",
+                                   labels=["channel"])
+    counts: dict[tuple[str, str], int] = {}
+    failed: dict[str, int] = {}
+    for channel, state, count, fails in conn.execute(select(n.channel, n.state, func.count(), func.sum(n.failures))
+                                                     .group_by(n.channel, n.state)):
+        counts[(channel, state)] = int(count)
+        failed[channel] = failed.get(channel, 0) + int(fails or 0)
+    shown = {(channel, state) for channel in ("webhook", "email") for state in ("pending", "sent", "failed")}
+    for channel, state in sorted(shown | set(counts)):
+        states.add_metric([channel, state], float(counts.get((channel, state), 0)))
+    for channel in sorted({"webhook", "email", *failed}):
+        failures.add_metric([channel], float(failed.get(channel, 0)))
+    yield from (states, failures)
+    oldest = conn.execute(select(func.min(n.created_at)).where(n.state == "pending")).scalar()
+    age = (now - _aware(oldest)).total_seconds() if oldest is not None else 0.0
+    yield GaugeMetricFamily("ordersync_alert_oldest_pending_seconds", "Age of the oldest alert not sent yet",
+                            value=max(0.0, age))
 
 
 def _aware(at: Any) -> dt.datetime:
@@ -147,6 +186,10 @@ def _erps(hub: Hub) -> Iterator[Metric]:
                                 labels=["erp", "state"])
     in_flight = GaugeMetricFamily("ordersync_erp_in_flight", "ERP calls in flight", labels=["erp"])
     calls = CounterMetricFamily("ordersync_erp_calls", "ERP port calls by priority lane", labels=["erp", "lane"])
+    failures = CounterMetricFamily("ordersync_erp_failures", "ERP calls that failed (after the gate's retries)",
+                                   labels=["erp"])
+    consecutive = GaugeMetricFamily("ordersync_erp_consecutive_failures", "ERP calls failed in a row (the circuit "
+                                    "opens at the configured failure_threshold)", labels=["erp"])
     wire = CounterMetricFamily("ordersync_erp_wire_calls", "Requests sent to the ERP (Tryton: JSON-RPC) by lane",
                                labels=["erp", "lane"])
     if hub.erps is not None:
@@ -155,11 +198,13 @@ def _erps(hub: Hub) -> Iterator[Metric]:
             for state in CircuitState:
                 circuit.add_metric([name, state.value], 1.0 if status.circuit is state else 0.0)
             in_flight.add_metric([name], float(status.in_flight))
+            failures.add_metric([name], float(status.failures))
+            consecutive.add_metric([name], float(status.consecutive_failures))
             for lane, n in sorted(status.lane_calls.items()):
                 calls.add_metric([name, lane], float(n))
             for lane, n in sorted(status.wire_calls.items()):
                 wire.add_metric([name, lane], float(n))
-    yield from (circuit, in_flight, calls, wire)
+    yield from (circuit, in_flight, calls, wire, failures, consecutive)
 
 
 def registry_for(hub: Hub) -> CollectorRegistry:

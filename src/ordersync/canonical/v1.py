@@ -298,6 +298,7 @@ class CaseType(StrEnum):
     INVOICE_DISPUTE = "invoice_dispute"
     INTEGRATION_FAILURE = "integration_failure"
     ORDER_CONFLICT = "order_conflict"
+    ERP_DISCREPANCY = "erp_discrepancy"  # reconciliation: the hub and the ERP (or a channel) disagree
 
 
 class CaseState(StrEnum):

@@ -69,16 +69,17 @@ def run(opts: DemoOptions) -> int:
     edi = edi_partner.partner_settings(data_dir)  # the demo's EDI customer, trading over a directory
     shop = shopify_store.start(f"http://{opts.host}:{opts.port}")  # the B2B store on Shopify (the double)
     wms_secret = _wms_secret(data_dir)  # the warehouse's webhook signs its events with it
+    erp_password = _secret_file(data_dir, "erp-password", user["password"])  # the demo ERP's, kept out of the config
     settings = Settings(
         data_dir=data_dir,
         erp=[ErpSettings(name="main", kind="tryton", url=server.url, database=database, login=user["login"],
-                         password=user["password"], push=push)],
+                         password_file=erp_password, push=push)],
         edi=EdiSettings(partners=[edi], poll_seconds=0.5),
         shopify=ShopifySettings(shops=[shop.settings], poll_seconds=0.5),
         web=WebSettings(seller=SELLER),
         wms=WmsSettings(secret_file=wms_secret),
     )
-    _write_config(data_dir, server.url, database, user["login"], user["password"], push,
+    _write_config(data_dir, server.url, database, user["login"], erp_password, push,
                   extra="\n[edi]\npoll_seconds = 0.5\n" + edi_partner.config_toml(edi)
                   + "\n[shopify]\npoll_seconds = 0.5\n" + shopify_store.config_toml(shop.settings)
                   + f"\n[web]\nseller = {SELLER!r}\n".replace("'", '"')
@@ -121,6 +122,7 @@ def run(opts: DemoOptions) -> int:
         summary["edi"] = edi_partner.summary(hub, edi, purchase_orders)
         summary["shopify"] = shopify_store.summary(hub, shop, pushed)
         summary["crm_sink"] = {k: v for k, v in crm.summary(last=0).items() if k != "last"}
+        summary["reconciliation"] = _reconcile(hub) if settled else None
         _report(summary, opts)
         if opts.once:
             return 0 if settled else 1
@@ -182,12 +184,13 @@ def _start_erp(erp_dir: Path, erp_db: str = "sqlite", data_dir: Path | None = No
     return server
 
 
-def _write_config(data_dir: Path, url: str, database: str, login: str, password: str, push: bool = False,
+def _write_config(data_dir: Path, url: str, database: str, login: str, password_file: Path, push: bool = False,
                   extra: str = "") -> None:
     (data_dir / "ordersync.toml").write_text(
-        "# written by `ordersync demo`: the demo's ERP (a local Tryton with demo credentials)\n"
+        "# written by `ordersync demo`: the demo's ERP (a local Tryton with demo credentials); secrets are in\n"
+        "# files only their owner reads, named here, never written in this file\n"
         f'[[erp]]\nname = "main"\nkind = "tryton"\nurl = "{url}"\ndatabase = "{database}"\n'
-        f'login = "{login}"\npassword = "{password}"\n' + ("push = true\n" if push else "") + extra
+        f'login = "{login}"\npassword_file = "{password_file}"\n' + ("push = true\n" if push else "") + extra
     )
 
 
@@ -225,15 +228,22 @@ def _keys(hub: Hub) -> dict[str, str]:
 def _wms_secret(data_dir: Path) -> Path:
     """The warehouse webhook's HMAC secret, made once per data directory in a file only its owner reads
     (the configuration names the file; the secret itself is written nowhere else)."""
-    import os
     import secrets
 
     path = data_dir / "secrets" / "wms-webhook"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(secrets.token_urlsafe(32) + "\n")
+    return path if path.exists() else _secret_file(data_dir, "wms-webhook", secrets.token_urlsafe(32))
+
+
+def _secret_file(data_dir: Path, name: str, value: str) -> Path:
+    """``<data dir>/secrets/<name>`` holding ``value``, readable by its owner only (0600 in a 0700 folder)."""
+    import os
+
+    path = data_dir / "secrets" / name
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(value + "\n")
     return path
 
 
@@ -243,6 +253,17 @@ def _wms_key(hub: Hub) -> str:
 
     return KeyService(hub.db, hub.clock).create("demo warehouse", "wms", ["fulfillment:write"],
                                                 rate_per_minute=6000)[0]
+
+
+def _reconcile(hub: Hub) -> dict[str, Any] | None:
+    """The hub against Tryton and the channels once everything settled (``ordersync reconcile``): a
+    clean run of the demo finds nothing."""
+    if hub.reconciler is None:
+        return None
+    with console.status("reconciling the hub with Tryton, EDI and Shopify"):
+        report = hub.reconciler.run()
+    return {"hub_sales": report.hub_sales, "erp_sales": report.erp_sales, "errors": report.errors,
+            "discrepancies": [f"{o.discrepancy.kind} {o.discrepancy.subject} ({o.status})" for o in report.outcomes]}
 
 
 def _start_sink(hub: Hub) -> sink.Sink:

@@ -19,6 +19,7 @@ DEFAULT_OWNERS: dict[CaseType, str] = {
     CaseType.INVOICE_DISPUTE: "finance",
     CaseType.INTEGRATION_FAILURE: "integration",
     CaseType.ORDER_CONFLICT: "integration",
+    CaseType.ERP_DISCREPANCY: "integration",
 }
 
 DEFAULT_DUE_HOURS: dict[CaseType, float] = {
@@ -29,6 +30,7 @@ DEFAULT_DUE_HOURS: dict[CaseType, float] = {
     CaseType.INVOICE_DISPUTE: 48,
     CaseType.INTEGRATION_FAILURE: 2,
     CaseType.ORDER_CONFLICT: 4,
+    CaseType.ERP_DISCREPANCY: 24,
 }
 
 RUNBOOKS: dict[CaseType, str] = {
@@ -64,6 +66,12 @@ RUNBOOKS: dict[CaseType, str] = {
         "Ask the channel's owner what the buyer wants: change the order with an amendment (lines, "
         "quantities, dates: POST /v1/orders/{id}/amendments), or have the channel send a new order under a "
         "new order number; then resolve the case with a note saying what was done."
+    ),
+    CaseType.ERP_DISCREPANCY: (
+        "Reconciliation found the hub and the ERP (or a channel) disagreeing; the case shows both sides, field "
+        "by field. Find out which side is right (who changed the ERP sale, was a document lost). Correct the "
+        "wrong side in its own system, then re-check: the case closes when both sides agree again. Resolve "
+        "with a comment when the difference is accepted."
     ),
 }
 

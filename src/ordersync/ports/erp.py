@@ -233,6 +233,20 @@ class ErpPort(Protocol):
         """Every ERP order that belongs to hub order ``order_id`` (one per plant)."""
         ...
 
+    def sales_since(self, since: dt.datetime | None, references: Sequence[str] = ()) -> list[ErpOrder]:
+        """The hub's ERP orders for reconciliation: every sale whose reference has our prefix
+        (:data:`REFERENCE_PREFIX`) and that changed at or after ``since`` (every one with None), and the
+        sales of ``references`` however old; one per reference (the one :meth:`order` would give), with
+        lines, shipments, invoices and state, by reference. Read in a bounded number of batched calls per
+        page of sales, never one call per order."""
+        ...
+
+    def returns_since(self, since: dt.datetime | None, references: Sequence[str] = ()) -> list[ErpReturn]:
+        """The hub's ERP returns for reconciliation, as :meth:`sales_since` reads our sales: every return whose
+        reference has our prefix (:data:`RETURN_PREFIX`) changed at or after ``since`` (all with None), and
+        those of ``references``; one per reference (the one :meth:`return_status` would give), in batches."""
+        ...
+
     def changes_since(self, watermark: dt.datetime | None, known: Known | None = None) -> ChangeBatch:
         """Shipments, invoices, stock, price lists and returns changed at or after ``watermark``.
 

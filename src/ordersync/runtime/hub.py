@@ -20,10 +20,13 @@ from ordersync.messaging.relay import Relay
 from ordersync.messaging.retention import Retention
 from ordersync.messaging.transport import Transport
 from ordersync.messaging.worker import Worker
+from ordersync.ports.alerts import Mailer
 from ordersync.ports.erp import Erps
+from ordersync.runtime.alerts import AlertDispatcher
 from ordersync.runtime.erp_changes import ErpChangePoller
 from ordersync.runtime.intake_writer import IntakeWriter
 from ordersync.runtime.readmodel import ReadModel
+from ordersync.runtime.reconcile import Reconciler
 from ordersync.runtime.webhooks import WebhookDispatcher
 from ordersync.store.db import Database
 from ordersync.store.uow import SqlStore, UnitOfWork
@@ -58,6 +61,12 @@ class Hub:
     edi: Any = None
     #: the Shopify channel (:class:`ordersync.channels.shopify.channel.ShopifyChannel`) when shops are configured
     shopify: Any = None
+    #: the alert job (:class:`ordersync.runtime.alerts.AlertDispatcher`)
+    alerts: AlertDispatcher | None = None
+    #: e-mail through ``[alerts.smtp]`` (alerts, invitations); None when no server is configured
+    mailer: Mailer | None = None
+    #: reconciliation with the ERPs and channels, when the hub has an ERP
+    reconciler: Reconciler | None = None
 
     def uow(self, causation_id: str | None = None) -> AbstractContextManager[UnitOfWork]:
         """A unit of work (one write transaction) on this hub's store."""

@@ -443,7 +443,7 @@ inbound_webhook_attempts = Table(
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
     Column("source", String(64), nullable=False),  # which webhook: "wms"
     Column("received_at", UtcDateTime, nullable=False),
-    Column("outcome", String(16), nullable=False),  # accepted | duplicate | refused
+    Column("outcome", String(16), nullable=False),  # accepted | duplicate | refused | quarantined
     Column("reason", String(64), nullable=False),
     Column("key_id", String(32)),
     Column("event_id", String(200)),
@@ -716,4 +716,92 @@ saved_filters = Table(
     Column("query", String(1000), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     UniqueConstraint("owner", "page", "name", name="uq_saved_filters_name"),
+)
+
+# -- contracts: payload drift and quarantined payloads (migration 0019) --------------------------------
+
+# How inbound payloads drifted from the schema we read them with: one row per source ("wms.event"),
+# field path ("$.lines[].serial") and kind (unknown_field | type_changed), counted, with the latest
+# sample and the case opened when it was first seen.
+payload_drift = Table(
+    "payload_drift",
+    metadata,
+    Column("source", String(64), primary_key=True),
+    Column("field", String(300), primary_key=True),
+    Column("kind", String(20), primary_key=True),
+    Column("expected", String(120), nullable=False),  # the schema's type(s) there; "" for an unknown field
+    Column("seen", String(20), nullable=False),  # the JSON type last seen
+    Column("count", BigInteger, nullable=False),
+    Column("first_seen_at", UtcDateTime, nullable=False),
+    Column("last_seen_at", UtcDateTime, nullable=False),
+    Column("sample", Text, nullable=False),
+    Column("case_id", Id),
+)
+
+# Payloads we could not process, kept exactly as received (``body``) with the reason, until a replay
+# takes them (after a fix) or a person discards them. ``context`` (JSON) is what the source's replay
+# needs besides the body (who sent it). A redelivery of the same body finds its row.
+quarantined_payloads = Table(
+    "quarantined_payloads",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("source", String(64), nullable=False),
+    Column("body_sha256", String(64), nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("context", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("deliveries", Integer, nullable=False),
+    Column("status", String(16), nullable=False),  # held | replayed | discarded
+    Column("replay_count", Integer, nullable=False),
+    Column("replayed_at", UtcDateTime),
+    Column("outcome", Text, nullable=False),  # what the last replay or discard said
+    Column("case_id", Id),
+    UniqueConstraint("source", "body_sha256", name="uq_quarantined_payloads_source_body"),
+    Index("ix_quarantined_payloads_status_received", "status", "received_at"),
+)
+
+# -- alerts (migration 0020) -------------------------------------------------------------------------------
+
+#: one row per alert (key: a thing at one level) and channel: what was sent, or is still being tried
+alert_notifications = Table(
+    "alert_notifications",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("key", String(200), nullable=False),
+    Column("channel", String(10), nullable=False),  # webhook, email, none (no route), digest (told in one)
+    Column("kind", String(20), nullable=False),
+    Column("team", String(64), nullable=False),
+    Column("level", Integer, nullable=False),
+    Column("subject_id", String(64), nullable=False),
+    Column("body", Text, nullable=False),  # the alert (title, text, link) as JSON: a retry sends the same
+    Column("state", String(10), nullable=False),  # pending, sent, failed (given up), grouped (in a digest)
+    Column("attempts", Integer, nullable=False),
+    Column("failures", Integer, nullable=False),
+    Column("next_attempt_at", UtcDateTime, nullable=False),
+    Column("last_error", String(1000)),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("sent_at", UtcDateTime),
+    Column("digest_key", String(200)),  # channel digest: the key of the digest that told it
+    UniqueConstraint("key", "channel", name="uq_alert_notifications_key"),
+    Index("ix_alert_notifications_due", "state", "next_attempt_at"),
+)
+
+# -- reconciliation findings (migration 0021) ---------------------------------------------------------
+
+# Each discrepancy reconciliation finds, under its stable key (source:kind:subject): when it was first and
+# last seen, its sides (JSON list of {field, hub, erp}), and the case it opened (None while it settles).
+reconcile_findings = Table(
+    "reconcile_findings",
+    metadata,
+    Column("key", String(300), primary_key=True),
+    Column("source", String(80), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("subject", String(200), nullable=False),
+    Column("order_id", Id),
+    Column("case_id", Id),
+    Column("diffs", Text, nullable=False),
+    Column("first_seen_at", UtcDateTime, nullable=False),
+    Column("last_seen_at", UtcDateTime, nullable=False),
+    Index("ix_reconcile_findings_case", "case_id"),
 )

@@ -25,6 +25,7 @@ from ordersync.messaging.deadletters import DeadLetter
 from ordersync.reads.sla import SlaScope, report
 from ordersync.runtime.hub import Hub
 from ordersync.store.schema import (
+    alert_notifications,
     cases,
     dead_letters,
     deliveries,
@@ -207,6 +208,9 @@ class Health:
     dead_letters: int
     open_cases: int
     overdue_cases: int
+    #: alert notifications not sent (pending a retry, or given up), and the latest error among them
+    alerts_unsent: int = 0
+    alerts_last_error: str | None = None
 
 
 def health(hub: Hub, conn: Connection, now: dt.datetime) -> Health:
@@ -233,8 +237,15 @@ def health(hub: Hub, conn: Connection, now: dt.datetime) -> Health:
     c = cases.c
     open_, late = conn.execute(select(func.count(), func.sum(case((c.due_at < now, 1), else_=0)))
                                .where(c.state.in_(OPEN_CASE_STATES))).one()
+    n = alert_notifications.c
+    unsent = conn.execute(select(func.count()).where(n.state.in_(("pending", "failed")))).scalar_one()
+    last_error = conn.execute(select(n.team, n.channel, n.last_error)
+                              .where(n.state.in_(("pending", "failed")), n.last_error.is_not(None))
+                              .order_by(n.next_attempt_at.desc()).limit(1)).first()
     return Health(erps=erps, outbox_unpublished=int(count), outbox_lag=age(now, aware(oldest)) if oldest else "0s",
-                  queues=queues, dead_letters=int(letters), open_cases=int(open_), overdue_cases=int(late or 0))
+                  queues=queues, dead_letters=int(letters), open_cases=int(open_), overdue_cases=int(late or 0),
+                  alerts_unsent=int(unsent),
+                  alerts_last_error=f"{last_error[0]} ({last_error[1]}): {last_error[2]}" if last_error else None)
 
 
 def _overdue_by(now: dt.datetime, due: dt.datetime | None) -> str:

@@ -1,7 +1,7 @@
 """``/ops/people``: who may sign in. Staff admins invite staff (with their roles) and buyers (for an
 account, with their roles within it), change roles, and disable people; every staff member sees the
-list. An invitation is a link shown once to the inviter (it is not e-mailed yet: the inviter passes it
-on); the next page load forgets it.
+list. An invitation is a link shown once to the inviter; the next page load forgets it. With a mail server
+configured (``[alerts.smtp]``) it is e-mailed to the person too, and the page says whether that worked.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from fastapi.responses import Response
 from ordersync.domain.errors import NotFound, ValidationFailed
 from ordersync.web import doors
 from ordersync.web.ops import Acting, Signed, Text, _page, _see
-from ordersync.web.people import BUYER, BUYER_ROLES, STAFF, STAFF_ROLES, Invitation
+from ordersync.web.people import BUYER, BUYER_ROLES, STAFF, STAFF_ROLES, Invitation, mail_invitation
 from ordersync.web.signin import clear_cookie, secure_cookie, web_settings
 
 log = logging.getLogger("ordersync.ops.people")
@@ -42,10 +42,13 @@ def people_page(request: Request, operator: Signed) -> Response:
 
 
 def _flash(request: Request, invitation: Invitation, area: str) -> Response:
-    """Post/redirect/get with the invitation's link shown once on the next page (a short-lived cookie)."""
-    base = doors.base_url(request)
+    """Post/redirect/get with the invitation's link shown once on the next page (a short-lived cookie),
+    and whether it was e-mailed too (when ``[alerts.smtp]`` is configured)."""
+    link = f"{doors.base_url(request)}{invitation.path(area)}"
+    mailed = mail_invitation(request.app.state.hub.mailer, invitation, link)
+    shown = " ".join([invitation.person.email, link, *([mailed] if mailed else [])])
     response = _see("/ops/people")
-    response.set_cookie(FLASH, urllib.parse.quote(f"{invitation.person.email} {base}{invitation.path(area)}"),
+    response.set_cookie(FLASH, urllib.parse.quote(shown),
                         max_age=120, path="/ops/people", httponly=True, samesite="strict",
                         secure=secure_cookie(request, web_settings(request)))
     return response

@@ -32,6 +32,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 from ordersync.domain.clock import Clock
 from ordersync.domain.errors import NotFound, ValidationFailed
+from ordersync.ports.alerts import Mailer, NotSent
 from ordersync.store import people as rows
 from ordersync.store.db import Database
 
@@ -154,6 +155,38 @@ class Invitation:
     def path(self, area: str) -> str:
         """Where the invited person chooses their password (``area``: ops or portal)."""
         return f"/{area}/invite/{self.token}"
+
+
+def invitation_text(invitation: Invitation, link: str) -> tuple[str, str]:
+    """(subject, body) of the e-mail that carries an invitation's link."""
+    person = invitation.person
+    where = f"the portal of account {person.account_id}" if person.kind == BUYER else "ordersync operations (/ops)"
+    body = "\n".join([
+        f"Hello {person.name},",
+        "",
+        f"you are invited to {where} as {person.email} (roles: {', '.join(person.roles)}).",
+        "Choose your password here (the link works once, until "
+        f"{invitation.expires.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC):",
+        "",
+        link,
+        "",
+        "If you did not expect this, ignore this e-mail: nothing happens without the link.",
+    ])
+    return "Your invitation to ordersync", body
+
+
+def mail_invitation(mailer: Mailer | None, invitation: Invitation, link: str) -> str | None:
+    """E-mail the invitation's link when a mail server is configured: None without one, else what
+    happened, for the inviter ("e-mailed ..." or "not e-mailed: <why>"); a failure never loses the
+    invitation (the link is still shown)."""
+    if mailer is None:
+        return None
+    subject, body = invitation_text(invitation, link)
+    try:
+        mailer.send_mail([invitation.person.email], subject, body)
+    except NotSent as exc:
+        return f"not e-mailed ({exc}): pass the link on yourself"
+    return f"e-mailed to {invitation.person.email}"
 
 
 class People:

@@ -158,6 +158,14 @@ class GuardedErp:
         result: list[ErpOrder] = self._call(Lane.ORDERS, self.inner.orders_for, order_id)
         return result
 
+    def sales_since(self, since: dt.datetime | None, references: Sequence[str] = ()) -> list[ErpOrder]:
+        result: list[ErpOrder] = self._call(Lane.BACKGROUND, self.inner.sales_since, since, references)
+        return result
+
+    def returns_since(self, since: dt.datetime | None, references: Sequence[str] = ()) -> list[ErpReturn]:
+        result: list[ErpReturn] = self._call(Lane.BACKGROUND, self.inner.returns_since, since, references)
+        return result
+
     def changes_since(self, watermark: dt.datetime | None, known: Known | None = None) -> ChangeBatch:
         result: ChangeBatch = self._call(Lane.CHANGES, self.inner.changes_since, watermark, known)
         return result

@@ -63,6 +63,7 @@ from ordersync.ports.erp import (
     SubmitResult,
     UnknownItem,
     parse_reference,
+    parse_return_reference,
 )
 
 
@@ -346,6 +347,40 @@ class MemoryErp:
         result: list[ErpOrder] = self._call("orders_for", run)
         return result
 
+    def sales_since(self, since: dt.datetime | None, references: Sequence[str] = ()) -> list[ErpOrder]:
+        def run() -> list[ErpOrder]:
+            wanted = set(references)
+            chosen = sorted({s.reference for s in self._state.sales.values()
+                             if parse_reference(s.reference) is not None
+                             and (since is None or s.reference in wanted or self._changed(s) >= since)})
+            return [self._docs.order(sale) for ref in chosen if (sale := self._docs.best(ref)) is not None]
+
+        result: list[ErpOrder] = self._call("sales_since", run)
+        return result
+
+    def returns_since(self, since: dt.datetime | None, references: Sequence[str] = ()) -> list[ErpReturn]:
+        def run() -> list[ErpReturn]:
+            wanted, docs = set(references), self._docs
+            chosen = sorted({s.reference for s in self._state.sales.values() if parse_return_reference(s.reference)})
+            out = []
+            for ref in chosen:
+                sale = docs.best(ref)
+                if sale is None:
+                    continue
+                found, stamp = returns.state_of(self._state, sale)
+                if since is None or ref in wanted or stamp >= since:
+                    out.append(found)
+            return out
+
+        result: list[ErpReturn] = self._call("returns_since", run)
+        return result
+
+    def _changed(self, sale: MSale) -> dt.datetime:
+        """When the sale, one of its shipments or one of its invoices last changed."""
+        st = self._state
+        return max([sale.stamp, *(s.stamp for s in st.shipments.values() if s.sale_id == sale.id),
+                    *(i.stamp for i in st.invoices.values() if i.sale_id == sale.id)])
+
     def changes_since(self, watermark: dt.datetime | None, known: Known | None = None) -> ChangeBatch:
         # the twin is cheap to read in full: ``known`` needs no short cut here
         result: ChangeBatch = self._call("changes_since", lambda: self._changes(watermark))
@@ -432,6 +467,20 @@ class MemoryErp:
         """A fixed contract price for ``sku`` on the account's price list."""
         with self._lock:
             wf.set_price(self._state, account_id, sku, price)
+
+    def delete_sale(self, reference: str) -> None:
+        """Someone removes the sales (or returns) of ``reference`` from the ERP, with their shipments, moves and
+        invoices (reconciliation tests: a sale gone behind the hub's back)."""
+        with self._lock:
+            st = self._state
+            gone = {s.id for s in st.sales_of(reference)}
+            if not gone:
+                raise UnknownItem("order", reference)
+            for table in (st.moves, st.shipments, st.invoices, st.return_shipments):
+                for key in [k for k, v in table.items() if v.sale_id in gone]:
+                    del table[key]
+            for sale_id in gone:
+                del st.sales[sale_id]
 
     def sales_with_reference(self, reference: str) -> list[tuple[str, str]]:
         """``(erp id, state)`` of every sale carrying ``reference`` (to count duplicates)."""

@@ -17,7 +17,7 @@ from ordersync.api.keys import Scope
 from ordersync.channels.portal.session import Buyer, error_page, page, render, router, text
 from ordersync.domain.errors import NotFound, ValidationFailed
 from ordersync.web import doors
-from ordersync.web.people import BUYER, BUYER_ROLES
+from ordersync.web.people import BUYER, BUYER_ROLES, mail_invitation
 from ordersync.web.signin import clear_cookie, set_cookie
 
 log = logging.getLogger("ordersync.portal.people")
@@ -65,8 +65,10 @@ def invite(request: Request, buyer: Buyer, form: FormData) -> Response:
              ",".join(invitation.person.roles))
     response = RedirectResponse("/portal/people", status_code=303)
     link = f"{doors.base_url(request)}{invitation.path('portal')}"
-    set_cookie(response, request, FLASH, urllib.parse.quote(f"{invitation.person.email} {link}"), max_age=120,
-               path="/portal/people")
+    mailed = mail_invitation(request.app.state.hub.mailer, invitation, link)
+    set_cookie(response, request, FLASH,
+               urllib.parse.quote(" ".join([invitation.person.email, link, *([mailed] if mailed else [])])),
+               max_age=120, path="/portal/people")
     return response
 
 

@@ -36,16 +36,19 @@ from typing import Any
 
 from ordersync.canonical.v1 import Account, OrderState
 from ordersync.channels.cases import open_integration_case, resolve_integration_case
+from ordersync.channels.shopify import contract
 from ordersync.channels.shopify import operations as ops
 from ordersync.channels.shopify.client import ShopifyClient, ShopifyError, ShopifyUnavailable
 from ordersync.channels.shopify.orders import Buyer, Mapped, numeric_id, parse_time, to_order
 from ordersync.config import ShopifyShopSettings
 from ordersync.domain.cases import CasePolicy
 from ordersync.domain.clock import Clock
+from ordersync.domain.drift import Finding
 from ordersync.domain.errors import IntegrationError, OrdersyncError
 from ordersync.domain.order import LineAmendment
 from ordersync.flows.deps import FlowDeps
 from ordersync.flows.services.amendments import amend_order
+from ordersync.runtime.contracts import record as record_drift
 from ordersync.runtime.intake_writer import IntakeWriter
 from ordersync.store import shopify as store
 from ordersync.store.db import Database
@@ -166,18 +169,26 @@ class ShopifyInbound:
 
     def keep(self, shop: str, *, topic: str, event_id: str, webhook_id: str, triggered_at: dt.datetime | None,
              body: bytes) -> tuple[str, bool]:
-        """Keep a verified delivery (state ``received``); (its event's id, whether it was the first)."""
+        """Keep a verified delivery (state ``received``); (its event's id, whether it was the first). The
+        first delivery of an order event is measured against what the connector reads of it: drift is
+        recorded with the event (:mod:`.contract`)."""
         resource = ""
+        found: list[Finding] = []
         try:
             payload = json.loads(body)
             if isinstance(payload, dict):
                 resource = str(payload.get("admin_graphql_api_id") or "")
+            if topic in ORDER_TOPICS:
+                found = contract.drift(payload)
         except ValueError:
             pass  # kept as it came; working it will say why it could not be read
-        with self.db.write() as conn:
-            return store.keep_event(conn, event_key=uuid.uuid4().hex, shop=shop, event_id=event_id or webhook_id,
+        with unit_of_work(self.db, self.clock) as uow:
+            kept = store.keep_event(uow.conn, event_key=uuid.uuid4().hex, shop=shop, event_id=event_id or webhook_id,
                                     webhook_id=webhook_id, topic=topic, resource_id=resource[:120],
                                     triggered_at=triggered_at, received_at=self.clock.now(), body=body)
+            if found and kept[1]:
+                record_drift(uow, self.cases, contract.source(topic), found)
+            return kept
 
     # -- working events -----------------------------------------------------------------------------------
 
@@ -226,6 +237,8 @@ class ShopifyInbound:
         if topic not in ORDER_TOPICS:
             return "ignored", f"topic {topic} is not one the connector works", None
         payload = json.loads(row["body"])
+        if not isinstance(payload, dict):
+            raise ValueError(f"the body is a JSON {type(payload).__name__}, not an object")
         gid = str(payload.get("admin_graphql_api_id") or "")
         if not gid:
             raise ValueError("the body names no order (admin_graphql_api_id)")

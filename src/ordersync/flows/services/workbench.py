@@ -63,6 +63,7 @@ TYPE_ACTIONS: dict[CaseType, tuple[str, ...]] = {
     CaseType.FULFILLMENT_DISCREPANCY: (),
     CaseType.INVOICE_DISPUTE: ("credit", "reject"),
     CaseType.ORDER_CONFLICT: (),  # amended or cancelled through the order, then resolved with a note
+    CaseType.ERP_DISCREPANCY: ("recheck",),
 }
 #: actions that end something for good (an order, a line, a buyer's claim): the pages confirm them first
 DESTRUCTIVE = frozenset({"cancel", "cancel_line", "reject"})
@@ -114,6 +115,9 @@ class Workbench:
         self.policy = policy
         self.dead_letters = dead_letters
         self.deps = deps
+        #: reconciliation's re-check of a case: (case id, actor) -> (the sides agree now, what it found);
+        #: set by the composition root (the reconciler reads the store and the ERP, above the flows)
+        self.recheck: Callable[[str, str], tuple[bool, str]] | None = None
 
     def case(self, case_id: str, account_id: str | None = None) -> ExceptionCase:
         """The case, if a caller bound to ``account_id`` (None: any) may see it."""
@@ -256,6 +260,13 @@ class Workbench:
                                               action.comment]))
             self._save(uow, case, action, comment, close=True)
         return {"dispute_id": dispute_id, "decision": decision}
+
+    def _recheck(self, case: ExceptionCase, action: CaseAction) -> dict[str, Any]:
+        """Read both sides again: the case closes when they agree, else it stays open with the sides now."""
+        if self.recheck is None:
+            raise Conflict("this hub does not reconcile (no ERP configured)")
+        agree, found = self.recheck(case.id, action.actor)
+        return {"agree": agree, "found": found}
 
     def _resolve(self, case: ExceptionCase, action: CaseAction) -> None:
         if not action.comment.strip():

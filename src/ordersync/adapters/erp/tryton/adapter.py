@@ -50,7 +50,9 @@ from ordersync.canonical.v1 import (
 )
 from ordersync.domain.clock import Clock, SystemClock
 from ordersync.domain.errors import ProtocolError, Unavailable
+from ordersync.ports.contracts import PayloadObserver
 from ordersync.ports.erp import (
+    REFERENCE_PREFIX,
     AmendmentRequest,
     AmendmentResult,
     ChangeBatch,
@@ -68,6 +70,9 @@ from ordersync.ports.erp import (
     order_reference,
     parse_reference,
 )
+
+#: sales per page of :meth:`TrytonErp.sales_since` (one search, then a fixed number of reads per page)
+RECONCILE_PAGE = 200
 
 
 @contextlib.contextmanager
@@ -104,13 +109,14 @@ class TrytonErp:
         regions: Mapping[str, str] | None = None,
         clock: Clock | None = None,
         chunk: int = DEFAULT_CHUNK,
+        observer: PayloadObserver | None = None,
     ) -> None:
         self.name = name
         self.client = client
         self.regions = dict(regions or {})
         self._clock = clock or SystemClock()
         self.directory = Directory(client)
-        self._documents = Documents(client, self.directory)
+        self._documents = Documents(client, self.directory, observer)  # observer: drift of what it reads
         self._submitter = Submitter(client, self.directory, lambda: self._clock.now().date(), chunk=chunk)
         self._amender = Amender(client)
         self._returns = Returns(client, self.directory)
@@ -129,10 +135,11 @@ class TrytonErp:
         regions: Mapping[str, str] | None = None,
         clock: Clock | None = None,
         chunk: int = DEFAULT_CHUNK,
+        observer: PayloadObserver | None = None,
     ) -> TrytonErp:
         """An adapter with its own client (it logs in on first use)."""
         client = TrytonClient(url, database, login, password, timeout=timeout)
-        return cls(client, name=name, regions=regions, clock=clock, chunk=chunk)
+        return cls(client, name=name, regions=regions, clock=clock, chunk=chunk, observer=observer)
 
     def close(self) -> None:
         self.client.close()
@@ -390,6 +397,38 @@ class TrytonErp:
                     by_reference.setdefault(row["reference"], []).append(row)
             chosen = [best_sale(group) for _, group in sorted(by_reference.items())]
             return self._documents.orders([s for s in chosen if s is not None])
+
+    def sales_since(self, since: dt.datetime | None, references: Sequence[str] = ()) -> list[ErpOrder]:
+        """Pages of :data:`RECONCILE_PAGE` sales by id, each read in a fixed number of calls (the sale rows,
+        then :meth:`Documents.orders`); ``references`` in chunks of the same size."""
+        ours: list[Any] = [("reference", "like", f"{REFERENCE_PREFIX}-%")]
+        domains: list[list[Any]] = [ours if since is None else
+                                    [*ours, ["OR", ("write_date", ">=", since), ("create_date", ">=", since)]]]
+        refs = sorted(set(references))
+        domains += [[("reference", "in", refs[i:i + RECONCILE_PAGE])] for i in range(0, len(refs), RECONCILE_PAGE)]
+        by_reference: dict[str, list[dict[str, Any]]] = {}
+        with translated("sales"):
+            for domain in domains:
+                last = 0
+                while True:
+                    rows = self.client.call("sale.sale", "search_read", [*domain, ("id", ">", last)], 0,
+                                             RECONCILE_PAGE, [("id", "ASC")], ["reference", "state"])
+                    for row in rows:
+                        if parse_reference(row["reference"] or "") is not None:
+                            by_reference.setdefault(row["reference"], []).append(row)
+                    if len(rows) < RECONCILE_PAGE:
+                        break
+                    last = rows[-1]["id"]
+            chosen = sorted(s["id"] for group in by_reference.values() if (s := best_sale(group)) is not None)
+            out: list[ErpOrder] = []
+            for i in range(0, len(chosen), RECONCILE_PAGE):
+                sales = self._documents.sales([("id", "in", chosen[i:i + RECONCILE_PAGE])])
+                out += self._documents.orders(sales)
+        return sorted(out, key=lambda o: o.reference)
+
+    def returns_since(self, since: dt.datetime | None, references: Sequence[str] = ()) -> list[ErpReturn]:
+        with translated("returns"):
+            return self._returns.since(since, references, RECONCILE_PAGE)
 
     def changes_since(self, watermark: dt.datetime | None, known: Known | None = None) -> ChangeBatch:
         with translated("changes"):

@@ -23,9 +23,11 @@ from ordersync.adapters.erp.erp_common import (
     order_id_of,
     utc,
 )
+from ordersync.adapters.erp.tryton import contract
 from ordersync.adapters.erp.tryton.directory import Directory
 from ordersync.adapters.erp.tryton.rpc import TrytonClient
 from ordersync.canonical.v1 import Invoice, InvoiceLine, Shipment, ShipmentLine
+from ordersync.ports.contracts import PayloadObserver, Unobserved
 from ordersync.ports.erp import ErpOrder, ErpOrderLine, parse_reference
 
 SALE_FIELDS = [
@@ -103,19 +105,26 @@ class SaleLineInfo:
 class Documents:
     """Reads sales, shipments and invoices of one Tryton database as canonical values."""
 
-    def __init__(self, client: TrytonClient, directory: Directory) -> None:
+    def __init__(self, client: TrytonClient, directory: Directory, observer: PayloadObserver | None = None) -> None:
         self._client = client
         self._dir = directory
+        self._observer = observer or Unobserved()
 
     def _read(self, model: str, ids: Iterable[int], fields: Sequence[str]) -> list[dict[str, Any]]:
         ids = sorted(set(ids))
-        return list(self._client.call(model, "read", ids, list(fields))) if ids else []
+        return self._seen(model, list(self._client.call(model, "read", ids, list(fields))) if ids else [])
+
+    def _seen(self, model: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``rows``, after the observer measured them against what we read of ``model`` (drift)."""
+        if rows and model in contract.SCHEMAS:
+            self._observer.observe(contract.source(model), contract.SCHEMAS[model], rows)
+        return rows
 
     # -- sales -----------------------------------------------------------------------------------------
     def sales(self, domain: list[Any]) -> list[dict[str, Any]]:
         """Sale rows matching ``domain`` (``SALE_FIELDS``), oldest first."""
         rows = self._client.call("sale.sale", "search_read", domain, 0, None, [("id", "ASC")], SALE_FIELDS)
-        return list(rows)
+        return self._seen("sale.sale", list(rows))
 
     def orders(self, sales: Sequence[Mapping[str, Any]]) -> list[ErpOrder]:
         """The sales as :class:`ErpOrder` with lines, shipments and visible invoices, in the given order."""
@@ -244,11 +253,13 @@ class Documents:
         if not ids:
             return []
         domain = [("id", "in", ids), ("state", "in", list(VISIBLE_INVOICE_STATES))]
-        return list(self._client.call("account.invoice", "search_read", domain, 0, None, None, _INVOICE_FIELDS))
+        return self._seen("account.invoice", list(self._client.call("account.invoice", "search_read", domain, 0, None,
+                                                                     None, _INVOICE_FIELDS)))
 
     def invoice_rows(self, domain: list[Any]) -> list[dict[str, Any]]:
         domain = [*domain, ("type", "=", "out"), ("state", "in", list(VISIBLE_INVOICE_STATES))]
-        return list(self._client.call("account.invoice", "search_read", domain, 0, None, None, _INVOICE_FIELDS))
+        return self._seen("account.invoice", list(self._client.call("account.invoice", "search_read", domain, 0, None,
+                                                                     None, _INVOICE_FIELDS)))
 
     def invoices(
         self, rows: Sequence[Mapping[str, Any]], infos: dict[int, SaleLineInfo] | None = None

@@ -179,6 +179,29 @@ class Returns:
         row = self._best(reference)
         return self._returns([row])[0] if row is not None else None
 
+    def since(self, since: dt.datetime | None, references: Sequence[str], page: int) -> list[ErpReturn]:
+        """Our returns changed at or after ``since`` (all with None) and those of ``references``: pages of
+        ``page`` by id, one search and one read of their lines per page."""
+        ours: list[Any] = [("reference", "like", f"{RETURN_PREFIX}-%")]
+        domains: list[list[Any]] = [ours if since is None else
+                                    [*ours, ["OR", ("write_date", ">=", since), ("create_date", ">=", since)]]]
+        refs = sorted(set(references))
+        domains += [[("reference", "in", refs[i:i + page])] for i in range(0, len(refs), page)]
+        by_reference: dict[str, list[dict[str, Any]]] = {}
+        for domain in domains:
+            last = 0
+            while True:
+                rows = self._c.call("sale.sale", "search_read", [*domain, ("id", ">", last)], 0, page,
+                                    [("id", "ASC")], _RETURN_FIELDS)
+                for row in rows:
+                    if parse_return_reference(row["reference"] or ""):
+                        by_reference.setdefault(row["reference"], []).append(row)
+                if len(rows) < page:
+                    break
+                last = rows[-1]["id"]
+        chosen = [row for _, group in sorted(by_reference.items()) if (row := best_sale(group)) is not None]
+        return [r for i in range(0, len(chosen), page) for r in self._returns(chosen[i:i + page])]
+
     def changed(self, since: list[Any], seen: list[dt.datetime], known: Known) -> list[Change]:
         """Return sales (by their reference prefix) changed within the ``since`` domain."""
         domain = [since, ("reference", "like", f"{RETURN_PREFIX}-%")]
