@@ -189,3 +189,10 @@ def test_the_command_line_says_in_one_line_what_cannot_be_reached() -> None:
     erp = unreachable(TrytonUnavailable("connect to http://erp:8000 failed"))
     assert erp is not None and erp.startswith("the ERP does not answer: connect to http://erp:8000 failed")
     assert unreachable(KeyError("a bug")) is None  # anything else keeps its traceback
+
+
+def test_an_unreadable_erp_password_file_is_one_failure_naming_it(tmp_path: Path) -> None:
+    settings = Settings(erp=[ErpSettings(name="main", url="http://erp:8000", database="main",
+                                         password_file=tmp_path / "missing")])
+    (check,) = check_erps(settings, env={})
+    assert check.status is Status.FAIL and str(tmp_path / "missing") in check.message
