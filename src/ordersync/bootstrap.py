@@ -90,9 +90,10 @@ def build_registry(deps: FlowDeps | None = None, model: ReadModel | None = None,
 
 def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Registry | None = None,
               migrate: bool = True, erps: dict[str, ErpPort] | None = None,
-              shopify_transport: httpx.BaseTransport | None = None) -> Hub:
+              shopify_transport: httpx.BaseTransport | None = None, erp_secrets: bool = True) -> Hub:
     """Wire a hub. ``erps`` replaces the ERP adapters the settings describe (tests pass twins);
-    ``shopify_transport`` routes Shopify calls to a double (tests, the demo)."""
+    ``shopify_transport`` routes Shopify calls to a double (tests, the demo). ``erp_secrets=False``: the
+    ERP passwords are read when an adapter first logs in, not now (commands that never call the ERP)."""
     clock = clock or SystemClock()
     configure_telemetry(settings)
     db = Database(settings.store_url)
@@ -101,7 +102,8 @@ def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Regis
     store = SqlStore(db, clock)
     router = poller = deps = readmodel = None
     drift = DriftRecorder(db, clock, case_policy(settings))  # what the ERP's reads answer, measured
-    adapters = erps if erps is not None else {e.name: make_erp(e, drift) for e in settings.erp}
+    adapters = erps if erps is not None else {e.name: make_erp(e, drift, secret_now=erp_secrets)
+                                              for e in settings.erp}
     if adapters:
         router = _router(settings, adapters, db, clock)
         rm = settings.read_model
@@ -114,7 +116,7 @@ def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Regis
             e.name: Cadence(fast=e.poll_seconds, idle=max(e.poll_seconds, e.idle_poll_seconds), sweep=e.sweep_seconds,
                             busy=e.busy_poll_seconds, push=e.push,
                             push_idle=max(e.poll_seconds, e.push_idle_poll_seconds))
-            for e in settings.erp})
+            for e in settings.erp}, start_from_now=[e.name for e in settings.erp if e.start_from == "now"])
     registry = registry or build_registry(deps, readmodel, settings)
     retry = settings.worker.retry
     policy = RetryPolicy(max_attempts=retry.max_attempts, base_seconds=retry.base_seconds,

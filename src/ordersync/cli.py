@@ -22,11 +22,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ordersync import __version__
 from ordersync.config import LoggingSettings, Settings, load_settings
-from ordersync.domain.errors import ConfigError, NotFound, OrdersyncError
+from ordersync.domain.errors import ConfigError, NotFound, OrdersyncError, Unavailable
 
 if TYPE_CHECKING:
     from ordersync.runtime.hub import Hub
@@ -72,10 +73,13 @@ def _settings(data_dir: Path | None, store: str | None, config: Path | None) -> 
     return load_settings(config_file=config, data_dir=data_dir, store=store)
 
 
-def _hub(data_dir: Path | None, store: str | None, config: Path | None):  # type: ignore[no-untyped-def]
+def _hub(data_dir: Path | None, store: str | None, config: Path | None,  # type: ignore[no-untyped-def]
+         erp: bool = True):
+    """The hub as the settings describe it. ``erp=False``: for a command that never calls the ERP (it
+    then runs without the ERP's password in the environment)."""
     from ordersync.bootstrap import build_hub
 
-    return build_hub(_settings(data_dir, store, config))
+    return build_hub(_settings(data_dir, store, config), erp_secrets=erp)
 
 
 LogFormat = Annotated[str | None, typer.Option(
@@ -96,6 +100,20 @@ def _setup_logging(verbose: bool, log_format: str | None = None, log_level: str 
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     setup_logging(level, fmt)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        out.print(f"ordersync {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    show_version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                               help="Print the version and exit.")] = False,
+) -> None:
+    """ordersync: the B2B order hub."""
 
 
 @app.command()
@@ -129,7 +147,7 @@ def schemas_export(
                 console.print(f"[red]{name}[/red]: " + "; ".join(items))
             raise OrdersyncError(f"v{v} would change incompatibly; publish a new version instead")
         files = export(directory, v)
-        console.print(f"v{v}: wrote {len(files)} schemas to {directory / f'v{v}'}")
+        out.print(f"v{v}: wrote {len(files)} schemas to {directory / f'v{v}'}")
     _export_event_schemas(directory)
 
 
@@ -143,7 +161,7 @@ def _export_event_schemas(directory: Path) -> None:
             console.print(f"[red]events/{name}[/red]: " + "; ".join(items))
         raise OrdersyncError("an event schema would change incompatibly; give the event a new VERSION instead")
     files = event_schemas.export(directory)
-    console.print(f"events: wrote {len(files)} schemas to {directory / event_schemas.FOLDER}")
+    out.print(f"events: wrote {len(files)} schemas to {directory / event_schemas.FOLDER}")
 
 
 @schemas.command("check")
@@ -168,7 +186,7 @@ def schemas_check(directory: SchemaDir = Path("schemas")) -> None:
             console.print(f"events/{name}: {problem}")
     if failed:
         raise OrdersyncError("published schemas would break")
-    console.print("published schemas (canonical model and events) are compatible with the code")
+    out.print("published schemas (canonical model and events) are compatible with the code")
 
 
 @app.command()
@@ -182,10 +200,30 @@ def init(data_dir: DataDir = None, store: Store = None, config: ConfigFile = Non
     after = db.migrate()
     where = db.engine.url.render_as_string(hide_password=True)
     if before == after:
-        console.print(f"store {where} is up to date (revision {after})")
+        out.print(f"store {where} is up to date (revision {after})")
     else:
-        console.print(f"store {where} upgraded from {before or 'empty'} to revision {after}")
+        out.print(f"store {where} upgraded from {before or 'empty'} to revision {after}")
     db.dispose()
+
+
+@app.command()
+def doctor(data_dir: DataDir = None, store: Store = None, config: ConfigFile = None,
+           as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """Check the configuration and everything it reaches (store and migrations, NATS servers, sync_interval,
+    cluster size against replicas, the streams, secrets in the environment, each ERP's login): one line per
+    check. Exit code 0: all good; 1: warnings only; 2: a failure."""
+    from ordersync.doctor import diagnose, exit_code
+
+    checks = diagnose(config_file=config, data_dir=data_dir, store=store)
+    code = exit_code(checks)
+    if as_json:
+        typer.echo(json.dumps({"exit_code": code, "checks": [c.as_dict() for c in checks]}))
+    else:
+        colour = {"ok": "green", "warning": "yellow", "failure": "red"}
+        for c in checks:
+            out.print(f"[{colour[c.status.value]}]{c.status.mark}[/] " + escape(c.line()[2:]), soft_wrap=True,
+                      highlight=False)
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -206,7 +244,7 @@ def worker(
     hub = build_hub(settings)
     if drain:
         done = hub.worker.drain()
-        console.print(f"drained: {done} deliveries and publications; {hub.dead_letters.count()} dead letters")
+        out.print(f"drained: {done} deliveries and publications; {hub.dead_letters.count()} dead letters")
         return
     stop = threading.Event()
     _stop_on_signals(stop)
@@ -750,7 +788,7 @@ def shopify_webhooks(
         table.add_row(r["topic"], r["state"], r["id"], r["uri"])
     out.print(table)
     created = sum(r["state"] == "created" for r in rows)
-    console.print(f"{created} created, {sum(r['state'] == 'exists' for r in rows)} already there"
+    out.print(f"{created} created, {sum(r['state'] == 'exists' for r in rows)} already there"
                   + (f"; {len(others)} subscription(s) to other URLs left as they are" if others else ""))
 
 
@@ -998,7 +1036,7 @@ def apikey_revoke(key_id: str, data_dir: DataDir = None, store: Store = None, co
 
     db = Database(_settings(data_dir, store, config).store_url)
     info = KeyService(db, _clock()).revoke(key_id)
-    console.print(f"revoked key {info.id} ({info.name}) at {info.revoked_at}")
+    out.print(f"revoked key {info.id} ({info.name}) at {info.revoked_at}")
 
 
 def _people(data_dir: Path | None, store: str | None, config: Path | None):  # type: ignore[no-untyped-def]
@@ -1081,7 +1119,7 @@ def people_roles(email: str, role: Roles, data_dir: DataDir = None, store: Store
         console.print(f"[red]no person {email}[/red]")
         raise typer.Exit(1)
     person = people.set_roles(person.id, role)
-    console.print(f"{person.email}: roles {', '.join(person.roles)}")
+    out.print(f"{person.email}: roles {', '.join(person.roles)}")
 
 
 @people_cli.command("disable")
@@ -1093,7 +1131,7 @@ def people_disable(email: str, data_dir: DataDir = None, store: Store = None, co
         console.print(f"[red]no person {email}[/red]")
         raise typer.Exit(1)
     people.disable(person.id)
-    console.print(f"disabled {person.email}; their sessions have ended")
+    out.print(f"disabled {person.email}; their sessions have ended")
 
 
 @subscriptions.command("add")
@@ -1124,8 +1162,9 @@ def subscriptions_add(
     db = Database(_settings(data_dir, store, config).store_url)
     db.migrate()
     made, info = SubscriptionService(db, _clock()).add(name, url, event_type or ["*"], secret=secret)
-    console.print(f"created subscription {info.id} ({info.name}) to {info.url} for {' '.join(info.types)}; "
-                  "the worker sends from the next event on")
+    # with a secret made here, stdout holds the secret alone (as `apikey create` the key)
+    (console if secret is None else out).print(f"created subscription {info.id} ({info.name}) to {info.url} for "
+                                               f"{' '.join(info.types)}; the worker sends from the next event on")
     if secret is None:
         console.print("signing secret (store it with the receiver now; it is not shown again):")
         out.print(made)
@@ -1165,7 +1204,7 @@ def subscriptions_remove(sub_id: str, data_dir: DataDir = None, store: Store = N
 
     db = Database(_settings(data_dir, store, config).store_url)
     info = SubscriptionService(db, _clock()).remove(sub_id)
-    console.print(f"removed subscription {info.id} ({info.name}); {info.dead} dead-lettered deliveries stay "
+    out.print(f"removed subscription {info.id} ({info.name}); {info.dead} dead-lettered deliveries stay "
                   "in `ordersync dlq`")
 
 
@@ -1228,7 +1267,7 @@ def dlq_list(
     limit: Annotated[int, typer.Option("--limit")] = 50, as_json: AsJson = False,
 ) -> None:
     """List dead letters, newest first."""
-    hub = _hub(data_dir, store, config)
+    hub = _hub(data_dir, store, config, erp=False)
     flt = _filter(None, consumer, type_, reason, error, order, since, until, status)
     letters = hub.dead_letters.list(flt, limit=limit)
     total = hub.dead_letters.count(flt)
@@ -1236,7 +1275,7 @@ def dlq_list(
         out.print_json(json.dumps([_letter_json(x, body=False) for x in letters], default=str))
         return
     if not letters:
-        console.print("no dead letters match")
+        out.print("no dead letters match")
         return
     table = Table(title=f"dead letters ({len(letters)} of {total})")
     for col in ("id", "dead at", "consumer", "type", "order", "reason", "attempts", "error"):
@@ -1251,7 +1290,7 @@ def dlq_list(
 def dlq_show(letter_id: str, data_dir: DataDir = None, store: Store = None, config: ConfigFile = None,
              as_json: AsJson = False) -> None:
     """Show one dead letter: error, attempt history and the message as received."""
-    hub = _hub(data_dir, store, config)
+    hub = _hub(data_dir, store, config, erp=False)
     letter = hub.dead_letters.get(letter_id)
     if as_json:
         out.print_json(json.dumps(_letter_json(letter, body=True), default=str))
@@ -1283,7 +1322,7 @@ def dlq_replay(
     """Put dead letters back on their consumer's queue (one by one by id, or in bulk by filter)."""
     if not ids and not all_ and not any((consumer, type_, reason, error, order, since, until)):
         raise typer.BadParameter("name dead letter ids, give a filter, or pass --all")
-    hub = _hub(data_dir, store, config)
+    hub = _hub(data_dir, store, config, erp=False)
     flt = _filter(ids, consumer, type_, reason, error, order, since, until, "dead")
     if ids:
         for letter_id in ids:
@@ -1296,7 +1335,7 @@ def dlq_replay(
     verb = "would replay" if dry_run else "replayed"
     for item in report.items:
         out.print(f"{verb} {item.id}  {item.consumer}  {item.type}  order {item.correlation_id}: {item.outlook}")
-    console.print(f"{verb} {report.count} dead letter(s)" + ("; nothing was changed" if dry_run else
+    out.print(f"{verb} {report.count} dead letter(s)" + ("; nothing was changed" if dry_run else
                   "; run `ordersync worker` (or the demo) to process them"))
 
 
@@ -1310,7 +1349,7 @@ def drift_list(
     """How inbound payloads drifted from their schemas, per source, field and kind; the latest first."""
     from ordersync.store import drift as drift_store
 
-    hub = _hub(data_dir, store, config)
+    hub = _hub(data_dir, store, config, erp=False)
     try:
         with hub.db.read() as conn:
             rows = drift_store.drift(conn, source=source)
@@ -1339,7 +1378,7 @@ def drift_quarantined(
 
     if status not in (*drift_store.STATUSES, "any"):
         raise typer.BadParameter(f"--status is one of {', '.join(drift_store.STATUSES)}, any")
-    hub = _hub(data_dir, store, config)
+    hub = _hub(data_dir, store, config, erp=False)
     try:
         with hub.db.read() as conn:
             rows = drift_store.quarantined(conn, status=None if status == "any" else status)
@@ -1362,7 +1401,7 @@ def drift_show(entry_id: str, data_dir: DataDir = None, store: Store = None, con
     """One quarantined payload: why, what became of it, and its body exactly as received."""
     from ordersync.store import drift as drift_store
 
-    hub = _hub(data_dir, store, config)
+    hub = _hub(data_dir, store, config, erp=False)
     try:
         with hub.db.read() as conn:
             row = drift_store.entry(conn, entry_id)
@@ -1412,7 +1451,7 @@ def drift_discard(
     """Settle a quarantined payload without processing it (the sender sent it again fixed, say)."""
     from ordersync.runtime.contracts import discard
 
-    hub = _hub(data_dir, store, config)
+    hub = _hub(data_dir, store, config, erp=False)
     try:
         discard(hub, entry_id, reason, actor=_actor())
     finally:
@@ -1435,17 +1474,17 @@ def prune(
     Workers do this every [retention] check_seconds by themselves; this runs one pass now."""
     from ordersync.messaging.retention import Pruned
 
-    hub = _hub(data_dir, store, config)
+    hub = _hub(data_dir, store, config, erp=False)
     keep = hub.settings.retention.keep_days
     counts = vars(hub.retention.run(dry_run=dry_run) if hub.retention is not None else Pruned())
     if as_json:
         out.print_json(json.dumps({"dry_run": dry_run, "keep_days": keep, **counts}))
         return
     if not keep:
-        console.print("retention is off ([retention] keep_days = 0): nothing is ever deleted")
+        out.print("retention is off ([retention] keep_days = 0): nothing is ever deleted")
         return
     verb = "would delete" if dry_run else "deleted"
-    console.print(f"{verb} {counts['outbox']} outbox event(s), {counts['inbox']} inbox record(s) and "
+    out.print(f"{verb} {counts['outbox']} outbox event(s), {counts['inbox']} inbox record(s) and "
                   f"{counts['idempotency_keys']} idempotency key(s) older than {keep:g} days"
                   + ("; nothing was changed" if dry_run else ""))
 
@@ -1635,14 +1674,43 @@ def main() -> None:
     try:
         app()
     except ConfigError as exc:
-        console.print(f"[red]configuration error:[/red] {exc}")
+        console.print(f"[red]configuration error:[/red] {escape(str(exc))}", soft_wrap=True, highlight=False)
         raise SystemExit(2) from None
     except NotFound as exc:
-        console.print(f"[red]not found:[/red] {exc}")
+        console.print(f"[red]not found:[/red] {escape(str(exc))}", soft_wrap=True, highlight=False)
+        raise SystemExit(1) from None
+    except Unavailable as exc:  # an ERP (or the bus) that does not answer: no traceback
+        console.print(f"[red]unreachable:[/red] {escape(str(exc))}", soft_wrap=True, highlight=False)
         raise SystemExit(1) from None
     except OrdersyncError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True, highlight=False)
         raise SystemExit(1) from None
+    except Exception as exc:
+        said = unreachable(exc)
+        if said is None:
+            raise
+        console.print(f"[red]unreachable:[/red] {escape(said)}", soft_wrap=True, highlight=False)
+        raise SystemExit(1) from None
+
+
+def unreachable(exc: BaseException) -> str | None:
+    """One line for a store or NATS server that cannot be reached, or None for any other exception
+    (which keeps its traceback: a bug). An unreachable ERP is :class:`~ordersync.domain.errors.Unavailable`,
+    an OrdersyncError, said on one line above."""
+    import nats.errors
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    from ordersync.adapters.erp.tryton.rpc import TrytonUnavailable
+    from ordersync.doctor.checks import one_line
+
+    if isinstance(exc, OperationalError | InterfaceError):
+        return (f"the store's database cannot be used: {one_line(exc)} (check --store / store, and that the "
+                "database server runs; `ordersync doctor` checks everything)")
+    if isinstance(exc, nats.errors.Error):
+        return f"NATS: {one_line(exc)} (check bus and that the servers run; `ordersync doctor` checks them)"
+    if isinstance(exc, TrytonUnavailable):  # the adapter says Unavailable; a raw client's error, the same
+        return f"the ERP does not answer: {one_line(exc)} (check [[erp]] url; `ordersync doctor` tries its login)"
+    return None
 
 
 if __name__ == "__main__":

@@ -86,6 +86,11 @@ class ErpSettings(Strict):
     push: bool = False
     push_idle_poll_seconds: float = Field(default=60.0, gt=0)
     submit_batch: int = Field(default=20, ge=1, le=500)
+    #: where change detection starts on a hub that has never polled this ERP: "history" turns every
+    #: shipment and invoice the ERP holds into events (a hub that submitted all of the ERP's orders);
+    #: "now" takes them as they are, emitting only those of orders this hub holds (a hub joining an ERP
+    #: with history: no fulfillment_discrepancy cases for the past). No effect once the hub has polled it.
+    start_from: Literal["history", "now"] = "history"
     #: ISO 3166-2 subdivision -> the hub's region, for plants and ship-to addresses (Tryton has no region);
     #: unset: the demo manufacturer's map
     regions: dict[str, str] | None = None
@@ -491,6 +496,9 @@ class NatsSettings(Strict):
     gap_stuck_seconds: float = Field(default=600.0, gt=0)
     gap_check_seconds: float = Field(default=5.0, gt=0)
     gap_horizon_seconds: float = Field(default=60.0, gt=0)
+    monitor_urls: list[str] = Field(default_factory=list, description="each node's HTTP monitoring endpoint "
+                                    "(http://host:8222, the node's `http:` setting): `ordersync doctor` reads "
+                                    "sync_interval and the cluster's size there")
 
 
 class OidcSettings(Strict):

@@ -226,14 +226,16 @@ class NatsTransport:
     async def _connect(self) -> NatsClient:
         deadline = time.monotonic() + self.connect_timeout
         while True:
-            try:
-                return await nats.connect(
+            try:  # with allow_reconnect nats-py retries the first connect forever: bounded here
+                return await asyncio.wait_for(nats.connect(
                     servers=self.servers, name="ordersync", connect_timeout=2, allow_reconnect=True,
                     max_reconnect_attempts=-1, reconnect_time_wait=0.5, error_cb=self._on_error,
-                    disconnected_cb=self._on_disconnect, reconnected_cb=self._on_reconnect)
+                    disconnected_cb=self._on_disconnect, reconnected_cb=self._on_reconnect),
+                    max(deadline - time.monotonic(), 1.0))
             except Exception as exc:
                 if time.monotonic() > deadline:
-                    raise Unavailable(f"cannot connect to NATS {', '.join(self.servers)}: {exc}") from exc
+                    raise Unavailable(f"cannot connect to NATS {', '.join(self.servers)}: "
+                                      f"{str(exc) or type(exc).__name__}") from exc
                 await asyncio.sleep(0.5)
 
     async def _on_error(self, exc: Exception) -> None:

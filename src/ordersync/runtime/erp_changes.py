@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select
@@ -39,7 +40,7 @@ from ordersync.ports.erp import (
     parse_reference,
 )
 from ordersync.store.db import Database
-from ordersync.store.schema import erp_changes, return_requests, sync_state
+from ordersync.store.schema import erp_changes, orders, return_requests, sync_state
 from ordersync.store.sql import insert_ignore, upsert_row
 from ordersync.store.uow import UnitOfWork, unit_of_work
 
@@ -88,8 +89,11 @@ class ErpChangePoller:
         overlap: dt.timedelta = dt.timedelta(seconds=30),
         retention: dt.timedelta = dt.timedelta(days=2),
         cadence: dict[str, Cadence] | None = None,
+        start_from_now: Collection[str] = (),
     ) -> None:
         self.erps = erps
+        #: ERPs whose first poll takes their shipments and invoices as they are ([[erp]] start_from = "now")
+        self.start_from_now = frozenset(start_from_now)
         self.db = db
         self.clock = clock
         self.overlap = overlap
@@ -250,7 +254,8 @@ class ErpChangePoller:
     def _poll(self, erp: str, watermark: dt.datetime | None) -> int:
         since = watermark - self.overlap if watermark else None
         batch = self.erps.erp(erp).changes_since(since, self._known(erp, since))
-        new = 0
+        joining = watermark is None and erp in self.start_from_now
+        new = past = 0
         with unit_of_work(self.db, self.clock) as uow:
             now = uow.now()
             for change in batch.changes:
@@ -259,13 +264,18 @@ class ErpChangePoller:
                     {"erp": erp, "key": change.key[:200], "version": change.version[:200], "seen_at": now},
                     conflict=("erp", "key", "version"),
                 )
-                if fresh:
+                if fresh and joining and _in_the_past(uow, change):
+                    past += 1  # seen, so a later poll does not bring it back; no event
+                elif fresh:
                     new += 1
                     _emit(uow, erp, change)
             newest = max(filter(None, [watermark, batch.watermark]))
             upsert_row(uow.conn, sync_state, {"name": _key(erp)}, {"value": newest.isoformat(), "updated_at": now})
         if new:
             log.info("ERP %s: %d new changes (of %d polled)", erp, new, len(batch.changes))
+        if joining:
+            log.info("ERP %s: followed from now on (start_from = \"now\"): %d shipment and invoice changes of "
+                     "orders this hub does not hold taken as the starting point, without events", erp, past)
         return new
 
     def _known(self, erp: str, since: dt.datetime | None) -> Known | None:
@@ -298,6 +308,19 @@ class ErpChangePoller:
 
 def _key(erp: str) -> str:
     return f"erp:{erp}:changes"
+
+
+def _in_the_past(uow: UnitOfWork, change: Change) -> bool:
+    """Whether a change found on the first poll of an ERP followed from now on is history: a shipment or
+    invoice of an order this hub does not hold (the ERP's own sales, or another hub's before this one).
+    Stock and price lists are state, not history: their changes refresh the read model as always."""
+    if change.kind not in (ChangeKind.SHIPMENT, ChangeKind.INVOICE):
+        return False
+    parsed = parse_reference(change.reference) if change.reference else None
+    if parsed is None:
+        return True
+    held = uow.conn.execute(select(orders.c.id).where(orders.c.id == parsed[0])).first()
+    return held is None
 
 
 def _emit(uow: UnitOfWork, erp: str, change: Change) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -129,7 +129,7 @@ class TrytonErp:
         url: str,
         database: str,
         login: str,
-        password: str,
+        password: str | Callable[[], str],
         name: str = "tryton",
         timeout: float = 30.0,
         regions: Mapping[str, str] | None = None,

@@ -23,6 +23,7 @@ import json
 import random
 import threading
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from types import TracebackType
 from typing import Any
@@ -213,7 +214,7 @@ class TrytonClient:
         url: str,
         database: str,
         login: str,
-        password: str,
+        password: str | Callable[[], str],
         *,
         timeout: float = 30.0,
         connect_timeout: float = 5.0,
@@ -261,7 +262,8 @@ class TrytonClient:
             status, body = self._post(
                 self.rpc_url,
                 "common.db.login",
-                [self.login_name, {"password": self._password}, self.language],
+                [self.login_name, {"password": self._password if isinstance(self._password, str)
+                                   else self._password()}, self.language],
                 None,
             )
             if status in (401, 403, 404):
