@@ -126,6 +126,7 @@ class NatsTransport:
 
     publishes_in_transaction = False
     claims_in_transaction = False
+    carries_trace_context = True  # traceparent / tracestate headers
     #: deliveries of one correlation id may come in any order: the consumer runner orders them
     orders_by_correlation = False
 

@@ -57,7 +57,7 @@ class Relay:
         if not tracing.enabled():
             self.transport.publish(messages, conn)
             return
-        spans, traced = _publish_spans(messages)
+        spans, traced = _publish_spans(messages, headers=getattr(self.transport, "carries_trace_context", False))
         try:
             self.transport.publish(traced, conn)
         except Exception as exc:
@@ -102,10 +102,12 @@ class Relay:
         )
 
 
-def _publish_spans(messages: list[OutboxMessage]) -> tuple[list[tracing.Span], list[OutboxMessage]]:
+def _publish_spans(messages: list[OutboxMessage], *, headers: bool = True
+                   ) -> tuple[list[tracing.Span], list[OutboxMessage]]:
     """One ``publish`` span per trace context among ``messages`` (the span that wrote them: an order's
-    request, a consumer's handling), a child of it; each message is sent with its span's context. A span
-    per message would cost more than publishing it (bench/bus.py)."""
+    request, a consumer's handling), a child of it; with ``headers`` (a transport that carries a context
+    apart from the body) each message is sent with its span's context. A span per message would cost more
+    than publishing it (bench/bus.py)."""
     groups: dict[tuple[str | None, str | None], list[int]] = {}
     for i, m in enumerate(messages):
         groups.setdefault(tracing.context_in(m.body), []).append(i)
@@ -122,6 +124,8 @@ def _publish_spans(messages: list[OutboxMessage]) -> tuple[list[tracing.Span], l
         if span is None:
             continue
         spans.append(span)
+        if not headers:
+            continue
         context = tracing.context_of(span)
         for i in members:
             traced[i] = replace(messages[i], traceparent=context[0], tracestate=context[1])

@@ -37,6 +37,7 @@ class SqlQueueTransport:
     publishes_in_transaction = True
     claims_in_transaction = True
     orders_by_correlation = True
+    carries_trace_context = False  # a delivery is the outbox row: its context is the envelope's
 
     def __init__(self, db: Database, *, lease_seconds: float = 15.0) -> None:
         self.db = db

@@ -57,6 +57,9 @@ class Transport(Protocol):
     #: True when an ordered consumer never gets a message of a correlation id while an earlier one of
     #: that id is undelivered or unsettled; when False the consumer runner orders by outbox sequence.
     orders_by_correlation: bool
+    #: True when a publish carries each message's trace context apart from its body (NATS headers), so
+    #: that the consumer continues the relay's publish span; otherwise it continues the envelope's
+    carries_trace_context: bool
 
     def subscribe(self, consumer: str, types: frozenset[str] | None, ordered: bool, batch_size: int = 0) -> None:
         """Declare a consumer, the message types it takes (None = every type) and how many deliveries

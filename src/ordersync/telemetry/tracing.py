@@ -301,12 +301,14 @@ class TraceContexts:
     __slots__ = ("_current", "by_correlation")
 
     def __init__(self) -> None:
-        self.by_correlation: dict[str, tuple[str | None, str | None]] = {}
+        #: the span of each order; its context is worked out when an envelope of the order is written
+        #: (most batches of a projection write none)
+        self.by_correlation: dict[str, Span | tuple[str | None, str | None]] = {}
         self._current: tuple[Span | None, tuple[str | None, str | None]] = (None, (None, None))
 
     def set(self, correlation_id: str | None, span_: Span | None) -> None:
         if correlation_id is not None and span_ is not None:
-            self.by_correlation[correlation_id] = context_of(span_)
+            self.by_correlation[correlation_id] = span_
 
     def for_envelope(self, correlation_id: str | None) -> tuple[str | None, str | None]:
         if _state.tracer is None:
@@ -314,6 +316,8 @@ class TraceContexts:
         if correlation_id is not None:
             found = self.by_correlation.get(correlation_id)
             if found is not None:
+                if not isinstance(found, tuple):
+                    found = self.by_correlation[correlation_id] = context_of(found)
                 return found
         current_span = trace.get_current_span()
         if current_span is not self._current[0]:  # a transaction's events mostly share one span
