@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import json
 import logging
 import re
@@ -55,8 +56,18 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, DiscardPolicy,
 from nats.js.errors import APIError
 from sqlalchemy import Connection, delete, select, tuple_
 
-from ordersync.domain.errors import Unavailable
+from ordersync.domain.errors import ConfigError, Unavailable
 from ordersync.domain.events import MESSAGE_TYPES
+from ordersync.messaging.streams import (
+    BusState,
+    DurableState,
+    Peer,
+    StreamMismatch,
+    StreamState,
+    changes,
+    default_replicas,
+    differences,
+)
 from ordersync.messaging.transport import Delivery, OutboxMessage
 from ordersync.store.db import Database
 from ordersync.store.schema import delivery_attempts
@@ -126,17 +137,28 @@ class NatsTransport:
     #: deliveries of one correlation id may come in any order: the consumer runner orders them
     orders_by_correlation = False
 
-    def __init__(self, db: Database, servers: list[str], *, prefix: str = "ordersync", replicas: int = 1,
+    def __init__(self, db: Database, servers: list[str], *, prefix: str = "ordersync", replicas: int | None = None,
                  partitions: int = 16, lease_seconds: float = 15.0, ack_wait: float | None = None,
                  max_deliver: int = 2000,
                  duplicate_window: float = 120.0, max_age_days: float = 7.0, buffer: int = 10,
-                 connect_timeout: float = 20.0, publish_timeout: float = 10.0) -> None:
+                 connect_timeout: float = 20.0, publish_timeout: float = 10.0, source: str = "the configuration",
+                 ) -> None:
         if not servers:
             raise ValueError("the NATS transport needs at least one server URL")
         self.db = db
         self.servers = servers
         self.prefix = prefix
+        #: copies asked for; None: what existing streams have, new ones by the cluster's size (ADR 0023)
         self.replicas = replicas
+        self.source = source
+        self.cluster_size = 1
+        self.reconnects = 0
+        #: why the last start failed (the streams differ from the configuration, the broker did not answer)
+        self.start_error: str | None = None
+        self._starting: threading.Thread | None = None
+        self._error_logged = False
+        #: since when pulls fail (monotonic), None while they work: one warning per outage
+        self._pulls_failing: float | None = None
         self.partitions = partitions
         self.ack_wait = ack_wait if ack_wait is not None else max(2 * lease_seconds, 1.0)
         self.max_deliver = max_deliver
@@ -200,13 +222,24 @@ class NatsTransport:
         return f"{self.prefix}.{family}.{rest or '_'}.{zlib.crc32(key) % self.partitions}"
 
     def start(self) -> None:
-        """Connect, create the streams and the durables of every subscribed consumer (idempotent; what
-        exists with another configuration is brought up to date). Pulling starts with the first fetch."""
+        """Connect, check or create the streams and create the durables of every subscribed consumer
+        (idempotent). A stream that exists with other durability settings than this process's
+        configuration asks for is left as it is and the start refused (:class:`StreamMismatch`); only
+        :meth:`migrate` changes streams. Pulling starts with the first fetch."""
         with self._lock:
             if self._started:
                 return
-            self._run(self._start(), self.connect_timeout + 60, "connecting and creating streams and consumers")
+            try:
+                self._run(self._start(), self.connect_timeout + 60, "connecting and creating streams and consumers")
+            except Exception as exc:
+                self.start_error = str(exc)
+                raise
+            self.start_error = None
             self._started = True
+
+    @property
+    def started(self) -> bool:
+        return self._started
 
     def close(self) -> None:
         if self._closed:
@@ -234,23 +267,40 @@ class NatsTransport:
                 await asyncio.sleep(0.5)
 
     async def _on_error(self, exc: Exception) -> None:
-        log.warning("NATS: %s", exc)
+        """One line per outage: while disconnected, the client reports every failed reconnection."""
+        if self._error_logged:
+            log.debug("NATS: %s", exc)
+            return
+        self._error_logged = True
+        log.warning("NATS: %s: %s; reconnecting to %s every 0.5 s", type(exc).__name__, exc or "(no detail)",
+                    ", ".join(self.servers))
 
     async def _on_disconnect(self) -> None:
         if not self._closed:
-            log.warning("NATS: disconnected; reconnecting")
+            self._error_logged = True
+            log.warning("NATS: disconnected; reconnecting to %s every 0.5 s (publishes and deliveries wait)",
+                        ", ".join(self.servers))
 
     async def _on_reconnect(self) -> None:
+        self.reconnects += 1
+        self._error_logged = False
         nc = self._nc
         log.warning("NATS: reconnected to %s", nc.connected_url.netloc if nc and nc.connected_url else "?")
 
     async def _start(self) -> None:
-        self._nc = await self._connect()
-        self._js = self._nc.jetstream(timeout=self.publish_timeout)
+        if self._nc is None:
+            self._nc = await self._connect()
+            self._js = self._nc.jetstream(timeout=self.publish_timeout)
+        self.cluster_size = self._cluster_size(self._nc)
         families = sorted({family_of(t) for t in MESSAGE_TYPES})
-        for family in families:
-            await self._ensure_stream(family)
-        await self._ensure_stream("repair")
+        found: list[str] = []
+        for family in [*families, "repair"]:
+            try:
+                await self._ensure_stream(family)
+            except StreamMismatch as exc:  # look at every stream: the refusal names them all
+                found += exc.differences
+        if found:
+            raise StreamMismatch(found, self.source)
         for consumer, state in self._consumers.items():
             self._plan_durables(consumer, state, families)
             state.space = asyncio.Event()
@@ -316,32 +366,115 @@ class NatsTransport:
         while True:
             try:
                 return await call()
+            except ConfigError:
+                raise
             except Exception as exc:
                 if time.monotonic() > deadline:
                     raise Unavailable(f"NATS: {what} failed: {exc}") from exc
                 await asyncio.sleep(0.5)
 
+    def stream_config(self, family: str, replicas: int | None = None) -> dict[str, Any]:
+        """The stream this process creates for ``family``; ``num_replicas`` None: not asked for."""
+        return dict(name=self.stream_name(family), subjects=[f"{self.prefix}.{family}.>"],
+                    retention=RetentionPolicy.LIMITS, storage=StorageType.FILE,
+                    num_replicas=replicas if replicas is not None else self.replicas,
+                    duplicate_window=self.duplicate_window, max_age=self.max_age, discard=DiscardPolicy.OLD)
+
+    @staticmethod
+    def _cluster_size(nc: NatsClient) -> int:
+        """Nodes of the cluster the connection is in, as its server announces them (1 outside a cluster)."""
+        info = getattr(nc, "_server_info", None) or {}
+        if not info.get("cluster"):
+            return 1
+        return max(len(info.get("connect_urls") or []), len(nc.servers), 1)
+
+    async def _stream_config_of(self, name: str) -> dict[str, Any] | None:
+        """An existing stream's configuration, None when there is no such stream."""
+        js = self._js
+        assert js is not None
+        try:
+            info = await js.stream_info(name)
+        except APIError as exc:
+            if exc.err_code == 10059:  # stream not found
+                return None
+            raise
+        return {k: getattr(info.config, k) for k in ("num_replicas", "storage", "max_age", "duplicate_window",
+                                                     "retention", "discard", "subjects")}
+
     async def _ensure_stream(self, family: str) -> str:
+        """Create the stream, or check that the existing one has the settings this process asks for."""
         name = self.stream_name(family)
         if name in self._streams:
             return name
         js = self._js
         assert js is not None
-        config = dict(name=name, subjects=[f"{self.prefix}.{family}.>"], retention=RetentionPolicy.LIMITS,
-                      storage=StorageType.FILE, num_replicas=self.replicas, duplicate_window=self.duplicate_window,
-                      max_age=self.max_age, discard=DiscardPolicy.OLD)
+        config = self.stream_config(family)
 
         async def create() -> None:
-            try:
-                await js.add_stream(**config)  # type: ignore[arg-type]
-            except APIError as exc:
-                if exc.err_code != 10058:  # exists with another configuration: bring it up to date
-                    raise
-                await js.update_stream(**config)  # type: ignore[arg-type]
+            have = await self._stream_config_of(name)
+            if have is None:
+                if config["num_replicas"] is None:
+                    config["num_replicas"] = default_replicas(self.cluster_size)
+                try:
+                    await js.add_stream(**config)
+                    log.info("NATS: created stream %s (%d replicas)", name, config["num_replicas"])
+                    return
+                except APIError as exc:
+                    if exc.err_code != 10058:  # another process created it meanwhile: check it below
+                        raise
+                    have = await self._stream_config_of(name)
+                    if have is None:
+                        raise
+            found = differences(name, have, config)
+            if found:
+                raise StreamMismatch(found, self.source)
 
         await self._retry_api(f"creating stream {name}", create)
         self._streams.add(name)
         return name
+
+    def migrate(self, replicas: int | None = None) -> list[tuple[str, str]]:
+        """Bring every stream to this process's settings (``replicas`` overriding its ``[nats] replicas``;
+        unset both: keep each stream's): create what is missing, update what differs. The one way the hub
+        changes existing streams (``ordersync nats migrate``). Returns (stream, what happened) per stream."""
+        return self._run(self._migrate(replicas), self.connect_timeout + 120, "migrating streams")
+
+    async def _migrate(self, replicas: int | None) -> list[tuple[str, str]]:
+        if self._nc is None:
+            self._nc = await self._connect()
+            self._js = self._nc.jetstream(timeout=self.publish_timeout)
+        js = self._js
+        assert js is not None
+        self.cluster_size = self._cluster_size(self._nc)
+        wanted = replicas if replicas is not None else self.replicas
+        if wanted is not None and wanted > self.cluster_size:
+            raise ConfigError(f"{wanted} replicas asked for, the cluster has {self.cluster_size} node(s)")
+        plan: list[tuple[str, dict[str, Any], list[tuple[str, str, str]] | None]] = []
+        for family in [*sorted({family_of(t) for t in MESSAGE_TYPES}), "repair"]:
+            name = self.stream_name(family)
+            config = self.stream_config(family, wanted)
+            have = await self._retry_api(f"reading stream {name}", functools.partial(self._stream_config_of, name))
+            if have is None:
+                config["num_replicas"] = wanted or default_replicas(self.cluster_size)
+            elif config["num_replicas"] is None:
+                config["num_replicas"] = have["num_replicas"]
+            found = changes(have, config) if have is not None else None
+            if found and any(setting == "storage" for setting, _old, _new in found):
+                raise ConfigError(f"{name}: JetStream cannot change a stream's storage type (it has {found[0][1]}); "
+                                  "nothing was changed")
+            plan.append((name, config, found))
+        report = []
+        for name, config, found in plan:  # checked every stream first: all or nothing planned
+            if found is None:
+                await self._retry_api(f"creating stream {name}", functools.partial(js.add_stream, **config))
+                report.append((name, f"created with {config['num_replicas']} replicas"))
+            elif not found:
+                report.append((name, f"unchanged ({config['num_replicas']} replicas)"))
+            else:
+                await self._retry_api(f"updating stream {name}", functools.partial(js.update_stream, **config))
+                report.append((name, "changed " + ", ".join(f"{k} {old} -> {new}" for k, old, new in found)))
+        self._streams.clear()  # checked again at the next start
+        return report
 
     def _plan_durables(self, consumer: str, state: _ConsumerState, families: list[str]) -> None:
         base = durable_name(consumer)
@@ -410,7 +543,7 @@ class NatsTransport:
                     try:
                         await self._ensure_durable(d)
                     except Exception as exc:
-                        log.warning("NATS: consumer %s on %s unavailable: %s", d.name, d.stream, exc)
+                        self._pull_failed(f"consumer {d.name} on {d.stream} unavailable", exc)
                         await asyncio.sleep(1.0)
                         continue
                 d.done = asyncio.Event()
@@ -419,13 +552,26 @@ class NatsTransport:
                 await nc.publish(subject, json.dumps(request).encode(), reply=d.inbox)
                 try:
                     await asyncio.wait_for(d.done.wait(), timeout=3.0)
+                    if d.failures == 0 and self._pulls_failing is not None:
+                        log.warning("NATS: pulls answered again after %.0f s", time.monotonic() - self._pulls_failing)
+                        self._pulls_failing = None
                 except TimeoutError:
                     d.failures += 1
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("NATS pull %s/%s failed: %s", d.stream, d.name, exc)
+                self._pull_failed(f"pull {d.stream}/{d.name} failed", exc)
                 await asyncio.sleep(0.5)
+
+    def _pull_failed(self, what: str, exc: Exception) -> None:
+        """An expected outage (the broker down, a stream electing a leader): one warning line until pulls
+        are answered again, not one per durable and half second."""
+        if self._pulls_failing is None:
+            self._pulls_failing = time.monotonic()
+            log.warning("NATS: %s (%s: %s); every consumer retries until the broker answers", what,
+                        type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "")
+        else:
+            log.debug("NATS: %s: %s", what, exc)
 
     # -- the Transport port -----------------------------------------------------------------------
 
@@ -599,6 +745,87 @@ class NatsTransport:
 
     def stream_names(self) -> list[str]:
         return sorted(self._streams)
+
+    # -- health -----------------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        nc = self._nc
+        return nc is not None and nc.is_connected
+
+    def probe(self, timeout: float = 2.0) -> BusState:
+        """The connection, every stream (leader, peers) and every durable of this process's consumers
+        (pending, ack-pending, redelivered), each request bounded by ``timeout``. Never raises and never
+        waits for a connection: a process that has not started the transport starts it in the
+        background (an API process, the first time ``/ready`` asks) and says so."""
+        if not self._started:
+            self._start_in_background()
+            return BusState(connected=self.connected, error=self.start_error or "connecting to NATS",
+                            reconnects=self.reconnects)
+        try:
+            return self._run(self._probe(timeout), timeout + 2, "reading stream and consumer state")
+        except Exception as exc:  # the answer is the diagnosis
+            return BusState(connected=self.connected, error=str(exc), reconnects=self.reconnects)
+
+    def _start_in_background(self) -> None:
+        with self._lock:
+            if self._closed or (self._starting is not None and self._starting.is_alive()):
+                return
+
+            def start() -> None:
+                try:
+                    self.start()
+                except Exception as exc:  # kept in start_error, reported by probe()
+                    log.warning("NATS: not started: %s", exc)
+
+            self._starting = threading.Thread(target=start, name="ordersync-nats-start", daemon=True)
+            self._starting.start()
+
+    async def _probe(self, timeout: float) -> BusState:
+        nc, js = self._nc, self._js
+        assert nc is not None and js is not None
+        names = sorted(self._streams)
+        durables = [d for state in self._consumers.values() for d in state.durables]
+        streams = await asyncio.gather(*(asyncio.wait_for(js.stream_info(n), timeout) for n in names),
+                                       return_exceptions=True)
+        infos = await asyncio.gather(*(js.consumer_info(d.stream, d.name, timeout=timeout) for d in durables),
+                                     return_exceptions=True)
+        url = nc.connected_url
+        info = getattr(nc, "_server_info", None) or {}
+        return BusState(
+            connected=nc.is_connected,
+            server=(f"{info.get('server_name') or '?'} ({url.netloc})" if url is not None and nc.is_connected
+                    else None),
+            servers=tuple(s.netloc for s in nc.servers),
+            streams=tuple(_stream_state(n, i) for n, i in zip(names, streams, strict=True)),
+            durables=tuple(_durable_state(d, i) for d, i in zip(durables, infos, strict=True)),
+            reconnects=self.reconnects)
+
+
+def _failure(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    return f"{type(exc).__name__}: {exc}"[:300]
+
+
+def _stream_state(name: str, info: Any) -> StreamState:
+    if isinstance(info, BaseException):
+        return StreamState(name, error=_failure(info))
+    cluster = info.cluster
+    peers: list[Peer] = []
+    if cluster is not None:
+        peers = [Peer(name=p.name or "?", current=bool(p.current), offline=bool(p.offline), lag=int(p.lag or 0))
+                 for p in cluster.replicas or []]
+    leader = cluster.leader if cluster is not None else "(single server)"
+    return StreamState(name, replicas=int(info.config.num_replicas or 1), leader=leader or None,
+                       peers=tuple(peers), messages=int(info.state.messages or 0))
+
+
+def _durable_state(d: _Durable, info: Any) -> DurableState:
+    if isinstance(info, BaseException):
+        return DurableState(d.consumer, d.stream, error=_failure(info))
+    return DurableState(d.consumer, d.stream, pending=int(info.num_pending or 0),
+                        ack_pending=int(info.num_ack_pending or 0), redelivered=int(info.num_redelivered or 0))
 
 
 @dataclass
