@@ -363,6 +363,7 @@ def nats_migrate(
     """Change the existing streams to this configuration's settings (replicas, age, deduplication window):
     the one command that does; processes only check them and refuse to start when they differ. Stop the
     workers first, start them after with a configuration that matches."""
+    import ordersync.bootstrap  # noqa: F401  (every flow registers its message types: one stream per family)
     from ordersync.messaging.nats import NatsTransport, parse_servers
     from ordersync.store.db import Database
 

@@ -32,14 +32,16 @@ def beat(name: str, seconds_ago: float) -> WorkerBeat:
                       beat_at=NOW - dt.timedelta(seconds=seconds_ago), consumers=("orders.submit",))
 
 
-def cluster(*, down: tuple[str, ...] = (), leaderless: tuple[str, ...] = (), error: str | None = None,
-            connected: bool = True, pending: int = 0) -> BusState:
+def cluster(*, down: tuple[str, ...] = (), behind: tuple[str, ...] = (), leaderless: tuple[str, ...] = (),
+            error: str | None = None, connected: bool = True, pending: int = 0) -> BusState:
     streams = []
     for name in STREAMS:
         if name in leaderless:
             streams.append(StreamState(name, error="no answer in time"))
             continue
-        peers = tuple(Peer(n, current=n not in down, offline=n in down) for n in ("n1", "n2"))
+        # a node killed outright: not current, and unheard of (the cluster marks it offline only much later)
+        peers = tuple(Peer(n, current=n not in down + behind, offline=False, lag=3 if n in behind else 0,
+                           seen_seconds_ago=12.0 if n in down else 0.4) for n in ("n1", "n2"))
         streams.append(StreamState(name, replicas=3, leader="n0", peers=peers, messages=5))
     durables = (DurableState("orders.submit", "ORDERSYNC_ORDER", pending=pending, ack_pending=2, redelivered=1),)
     return BusState(connected=connected, server="n0 (127.0.0.1:4222)", streams=tuple(streams), durables=durables,
@@ -69,7 +71,14 @@ def test_one_nats_node_down_is_degraded_and_names_the_node() -> None:
     assert verdict.status == "degraded" and verdict.http_status == 200
     assert len(verdict.warnings) == 1 and verdict.warnings[0].startswith("NATS node n2 is down")
     assert "3 stream replica(s)" in verdict.warnings[0]
-    assert verdict.body["bus"]["streams"]["ORDERSYNC_ERP"]["peers"]["n2"] == "offline"
+    assert verdict.body["bus"]["streams"]["ORDERSYNC_ERP"]["peers"]["n2"] == "down (last seen 12 s ago)"
+
+
+def test_a_replica_behind_but_heard_from_is_catching_up_and_one_said_offline_is_down() -> None:
+    verdict = assess(seen(bus=cluster(behind=("n1",))), LIMITS)
+    assert verdict.warnings == ("NATS node n1 is catching up on 3 stream(s)",)
+    assert verdict.body["bus"]["streams"]["ORDERSYNC_ERP"]["peers"]["n1"] == "behind by 3"
+    assert Peer("n1", current=False, offline=True).down and not Peer("n1", current=False, offline=False).down
 
 
 def test_streams_without_a_leader_are_not_ready_because_quorum_is_lost() -> None:

@@ -245,7 +245,7 @@ class NatsTransport:
         if self._closed:
             return
         self._closed = True
-        if self._started:
+        if self._nc is not None:  # started, or connected by migrate() or a start that failed
             try:
                 self._run(self._stop(), 10, "closing")
             except Exception:  # closing is best effort
@@ -294,13 +294,15 @@ class NatsTransport:
         self.cluster_size = self._cluster_size(self._nc)
         families = sorted({family_of(t) for t in MESSAGE_TYPES})
         found: list[str] = []
-        for family in [*families, "repair"]:
-            try:
-                await self._ensure_stream(family)
-            except StreamMismatch as exc:  # look at every stream: the refusal names them all
-                found += exc.differences
+        for family in [*families, "repair"]:  # every existing stream first: a refusal creates nothing
+            name = self.stream_name(family)
+            have = await self._retry_api(f"reading stream {name}", functools.partial(self._stream_config_of, name))
+            if have is not None:
+                found += differences(name, have, self.stream_config(family))
         if found:
             raise StreamMismatch(found, self.source)
+        for family in [*families, "repair"]:
+            await self._ensure_stream(family)
         for consumer, state in self._consumers.items():
             self._plan_durables(consumer, state, families)
             state.space = asyncio.Event()
@@ -417,7 +419,7 @@ class NatsTransport:
                     config["num_replicas"] = default_replicas(self.cluster_size)
                 try:
                     await js.add_stream(**config)
-                    log.info("NATS: created stream %s (%d replicas)", name, config["num_replicas"])
+                    log.info("NATS: created stream %s (%s)", name, _replicas(config["num_replicas"]))
                     return
                 except APIError as exc:
                     if exc.err_code != 10058:  # another process created it meanwhile: check it below
@@ -467,9 +469,9 @@ class NatsTransport:
         for name, config, found in plan:  # checked every stream first: all or nothing planned
             if found is None:
                 await self._retry_api(f"creating stream {name}", functools.partial(js.add_stream, **config))
-                report.append((name, f"created with {config['num_replicas']} replicas"))
+                report.append((name, f"created with {_replicas(config['num_replicas'])}"))
             elif not found:
-                report.append((name, f"unchanged ({config['num_replicas']} replicas)"))
+                report.append((name, f"unchanged ({_replicas(config['num_replicas'])})"))
             else:
                 await self._retry_api(f"updating stream {name}", functools.partial(js.update_stream, **config))
                 report.append((name, "changed " + ", ".join(f"{k} {old} -> {new}" for k, old, new in found)))
@@ -802,6 +804,10 @@ class NatsTransport:
             reconnects=self.reconnects)
 
 
+def _replicas(n: int) -> str:
+    return f"{n} replica" + ("s" if n != 1 else "")
+
+
 def _failure(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return "no answer in time"
@@ -814,7 +820,8 @@ def _stream_state(name: str, info: Any) -> StreamState:
     cluster = info.cluster
     peers: list[Peer] = []
     if cluster is not None:
-        peers = [Peer(name=p.name or "?", current=bool(p.current), offline=bool(p.offline), lag=int(p.lag or 0))
+        peers = [Peer(name=p.name or "?", current=bool(p.current), offline=bool(p.offline), lag=int(p.lag or 0),
+                      seen_seconds_ago=(p.active or 0) / 1e9)  # the server's "active": nanoseconds
                  for p in cluster.replicas or []]
     leader = cluster.leader if cluster is not None else "(single server)"
     return StreamState(name, replicas=int(info.config.num_replicas or 1), leader=leader or None,

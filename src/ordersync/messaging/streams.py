@@ -18,6 +18,10 @@ from typing import Any
 from ordersync.domain.errors import ConfigError
 
 #: the stream settings a process checks against what it would create (field -> how it is shown)
+#: a replica not current whose node the leader has not heard from for this long is down (raft heartbeats
+#: come every second; a replica merely behind keeps being heard from)
+PEER_LOST_SECONDS = 5.0
+
 CHECKED = ("num_replicas", "storage", "max_age", "duplicate_window", "retention", "discard", "subjects")
 
 
@@ -78,13 +82,19 @@ def default_replicas(cluster_size: int) -> int:
 
 @dataclass(frozen=True)
 class Peer:
-    """One copy of a stream on one node: ``current`` it has everything the leader has, ``offline`` the
-    node is not reachable."""
+    """One copy of a stream on one node, as the stream's leader sees it: ``current`` it has everything the
+    leader has; ``offline`` the cluster was told the node left; ``seen_seconds_ago`` when the leader last
+    heard from it (a node killed outright is not ``offline`` for minutes, but soon unheard of)."""
 
     name: str
     current: bool
     offline: bool
     lag: int = 0
+    seen_seconds_ago: float = 0.0
+
+    @property
+    def down(self) -> bool:
+        return self.offline or (not self.current and self.seen_seconds_ago > PEER_LOST_SECONDS)
 
 
 @dataclass(frozen=True)

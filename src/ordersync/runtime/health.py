@@ -101,10 +101,10 @@ def _bus(bus: BusState | None, limits: HealthSettings, reasons: list[str], warni
             streams[s.name] = {"replicas": s.replicas, "leader": None, "error": s.error or "no leader"}
             continue
         streams[s.name] = {"replicas": s.replicas, "leader": s.leader, "messages": s.messages,
-                           "peers": {p.name: "offline" if p.offline else "current" if p.current else
-                                     f"behind by {p.lag}" for p in s.peers}}
+                           "peers": {p.name: f"down (last seen {p.seen_seconds_ago:.0f} s ago)" if p.down else
+                                     "current" if p.current else f"behind by {p.lag}" for p in s.peers}}
         for p in s.peers:
-            if p.offline:
+            if p.down:
                 down.setdefault(p.name, []).append(s.name)
             elif not p.current:
                 behind.setdefault(p.name, []).append(s.name)
