@@ -70,7 +70,7 @@ def test_one_nats_node_down_is_degraded_and_names_the_node() -> None:
     verdict = assess(seen(bus=cluster(down=("n2",))), LIMITS)
     assert verdict.status == "degraded" and verdict.http_status == 200
     assert len(verdict.warnings) == 1 and verdict.warnings[0].startswith("NATS node n2 is down")
-    assert "3 stream replica(s)" in verdict.warnings[0]
+    assert verdict.warnings[0] == "NATS node n2 is down (it holds a replica of 3 stream(s))"
     assert verdict.body["bus"]["streams"]["ORDERSYNC_ERP"]["peers"]["n2"] == "down (last seen 12 s ago)"
 
 

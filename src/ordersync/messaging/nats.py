@@ -762,7 +762,7 @@ class NatsTransport:
         background (an API process, the first time ``/ready`` asks) and says so."""
         if not self._started:
             self._start_in_background()
-            return BusState(connected=self.connected, error=self.start_error or "connecting to NATS",
+            return BusState(connected=self.connected, error=self.start_error or "not connected yet (connecting)",
                             reconnects=self.reconnects)
         try:
             return self._run(self._probe(timeout), timeout + 2, "reading stream and consumer state")

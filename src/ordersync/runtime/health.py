@@ -114,8 +114,7 @@ def _bus(bus: BusState | None, limits: HealthSettings, reasons: list[str], warni
         reasons.append(f"NATS: quorum lost: {len(leaderless)} stream(s) without a leader "
                        f"({', '.join(leaderless[:3])}{' ...' if len(leaderless) > 3 else ''}: {why})")
     for node, names in sorted(down.items()):
-        warnings.append(f"NATS node {node} is down: offline for {len(names)} stream replica(s); the streams keep "
-                        "their quorum without it")
+        warnings.append(f"NATS node {node} is down (it holds a replica of {len(names)} stream(s))")
     for node, names in sorted(behind.items()):
         warnings.append(f"NATS node {node} is catching up on {len(names)} stream(s)")
     consumers: dict[str, dict[str, int]] = {}
