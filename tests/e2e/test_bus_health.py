@@ -96,6 +96,16 @@ def test_a_worker_asking_for_fewer_replicas_refuses_and_the_streams_keep_r3(
     assert said.count("num_replicas is 3, the configuration asks for 1") == STREAMS
     assert f"{prefix.upper()}_ORDER: num_replicas is 3" in said and str(fewer) in said
     assert "Traceback" not in refused.stderr
+
+    # an API process with that configuration: its first /ready starts the bus in the background, then says why
+    api = build_hub(load_settings(config_file=fewer))
+    try:
+        first = readiness(api)
+        assert first.status == "not ready" and "NATS: not connected yet (connecting)" in first.reasons
+        until(lambda: any("num_replicas is 3" in r for r in readiness(api).reasons), 30, lambda: readiness(api).body)
+        assert readiness(api).http_status == 503
+    finally:
+        api.close()
     assert stream_replicas(nats_cluster, prefix) == {name: 3 for name in stream_replicas(nats_cluster, prefix)}
     assert len(stream_replicas(nats_cluster, prefix)) == STREAMS
 

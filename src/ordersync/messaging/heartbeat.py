@@ -79,6 +79,8 @@ class Heartbeat:
     def run(self, stop: threading.Event) -> None:
         """Beat until ``stop`` is set (a thread beside the worker loop). A store that does not answer is one
         warning line per outage: the worker goes on, and ``/ready`` shows the beat getting old."""
+        with self._lock:  # the worker loop may run again after a clean stop (tests, the demo)
+            self._stopped, self.started_at = False, None
         while not stop.is_set():
             try:
                 self.beat()
