@@ -20,8 +20,10 @@ counts deliveries, including deferrals and crashes), the order in which one orde
 and whether a message was lost (gap repair, :mod:`ordersync.messaging.gaps`). The outbox stays the log
 of record; the broker is transport.
 
-Why one module of about 600 lines: the transport is one object whose event loop thread, buffers, leases
-and stream layout share state; split, each part would reach into the others' privates.
+Why one module of about 750 lines: the transport is one object whose event loop thread, buffers, leases
+and stream layout share state; split, each part would reach into the others' privates. What needs none of
+that state lives in :mod:`ordersync.messaging.streams`: comparing streams with the configuration,
+migrating them, and reading the broker's state of streams and durables for ``/ready`` and ``/metrics``.
 
 nats-py is asyncio; this transport runs its own event loop in a daemon thread and exposes the
 synchronous :class:`~ordersync.messaging.transport.Transport` the worker uses. Each durable keeps a
@@ -60,13 +62,14 @@ from ordersync.domain.errors import ConfigError, Unavailable
 from ordersync.domain.events import MESSAGE_TYPES
 from ordersync.messaging.streams import (
     BusState,
-    DurableState,
-    Peer,
     StreamMismatch,
-    StreamState,
-    changes,
+    cluster_size,
     default_replicas,
     differences,
+    migrate_streams,
+    read_state,
+    replicas_text,
+    stream_config_of,
 )
 from ordersync.messaging.transport import Delivery, OutboxMessage
 from ordersync.store.db import Database
@@ -291,7 +294,7 @@ class NatsTransport:
         if self._nc is None:
             self._nc = await self._connect()
             self._js = self._nc.jetstream(timeout=self.publish_timeout)
-        self.cluster_size = self._cluster_size(self._nc)
+        self.cluster_size = cluster_size(self._nc)
         families = sorted({family_of(t) for t in MESSAGE_TYPES})
         found: list[str] = []
         for family in [*families, "repair"]:  # every existing stream first: a refusal creates nothing
@@ -382,26 +385,10 @@ class NatsTransport:
                     num_replicas=replicas if replicas is not None else self.replicas,
                     duplicate_window=self.duplicate_window, max_age=self.max_age, discard=DiscardPolicy.OLD)
 
-    @staticmethod
-    def _cluster_size(nc: NatsClient) -> int:
-        """Nodes of the cluster the connection is in, as its server announces them (1 outside a cluster)."""
-        info = getattr(nc, "_server_info", None) or {}
-        if not info.get("cluster"):
-            return 1
-        return max(len(info.get("connect_urls") or []), len(nc.servers), 1)
-
     async def _stream_config_of(self, name: str) -> dict[str, Any] | None:
-        """An existing stream's configuration, None when there is no such stream."""
         js = self._js
         assert js is not None
-        try:
-            info = await js.stream_info(name)
-        except APIError as exc:
-            if exc.err_code == 10059:  # stream not found
-                return None
-            raise
-        return {k: getattr(info.config, k) for k in ("num_replicas", "storage", "max_age", "duplicate_window",
-                                                     "retention", "discard", "subjects")}
+        return await stream_config_of(js, name)
 
     async def _ensure_stream(self, family: str) -> str:
         """Create the stream, or check that the existing one has the settings this process asks for."""
@@ -419,7 +406,7 @@ class NatsTransport:
                     config["num_replicas"] = default_replicas(self.cluster_size)
                 try:
                     await js.add_stream(**config)
-                    log.info("NATS: created stream %s (%s)", name, _replicas(config["num_replicas"]))
+                    log.info("NATS: created stream %s (%s)", name, replicas_text(config["num_replicas"]))
                     return
                 except APIError as exc:
                     if exc.err_code != 10058:  # another process created it meanwhile: check it below
@@ -445,36 +432,12 @@ class NatsTransport:
         if self._nc is None:
             self._nc = await self._connect()
             self._js = self._nc.jetstream(timeout=self.publish_timeout)
-        js = self._js
-        assert js is not None
-        self.cluster_size = self._cluster_size(self._nc)
+        assert self._js is not None
+        self.cluster_size = cluster_size(self._nc)
         wanted = replicas if replicas is not None else self.replicas
-        if wanted is not None and wanted > self.cluster_size:
-            raise ConfigError(f"{wanted} replicas asked for, the cluster has {self.cluster_size} node(s)")
-        plan: list[tuple[str, dict[str, Any], list[tuple[str, str, str]] | None]] = []
-        for family in [*sorted({family_of(t) for t in MESSAGE_TYPES}), "repair"]:
-            name = self.stream_name(family)
-            config = self.stream_config(family, wanted)
-            have = await self._retry_api(f"reading stream {name}", functools.partial(self._stream_config_of, name))
-            if have is None:
-                config["num_replicas"] = wanted or default_replicas(self.cluster_size)
-            elif config["num_replicas"] is None:
-                config["num_replicas"] = have["num_replicas"]
-            found = changes(have, config) if have is not None else None
-            if found and any(setting == "storage" for setting, _old, _new in found):
-                raise ConfigError(f"{name}: JetStream cannot change a stream's storage type (it has {found[0][1]}); "
-                                  "nothing was changed")
-            plan.append((name, config, found))
-        report = []
-        for name, config, found in plan:  # checked every stream first: all or nothing planned
-            if found is None:
-                await self._retry_api(f"creating stream {name}", functools.partial(js.add_stream, **config))
-                report.append((name, f"created with {_replicas(config['num_replicas'])}"))
-            elif not found:
-                report.append((name, f"unchanged ({_replicas(config['num_replicas'])})"))
-            else:
-                await self._retry_api(f"updating stream {name}", functools.partial(js.update_stream, **config))
-                report.append((name, "changed " + ", ".join(f"{k} {old} -> {new}" for k, old, new in found)))
+        families = [*sorted({family_of(t) for t in MESSAGE_TYPES}), "repair"]
+        report = await migrate_streams(self._js, [self.stream_config(f, wanted) for f in families], wanted,
+                                       self.cluster_size, self._retry_api)
         self._streams.clear()  # checked again at the next start
         return report
 
@@ -786,53 +749,8 @@ class NatsTransport:
     async def _probe(self, timeout: float) -> BusState:
         nc, js = self._nc, self._js
         assert nc is not None and js is not None
-        names = sorted(self._streams)
-        durables = [d for state in self._consumers.values() for d in state.durables]
-        streams = await asyncio.gather(*(asyncio.wait_for(js.stream_info(n), timeout) for n in names),
-                                       return_exceptions=True)
-        infos = await asyncio.gather(*(js.consumer_info(d.stream, d.name, timeout=timeout) for d in durables),
-                                     return_exceptions=True)
-        url = nc.connected_url
-        info = getattr(nc, "_server_info", None) or {}
-        return BusState(
-            connected=nc.is_connected,
-            server=(f"{info.get('server_name') or '?'} ({url.netloc})" if url is not None and nc.is_connected
-                    else None),
-            servers=tuple(s.netloc for s in nc.servers),
-            streams=tuple(_stream_state(n, i) for n, i in zip(names, streams, strict=True)),
-            durables=tuple(_durable_state(d, i) for d, i in zip(durables, infos, strict=True)),
-            reconnects=self.reconnects)
-
-
-def _replicas(n: int) -> str:
-    return f"{n} replica" + ("s" if n != 1 else "")
-
-
-def _failure(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError):
-        return "no answer in time"
-    return f"{type(exc).__name__}: {exc}"[:300]
-
-
-def _stream_state(name: str, info: Any) -> StreamState:
-    if isinstance(info, BaseException):
-        return StreamState(name, error=_failure(info))
-    cluster = info.cluster
-    peers: list[Peer] = []
-    if cluster is not None:
-        peers = [Peer(name=p.name or "?", current=bool(p.current), offline=bool(p.offline), lag=int(p.lag or 0),
-                      seen_seconds_ago=(p.active or 0) / 1e9)  # the server's "active": nanoseconds
-                 for p in cluster.replicas or []]
-    leader = cluster.leader if cluster is not None else "(single server)"
-    return StreamState(name, replicas=int(info.config.num_replicas or 1), leader=leader or None,
-                       peers=tuple(peers), messages=int(info.state.messages or 0))
-
-
-def _durable_state(d: _Durable, info: Any) -> DurableState:
-    if isinstance(info, BaseException):
-        return DurableState(d.consumer, d.stream, error=_failure(info))
-    return DurableState(d.consumer, d.stream, pending=int(info.num_pending or 0),
-                        ack_pending=int(info.num_ack_pending or 0), redelivered=int(info.num_redelivered or 0))
+        durables = [(d.consumer, d.stream, d.name) for state in self._consumers.values() for d in state.durables]
+        return await read_state(nc, js, sorted(self._streams), durables, timeout, self.reconnects)
 
 
 @dataclass
