@@ -178,11 +178,16 @@ def worker(
 
 def _check_bus(hub: Hub) -> None:
     """Connect to the bus now and check its streams: a worker whose configuration asks for other stream
-    settings than the streams have refuses to start (ConfigError: one line, exit 2), changing nothing."""
+    settings than the streams have refuses to start (ConfigError: one line, exit 2), changing nothing. A
+    broker that does not answer is an outage, not a refusal: the worker starts and checks when it connects."""
+    from ordersync.domain.errors import Unavailable
     from ordersync.messaging.nats import NatsTransport
 
     if isinstance(hub.transport, NatsTransport):
-        hub.transport.start()
+        try:
+            hub.transport.start()
+        except Unavailable as exc:
+            log.warning("%s; starting anyway: the streams are checked when NATS answers", exc)
 
 
 def _serve_health(hub: Hub, host: str, port: int) -> Any:

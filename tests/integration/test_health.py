@@ -110,3 +110,18 @@ def test_a_failing_broker_is_one_warning_line_per_outage_not_a_traceback_each_ro
     assert "timed out" in shown[0].getMessage() and "retrying every 1s" in shown[0].getMessage()
     assert "working again" in shown[1].getMessage() and "2 failed attempt(s)" in shown[1].getMessage()
     assert all(r.exc_info is None for r in shown)
+
+
+def test_streams_that_differ_found_later_stop_the_worker_instead_of_retrying(hub: Hub) -> None:
+    """A worker that started while NATS was down checks the streams when it connects: a difference then
+    ends the loop with the refusal (the command exits with it), not a retry every second."""
+    from ordersync.messaging.streams import StreamMismatch
+
+    def refused() -> int:
+        raise StreamMismatch(["ORDERSYNC_ORDER: num_replicas is 3, the configuration asks for 1"], "w.toml")
+
+    hub.relay.pump = refused  # type: ignore[method-assign]
+    with pytest.raises(StreamMismatch, match="num_replicas is 3"):
+        hub.worker.run_forever(threading.Event())
+    with hub.db.read() as conn:
+        assert heartbeats(conn) == []  # a stop like any other: its heartbeat is gone

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ordersync.domain.clock import Clock
-from ordersync.domain.errors import Unavailable
+from ordersync.domain.errors import ConfigError, Unavailable
 from ordersync.messaging.consumer import ConsumerRunner
 from ordersync.messaging.registry import Registry
 from ordersync.messaging.relay import Relay
@@ -296,6 +296,8 @@ class Worker:
             try:
                 n = self.run_once()
                 outage.ok()
+            except ConfigError:  # a configuration that cannot work (streams that differ from it): stop, say why
+                raise
             except Exception as exc:  # the loop survives a broken store or broker connection and tries again
                 outage.failed(exc, 1.0)
                 n = 0
