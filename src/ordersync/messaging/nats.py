@@ -271,6 +271,10 @@ class NatsTransport:
 
     async def _on_error(self, exc: Exception) -> None:
         """One line per outage: while disconnected, the client reports every failed reconnection."""
+        nc = self._nc
+        if nc is not None and nc.is_connected:  # not an outage (a slow consumer, a permission): each one
+            log.warning("NATS: %s", exc)
+            return
         if self._error_logged:
             log.debug("NATS: %s", exc)
             return
