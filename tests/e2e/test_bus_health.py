@@ -29,6 +29,7 @@ import httpx
 import nats
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from ordersync.api.health import create_health_app
 from ordersync.bootstrap import build_hub
@@ -77,6 +78,11 @@ def stream_replicas(cluster: NatsCluster, prefix: str) -> dict[str, int]:
             await nc.close()
 
     return asyncio.run(read())
+
+
+def series(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
 
 
 def test_a_worker_asking_for_fewer_replicas_refuses_and_the_streams_keep_r3(
@@ -156,16 +162,30 @@ def test_ready_through_a_node_down_quorum_lost_and_back(tmp_path: Path, pg: str,
                 assert len(up["bus"]["streams"]) >= STREAMS  # (and any test families this process knows)
                 assert all(s["leader"] in cluster.names and s["replicas"] == 3 for s in up["bus"]["streams"].values())
                 assert [w["id"] for w in up["workers"]["live"]] == [hub.heartbeat.id]  # type: ignore[union-attr]
+                metrics = series(client.get("/metrics").text)
+                assert metrics[("ordersync_nats_connected", ())] == 1.0
+                leaders = {k: v for k, v in metrics.items() if k[0] == "ordersync_nats_stream_leader"}
+                assert len(leaders) >= STREAMS and set(leaders.values()) == {1.0}
+                assert metrics[("ordersync_nats_stream_replicas", (("state", "current"), ("stream", "H_ORDER")))] == 2
+                assert metrics[("ordersync_nats_consumer_pending",
+                                (("consumer", "projection.order_counters"), ("stream", "H_ORDER")))] == 0.0
 
                 cluster.kill(2)
-                one_down = ready_until(lambda b: any("NATS node n2 is down" in w for w in b["warnings"]), 60)
+                one_down = ready_until(lambda b: all(s.get("peers", {}).get("n2", "").startswith("down (")
+                                                     for s in b["bus"]["streams"].values()), 60)
                 assert one_down["code"] == 200 and one_down["status"] == "degraded" and one_down["reasons"] == []
+                held = len(one_down["bus"]["streams"])
+                assert f"NATS node n2 is down (it holds a replica of {held} stream(s))" in one_down["warnings"]
+                metrics = series(client.get("/metrics").text)
+                assert metrics[("ordersync_nats_stream_replicas", (("state", "down"), ("stream", "H_ORDER")))] == 1
 
                 cluster.kill(1)
                 lost = ready_until(lambda b: b["code"] == 503, 60)
                 assert lost["status"] == "not ready"
                 assert any(r.startswith("NATS: quorum lost") for r in lost["reasons"]), lost
                 assert lost["workers"]["live"]  # the worker lives on; the bus is what is missing
+                metrics = series(client.get("/metrics").text)
+                assert 0.0 in {v for k, v in metrics.items() if k[0] == "ordersync_nats_stream_leader"}
 
                 cluster.restart(1)
                 cluster.restart(2)

@@ -79,6 +79,8 @@ def test_a_replica_behind_but_heard_from_is_catching_up_and_one_said_offline_is_
     assert verdict.warnings == ("NATS node n1 is catching up on 3 stream(s)",)
     assert verdict.body["bus"]["streams"]["ORDERSYNC_ERP"]["peers"]["n1"] == "behind by 3"
     assert Peer("n1", current=False, offline=True).down and not Peer("n1", current=False, offline=False).down
+    assert Peer("n1", current=False, offline=False, seen_seconds_ago=None).down  # the leader never heard from it
+    assert not Peer("n1", current=True, offline=False, seen_seconds_ago=None).down
 
 
 def test_streams_without_a_leader_are_not_ready_because_quorum_is_lost() -> None:

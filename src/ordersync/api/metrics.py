@@ -24,7 +24,7 @@ numbers, and nothing has to be kept in memory:
 - with a NATS bus, as the broker answers this process (each question bounded by ``[health]
   probe_timeout_seconds``): ``ordersync_nats_connected``, ``ordersync_nats_reconnects_total``,
   ``ordersync_nats_stream_leader{stream}`` (1: the stream has a leader), ``ordersync_nats_stream_replicas
-  {stream,state}`` (current, behind, offline), and per consumer and stream ``ordersync_nats_consumer_pending``,
+  {stream,state}`` (current, behind, down), and per consumer and stream ``ordersync_nats_consumer_pending``,
   ``ordersync_nats_consumer_ack_pending`` and ``ordersync_nats_consumer_redelivered``;
 - ``ordersync_gap_repair_republished_total``: events gap repair republished, counted in this process (the
   worker that ran it: scrape the workers' health ports).
@@ -201,9 +201,9 @@ def _bus(hub: Hub) -> Iterator[Metric]:
                                  labels=["stream", "state"])
     for s in bus.streams:
         leader.add_metric([s.name], 0.0 if s.error is not None or s.leader is None else 1.0)
-        states = {"current": 0, "behind": 0, "offline": 0}
+        states = {"current": 0, "behind": 0, "down": 0}
         for p in s.peers:
-            states["offline" if p.offline else "current" if p.current else "behind"] += 1
+            states["down" if p.down else "current" if p.current else "behind"] += 1
         for state, n in states.items():
             replicas.add_metric([s.name, state], float(n))
     families = {name: GaugeMetricFamily(f"ordersync_nats_consumer_{name}", text, labels=["consumer", "stream"])

@@ -94,17 +94,22 @@ def default_replicas(cluster_size: int) -> int:
 class Peer:
     """One copy of a stream on one node, as the stream's leader sees it: ``current`` it has everything the
     leader has; ``offline`` the cluster was told the node left; ``seen_seconds_ago`` when the leader last
-    heard from it (a node killed outright is not ``offline`` for minutes, but soon unheard of)."""
+    heard from it, None if it has no record of that (a node killed outright is not ``offline`` for
+    minutes, but soon unheard of)."""
 
     name: str
     current: bool
     offline: bool
     lag: int = 0
-    seen_seconds_ago: float = 0.0
+    seen_seconds_ago: float | None = 0.0
 
     @property
     def down(self) -> bool:
-        return self.offline or (not self.current and self.seen_seconds_ago > PEER_LOST_SECONDS)
+        if self.offline:
+            return True
+        if self.current:
+            return False
+        return self.seen_seconds_ago is None or self.seen_seconds_ago > PEER_LOST_SECONDS
 
 
 @dataclass(frozen=True)
@@ -259,7 +264,8 @@ def _stream_state(name: str, info: Any) -> StreamState:
     peers: list[Peer] = []
     if cluster is not None:
         peers = [Peer(name=p.name or "?", current=bool(p.current), offline=bool(p.offline), lag=int(p.lag or 0),
-                      seen_seconds_ago=(p.active or 0) / 1e9)  # the server's "active": nanoseconds
+                      # the server's "active": nanoseconds since the leader heard from it; absent: never
+                      seen_seconds_ago=p.active / 1e9 if p.active else None)
                  for p in cluster.replicas or []]
     leader = cluster.leader if cluster is not None else "(single server)"
     return StreamState(name, replicas=int(info.config.num_replicas or 1), leader=leader or None,

@@ -101,7 +101,7 @@ def _bus(bus: BusState | None, limits: HealthSettings, reasons: list[str], warni
             streams[s.name] = {"replicas": s.replicas, "leader": None, "error": s.error or "no leader"}
             continue
         streams[s.name] = {"replicas": s.replicas, "leader": s.leader, "messages": s.messages,
-                           "peers": {p.name: f"down (last seen {p.seen_seconds_ago:.0f} s ago)" if p.down else
+                           "peers": {p.name: _down(p.seen_seconds_ago) if p.down else
                                      "current" if p.current else f"behind by {p.lag}" for p in s.peers}}
         for p in s.peers:
             if p.down:
@@ -131,6 +131,10 @@ def _bus(bus: BusState | None, limits: HealthSettings, reasons: list[str], warni
                             f"(threshold {limits.consumer_pending})")
     out["consumers"] = consumers
     return out
+
+
+def _down(seen_seconds_ago: float | None) -> str:
+    return "down (not heard from)" if seen_seconds_ago is None else f"down (last seen {seen_seconds_ago:.0f} s ago)"
 
 
 def _workers(seen: Observations, limits: HealthSettings, reasons: list[str], warnings: list[str]) -> dict[str, Any]:
