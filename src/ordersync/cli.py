@@ -202,6 +202,13 @@ def _serve_health(hub: Hub, host: str, port: int) -> Any:
                                            access_log=False))
     thread = threading.Thread(target=server.run, name="ordersync-health", daemon=True)
     thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not server.started:  # uvicorn logged why (the port is taken, most likely)
+        server.should_exit = True
+        raise ConfigError(f"cannot serve the worker's health port on {host}:{port} (in use by another process? "
+                          "give each worker on one machine a port of its own: --health-port)")
     console.print(f"worker: health, readiness and metrics on http://{host}:{port}/ready")
 
     def stop() -> None:

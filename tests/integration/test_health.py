@@ -125,3 +125,19 @@ def test_streams_that_differ_found_later_stop_the_worker_instead_of_retrying(hub
         hub.worker.run_forever(threading.Event())
     with hub.db.read() as conn:
         assert heartbeats(conn) == []  # a stop like any other: its heartbeat is gone
+
+
+def test_a_worker_whose_health_port_is_taken_refuses_to_start(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run([sys.executable, "-m", "ordersync.cli", "worker", "--data-dir", str(tmp_path / "hub"),
+                               "--health-port", str(port)], capture_output=True, text=True, timeout=60)
+    said = " ".join(proc.stderr.split())
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert f"cannot serve the worker's health port on 127.0.0.1:{port}" in said and "Traceback" not in said
