@@ -126,10 +126,12 @@ def test_a_worker_asking_for_fewer_replicas_refuses_and_the_streams_keep_r3(
     # changing them is a command of its own, on purpose
     moved = run_cli(tmp_path, "nats", "migrate", "--replicas", "1", "--config", str(fewer))
     assert moved.returncode == 0, moved.stderr[-3000:]
-    assert moved.stdout.count("changed num_replicas 3 -> 1") == STREAMS
-    assert set(stream_replicas(nats_cluster, prefix).values()) == {1}
+    assert moved.stdout.count("changed num_replicas 3 -> 1") == STREAMS and "not all current" not in moved.stdout
+    assert set(stream_replicas(nats_cluster, prefix).values()) == {1}, (moved.stdout, stream_replicas(nats_cluster,
+                                                                                                     prefix))
     back = run_cli(tmp_path, "nats", "migrate", "--replicas", "3", "--config", str(fewer))
-    assert back.returncode == 0 and back.stdout.count("changed num_replicas 1 -> 3") == STREAMS
+    assert back.returncode == 0 and back.stdout.count("changed num_replicas 1 -> 3") == STREAMS, back.stdout
+    assert "not all current" not in back.stdout
     assert set(stream_replicas(nats_cluster, prefix).values()) == {3}
 
 
