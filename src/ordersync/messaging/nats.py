@@ -253,8 +253,20 @@ class NatsTransport:
                 self._run(self._stop(), 10, "closing")
             except Exception:  # closing is best effort
                 log.debug("closing the NATS connection failed", exc_info=True)
+        try:  # a start still connecting in the background (an API process's first /ready): cut it short
+            self._run(self._cancel_pending(), 5, "cancelling what is pending")
+        except Exception:
+            log.debug("cancelling pending NATS work failed", exc_info=True)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
+
+    @staticmethod
+    async def _cancel_pending() -> None:
+        me = asyncio.current_task()
+        pending = [t for t in asyncio.all_tasks() if t is not me and not t.done()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     async def _connect(self) -> NatsClient:
         deadline = time.monotonic() + self.connect_timeout
@@ -745,7 +757,8 @@ class NatsTransport:
                 try:
                     self.start()
                 except Exception as exc:  # kept in start_error, reported by probe()
-                    log.warning("NATS: not started: %s", exc)
+                    if not self._closed:
+                        log.warning("NATS: not started: %s", exc)
 
             self._starting = threading.Thread(target=start, name="ordersync-nats-start", daemon=True)
             self._starting.start()
