@@ -39,6 +39,7 @@ from ordersync.flows.services.workbench import Workbench, dead_letter_cases
 from ordersync.messaging.consumer import ConsumerRunner
 from ordersync.messaging.deadletters import DeadLetterService
 from ordersync.messaging.gaps import GapRepair, register_consumers
+from ordersync.messaging.heartbeat import Heartbeat
 from ordersync.messaging.nats import NatsTransport, parse_servers
 from ordersync.messaging.registry import Registry
 from ordersync.messaging.relay import Relay
@@ -165,6 +166,10 @@ def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Regis
                           batch=keep.batch)
     if keep.keep_days:
         worker.every(keep.check_seconds, "retention", lambda: retention.run().total, singleton=True)
+    health = settings.health  # while the worker loop runs, its heartbeat says so (/ready)
+    heartbeat = Heartbeat(db, clock, worker.consumers, every=health.heartbeat_seconds,
+                          forget_after=health.forget_after_seconds, health_port=settings.worker.health_port)
+    worker.alongside("heartbeat", heartbeat.run, on_stop=heartbeat.stop)
     intake = IntakeWriter(db, clock, on_commit=worker.wake, cases=cases)
     webhooks = _webhooks(settings, db, clock, runner, worker)
     edi = None
@@ -187,7 +192,8 @@ def build_hub(settings: Settings, *, clock: Clock | None = None, registry: Regis
                runner=runner, relay=relay, worker=worker, dead_letters=dead, intake=intake,
                workbench=workbench, webhooks=webhooks, retention=retention, erps=router,
                poller=poller, deps=deps, readmodel=readmodel, gap_repair=gaps, edi=edi,
-               shopify=shopify, alerts=alerts, mailer=smtp_mailer(settings), reconciler=reconciler)
+               shopify=shopify, alerts=alerts, mailer=smtp_mailer(settings), reconciler=reconciler,
+               heartbeat=heartbeat)
 
 
 def alert_policy(settings: Settings, cases: CasePolicy) -> AlertPolicy:
@@ -275,7 +281,7 @@ def _transport(settings: Settings, db: Database) -> SqlQueueTransport | NatsTran
                          ack_wait=n.ack_wait_seconds,
                          max_deliver=n.max_deliver, duplicate_window=n.duplicate_window_seconds,
                          max_age_days=n.max_age_days, buffer=n.buffer, connect_timeout=n.connect_timeout,
-                         publish_timeout=n.publish_timeout)
+                         publish_timeout=n.publish_timeout, source=settings.source)
 
 
 def _webhooks(settings: Settings, db: Database, clock: Clock, runner: ConsumerRunner,

@@ -60,6 +60,8 @@ alerts_cli = typer.Typer(no_args_is_help=True, help="Alerts to teams (escalated 
 app.add_typer(alerts_cli, name="alerts")
 erp_cli = typer.Typer(no_args_is_help=True, help="The ERP: run the bundled Tryton for the demo and trials.")
 app.add_typer(erp_cli, name="erp")
+nats_cli = typer.Typer(no_args_is_help=True, help="The NATS JetStream bus: change the streams' settings on purpose.")
+app.add_typer(nats_cli, name="nats")
 console = Console(stderr=True)
 out = Console()
 log = logging.getLogger("ordersync.cli")
@@ -232,6 +234,9 @@ def worker(
     store: Store = None,
     config: ConfigFile = None,
     drain: Annotated[bool, typer.Option("--drain", help="Process what is due, then exit.")] = False,
+    health_port: Annotated[int | None, typer.Option("--health-port", min=1, max=65535,
+                                                    help="Serve /health, /ready and /metrics on this port "
+                                                         "(default: [worker] health_port; none if unset).")] = None,
     verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
     log_format: LogFormat = None,
     log_level: LogLevel = None,
@@ -242,13 +247,60 @@ def worker(
     settings = _settings(data_dir, store, config)
     _setup_logging(verbose, log_format, log_level, settings.logging)
     hub = build_hub(settings)
+    _check_bus(hub)
     if drain:
         done = hub.worker.drain()
         out.print(f"drained: {done} deliveries and publications; {hub.dead_letters.count()} dead letters")
         return
     stop = threading.Event()
     _stop_on_signals(stop)
-    run_worker_with_status(hub, stop)
+    port = health_port or hub.settings.worker.health_port
+    with contextlib.ExitStack() as stack:
+        if port is not None:
+            stack.callback(_serve_health(hub, hub.settings.worker.health_host, port))
+        run_worker_with_status(hub, stop)
+
+
+def _check_bus(hub: Hub) -> None:
+    """Connect to the bus now and check its streams: a worker whose configuration asks for other stream
+    settings than the streams have refuses to start (ConfigError: one line, exit 2), changing nothing. A
+    broker that does not answer is an outage, not a refusal: the worker starts and checks when it connects."""
+    from ordersync.domain.errors import Unavailable
+    from ordersync.messaging.nats import NatsTransport
+
+    if isinstance(hub.transport, NatsTransport):
+        try:
+            hub.transport.start()
+        except Unavailable as exc:
+            log.warning("%s; starting anyway: the streams are checked when NATS answers", exc)
+
+
+def _serve_health(hub: Hub, host: str, port: int) -> Any:
+    """Serve the worker's /health, /ready and /metrics in a thread; returns what stops it."""
+    import uvicorn
+
+    from ordersync.api.health import create_health_app
+
+    if hub.heartbeat is not None:
+        hub.heartbeat.health_port = port
+    server = uvicorn.Server(uvicorn.Config(create_health_app(hub), host=host, port=port, log_level="warning",
+                                           access_log=False))
+    thread = threading.Thread(target=server.run, name="ordersync-health", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not server.started:  # uvicorn logged why (the port is taken, most likely)
+        server.should_exit = True
+        raise ConfigError(f"cannot serve the worker's health port on {host}:{port} (in use by another process? "
+                          "give each worker on one machine a port of its own: --health-port)")
+    console.print(f"worker: health, readiness and metrics on http://{host}:{port}/ready")
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(timeout=5)
+
+    return stop
 
 
 def run_worker_with_status(hub: Hub, stop: threading.Event, label: str = "worker") -> None:
@@ -344,6 +396,7 @@ def serve(
     worker_thread = None
     stack = contextlib.ExitStack()
     if with_worker:
+        _check_bus(hub)
         _start_worker(hub, stack)
         if processes > 1:  # the API processes' commits wake this worker as the worker command's
             with contextlib.suppress(OSError):  # (another worker of this store listening: this one polls)
@@ -406,6 +459,36 @@ def _edi_inbound(hub: Hub) -> Any:
     if hub.edi is not None:
         return hub.edi.inbound
     return EdiInbound(hub.db, hub.intake, hub.clock, [], cases=case_policy(hub.settings))  # kept, unknown sender
+
+
+@nats_cli.command("migrate")
+def nats_migrate(
+    replicas: Annotated[int | None, typer.Option("--replicas", min=1, max=5,
+                                                 help="Copies of each stream (default: [nats] replicas; unset both "
+                                                      "to keep each stream's).")] = None,
+    data_dir: DataDir = None, store: Store = None, config: ConfigFile = None,
+) -> None:
+    """Change the existing streams to this configuration's settings (replicas, age, deduplication window):
+    the one command that does; processes only check them and refuse to start when they differ. Stop the
+    workers first, start them after with a configuration that matches."""
+    import ordersync.bootstrap  # noqa: F401  (every flow registers its message types: one stream per family)
+    from ordersync.messaging.nats import NatsTransport, parse_servers
+    from ordersync.store.db import Database
+
+    settings = _settings(data_dir, store, config)
+    if not settings.bus.startswith("nats://"):
+        raise ConfigError("the bus is embedded (queues in the store): there are no NATS streams to migrate")
+    n = settings.nats
+    transport = NatsTransport(Database(settings.store_url), parse_servers(settings.bus), prefix=n.prefix,
+                              replicas=n.replicas, partitions=n.partitions, duplicate_window=n.duplicate_window_seconds,
+                              max_age_days=n.max_age_days, connect_timeout=n.connect_timeout,
+                              publish_timeout=n.publish_timeout, source=settings.source)
+    try:
+        for stream, what in transport.migrate(replicas):
+            out.print(f"{stream}: {what}")
+    finally:
+        transport.close()
+        transport.db.dispose()
 
 
 @edi.command("receive")

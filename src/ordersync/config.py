@@ -39,6 +39,10 @@ class WorkerSettings(Strict):
     relay_batch: int = Field(default=100, ge=1, description="outbox rows per publish (with bus = nats://, the "
                              "default is 500: a broker round trip costs more than a local insert)")
     retry: RetrySettings = RetrySettings()
+    health_port: int | None = Field(default=None, ge=1, le=65535, description="`ordersync worker` serves /health, "
+                                    "/ready and /metrics on this port (--health-port overrides)")
+    health_host: str = Field(default="127.0.0.1", description="the address the health port listens on (0.0.0.0: "
+                             "every interface, for a scraper on another machine)")
 
 
 def sqlite_url(data_dir: Path) -> str:
@@ -467,7 +471,10 @@ class ReconcileSettings(Strict):
 class NatsSettings(Strict):
     """The NATS JetStream bus (``bus = "nats://host:port,nats://host:port,..."``), see docs/scale-out.md.
 
-    ``replicas``: copies of each stream (3 on a three-node cluster; at most the number of nodes).
+    ``replicas``: copies of each stream. Unset: a process uses the streams as they are, and creates
+    missing ones with 3 copies on a cluster of three or more nodes, 1 on a single server. Set: streams
+    that have another number (or other storage settings) make the process refuse to start; only
+    ``ordersync nats migrate`` changes existing streams (ADR 0023).
     ``partitions``: subject partitions per event family (one order's events share one).
     ``max_deliver``: the broker's own bound on deliveries of a message (a safety net: handler failures
     are counted by the hub, against ``worker.retry.max_attempts``); a message that reaches it is
@@ -480,7 +487,7 @@ class NatsSettings(Strict):
     sequences that were visible this long ago; a transaction that drew an outbox sequence and commits
     later than this is still delivered by the broker, but is out of gap repair's sight."""
 
-    replicas: int = Field(default=1, ge=1, le=5)
+    replicas: int | None = Field(default=None, ge=1, le=5)
     partitions: int = Field(default=16, ge=1, le=1024)
     max_deliver: int = Field(default=2000, ge=2)
     ack_wait_seconds: float = Field(default=10.0, gt=0, le=3600, description="a delivery nobody answers (its "
@@ -499,6 +506,29 @@ class NatsSettings(Strict):
     monitor_urls: list[str] = Field(default_factory=list, description="each node's HTTP monitoring endpoint "
                                     "(http://host:8222, the node's `http:` setting): `ordersync doctor` reads "
                                     "sync_interval and the cluster's size there")
+
+
+class HealthSettings(Strict):
+    """What ``/ready`` holds against (docs/scale-out.md): worker heartbeats in the store, lag thresholds."""
+
+    heartbeat_seconds: float = Field(default=5.0, gt=0, le=300, description="how often a running worker "
+                                     "writes its heartbeat")
+    worker_stale_seconds: float = Field(default=20.0, gt=0, description="a worker whose last beat is older is "
+                                        "missing (not ready when no worker is live)")
+    forget_after_seconds: float = Field(default=3600.0, gt=0, description="a missing worker is reported (degraded) "
+                                        "this long, then its heartbeat is removed")
+    require_worker: bool = Field(default=True, description="no live worker makes the hub not ready")
+    outbox_lag_seconds: float = Field(default=60.0, gt=0, description="oldest unpublished event older: degraded")
+    consumer_pending: int = Field(default=10_000, ge=1, description="messages waiting for one consumer at the "
+                                  "broker above this: degraded")
+    probe_timeout_seconds: float = Field(default=2.0, gt=0, le=30, description="longest wait for each NATS "
+                                         "stream or consumer answer")
+
+    @model_validator(mode="after")
+    def _beats_within_threshold(self) -> HealthSettings:
+        if self.worker_stale_seconds <= self.heartbeat_seconds:
+            raise ValueError("health: worker_stale_seconds must exceed heartbeat_seconds")
+        return self
 
 
 class OidcSettings(Strict):
@@ -593,6 +623,7 @@ class Settings(Strict):
     web: WebSettings = WebSettings()
     telemetry: TelemetrySettings = TelemetrySettings()
     logging: LoggingSettings = LoggingSettings()
+    health: HealthSettings = HealthSettings()
     source: str = Field(default="defaults", exclude=True)
 
     @model_validator(mode="after")

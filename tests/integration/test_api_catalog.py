@@ -118,8 +118,10 @@ def test_when_the_erp_is_down_reads_serve_the_last_known_values_marked_stale(hub
     stale = client.get("/v1/availability", params={"sku": SKU}, headers=auth(token))
     assert stale.status_code == 200
     assert stale.json()["stale"] is True and stale.json()["items"][0]["plants"] == fresh["items"][0]["plants"]
+    hub.heartbeat.beat()  # a worker is alive: the open circuit alone degrades the hub
     ready = client.get("/ready").json()
     assert ready["status"] == "degraded" and ready["erps"]["main"]["circuit"] == "open"
+    assert ready["warnings"][0].startswith("ERP main: circuit open")
 
 
 def test_a_stock_change_event_shows_in_availability(hub: Any, client: TestClient) -> None:
@@ -174,12 +176,15 @@ def test_unknown_skus_and_other_accounts_are_not_found(hub: Any, client: TestCli
     assert client.get("/v1/prices", params={"sku": SKU, "qty": "-1"}, headers=auth(token)).status_code == 422
 
 
-def test_ready_reports_the_store_and_each_erp_circuit(client: TestClient) -> None:
+def test_ready_reports_the_store_and_each_erp_circuit(hub: Any, client: TestClient) -> None:
+    hub.heartbeat.beat()
     r = client.get("/ready")
     assert r.status_code == 200
-    assert r.json() == {"status": "ready", "store": "ok",
-                        "erps": {"main": {"circuit": "closed", "last_error": None, "in_flight": 0,
-                                          "max_concurrency": 2, "budget_scope": "process"}}}
+    body = r.json()
+    assert (body["status"], body["store"], body["reasons"], body["warnings"]) == ("ready", "ok", [], [])
+    assert body["erps"] == {"main": {"circuit": "closed", "last_error": None, "in_flight": 0,
+                                     "max_concurrency": 2, "budget_scope": "process"}}
+    assert body["bus"] == {"kind": "embedded"} and [w["id"] for w in body["workers"]["live"]] == [hub.heartbeat.id]
 
 
 def test_another_process_sees_refreshed_rows_after_its_sync(hub: Any, tmp_path: Path) -> None:

@@ -328,6 +328,7 @@ def test_a_key_of_one_account_never_reaches_another_accounts_resources(
     hub: Any, app: FastAPI, client: TestClient, worlds: dict[str, World]
 ) -> None:
     a, b = worlds[A], worlds[B]
+    hub.heartbeat.beat()  # a live worker: /ready answers 200 (without one it is 503, which the walk counts)
     before = b_state(hub)
     assert before["orders"], "B has nothing to protect: the seeding did not work"
     routes = app_routes(app)

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from nats.aio.msg import Msg
+from nats.js.errors import NotFoundError
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from ordersync.canonical.envelope import Envelope
@@ -98,6 +99,9 @@ def test_nats_publish_headers_carry_the_trace_and_a_delivery_reads_it_back() -> 
 
         async def add_stream(self, **_: Any) -> None:
             return None
+
+        async def stream_info(self, name: str) -> Any:  # no stream yet: the transport makes it
+            raise NotFoundError(code=404, err_code=10059, description=f"stream {name} not found")
 
     transport._js = Js()  # type: ignore[assignment]
     parent = "00-" + "ab" * 16 + "-" + "cd" * 8 + "-01"

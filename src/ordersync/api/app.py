@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
-from sqlalchemy import text
 
 from ordersync import __version__
-from ordersync.api import catalog, history, limits, metrics, ops, order_changes, orders, problems, returns
+from ordersync.api import catalog, health, history, limits, metrics, ops, order_changes, orders, problems, returns
 from ordersync.api import disputes as invoice_disputes
 from ordersync.api import tracing as api_tracing
 from ordersync.api import wms as wms_webhook
@@ -68,35 +65,5 @@ def create_api(hub: Hub, *, max_body_bytes: int = limits.DEFAULT_MAX_BODY_BYTES,
     app.include_router(ops.router)
     app.include_router(metrics.router)
     app.state.metrics = metrics.registry_for(hub)
-
-    @app.get("/health", tags=["health"])
-    def health() -> dict[str, str]:
-        """Liveness: the process answers."""
-        return {"status": "ok"}
-
-    @app.get("/ready", tags=["health"], responses={503: {"description": "the store cannot be reached"}})
-    def ready() -> JSONResponse:
-        """Readiness: the store answers; each ERP's circuit state (an open circuit degrades the hub,
-        reads keep serving stale values, so it does not make the hub unready)."""
-        return readiness(hub)
-
+    app.include_router(health.router)  # /health, /ready
     return app
-
-
-def readiness(hub: Hub) -> JSONResponse:
-    body: dict[str, Any] = {"status": "ready", "store": "ok", "erps": {}}
-    try:
-        with hub.db.read() as conn:
-            conn.execute(text("SELECT 1"))
-    except Exception as exc:  # the answer is the diagnosis
-        body.update(status="unready", store=f"{type(exc).__name__}: {exc}"[:300])
-        return JSONResponse(body, status_code=503)
-    if hub.erps is not None:
-        for name in hub.erps.names():
-            status = hub.erps.status(name)
-            body["erps"][name] = {"circuit": status.circuit.value, "last_error": status.last_error,
-                                  "in_flight": status.in_flight, "max_concurrency": status.max_concurrency,
-                                  "budget_scope": status.scope}
-            if status.circuit.value != "closed":
-                body["status"] = "degraded"
-    return JSONResponse(body)

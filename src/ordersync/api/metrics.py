@@ -6,7 +6,9 @@ a case (counts per state, type, consumer and ERP only). Serve it on a network on
 Everything is read from the store when scraped, so every process of a deployment reports the same
 numbers, and nothing has to be kept in memory:
 
-- ``ordersync_orders{state}``: orders per lifecycle state (the ``order_counters`` projection);
+- ``ordersync_orders{state}``: orders per lifecycle state, counted in the orders table (the
+  ``order_counters`` projection lags behind by whatever the bus has not delivered yet: during a NATS
+  quorum loss it said 0 received with an order in ``received``);
 - ``ordersync_sla_seconds{clock}``: a gauge histogram of the SLA clocks that stopped, for the orders
   received in the last ``[sla] window_seconds`` (a rolling window, so its buckets can go down);
   ``ordersync_sla_breached{clock}`` and ``ordersync_sla_open_breached{clock}`` count breaches there;
@@ -21,7 +23,16 @@ numbers, and nothing has to be kept in memory:
 - ``ordersync_erp_circuit{erp,state}`` (1 for the circuit's state, 0 for the others),
   ``ordersync_erp_in_flight{erp}``, ``ordersync_erp_failures_total{erp}``,
   ``ordersync_erp_consecutive_failures{erp}``, ``ordersync_erp_calls_total{erp,lane}`` (port calls) and
-  ``ordersync_erp_wire_calls_total{erp,lane}`` (requests on the wire: what the ERP pays for).
+  ``ordersync_erp_wire_calls_total{erp,lane}`` (requests on the wire: what the ERP pays for);
+- ``ordersync_worker_heartbeat_age_seconds{worker,host}``: seconds since each worker's last heartbeat
+  (a worker that stopped cleanly has none; one that died keeps growing until it is forgotten);
+- with a NATS bus, as the broker answers this process (each question bounded by ``[health]
+  probe_timeout_seconds``): ``ordersync_nats_connected``, ``ordersync_nats_reconnects_total``,
+  ``ordersync_nats_stream_leader{stream}`` (1: the stream has a leader), ``ordersync_nats_stream_replicas
+  {stream,state}`` (current, behind, down), and per consumer and stream ``ordersync_nats_consumer_pending``,
+  ``ordersync_nats_consumer_ack_pending`` and ``ordersync_nats_consumer_redelivered``;
+- ``ordersync_gap_repair_republished_total``: events gap repair republished, counted in this process (the
+  worker that ran it: scrape the workers' health ports).
 """
 
 from __future__ import annotations
@@ -41,10 +52,12 @@ from starlette.requests import Request
 from ordersync.api.ops import OPEN_STATES, thresholds
 from ordersync.canonical.v1 import CaseType, OrderState
 from ordersync.domain.sla import SlaClock, stopped_seconds, summarize
+from ordersync.messaging.heartbeat import heartbeats
+from ordersync.messaging.nats import NatsTransport
 from ordersync.ports.erp import CircuitState
 from ordersync.reads.sla import SlaScope, readings
 from ordersync.runtime.hub import Hub
-from ordersync.store.schema import alert_notifications, cases, dead_letters, deliveries, order_counters, outbox
+from ordersync.store.schema import alert_notifications, cases, dead_letters, deliveries, orders, outbox
 
 router = APIRouter(tags=["health"])
 
@@ -67,15 +80,16 @@ class HubCollector(Collector):
             yield from _cases(conn, now)
             yield from _messaging(conn, now)
             yield from _alerts(conn, now)
+            yield from _workers(conn, now)
         yield from _erps(hub)
+        yield from _bus(hub)
 
 
 def _orders(conn: Connection) -> Iterator[Metric]:
-    counts = _counts(conn, select(order_counters.c.name, order_counters.c.value)
-                     .where(order_counters.c.name.like("state:%")))
+    counts = _counts(conn, select(orders.c.state, func.count()).group_by(orders.c.state))
     family = GaugeMetricFamily("ordersync_orders", "Orders per lifecycle state", labels=["state"])
     for state in OrderState:
-        family.add_metric([state.value], float(counts.get(f"state:{state.value}", 0)))
+        family.add_metric([state.value], float(counts.get(state.value, 0)))
     yield family
 
 
@@ -205,6 +219,48 @@ def _erps(hub: Hub) -> Iterator[Metric]:
             for lane, n in sorted(status.wire_calls.items()):
                 wire.add_metric([name, lane], float(n))
     yield from (circuit, in_flight, calls, wire, failures, consecutive)
+
+
+def _workers(conn: Connection, now: dt.datetime) -> Iterator[Metric]:
+    age = GaugeMetricFamily("ordersync_worker_heartbeat_age_seconds", "Seconds since each worker's last heartbeat",
+                            labels=["worker", "host"])
+    for beat in heartbeats(conn):
+        age.add_metric([beat.id, beat.host], beat.age(now))
+    yield age
+
+
+def _bus(hub: Hub) -> Iterator[Metric]:
+    if hub.gap_repair is not None:
+        yield CounterMetricFamily("ordersync_gap_repair_republished", "Events gap repair republished (this process)",
+                                  value=hub.gap_repair.republished)
+    if not isinstance(hub.transport, NatsTransport):
+        return
+    bus = hub.transport.probe(hub.settings.health.probe_timeout_seconds)
+    yield GaugeMetricFamily("ordersync_nats_connected", "1 while this process is connected to NATS",
+                            value=1.0 if bus.connected else 0.0)
+    yield CounterMetricFamily("ordersync_nats_reconnects", "Reconnections to NATS (this process)",
+                              value=bus.reconnects)
+    leader = GaugeMetricFamily("ordersync_nats_stream_leader", "1 when the stream has a leader (quorum)",
+                               labels=["stream"])
+    replicas = GaugeMetricFamily("ordersync_nats_stream_replicas", "Stream replicas other than the leader, by state",
+                                 labels=["stream", "state"])
+    for s in bus.streams:
+        leader.add_metric([s.name], 0.0 if s.error is not None or s.leader is None else 1.0)
+        states = {"current": 0, "behind": 0, "down": 0}
+        for p in s.peers:
+            states["down" if p.down else "current" if p.current else "behind"] += 1
+        for state, n in states.items():
+            replicas.add_metric([s.name, state], float(n))
+    families = {name: GaugeMetricFamily(f"ordersync_nats_consumer_{name}", text, labels=["consumer", "stream"])
+                for name, text in (("pending", "Messages the broker has not delivered to the consumer yet"),
+                                   ("ack_pending", "Messages delivered and not acknowledged yet"),
+                                   ("redelivered", "Messages delivered more than once and not acknowledged yet"))}
+    for d in bus.durables:
+        if d.error is None:
+            families["pending"].add_metric([d.consumer, d.stream], float(d.pending))
+            families["ack_pending"].add_metric([d.consumer, d.stream], float(d.ack_pending))
+            families["redelivered"].add_metric([d.consumer, d.stream], float(d.redelivered))
+    yield from (leader, replicas, *families.values())
 
 
 def registry_for(hub: Hub) -> CollectorRegistry:

@@ -26,6 +26,7 @@ from ordersync.config import Settings
 from ordersync.doctor.checks import Check, Status, fail, ok, warn
 from ordersync.domain.events import MESSAGE_TYPES
 from ordersync.messaging.nats import family_of, parse_servers
+from ordersync.messaging.streams import default_replicas
 
 AREA = "nats"
 TIMEOUT = 3.0
@@ -97,8 +98,16 @@ def judge_sync(name: str, jetstream_config: dict[str, Any] | None) -> Check:
                 "set `sync_interval: always` in the jetstream block of every node and restart them one by one")
 
 
-def judge_cluster(size: int | None, replicas: int, source: str) -> Check:
-    """``[nats] replicas`` against the cluster's size (``source``: where the size was read)."""
+def judge_cluster(size: int | None, configured: int | None, source: str) -> Check:
+    """``[nats] replicas`` against the cluster's size (``source``: where the size was read); unset, new
+    streams get :func:`~ordersync.messaging.streams.default_replicas` of the size."""
+    if configured is None:
+        if size is None:
+            return warn(AREA, "the cluster's size is unknown, so the replicas new streams get cannot be said",
+                        "add the nodes' monitoring URLs to [nats] monitor_urls")
+        return ok(AREA, f"replicas unset: new streams get R{default_replicas(size)} on this {size}-node cluster "
+                        f"({source}); existing ones are used as they are")
+    replicas = configured
     if size is None:
         return warn(AREA, f"the cluster's size is unknown, so replicas = {replicas} cannot be checked",
                     "add the nodes' monitoring URLs to [nats] monitor_urls")
@@ -119,21 +128,24 @@ def expected_streams(prefix: str) -> list[str]:
     return [f"{prefix.upper()}_{re.sub(r'[^A-Za-z0-9_-]', '_', f).upper()}" for f in families]
 
 
-def judge_streams(infos: dict[str, Any], replicas: int) -> list[Check]:
+def judge_streams(infos: dict[str, Any], replicas: int | None) -> list[Check]:
     """The streams as they are (``name -> StreamInfo``, None for a stream that does not exist) against
-    the configuration: replicas, file storage, a leader, every replica current."""
+    the configuration: replicas (when ``[nats] replicas`` is set), file storage, a leader, every replica
+    current."""
     found = {name: info for name, info in infos.items() if info is not None}
     if not found:
+        copies = f"R{replicas}" if replicas else "replicas by the cluster's size"
         return [ok(AREA, f"no streams yet ({len(infos)} expected): the first `ordersync worker` or `ordersync "
-                         f"serve` creates them with R{replicas}, file storage")]
+                         f"serve` creates them with {copies}, file storage")]
     checks: list[Check] = []
     for name, info in sorted(found.items()):
         config, cluster = info.config, info.cluster
         have = int(config.num_replicas or 1)
-        if have != replicas:
-            checks.append(fail(AREA, f"stream {name} has {have} replica(s) but [nats] replicas = {replicas}",
-                               f"use replicas = {have} in this configuration, or change the stream on purpose "
-                               f"(`nats stream edit {name} --replicas {replicas}`)"))
+        if replicas is not None and have != replicas:
+            checks.append(fail(AREA, f"stream {name} has {have} replica(s) but [nats] replicas = {replicas}: "
+                                     "a worker with this configuration refuses to start",
+                               f"use replicas = {have} (or leave it unset) in this configuration, or change the "
+                               f"streams on purpose (`ordersync nats migrate --replicas {replicas}`)"))
         storage = getattr(config.storage, "value", config.storage)
         if storage != "file":
             checks.append(fail(AREA, f"stream {name} keeps its messages in {storage}, not on disk",

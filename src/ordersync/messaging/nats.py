@@ -22,8 +22,10 @@ counts deliveries, including deferrals and crashes), the order in which one orde
 and whether a message was lost (gap repair, :mod:`ordersync.messaging.gaps`). The outbox stays the log
 of record; the broker is transport.
 
-Why one module of about 600 lines: the transport is one object whose event loop thread, buffers, leases
-and stream layout share state; split, each part would reach into the others' privates.
+Why one module of about 750 lines: the transport is one object whose event loop thread, buffers, leases
+and stream layout share state; split, each part would reach into the others' privates. What needs none of
+that state lives in :mod:`ordersync.messaging.streams`: comparing streams with the configuration,
+migrating them, and reading the broker's state of streams and durables for ``/ready`` and ``/metrics``.
 
 nats-py is asyncio; this transport runs its own event loop in a daemon thread and exposes the
 synchronous :class:`~ordersync.messaging.transport.Transport` the worker uses. Each durable keeps a
@@ -36,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import json
 import logging
 import re
@@ -57,8 +60,19 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, DiscardPolicy,
 from nats.js.errors import APIError
 from sqlalchemy import Connection, delete, select, tuple_
 
-from ordersync.domain.errors import Unavailable
+from ordersync.domain.errors import ConfigError, Unavailable
 from ordersync.domain.events import MESSAGE_TYPES
+from ordersync.messaging.streams import (
+    BusState,
+    StreamMismatch,
+    cluster_size,
+    default_replicas,
+    differences,
+    migrate_streams,
+    read_state,
+    replicas_text,
+    stream_config_of,
+)
 from ordersync.messaging.transport import Delivery, OutboxMessage
 from ordersync.store.db import Database
 from ordersync.store.schema import delivery_attempts
@@ -130,17 +144,28 @@ class NatsTransport:
     #: deliveries of one correlation id may come in any order: the consumer runner orders them
     orders_by_correlation = False
 
-    def __init__(self, db: Database, servers: list[str], *, prefix: str = "ordersync", replicas: int = 1,
+    def __init__(self, db: Database, servers: list[str], *, prefix: str = "ordersync", replicas: int | None = None,
                  partitions: int = 16, lease_seconds: float = 15.0, ack_wait: float | None = None,
                  max_deliver: int = 2000,
                  duplicate_window: float = 120.0, max_age_days: float = 7.0, buffer: int = 10,
-                 connect_timeout: float = 20.0, publish_timeout: float = 10.0) -> None:
+                 connect_timeout: float = 20.0, publish_timeout: float = 10.0, source: str = "the configuration",
+                 ) -> None:
         if not servers:
             raise ValueError("the NATS transport needs at least one server URL")
         self.db = db
         self.servers = servers
         self.prefix = prefix
+        #: copies asked for; None: what existing streams have, new ones by the cluster's size (ADR 0023)
         self.replicas = replicas
+        self.source = source
+        self.cluster_size = 1
+        self.reconnects = 0
+        #: why the last start failed (the streams differ from the configuration, the broker did not answer)
+        self.start_error: str | None = None
+        self._starting: threading.Thread | None = None
+        self._error_logged = False
+        #: since when pulls fail (monotonic), None while they work: one warning per outage
+        self._pulls_failing: float | None = None
         self.partitions = partitions
         self.ack_wait = ack_wait if ack_wait is not None else max(2 * lease_seconds, 1.0)
         self.max_deliver = max_deliver
@@ -204,25 +229,48 @@ class NatsTransport:
         return f"{self.prefix}.{family}.{rest or '_'}.{zlib.crc32(key) % self.partitions}"
 
     def start(self) -> None:
-        """Connect, create the streams and the durables of every subscribed consumer (idempotent; what
-        exists with another configuration is brought up to date). Pulling starts with the first fetch."""
+        """Connect, check or create the streams and create the durables of every subscribed consumer
+        (idempotent). A stream that exists with other durability settings than this process's
+        configuration asks for is left as it is and the start refused (:class:`StreamMismatch`); only
+        :meth:`migrate` changes streams. Pulling starts with the first fetch."""
         with self._lock:
             if self._started:
                 return
-            self._run(self._start(), self.connect_timeout + 60, "connecting and creating streams and consumers")
+            try:
+                self._run(self._start(), self.connect_timeout + 60, "connecting and creating streams and consumers")
+            except Exception as exc:
+                self.start_error = str(exc)
+                raise
+            self.start_error = None
             self._started = True
+
+    @property
+    def started(self) -> bool:
+        return self._started
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        if self._started:
+        if self._nc is not None:  # started, or connected by migrate() or a start that failed
             try:
                 self._run(self._stop(), 10, "closing")
             except Exception:  # closing is best effort
                 log.debug("closing the NATS connection failed", exc_info=True)
+        try:  # a start still connecting in the background (an API process's first /ready): cut it short
+            self._run(self._cancel_pending(), 5, "cancelling what is pending")
+        except Exception:
+            log.debug("cancelling pending NATS work failed", exc_info=True)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
+
+    @staticmethod
+    async def _cancel_pending() -> None:
+        me = asyncio.current_task()
+        pending = [t for t in asyncio.all_tasks() if t is not me and not t.done()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     async def _connect(self) -> NatsClient:
         deadline = time.monotonic() + self.connect_timeout
@@ -240,23 +288,46 @@ class NatsTransport:
                 await asyncio.sleep(0.5)
 
     async def _on_error(self, exc: Exception) -> None:
-        log.warning("NATS: %s", exc)
+        """One line per outage: while disconnected, the client reports every failed reconnection."""
+        nc = self._nc
+        if nc is not None and nc.is_connected:  # not an outage (a slow consumer, a permission): each one
+            log.warning("NATS: %s", exc)
+            return
+        if self._error_logged:
+            log.debug("NATS: %s", exc)
+            return
+        self._error_logged = True
+        log.warning("NATS: %s: %s; reconnecting to %s every 0.5 s", type(exc).__name__, exc or "(no detail)",
+                    ", ".join(self.servers))
 
     async def _on_disconnect(self) -> None:
         if not self._closed:
-            log.warning("NATS: disconnected; reconnecting")
+            self._error_logged = True
+            log.warning("NATS: disconnected; reconnecting to %s every 0.5 s (publishes and deliveries wait)",
+                        ", ".join(self.servers))
 
     async def _on_reconnect(self) -> None:
+        self.reconnects += 1
+        self._error_logged = False
         nc = self._nc
         log.warning("NATS: reconnected to %s", nc.connected_url.netloc if nc and nc.connected_url else "?")
 
     async def _start(self) -> None:
-        self._nc = await self._connect()
-        self._js = self._nc.jetstream(timeout=self.publish_timeout)
+        if self._nc is None:
+            self._nc = await self._connect()
+            self._js = self._nc.jetstream(timeout=self.publish_timeout)
+        self.cluster_size = cluster_size(self._nc)
         families = sorted({family_of(t) for t in MESSAGE_TYPES})
-        for family in families:
+        found: list[str] = []
+        for family in [*families, "repair"]:  # every existing stream first: a refusal creates nothing
+            name = self.stream_name(family)
+            have = await self._retry_api(f"reading stream {name}", functools.partial(self._stream_config_of, name))
+            if have is not None:
+                found += differences(name, have, self.stream_config(family))
+        if found:
+            raise StreamMismatch(found, self.source)
+        for family in [*families, "repair"]:
             await self._ensure_stream(family)
-        await self._ensure_stream("repair")
         for consumer, state in self._consumers.items():
             self._plan_durables(consumer, state, families)
             state.space = asyncio.Event()
@@ -322,32 +393,75 @@ class NatsTransport:
         while True:
             try:
                 return await call()
+            except ConfigError:
+                raise
             except Exception as exc:
                 if time.monotonic() > deadline:
                     raise Unavailable(f"NATS: {what} failed: {exc}") from exc
                 await asyncio.sleep(0.5)
 
+    def stream_config(self, family: str, replicas: int | None = None) -> dict[str, Any]:
+        """The stream this process creates for ``family``; ``num_replicas`` None: not asked for."""
+        return dict(name=self.stream_name(family), subjects=[f"{self.prefix}.{family}.>"],
+                    retention=RetentionPolicy.LIMITS, storage=StorageType.FILE,
+                    num_replicas=replicas if replicas is not None else self.replicas,
+                    duplicate_window=self.duplicate_window, max_age=self.max_age, discard=DiscardPolicy.OLD)
+
+    async def _stream_config_of(self, name: str) -> dict[str, Any] | None:
+        js = self._js
+        assert js is not None
+        return await stream_config_of(js, name)
+
     async def _ensure_stream(self, family: str) -> str:
+        """Create the stream, or check that the existing one has the settings this process asks for."""
         name = self.stream_name(family)
         if name in self._streams:
             return name
         js = self._js
         assert js is not None
-        config = dict(name=name, subjects=[f"{self.prefix}.{family}.>"], retention=RetentionPolicy.LIMITS,
-                      storage=StorageType.FILE, num_replicas=self.replicas, duplicate_window=self.duplicate_window,
-                      max_age=self.max_age, discard=DiscardPolicy.OLD)
+        config = self.stream_config(family)
 
         async def create() -> None:
-            try:
-                await js.add_stream(**config)  # type: ignore[arg-type]
-            except APIError as exc:
-                if exc.err_code != 10058:  # exists with another configuration: bring it up to date
-                    raise
-                await js.update_stream(**config)  # type: ignore[arg-type]
+            have = await self._stream_config_of(name)
+            if have is None:
+                if config["num_replicas"] is None:
+                    config["num_replicas"] = default_replicas(self.cluster_size)
+                try:
+                    await js.add_stream(**config)
+                    log.info("NATS: created stream %s (%s)", name, replicas_text(config["num_replicas"]))
+                    return
+                except APIError as exc:
+                    if exc.err_code != 10058:  # another process created it meanwhile: check it below
+                        raise
+                    have = await self._stream_config_of(name)
+                    if have is None:
+                        raise
+            found = differences(name, have, config)
+            if found:
+                raise StreamMismatch(found, self.source)
 
         await self._retry_api(f"creating stream {name}", create)
         self._streams.add(name)
         return name
+
+    def migrate(self, replicas: int | None = None) -> list[tuple[str, str]]:
+        """Bring every stream to this process's settings (``replicas`` overriding its ``[nats] replicas``;
+        unset both: keep each stream's): create what is missing, update what differs. The one way the hub
+        changes existing streams (``ordersync nats migrate``). Returns (stream, what happened) per stream."""
+        return self._run(self._migrate(replicas), self.connect_timeout + 120, "migrating streams")
+
+    async def _migrate(self, replicas: int | None) -> list[tuple[str, str]]:
+        if self._nc is None:
+            self._nc = await self._connect()
+            self._js = self._nc.jetstream(timeout=self.publish_timeout)
+        assert self._js is not None
+        self.cluster_size = cluster_size(self._nc)
+        wanted = replicas if replicas is not None else self.replicas
+        families = [*sorted({family_of(t) for t in MESSAGE_TYPES}), "repair"]
+        report = await migrate_streams(self._js, [self.stream_config(f, wanted) for f in families], wanted,
+                                       self.cluster_size, self._retry_api)
+        self._streams.clear()  # checked again at the next start
+        return report
 
     def _plan_durables(self, consumer: str, state: _ConsumerState, families: list[str]) -> None:
         base = durable_name(consumer)
@@ -416,7 +530,7 @@ class NatsTransport:
                     try:
                         await self._ensure_durable(d)
                     except Exception as exc:
-                        log.warning("NATS: consumer %s on %s unavailable: %s", d.name, d.stream, exc)
+                        self._pull_failed(f"consumer {d.name} on {d.stream} unavailable", exc)
                         await asyncio.sleep(1.0)
                         continue
                 d.done = asyncio.Event()
@@ -425,13 +539,26 @@ class NatsTransport:
                 await nc.publish(subject, json.dumps(request).encode(), reply=d.inbox)
                 try:
                     await asyncio.wait_for(d.done.wait(), timeout=3.0)
+                    if d.failures == 0 and self._pulls_failing is not None:
+                        log.warning("NATS: pulls answered again after %.0f s", time.monotonic() - self._pulls_failing)
+                        self._pulls_failing = None
                 except TimeoutError:
                     d.failures += 1
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("NATS pull %s/%s failed: %s", d.stream, d.name, exc)
+                self._pull_failed(f"pull {d.stream}/{d.name} failed", exc)
                 await asyncio.sleep(0.5)
+
+    def _pull_failed(self, what: str, exc: Exception) -> None:
+        """An expected outage (the broker down, a stream electing a leader): one warning line until pulls
+        are answered again, not one per durable and half second."""
+        if self._pulls_failing is None:
+            self._pulls_failing = time.monotonic()
+            log.warning("NATS: %s (%s: %s); every consumer retries until the broker answers", what,
+                        type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "")
+        else:
+            log.debug("NATS: %s: %s", what, exc)
 
     # -- the Transport port -----------------------------------------------------------------------
 
@@ -607,6 +734,48 @@ class NatsTransport:
 
     def stream_names(self) -> list[str]:
         return sorted(self._streams)
+
+    # -- health -----------------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        nc = self._nc
+        return nc is not None and nc.is_connected
+
+    def probe(self, timeout: float = 2.0) -> BusState:
+        """The connection, every stream (leader, peers) and every durable of this process's consumers
+        (pending, ack-pending, redelivered), each request bounded by ``timeout``. Never raises and never
+        waits for a connection: a process that has not started the transport starts it in the
+        background (an API process, the first time ``/ready`` asks) and says so."""
+        if not self._started:
+            self._start_in_background()
+            return BusState(connected=self.connected, error=self.start_error or "not connected yet (connecting)",
+                            reconnects=self.reconnects)
+        try:
+            return self._run(self._probe(timeout), timeout + 2, "reading stream and consumer state")
+        except Exception as exc:  # the answer is the diagnosis
+            return BusState(connected=self.connected, error=str(exc), reconnects=self.reconnects)
+
+    def _start_in_background(self) -> None:
+        with self._lock:
+            if self._closed or (self._starting is not None and self._starting.is_alive()):
+                return
+
+            def start() -> None:
+                try:
+                    self.start()
+                except Exception as exc:  # kept in start_error, reported by probe()
+                    if not self._closed:
+                        log.warning("NATS: not started: %s", exc)
+
+            self._starting = threading.Thread(target=start, name="ordersync-nats-start", daemon=True)
+            self._starting.start()
+
+    async def _probe(self, timeout: float) -> BusState:
+        nc, js = self._nc, self._js
+        assert nc is not None and js is not None
+        durables = [(d.consumer, d.stream, d.name) for state in self._consumers.values() for d in state.durables]
+        return await read_state(nc, js, sorted(self._streams), durables, timeout, self.reconnects)
 
 
 @dataclass

@@ -13,11 +13,45 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ordersync.domain.clock import Clock
+from ordersync.domain.errors import ConfigError, Unavailable
 from ordersync.messaging.consumer import ConsumerRunner
 from ordersync.messaging.registry import Registry
 from ordersync.messaging.relay import Relay
 
 log = logging.getLogger("ordersync.worker")
+
+
+#: what an expected outage raises: the broker (or another remote) down, timing out, failing over
+EXPECTED_OUTAGES = (Unavailable, TimeoutError, ConnectionError)
+
+
+class _Outage:
+    """Failures of one loop (the main loop, a lane, a periodic job). An expected outage (the broker down
+    or failing over) is one WARNING line saying what is retried, and one when it works again; anything
+    else is logged with its traceback, every time."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.since: float | None = None
+        self.failures = 0
+
+    def failed(self, exc: Exception, retry_in: float) -> None:
+        if not isinstance(exc, EXPECTED_OUTAGES):
+            log.exception("%s failed; retrying in %.0fs", self.what, retry_in)
+            return
+        self.failures += 1
+        if self.since is None:
+            self.since = time.monotonic()
+            log.warning("%s: %s; retrying every %.0fs until it answers (nothing is lost)", self.what,
+                        str(exc).splitlines()[0] if str(exc) else type(exc).__name__, retry_in)
+        else:
+            log.debug("%s still failing: %s", self.what, exc)
+
+    def ok(self) -> None:
+        if self.since is not None:
+            log.warning("%s: working again after %.0fs (%d failed attempt(s))", self.what,
+                        time.monotonic() - self.since, self.failures)
+            self.since, self.failures = None, 0
 
 
 @dataclass
@@ -27,6 +61,7 @@ class _Periodic:
     task: Callable[[], int]
     next_at: float
     singleton: bool = False
+    outage: _Outage | None = None
 
 
 class Worker:
@@ -160,14 +195,16 @@ class Worker:
             if now < job.next_at:
                 continue
             job.next_at = now + job.seconds
+            outage = job.outage = job.outage or _Outage(f"periodic task {job.name}")
             try:
                 if job.singleton:
                     with self.relay.db.exclusive(f"periodic:{job.name}") as mine:
                         done += job.task() if mine else 0
                 else:
                     done += job.task()
-            except Exception:
-                log.exception("periodic task %s failed; it runs again in %.0fs", job.name, job.seconds)
+                outage.ok()
+            except Exception as exc:
+                outage.failed(exc, job.seconds)
         return done
 
     def drain(self, max_rounds: int = 1_000_000) -> int:
@@ -228,11 +265,13 @@ class Worker:
     def _lane_loop(self, consumer: str, wake: threading.Event, stop: threading.Event) -> None:
         """One I/O consumer, batch after batch; idle, it sleeps like the main loop (woken by publishes)."""
         idle = self.poll_interval
+        outage = _Outage(f"consumer {consumer}")
         while not stop.is_set():
             try:
                 n = self.runner.run_once(consumer)
-            except Exception:  # survives a broken store or broker connection, like the main loop
-                log.exception("%s: round failed; retrying", consumer)
+                outage.ok()
+            except Exception as exc:  # survives a broken store or broker connection, like the main loop
+                outage.failed(exc, 1.0)
                 n = 0
                 stop.wait(1.0)
             self._count(n)
@@ -252,11 +291,15 @@ class Worker:
         ``max_idle`` while nothing happens (publishes in this process wake the loop at once, so only
         retries falling due and work written by other processes wait for the poll)."""
         idle = self.poll_interval
+        outage = _Outage("worker round (outbox relay and consumers)")
         while not stop.is_set():
             try:
                 n = self.run_once()
-            except Exception:  # the loop survives a broken store connection; it logs and tries again
-                log.exception("worker round failed; retrying")
+                outage.ok()
+            except ConfigError:  # a configuration that cannot work (streams that differ from it): stop, say why
+                raise
+            except Exception as exc:  # the loop survives a broken store or broker connection and tries again
+                outage.failed(exc, 1.0)
                 n = 0
                 stop.wait(1.0)
             if on_round is not None:

@@ -14,6 +14,7 @@ from ordersync.flows.services.workbench import Workbench
 from ordersync.messaging.consumer import ConsumerRunner
 from ordersync.messaging.deadletters import DeadLetterService
 from ordersync.messaging.gaps import GapRepair
+from ordersync.messaging.heartbeat import Heartbeat
 from ordersync.messaging.nats import NatsTransport
 from ordersync.messaging.registry import Registry
 from ordersync.messaging.relay import Relay
@@ -57,6 +58,8 @@ class Hub:
     deps: FlowDeps | None = None
     readmodel: ReadModel | None = None
     gap_repair: GapRepair | None = None
+    #: the worker's heartbeat in the store (written while the worker loop runs)
+    heartbeat: Heartbeat | None = None
     #: the EDI channel (:class:`ordersync.channels.edi.channel.EdiChannel`) when partners are configured;
     #: typed loosely because the channels sit above the runtime
     edi: Any = None

@@ -805,3 +805,21 @@ reconcile_findings = Table(
     Column("last_seen_at", UtcDateTime, nullable=False),
     Index("ix_reconcile_findings_case", "case_id"),
 )
+
+# -- worker heartbeats (migration 0022) ---------------------------------------------------------------
+
+# One row per running worker process (``ordersync worker``, or ``serve`` with its worker): written every
+# ``[health] heartbeat_seconds``, removed when it stops cleanly; a row whose beat is old is a worker that
+# died (``/ready``). ``consumers``: JSON list of the consumers it runs; ``health_port`` where it serves
+# /health, /ready and /metrics, if it does.
+worker_heartbeats = Table(
+    "worker_heartbeats",
+    metadata,
+    Column("id", String(100), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("beat_at", UtcDateTime, nullable=False),
+    Column("consumers", Text, nullable=False),
+    Column("health_port", Integer),
+)
