@@ -57,9 +57,11 @@ CHANNEL = "storefront"
 #: sale states Tryton gives a confirmed order (see ``adapters.erp.erp_common.ACCEPTED_SALE_STATES``)
 ACCEPTED_SALE_STATES = frozenset({"confirmed", "processing", "done"})
 SETTLED_STATES = frozenset(s.value for s in TERMINAL | REACHED_ERP)
-#: who orders how often: the distributor, the field-service firm, the enterprise buyer, and the two
-#: smaller customers with low credit limits (credit holds come from them, when they come)
-CUSTOMERS = (("C-1001", 30), ("C-1002", 20), ("C-1003", 35), ("C-1004", 10), ("C-1005", 5))
+#: who orders how often: the distributor, the field-service firm, the enterprise buyer, and the smaller
+#: customer with a low credit limit (credit holds come from it, when they come). Not C-1005: it is inactive
+#: in the demo ERP, so the intake refuses its orders at once (422, the account's terms): an answer the
+#: storefront must act on, not a delivery the hub keeps, and not what this harness measures.
+CUSTOMERS = (("C-1001", 30), ("C-1002", 20), ("C-1003", 35), ("C-1004", 15))
 
 
 # ----------------------------------------------------------------------------------------- the plan
