@@ -62,7 +62,9 @@ class Heartbeat:
         self.failures = 0
 
     def beat(self) -> None:
-        """Write this process's row now (and remove rows of workers missing longer than ``forget_after``)."""
+        """Write this process's row now (and remove rows of workers missing longer than ``forget_after``,
+        and the row of the process that served this health port on this host before: a port is held by
+        one process at a time, so that one is gone, e.g. a worker systemd restarted after it died)."""
         now = self.clock.now()
         with self._lock:
             if self._stopped:
@@ -75,6 +77,10 @@ class Heartbeat:
                             "consumers": json.dumps(self.consumers), "health_port": self.health_port})
                 conn.execute(delete(worker_heartbeats).where(
                     worker_heartbeats.c.beat_at < now - dt.timedelta(seconds=self.forget_after)))
+                if self.health_port is not None:
+                    conn.execute(delete(worker_heartbeats).where(
+                        worker_heartbeats.c.host == self.host[:255],
+                        worker_heartbeats.c.health_port == self.health_port, worker_heartbeats.c.id != self.id))
 
     def run(self, stop: threading.Event) -> None:
         """Beat until ``stop`` is set (a thread beside the worker loop). A store that does not answer is one

@@ -752,7 +752,7 @@ class NatsTransport:
             return BusState(connected=self.connected, error=self.start_error or "not connected yet (connecting)",
                             reconnects=self.reconnects)
         try:
-            return self._run(self._probe(timeout), timeout + 2, "reading stream and consumer state")
+            return self._run(self._probe(timeout), 2 * timeout + 2, "reading stream and consumer state")
         except Exception as exc:  # the answer is the diagnosis
             return BusState(connected=self.connected, error=str(exc), reconnects=self.reconnects)
 

@@ -234,10 +234,13 @@ async def _settled(js: JetStreamContext, name: str, replicas: int, seconds: floa
 async def read_state(nc: NatsClient, js: JetStreamContext, streams: list[str],
                      durables: list[tuple[str, str, str]], timeout: float, reconnects: int) -> BusState:
     """Every stream's leader and replicas and every durable's backlog ((consumer, stream, durable name)),
-    asked all at once, each answer awaited at most ``timeout``."""
+    asked all at once, each answer awaited at most ``timeout`` (two rounds: the streams, then the durables
+    of the streams that answered; a stream without an answer has none to give for its durables either)."""
     stream_infos = await asyncio.gather(*(asyncio.wait_for(js.stream_info(n), timeout) for n in streams),
                                         return_exceptions=True)
-    durable_infos = await asyncio.gather(*(js.consumer_info(stream, name, timeout=timeout)
+    silent = {n for n, i in zip(streams, stream_infos, strict=True) if isinstance(i, BaseException)}
+    durable_infos = await asyncio.gather(*(_no_answer(stream) if stream in silent
+                                           else js.consumer_info(stream, name, timeout=timeout)
                                            for _c, stream, name in durables), return_exceptions=True)
     url = nc.connected_url
     info = getattr(nc, "_server_info", None) or {}
@@ -249,6 +252,10 @@ async def read_state(nc: NatsClient, js: JetStreamContext, streams: list[str],
         durables=tuple(_durable_state(c, stream, i) for (c, stream, _n), i in zip(durables, durable_infos,
                                                                                    strict=True)),
         reconnects=reconnects)
+
+
+async def _no_answer(stream: str) -> Any:
+    raise TimeoutError(f"stream {stream} did not answer")
 
 
 def _failure(exc: BaseException) -> str:
