@@ -18,6 +18,7 @@ failures), no example database. About 10 s for the 13 operations of today.
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -70,6 +71,10 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     assert hub.poller is not None
     hub.poller.poll_all()
     settle(hub)
+    # a worker is alive for the whole run (its heartbeat): /ready answers as a running hub's does
+    beating = threading.Event()
+    assert hub.heartbeat is not None
+    threading.Thread(target=hub.heartbeat.run, args=(beating,), daemon=True).start()
     ids = {"orders": [order_id], "accounts": [ACCOUNT], "skus": ["BRG-6204-2RS", "RIS-100-6204", "VLV-SV-24V-G12"],
            "quantities": ["1", "2.5", "10"]}
     returned = client.post("/v1/returns", headers=headers,
@@ -80,6 +85,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     if invoices.status_code == 200 and invoices.json()["items"]:
         ids["invoices"] = [i["id"] for i in invoices.json()["items"]]
     yield Api(app, token, ids)
+    beating.set()
     hub.close()
 
 

@@ -113,7 +113,7 @@ def test_webhooks_subscribes_each_topic_once_however_often_it_runs(tmp_path: Pat
         ["ORDERS_CREATE", "ORDERS_UPDATED", "ORDERS_CANCELLED", "ORDERS_PAID", "ORDERS_EDITED"])
     assert [r["uri"] for r in first if r["state"] == "elsewhere"] == ["https://elsewhere.example.com/hooks"]
     again = shopify(data_dir, "webhooks", SHOP)
-    assert again.exit_code == 0 and "0 created, 5 already there" in again.stderr
+    assert again.exit_code == 0 and "0 created, 5 already there" in again.stdout
     _, body = double.execute("{ webhookSubscriptions(first: 50) { nodes { topic uri } } }")
     ours = [n["topic"] for n in body["data"]["webhookSubscriptions"]["nodes"] if n["uri"] == WEBHOOKS]
     assert sorted(ours) == sorted(set(ours)) and len(ours) == 5

@@ -29,10 +29,16 @@ def file_name(event_type: str, version: int) -> str:
     return f"{event_type}.v{version}"
 
 
+def hub_event_types() -> frozenset[str]:
+    """The outbound event types the hub defines (a test's own message types registered in the same
+    process are not published)."""
+    return frozenset(t for t in outbound_types() if MESSAGE_TYPES[t].__module__.startswith("ordersync."))
+
+
 def current_event_schemas() -> dict[str, dict[str, Any]]:
     """The schema of every outbound event type at its current version, by file name (no ``.json``)."""
     out: dict[str, dict[str, Any]] = {}
-    for event_type in sorted(outbound_types()):
+    for event_type in sorted(hub_event_types()):
         cls = MESSAGE_TYPES[event_type]
         name = file_name(event_type, cls.VERSION)
         out[name] = _published(cls.model_json_schema(mode="serialization"), name, event_type, cls.VERSION)
