@@ -45,6 +45,7 @@ def phone(browser: Any, server: Server, request: pytest.FixtureRequest) -> Itera
 
 def fits(page: Any) -> None:
     """The page scrolls only up and down at 390 px."""
+    page.wait_for_load_state()  # after a click that navigates: measure the new page, once it is there
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"{page.url} is {width} px wide at 390 px"
 

@@ -23,6 +23,7 @@ PHONE = {"width": 390, "height": 844}
 
 
 def no_sideways_scroll(page: Any) -> None:
+    page.wait_for_load_state()  # after a click that navigates: measure the new page, once it is there
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= PHONE["width"], f"{page.url} is {width} px wide at {PHONE['width']} px"
 
