@@ -52,6 +52,11 @@ def auth(token: str, **extra: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}", **extra}
 
 
+def knows_terms(hub: Any, account: str = "C-1001") -> None:
+    """The hub has read the account's terms (its first order does this; the intake never waits for it)."""
+    assert hub.readmodel.account_terms(account).result(timeout=10) is not None
+
+
 def conflict_cases(hub: Any) -> list[ExceptionCase]:
     with hub.db.read() as conn:
         rows = conn.execute(select(cases.c.body).where(cases.c.type == CaseType.ORDER_CONFLICT.value)).scalars()
@@ -139,6 +144,7 @@ def test_a_currency_code_that_is_no_currency_in_use_is_refused_naming_it(
 
 def test_a_currency_the_account_does_not_trade_in_is_refused_at_intake(hub: Any, client: TestClient,
                                                                        token: str) -> None:
+    knows_terms(hub)
     r = client.post("/v1/orders", json={**BODY, "currency": "USD"}, headers=auth(token))
     assert r.status_code == 422, r.text
     assert r.json()["errors"] == [{"code": "currency_not_traded", "message": "account C-1001 trades in EUR, not USD"}]
@@ -147,6 +153,23 @@ def test_a_currency_the_account_does_not_trade_in_is_refused_at_intake(hub: Any,
     assert ok.status_code == 202
 
 
-def test_a_ship_to_of_another_account_is_refused_at_intake(client: TestClient, token: str) -> None:
+def test_a_ship_to_of_another_account_is_refused_at_intake(hub: Any, client: TestClient, token: str) -> None:
+    knows_terms(hub)
     r = client.post("/v1/orders", json={**BODY, "ship_to_id": "NOT-OURS"}, headers=auth(token))
     assert r.status_code == 422 and r.json()["errors"][0]["code"] == "unknown_ship_to"
+
+
+def test_before_the_hub_knows_the_terms_the_order_is_taken_and_rejected_before_the_erp(
+        hub: Any, client: TestClient, token: str) -> None:
+    """The intake never waits for the ERP: an account's first order is taken, and its validation rejects
+    it with the same reason; the ERP never sees it. The next one is refused at once."""
+    first = client.post("/v1/orders", json={**BODY, "currency": "USD"}, headers=auth(token))
+    assert first.status_code == 202, first.text
+    settle(hub)
+    view = client.get(f"/v1/orders/{first.json()['order_id']}", headers=auth(token)).json()
+    assert view["state"] == "rejected" and view["erp_orders"] == []
+    assert [r["code"] for r in view["rejection"]] == ["currency_not_traded"]
+    knows_terms(hub)
+    again = client.post("/v1/orders", json={**BODY, "external_order_number": "EDGE-2", "currency": "USD"},
+                        headers=auth(token))
+    assert again.status_code == 422 and again.json()["errors"][0]["code"] == "currency_not_traded"

@@ -108,23 +108,28 @@ async def place_order(hub: Hub, principal: Principal, body: OrderIn, *, fingerpr
                                        fingerprint=fingerprint, delivery_id=delivery_id)
 
 
-#: how long the intake waits for an account's terms it does not remember (the ERP's answer is remembered
-#: for the read model's refresh interval; slower or no answer: the order is taken and validation decides)
-TERMS_WAIT_SECONDS = 1.0
+#: how long the intake waits for an account's terms it does not remember yet: not at all (the first orders
+#: of an account after a start are taken and their validation decides, before the ERP); once read, the
+#: terms are remembered and read again in the background, so intake never waits for the ERP
+TERMS_WAIT_SECONDS = 0.0
 
 
 async def check_account_terms(hub: Hub, account_id: str, currency: str | None, ship_to_id: str | None) -> None:
     """Refuse at once (422, with reasons) an order the account's terms do not allow: a currency it does
     not trade in, an inactive account, a ship-to that is not its own. Checked when the hub knows the
-    account's terms or its ERP tells them within :data:`TERMS_WAIT_SECONDS`; else the order is taken and
-    its validation, before the ERP, rejects it with the same reasons."""
+    account's terms (read from its ERP at the account's first order, then remembered); else the order is
+    taken and its validation, before the ERP, rejects it with the same reasons."""
     if hub.readmodel is None:
         return
-    try:
-        account = await asyncio.wait_for(asyncio.wrap_future(hub.readmodel.account_terms(account_id)),
-                                         TERMS_WAIT_SECONDS)
-    except TimeoutError:
-        return
+    terms = hub.readmodel.account_terms(account_id)
+    if not terms.done():
+        if TERMS_WAIT_SECONDS <= 0:
+            return
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(terms), TERMS_WAIT_SECONDS)
+        except TimeoutError:
+            return
+    account = terms.result()
     if account is None:
         return
     reasons = account_terms(account, currency, ship_to_id)

@@ -305,14 +305,22 @@ class ReadModel:
         (the order's validation decides then)."""
         with self._lock:
             hit = self._accounts.get(account_id)
-            if hit is not None and hit[0] > time.monotonic():
+            if hit is not None:  # remembered: answered at once, and read again in the background once old
                 done: Future[Account | None] = Future()
                 done.set_result(hit[1])
+                if hit[0] <= time.monotonic() and account_id not in self._account_flights:
+                    self._start_account_fetch(account_id)
                 return done
             flight = self._account_flights.get(account_id)
             if flight is not None:
                 return flight
-            flight = self._account_flights[account_id] = Future()
+            flight = self._start_account_fetch(account_id)
+        return flight
+
+    def _start_account_fetch(self, account_id: str) -> Future[Account | None]:
+        """(Holding ``_lock``.) Read the account's terms on a thread of its own."""
+        flight: Future[Account | None] = Future()
+        self._account_flights[account_id] = flight
         threading.Thread(target=self._fetch_account, args=(account_id, flight), name="account-terms",
                          daemon=True).start()
         return flight
