@@ -29,6 +29,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from sqlalchemy import Connection
+
 from ordersync.canonical.erp import (
     ErpOrder,
     ErpReturn,
@@ -67,6 +69,30 @@ class ChannelCheck(Protocol):
     def recheck(self, subject: str) -> list[Discrepancy]:
         """The discrepancies about ``subject`` as they stand now (none: the sides agree)."""
         ...
+
+
+class StoreChecks:
+    """A :class:`ChannelCheck` that reads the channel's records in the store: what is younger than
+    ``settle_seconds`` is left to settle; a subject is rechecked by looking at everything again.
+    Subclasses say what they find (:meth:`_find`)."""
+
+    name: str
+
+    def __init__(self, db: Database, clock: Clock, *, settle_seconds: float) -> None:
+        self.db = db
+        self.clock = clock
+        self.settle = dt.timedelta(seconds=settle_seconds)
+
+    def discrepancies(self, since: dt.datetime | None) -> list[Discrepancy]:
+        before = self.clock.now() - self.settle
+        with self.db.read() as conn:
+            return self._find(conn, since, before)
+
+    def recheck(self, subject: str) -> list[Discrepancy]:
+        return [d for d in self.discrepancies(None) if d.subject == subject]
+
+    def _find(self, conn: Connection, since: dt.datetime | None, before: dt.datetime) -> list[Discrepancy]:
+        raise NotImplementedError
 
 
 @dataclass(frozen=True)

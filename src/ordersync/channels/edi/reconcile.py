@@ -22,6 +22,7 @@ from ordersync.channels.edi.documents import BILLED, LEFT
 from ordersync.channels.edi.partners import Partner
 from ordersync.domain.clock import Clock
 from ordersync.domain.reconcile import NONE, Discrepancy, FieldDiff
+from ordersync.runtime.reconcile import StoreChecks
 from ordersync.store.db import Database
 from ordersync.store.schema import edi_interchanges, edi_orders, invoices, orders, shipments
 
@@ -31,24 +32,14 @@ ANSWERED = frozenset({OrderState.ACCEPTED, OrderState.IN_FULFILLMENT, OrderState
                       OrderState.SHIPPED, OrderState.INVOICED, OrderState.CLOSED, OrderState.REJECTED})
 
 
-class EdiChecks:
+class EdiChecks(StoreChecks):
     """The EDI channel's comparisons, for the reconciliation job."""
 
     name = SOURCE
 
     def __init__(self, db: Database, clock: Clock, partners: Sequence[Partner], *, settle_seconds: float) -> None:
-        self.db = db
-        self.clock = clock
+        super().__init__(db, clock, settle_seconds=settle_seconds)
         self.partners = {p.name: p for p in partners}
-        self.settle = dt.timedelta(seconds=settle_seconds)
-
-    def discrepancies(self, since: dt.datetime | None) -> list[Discrepancy]:
-        before = self.clock.now() - self.settle
-        with self.db.read() as conn:
-            return self._find(conn, since, before)
-
-    def recheck(self, subject: str) -> list[Discrepancy]:
-        return [d for d in self.discrepancies(None) if d.subject == subject]
 
     def _find(self, conn: Connection, since: dt.datetime | None, before: dt.datetime) -> list[Discrepancy]:
         e, o = edi_orders.c, orders.c

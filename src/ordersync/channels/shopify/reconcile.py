@@ -21,32 +21,18 @@ from sqlalchemy import Connection, select
 
 from ordersync.canonical.v1 import OrderState, Shipment, ShipmentState
 from ordersync.channels.shopify.outbound import LEFT
-from ordersync.domain.clock import Clock
 from ordersync.domain.reconcile import Discrepancy, FieldDiff
-from ordersync.store.db import Database
+from ordersync.runtime.reconcile import StoreChecks
 from ordersync.store.schema import orders, shipments, shopify_orders, shopify_tasks
 
 SOURCE = "shopify"
 ENDED = (OrderState.CANCELLED.value, OrderState.REJECTED.value)
 
 
-class ShopifyChecks:
+class ShopifyChecks(StoreChecks):
     """The Shopify channel's comparisons, for the reconciliation job."""
 
     name = SOURCE
-
-    def __init__(self, db: Database, clock: Clock, *, settle_seconds: float) -> None:
-        self.db = db
-        self.clock = clock
-        self.settle = dt.timedelta(seconds=settle_seconds)
-
-    def discrepancies(self, since: dt.datetime | None) -> list[Discrepancy]:
-        before = self.clock.now() - self.settle
-        with self.db.read() as conn:
-            return self._find(conn, since, before)
-
-    def recheck(self, subject: str) -> list[Discrepancy]:
-        return [d for d in self.discrepancies(None) if d.subject == subject]
 
     def _find(self, conn: Connection, since: dt.datetime | None, before: dt.datetime) -> list[Discrepancy]:
         s, o = shopify_orders.c, orders.c
