@@ -49,8 +49,8 @@ class _Checker:
         self._seen.add(key)
         old = self._resolve(old, self.old_defs)
         new = self._resolve(new, self.new_defs)
-        old_alts = _alternatives(old)
-        new_alts = [self._resolve(a, self.new_defs) for a in _alternatives(new)]
+        old_alts = alternatives(old)
+        new_alts = [self._resolve(a, self.new_defs) for a in alternatives(new)]
         for alt in old_alts:
             alt = self._resolve(alt, self.old_defs)
             candidates = [n for n in new_alts if _type_accepts(n, alt)]
@@ -111,7 +111,9 @@ class _Checker:
                 self.problems.append(f"{path}.{name}: removed")
 
 
-def _alternatives(schema: Schema) -> list[Schema]:
+def alternatives(schema: Schema) -> list[Schema]:
+    """The schemas an ``anyOf``/``oneOf`` allows, each with the keywords beside it (the schema itself when
+    it has neither)."""
     for keyword in ("anyOf", "oneOf"):
         if keyword in schema:
             base = {k: v for k, v in schema.items() if k not in (keyword, "default", "title", "description")}

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-Schema = dict[str, Any]
+from ordersync.canonical.compat import Schema
+from ordersync.canonical.compat import alternatives as schema_alternatives
 
 UNKNOWN_FIELD = "unknown_field"
 TYPE_CHANGED = "type_changed"
@@ -101,7 +102,7 @@ class _Walker:
 
     def walk(self, schema: Schema, value: Any, path: str) -> None:
         schema = self._resolve(schema)
-        alternatives = [self._resolve(a) for a in _alternatives(schema)]
+        alternatives = [self._resolve(a) for a in schema_alternatives(schema)]
         seen = json_type(value)
         fitting = [a for a in alternatives if _accepts(a, seen)]
         if not fitting:
@@ -140,14 +141,6 @@ class _Walker:
 
 def _child(path: str, key: str) -> str:
     return f"{path}.{key}" if _NAME.match(key) or key == "*" else f"{path}[{json.dumps(key)}]"
-
-
-def _alternatives(schema: Schema) -> list[Schema]:
-    for keyword in ("anyOf", "oneOf"):
-        if keyword in schema:
-            base = {k: v for k, v in schema.items() if k not in (keyword, "default", "title", "description")}
-            return [{**base, **alt} for alt in schema[keyword]]
-    return [schema]
 
 
 def _types(schema: Schema) -> set[str]:
